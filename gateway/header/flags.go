@@ -1,0 +1,60 @@
+package header
+
+// TCP flag bits (RFC 9293 §3.1, RFC 3168).
+const (
+	FIN uint8 = 1 << iota
+	SYN
+	RST
+	PSH
+	ACK
+	URG
+	ECE
+	CWR
+)
+
+// CheckFlags applies the flag sanity rules to the flags byte of a TCP header.
+// fromServer says the packet was sent by the guarded service.
+//
+// The rules are those of Linux conntrack (tcp_valid_flags) and pf: ECE and
+// CWR (RFC 3168 §6.1) never matter, and PSH is ignored when judging SYN and
+// RST segments. Valid are SYN (from a client, URG allowed), SYN+ACK (from a
+// server), RST with or without ACK, and any segment with ACK but without
+// SYN/RST. Everything else gets the most specific reason.
+func CheckFlags(flags uint8, fromServer bool) Reason {
+	f := flags & (FIN | SYN | RST | PSH | ACK | URG)
+	if f&SYN != 0 {
+		switch {
+		case f&FIN != 0:
+			return SynFin
+		case f&RST != 0:
+			return SynRst
+		case f&ACK != 0:
+			if !fromServer {
+				return SynAckFromClient
+			}
+			return OK
+		case fromServer:
+			return ServerSyn
+		}
+		return OK
+	}
+	if f&RST != 0 {
+		if f&FIN != 0 {
+			return RstFin
+		}
+		return OK
+	}
+	if f&ACK != 0 {
+		return OK
+	}
+	// Neither SYN, RST nor ACK.
+	switch {
+	case f == 0:
+		return NullFlags
+	case f == FIN|PSH|URG:
+		return Xmas
+	case f&FIN != 0:
+		return FinNoAck
+	}
+	return NoAck
+}

@@ -1,0 +1,130 @@
+package header
+
+import "encoding/binary"
+
+// TCP option kinds (RFC 9293 §3.2, RFC 7323, RFC 2018).
+const (
+	OptEOL           = 0
+	OptNOP           = 1
+	OptMSS           = 2 // length 4
+	OptWindowScale   = 3 // length 3, RFC 7323 §2.2
+	OptSACKPermitted = 4 // length 2, RFC 2018 §2
+	OptSACK          = 5 // length 2+8n, RFC 2018 §3
+	OptTimestamps    = 8 // length 10, RFC 7323 §3.2
+)
+
+// MaxWScale is the largest window-scale shift (RFC 7323 §2.3).
+const MaxWScale = 14
+
+// MaxSACKBlocks is the most SACK blocks that fit in 40 option bytes
+// (RFC 2018 §3).
+const MaxSACKBlocks = 4
+
+// Options are the parsed TCP options of a segment (RFC 9293 §3.2, RFC 7323,
+// RFC 2018). Offsets are from the start of the TCP header, 0 when absent, so
+// that a translator can rewrite fields in place. When an option appears more
+// than once the last one counts.
+type Options struct {
+	MSS       uint16
+	HasMSS    bool
+	WScale    uint8 // already clamped to MaxWScale
+	HasWScale bool
+	// WScaleClamped says the segment asked for a shift above MaxWScale; RFC
+	// 7323 §2.3 says to log it and use 14.
+	WScaleClamped bool
+	SACKPermitted bool
+	HasTS         bool
+	TSVal, TSEcr  uint32
+	TSOffset      int // offset of the TSval field (TSecr follows at +4)
+	SACKOffset    int // offset of the first SACK block's left edge
+	SACKBlocks    int // number of SACK blocks (each 8 bytes)
+}
+
+// ParseOptions parses the options of a TCP header whose data offset was
+// already validated. It returns BadOption when an option's length is below
+// 2, runs past the header, or is wrong for MSS, window scale, SACK-permitted,
+// SACK (2+8n, n in 1..4) or timestamps; BadDataOffset when t is shorter than
+// its data offset says. Unknown options are skipped by their length.
+func ParseOptions(t TCP, o *Options) Reason {
+	*o = Options{}
+	if len(t) < TCPMinimumSize {
+		return Truncated
+	}
+	end := t.DataOffset()
+	if end < TCPMinimumSize || end > len(t) {
+		return BadDataOffset
+	}
+	i := TCPMinimumSize
+	for i < end {
+		kind := t[i]
+		if kind == OptEOL {
+			return OK
+		}
+		if kind == OptNOP {
+			i++
+			continue
+		}
+		if i+1 >= end {
+			return BadOption
+		}
+		l := int(t[i+1])
+		if l < 2 || l > end-i {
+			return BadOption
+		}
+		switch kind {
+		case OptMSS:
+			if l != 4 {
+				return BadOption
+			}
+			o.MSS = binary.BigEndian.Uint16(t[i+2:])
+			o.HasMSS = true
+		case OptWindowScale:
+			if l != 3 {
+				return BadOption
+			}
+			ws := t[i+2]
+			if ws > MaxWScale {
+				ws = MaxWScale
+				o.WScaleClamped = true
+			}
+			o.WScale = ws
+			o.HasWScale = true
+		case OptSACKPermitted:
+			if l != 2 {
+				return BadOption
+			}
+			o.SACKPermitted = true
+		case OptSACK:
+			n := (l - 2) / 8
+			if (l-2)%8 != 0 || n < 1 || n > MaxSACKBlocks {
+				return BadOption
+			}
+			o.SACKOffset = i + 2
+			o.SACKBlocks = n
+		case OptTimestamps:
+			if l != 10 {
+				return BadOption
+			}
+			o.TSVal = binary.BigEndian.Uint32(t[i+2:])
+			o.TSEcr = binary.BigEndian.Uint32(t[i+6:])
+			o.TSOffset = i + 2
+			o.HasTS = true
+		}
+		i += l
+	}
+	return OK
+}
+
+// SACKBlock returns the left and right edges of SACK block k
+// (0 <= k < o.SACKBlocks) of the header o was parsed from.
+func (t TCP) SACKBlock(o *Options, k int) (left, right uint32) {
+	off := o.SACKOffset + 8*k
+	return binary.BigEndian.Uint32(t[off:]), binary.BigEndian.Uint32(t[off+4:])
+}
+
+// SetSACKBlock rewrites SACK block k in place.
+func (t TCP) SetSACKBlock(o *Options, k int, left, right uint32) {
+	off := o.SACKOffset + 8*k
+	binary.BigEndian.PutUint32(t[off:], left)
+	binary.BigEndian.PutUint32(t[off+4:], right)
+}
