@@ -1,0 +1,173 @@
+package policy
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"slices"
+)
+
+// prefixIndex maps addresses to the values of the prefixes that contain
+// them. It keeps one hash map per prefix length in use, longest first, so a
+// lookup costs one map probe per distinct length (usually one or two).
+type prefixIndex struct {
+	v4 []level4
+	v6 []level6
+}
+
+type level4 struct {
+	bits int
+	mask uint32
+	m    map[uint32]int32
+}
+
+type key6 struct{ hi, lo uint64 }
+
+type level6 struct {
+	bits int
+	mask key6
+	m    map[key6]int32
+}
+
+func mask4(bits int) uint32 {
+	if bits == 0 {
+		return 0
+	}
+	return ^uint32(0) << (32 - bits)
+}
+
+func mask6(bits int) key6 {
+	var k key6
+	switch {
+	case bits == 0:
+	case bits <= 64:
+		k.hi = ^uint64(0) << (64 - bits)
+	default:
+		k.hi = ^uint64(0)
+		k.lo = ^uint64(0) << (128 - bits)
+	}
+	return k
+}
+
+func addr4(a netip.Addr) uint32 {
+	b := a.As4()
+	return binary.BigEndian.Uint32(b[:])
+}
+
+func addr6(a netip.Addr) key6 {
+	b := a.As16()
+	return key6{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
+}
+
+// add maps p (masked) to v. It reports false when p is already mapped.
+func (x *prefixIndex) add(p netip.Prefix, v int32) bool {
+	bits := p.Bits()
+	if p.Addr().Is4() {
+		i := slices.IndexFunc(x.v4, func(l level4) bool { return l.bits == bits })
+		if i < 0 {
+			x.v4 = append(x.v4, level4{bits: bits, mask: mask4(bits), m: map[uint32]int32{}})
+			slices.SortFunc(x.v4, func(a, b level4) int { return b.bits - a.bits })
+			i = slices.IndexFunc(x.v4, func(l level4) bool { return l.bits == bits })
+		}
+		l := &x.v4[i]
+		k := addr4(p.Addr()) & l.mask
+		if _, dup := l.m[k]; dup {
+			return false
+		}
+		l.m[k] = v
+		return true
+	}
+	i := slices.IndexFunc(x.v6, func(l level6) bool { return l.bits == bits })
+	if i < 0 {
+		x.v6 = append(x.v6, level6{bits: bits, mask: mask6(bits), m: map[key6]int32{}})
+		slices.SortFunc(x.v6, func(a, b level6) int { return b.bits - a.bits })
+		i = slices.IndexFunc(x.v6, func(l level6) bool { return l.bits == bits })
+	}
+	l := &x.v6[i]
+	a := addr6(p.Addr())
+	k := key6{a.hi & l.mask.hi, a.lo & l.mask.lo}
+	if _, dup := l.m[k]; dup {
+		return false
+	}
+	l.m[k] = v
+	return true
+}
+
+// get returns the value stored for exactly p, or -1.
+func (x *prefixIndex) get(p netip.Prefix) int32 {
+	bits := p.Bits()
+	if p.Addr().Is4() {
+		for i := range x.v4 {
+			if l := &x.v4[i]; l.bits == bits {
+				if v, ok := l.m[addr4(p.Addr())&l.mask]; ok {
+					return v
+				}
+			}
+		}
+		return -1
+	}
+	for i := range x.v6 {
+		if l := &x.v6[i]; l.bits == bits {
+			a := addr6(p.Addr())
+			if v, ok := l.m[key6{a.hi & l.mask.hi, a.lo & l.mask.lo}]; ok {
+				return v
+			}
+		}
+	}
+	return -1
+}
+
+// contains reports whether any prefix in x contains a.
+func (x *prefixIndex) contains(a netip.Addr) bool {
+	if a.Is4() || a.Is4In6() {
+		k := addr4(a.Unmap())
+		for i := range x.v4 {
+			l := &x.v4[i]
+			if _, ok := l.m[k&l.mask]; ok {
+				return true
+			}
+		}
+		return false
+	}
+	if !a.IsValid() {
+		return false
+	}
+	k := addr6(a)
+	for i := range x.v6 {
+		l := &x.v6[i]
+		if _, ok := l.m[key6{k.hi & l.mask.hi, k.lo & l.mask.lo}]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// portEntry is one port range of one service under one prefix.
+type portEntry struct {
+	r   PortRange
+	svc *Service
+}
+
+// findPort returns the service whose range in list (sorted by Lo, disjoint)
+// holds port, or nil.
+func findPort(list []portEntry, port uint16) *Service {
+	if len(list) == 1 {
+		if list[0].r.Lo <= port && port <= list[0].r.Hi {
+			return list[0].svc
+		}
+		return nil
+	}
+	// Binary search for the first entry with Lo > port.
+	lo, hi := 0, len(list)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if list[m].r.Lo <= port {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo > 0 && port <= list[lo-1].r.Hi {
+		return list[lo-1].svc
+	}
+	return nil
+}
