@@ -1,8 +1,14 @@
 package cookies
 
 import (
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,18 +25,22 @@ type Tuple struct {
 type Config struct {
 	// Period is how often the cookie counter ticks (and the key rotates).
 	// Zero means DefaultPeriod. A cookie is accepted for between one and two
-	// periods after it was made.
+	// periods after it was made. Gateways that share a Secret must also
+	// share the Period (and keep their clocks in step).
 	Period time.Duration
 	// Secret, when set, derives every key from it, so that gateways sharing
 	// the secret accept each other's cookies. At least 16 bytes.
 	Secret []byte
 	// Rand is the source of the random master key when Secret is empty;
-	// nil means crypto/rand.
+	// nil means crypto/rand. It is not used when Secret is set.
 	Rand io.Reader
 }
 
 // DefaultPeriod is the default counter period. See doc.go for why.
 const DefaultPeriod = 30 * time.Second
+
+// MinSecretLen is the shortest Config.Secret (and secret file) accepted.
+const MinSecretLen = 16
 
 // Sentinel errors of Check. They are values, never built per packet.
 var (
@@ -38,29 +48,196 @@ var (
 	ErrExpired = errors.New("cookies: expired cookie")
 )
 
-// Jar makes and checks cookies. It is safe for concurrent use.
-type Jar struct{ _ struct{} }
+// Cookie layout (bit 31 is the most significant):
+//
+//	bits 31..4  the top 28 bits of the MAC
+//	bits  3..0  (mssIndex<<2 | counter&3) XOR bits 31..28
+const (
+	macMask     = 0xfffffff0
+	macBits     = 28
+	counterMask = 3
+)
+
+// keysetKeys is how many per-counter keys a keyset caches: counters
+// cur-keysetPast .. cur+1.
+const (
+	keysetPast = 6
+	keysetKeys = keysetPast + 2
+)
+
+// keyset holds the keys of the counters around cur. It is immutable once
+// published.
+type keyset struct {
+	cur  uint64
+	base uint64 // counter of keys[0], cur - keysetPast
+	keys [keysetKeys]key
+}
+
+// Jar makes and checks cookies. It is safe for concurrent use. The zero Jar
+// is not usable; call New.
+type Jar struct {
+	period int64 // nanoseconds, > 0
+	master key
+	ks     atomic.Pointer[keyset]
+}
 
 // New returns a Jar whose keys are drawn or derived now.
-func New(cfg Config, now time.Time) (*Jar, error) { panic("todo") }
+func New(cfg Config, now time.Time) (*Jar, error) {
+	period := cfg.Period
+	if period == 0 {
+		period = DefaultPeriod
+	}
+	if period < 0 {
+		return nil, fmt.Errorf("cookies: period %v is negative", cfg.Period)
+	}
+	j := &Jar{period: int64(period)}
+	if cfg.Secret != nil {
+		if len(cfg.Secret) < MinSecretLen {
+			return nil, fmt.Errorf("cookies: secret is %d bytes, want at least %d", len(cfg.Secret), MinSecretLen)
+		}
+		m, err := hkdf.Key(sha256.New, cfg.Secret, nil, "synwall/cookies/master/v1", 16)
+		if err != nil {
+			return nil, fmt.Errorf("cookies: deriving the master key: %w", err)
+		}
+		j.master = key{binary.LittleEndian.Uint64(m[0:8]), binary.LittleEndian.Uint64(m[8:16])}
+	} else {
+		r := cfg.Rand
+		if r == nil {
+			r = rand.Reader
+		}
+		var m [16]byte
+		if _, err := io.ReadFull(r, m[:]); err != nil {
+			return nil, fmt.Errorf("cookies: drawing the master key: %w", err)
+		}
+		j.master = key{binary.LittleEndian.Uint64(m[0:8]), binary.LittleEndian.Uint64(m[8:16])}
+	}
+	j.ks.Store(j.newKeyset(j.counter(now)))
+	return j, nil
+}
+
+// Period returns the counter period of j.
+func (j *Jar) Period() time.Duration { return time.Duration(j.period) }
+
+// counter returns floor(now / period), counted from the Unix epoch so that
+// gateways with synchronized clocks agree on it.
+func (j *Jar) counter(now time.Time) uint64 {
+	ns := now.UnixNano()
+	c := ns / j.period
+	if ns%j.period < 0 {
+		c--
+	}
+	return uint64(c)
+}
+
+func (j *Jar) newKeyset(cur uint64) *keyset {
+	ks := &keyset{cur: cur, base: cur - keysetPast}
+	for i := range ks.keys {
+		ks.keys[i] = counterKey(j.master, ks.base+uint64(i))
+	}
+	return ks
+}
+
+// keyset returns a keyset that is current for cur or newer. The published
+// keyset only moves forward, so that callers whose clocks straddle a tick do
+// not swap it back and forth; a caller that lags is served by key's fallback.
+func (j *Jar) keyset(cur uint64) *keyset {
+	ks := j.ks.Load()
+	if ks.cur == cur || int64(cur-ks.cur) < 0 {
+		return ks
+	}
+	return j.rotate(cur)
+}
+
+// rotate publishes a keyset for cur unless a newer one already is.
+func (j *Jar) rotate(cur uint64) *keyset {
+	nks := j.newKeyset(cur)
+	for {
+		ks := j.ks.Load()
+		if int64(cur-ks.cur) <= 0 {
+			return ks
+		}
+		if j.ks.CompareAndSwap(ks, nks) {
+			return nks
+		}
+	}
+}
+
+// key returns the key of counter c, from ks when cached, else derived.
+func (j *Jar) key(ks *keyset, c uint64) key {
+	if d := c - ks.base; d < keysetKeys {
+		return ks.keys[d]
+	}
+	return counterKey(j.master, c)
+}
+
+// mssIndex returns the index of the largest class in the table that does not
+// exceed mss, 0 when mss is below all.
+func mssIndex(v6 bool, mss uint16) uint32 {
+	tab := MSSTable(v6)
+	for i := len(tab) - 1; i > 0; i-- {
+		if mss >= tab[i] {
+			return uint32(i)
+		}
+	}
+	return 0
+}
+
+// makeCookie lays out a cookie from its MAC, MSS index and counter.
+func makeCookie(mac uint64, idx uint32, counter uint64) uint32 {
+	hi := uint32(mac>>32) & macMask
+	return hi | ((idx<<2 | uint32(counter&counterMask)) ^ hi>>macBits)
+}
 
 // ISN returns the cookie to use as the SYN-ACK sequence number for a SYN on t
 // with client sequence number clientISN and client MSS mss (0 when the client
 // sent none). The MSS is rounded down to the largest class in MSSTable(t.V6)
 // that does not exceed it (the smallest class when it is below all).
 func (j *Jar) ISN(t *Tuple, clientISN uint32, mss uint16, now time.Time) uint32 {
-	panic("todo")
+	cur := j.counter(now)
+	ks := j.keyset(cur)
+	idx := mssIndex(t.V6, mss)
+	return makeCookie(cookieMAC(j.key(ks, cur), t, clientISN, idx, cur), idx, cur)
 }
 
 // Check validates cookie (the client's ACK number minus one) for t and the
 // client's ISN (its ACK's sequence number minus one). It returns the MSS of
 // the encoded class, or ErrExpired / ErrInvalid.
+//
+// The two low counter bits in the cookie name one of the counters cur-2,
+// cur-1, cur and cur+1 (cur from now); the MAC is checked with that counter's
+// key. A cookie whose MAC fails is ErrInvalid; one whose MAC holds but whose
+// counter is cur-2 (made two periods ago) or cur+1 (made in the next period,
+// the clock has moved back) is ErrExpired.
 func (j *Jar) Check(t *Tuple, clientISN, cookie uint32, now time.Time) (mss uint16, err error) {
-	panic("todo")
+	cur := j.counter(now)
+	ks := j.keyset(cur)
+	bits := (cookie ^ cookie>>macBits) & 0xf
+	idx := bits >> 2
+	age := (cur - uint64(bits&counterMask)) & counterMask // 0..3; 3 means cur+1
+	c := cur - age
+	if age == 3 {
+		c = cur + 1
+	}
+	if makeCookie(cookieMAC(j.key(ks, c), t, clientISN, idx, c), idx, c) != cookie {
+		return 0, ErrInvalid
+	}
+	if age > 1 {
+		return 0, ErrExpired
+	}
+	return MSSTable(t.V6)[idx], nil
 }
 
-// MSSTable returns the MSS classes for the family, ascending.
-func MSSTable(v6 bool) [4]uint16 { panic("todo") }
+// MSSTable returns the MSS classes for the family, ascending. The classes are
+// those of Linux's syncookies (net/ipv4/syncookies.c msstab,
+// net/ipv6/syncookies.c msstab): the smallest are the RFC 9293 §3.7.1 default
+// for IPv4 (536) and the IPv6 minimum link MTU (RFC 8200 §5) less 60 bytes
+// of headers (1220).
+func MSSTable(v6 bool) [4]uint16 {
+	if v6 {
+		return [4]uint16{1220, 1420, 1440, 8940}
+	}
+	return [4]uint16{536, 1300, 1440, 1460}
+}
 
 // TSOptions are the client options carried in the low bits of our TSval.
 type TSOptions struct {
@@ -72,12 +249,47 @@ type TSOptions struct {
 // NoWScale marks a client that did not send a window-scale option.
 const NoWScale = 0x0f
 
+// MaxWScale is the largest window-scale shift count (RFC 7323 §2.3).
+const MaxWScale = 14
+
 // TSBits is how many low bits of TSval EncodeTS uses.
 const TSBits = 6
 
-// EncodeTS returns ts with its low TSBits replaced by o.
-func EncodeTS(ts uint32, o TSOptions) uint32 { panic("todo") }
+const (
+	tsWScaleMask = 0x0f
+	tsSACK       = 1 << 4
+	tsECN        = 1 << 5
+	tsMask       = 1<<TSBits - 1
+)
+
+// EncodeTS returns ts with its low TSBits replaced by o: bits 3..0 the window
+// scale (NoWScale for none), bit 4 SACK-permitted, bit 5 ECN, as Linux's
+// cookie_init_timestamp does. A WScale above MaxWScale other than NoWScale is
+// stored as MaxWScale, which is how RFC 7323 §2.3 says to treat it.
+func EncodeTS(ts uint32, o TSOptions) uint32 {
+	ws := uint32(o.WScale)
+	if ws != NoWScale && ws > MaxWScale {
+		ws = MaxWScale
+	}
+	bits := ws
+	if o.SACK {
+		bits |= tsSACK
+	}
+	if o.ECN {
+		bits |= tsECN
+	}
+	return ts&^tsMask | bits
+}
 
 // DecodeTS reads the options back from an echoed TSecr; ok is false when the
-// bits cannot have been made by EncodeTS.
-func DecodeTS(tsecr uint32) (o TSOptions, ok bool) { panic("todo") }
+// bits cannot have been made by EncodeTS. With this layout every pattern of
+// the six bits is one EncodeTS makes (window scale 0..14, or 15 for none,
+// with either SACK and ECN value), so ok is always true; the caller still has
+// to check that TSecr echoes a TSval it sent.
+func DecodeTS(tsecr uint32) (o TSOptions, ok bool) {
+	return TSOptions{
+		WScale: uint8(tsecr & tsWScaleMask),
+		SACK:   tsecr&tsSACK != 0,
+		ECN:    tsecr&tsECN != 0,
+	}, true
+}
