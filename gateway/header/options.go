@@ -83,9 +83,9 @@ func ParseOptions(t TCP, o *Options) Reason {
 				return BadOption
 			}
 			ws := t[i+2]
-			if ws > MaxWScale {
+			o.WScaleClamped = ws > MaxWScale
+			if o.WScaleClamped {
 				ws = MaxWScale
-				o.WScaleClamped = true
 			}
 			o.WScale = ws
 			o.HasWScale = true
