@@ -1,0 +1,71 @@
+// Package queue is everything of synwall that touches the kernel: it takes
+// guarded TCP packets from NFQUEUE, hands each to a Processor (the engine's
+// gateway.Worker), tells the kernel the verdict, sends the packets the engine
+// asks for through raw sockets, and installs and removes the firewall rules
+// that steer the traffic into the queue. It decides nothing itself.
+//
+// # Backends
+//
+// Two receive backends implement Queue. BackendRaw (the default) is a
+// hand-written nfnetlink_queue loop on an AF_NETLINK/NETLINK_NETFILTER
+// socket: one reused receive buffer, messages parsed in place, verdicts
+// written into a reused send buffer and sent with one write per drain, no
+// allocation per packet. BackendNFQ uses github.com/florianl/go-nfqueue and
+// is kept as the reference implementation; it allocates per packet and is
+// slower.
+//
+// Each queue number in Config.Queues gets its own worker goroutine and its
+// own Processor (from the factory given to Open). Verdicts are issued in the
+// order the packets arrived. Runs of plain ACCEPT (or of DROP) verdicts are
+// folded into one NFQNL_MSG_VERDICT_BATCH message, which applies to every
+// packet of the queue with an id up to the one named; a verdict that carries
+// an altered packet is always sent on its own. Pending verdicts and injected
+// packets are flushed when a receive drain finds the socket empty, when 64
+// packets are pending, and at the latest after Config.FlushInterval.
+//
+// # Fail modes
+//
+// synwall is fail-closed by default. The kernel's NFQUEUE target and the
+// queue configuration decide what happens to traffic synwall cannot take:
+//
+//   - Fail-closed (default, FailOpen false). The queue is bound without
+//     NFQA_CFG_F_FAIL_OPEN and the rules use NFQUEUE without --queue-bypass.
+//     A packet that finds the queue full (Config.MaxQueueLen) is dropped by
+//     the kernel and counted as queue_dropped in
+//     /proc/net/netfilter/nfnetlink_queue; a packet whose message does not
+//     fit the netlink socket buffer is dropped and counted as
+//     queue_user_dropped. If the daemon dies, its rules stay in place and,
+//     with no program bound to the queue, the kernel drops every guarded
+//     packet: the services are unreachable until synwall runs again or the
+//     rules are removed (synwall removes them on a clean exit).
+//   - Fail-open (FailOpen true). The queue is bound with
+//     NFQA_CFG_F_FAIL_OPEN: packets that find the queue full are ACCEPTED
+//     unexamined. Under a flood that lets the excess SYNs reach the servers,
+//     which is what fail-open means. The rules get --queue-bypass, which in
+//     the kernel covers only the case "no program bound to the queue": if
+//     the daemon dies, guarded traffic flows to the servers unprotected (and,
+//     being notracked, without conntrack) until synwall runs again.
+//
+// A clean shutdown (context cancelled) unbinds the queues; the caller then
+// removes the rules with Firewall.Remove. Between the unbind and the removal
+// the mode's "no program bound" behaviour applies.
+//
+// # Injection
+//
+// RawInjector sends complete IPv4 and IPv6 packets through
+// socket(AF_INET, SOCK_RAW, IPPROTO_RAW) and socket(AF_INET6, SOCK_RAW,
+// IPPROTO_RAW) with sendmmsg, the destination taken from each packet's IP
+// header. Both sockets carry SO_MARK (DefaultMark, 0x5359 "SY"), and the
+// generated rules let marked packets RETURN before any queue rule and skip
+// conntrack, so synwall never sees its own packets again.
+//
+// # Firewall rules
+//
+// Rules describes the guarded services and how their traffic is queued;
+// it renders iptables-restore text for both families (what Firewall
+// installs, atomically per family with --noflush so other rules survive)
+// and nftables text for operators who use nft. Every rule carries the
+// comment "synwall", lives in synwall's own chains (SYNWALL-RAW-PRE,
+// SYNWALL-RAW-OUT in raw; SYNWALL-FWD, SYNWALL-IN, SYNWALL-OUT in filter)
+// and is reached by a jump inserted at the top of the built-in chain.
+package queue

@@ -1,0 +1,216 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	recvBufSize = 128 << 10              // one message: packet of up to MaxCopyRange plus attributes
+	recvTimeout = 100 * time.Millisecond // how often a blocked receive looks at its context
+)
+
+// rawWorker is the default backend: nfnetlink_queue spoken directly on a
+// NETLINK_NETFILTER socket with reused buffers.
+type rawWorker struct {
+	cfg   Config
+	queue uint16
+	proc  Processor
+	inj   Injector
+	c     *counters
+
+	fd   int
+	buf  []byte
+	pipe *pipeline
+	msg  Message
+	seq  uint32
+}
+
+func (w *rawWorker) run(ctx context.Context) error {
+	if err := inNetNS(w.cfg.NetNS, w.openSocket); err != nil {
+		return err
+	}
+	defer unix.Close(w.fd)
+	w.buf = make([]byte, recvBufSize)
+	w.pipe = newPipeline(w.queue, w.proc, w.inj, w.c, w.write)
+	if err := w.bind(); err != nil {
+		return err
+	}
+	defer w.unbind()
+	return w.loop(ctx)
+}
+
+func (w *rawWorker) openSocket() error {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
+	if err != nil {
+		return fmt.Errorf("queue %d: netlink socket: %w", w.queue, err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("queue %d: bind netlink socket: %w", w.queue, err)
+	}
+	// A big receive buffer rides out bursts; FORCE needs CAP_NET_ADMIN,
+	// which binding a queue needs anyway, but fall back quietly.
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, w.cfg.RcvBuf) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, w.cfg.RcvBuf)
+	}
+	// Overruns are counted by the kernel (queue_user_dropped in
+	// /proc/net/netfilter/nfnetlink_queue); an ENOBUFS error per overrun
+	// would only interrupt the loop. If this fails, ENOBUFS is counted.
+	_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_NO_ENOBUFS, 1)
+	tv := unix.NsecToTimeval(recvTimeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("queue %d: SO_RCVTIMEO: %w", w.queue, err)
+	}
+	w.fd = fd
+	return nil
+}
+
+// bind binds the queue and configures it in one message, then waits for
+// the kernel's answer, handling any packet that arrives meanwhile.
+func (w *rawWorker) bind() error {
+	w.seq++
+	msg := appendConfigBind(make([]byte, 0, 128), w.seq, w.queue, w.cfg.MaxQueueLen, w.cfg.FailOpen)
+	if _, err := unix.Write(w.fd, msg); err != nil {
+		return fmt.Errorf("queue %d: bind: %w", w.queue, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		n, err := w.recv(0)
+		if err == unix.EAGAIN || err == unix.EINTR || err == unix.ENOBUFS {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("queue %d: bind: %w", w.queue, err)
+		}
+		acked := false
+		var ackErr error
+		perr := w.parse(w.buf[:n], func(m *Message) {
+			if m.Seq == w.seq {
+				acked = true
+				if m.Errno != 0 {
+					ackErr = unix.Errno(m.Errno)
+				}
+			}
+		})
+		if err := errors.Join(perr, w.pipe.flush()); err != nil {
+			return fmt.Errorf("queue %d: verdict: %w", w.queue, err)
+		}
+		if acked {
+			if ackErr != nil {
+				hint := ""
+				switch ackErr {
+				case unix.EBUSY:
+					hint = " (another program is bound to this queue)"
+				case unix.EPERM:
+					hint = " (needs CAP_NET_ADMIN)"
+				}
+				return fmt.Errorf("queue %d: bind: %w%s", w.queue, ackErr, hint)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("queue %d: bind: no answer from the kernel", w.queue)
+}
+
+func (w *rawWorker) unbind() {
+	_ = w.pipe.flush()
+	w.seq++
+	_, _ = unix.Write(w.fd, appendConfigCmd(make([]byte, 0, 64), w.seq, w.queue, nfqnlCfgCmdUnbind))
+}
+
+// recv reads one datagram into w.buf without allocating.
+func (w *rawWorker) recv(flags int) (int, error) {
+	n, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(w.fd),
+		uintptr(unsafe.Pointer(&w.buf[0])), uintptr(len(w.buf)), uintptr(flags), 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+func (w *rawWorker) write(b []byte) error {
+	for {
+		_, err := unix.Write(w.fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		return err
+	}
+}
+
+// parse hands every packet in b to the pipeline and every error message to
+// other (which may be nil). It fails only when verdicts cannot be sent.
+func (w *rawWorker) parse(b []byte, other func(*Message)) error {
+	now := w.cfg.Now()
+	for len(b) > 0 {
+		rest, err := ParseMessage(b, &w.msg)
+		m := &w.msg
+		switch {
+		case err != nil:
+			w.c.parseErrors.Add(1)
+			if m.Kind == MsgPacket && m.Packet.ID != 0 {
+				// A packet we cannot read is dropped, not left queued.
+				if err := w.pipe.plain(m.Packet.ID, false); err != nil {
+					return err
+				}
+			}
+		case m.Kind == MsgPacket:
+			if err := w.pipe.handle(&m.Packet, now); err != nil {
+				return err
+			}
+		case m.Kind == MsgError && m.Errno != 0:
+			if other == nil {
+				w.c.kernelErrors.Add(1)
+			}
+		}
+		if other != nil && m.Kind == MsgError {
+			other(m)
+		}
+		b = rest
+	}
+	return nil
+}
+
+func (w *rawWorker) loop(ctx context.Context) error {
+	flags := 0
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		n, err := w.recv(flags)
+		switch err {
+		case nil:
+		case unix.EAGAIN:
+			// The drain is over (or a blocking receive timed out).
+			if err := w.pipe.flush(); err != nil {
+				return fmt.Errorf("queue %d: verdict: %w", w.queue, err)
+			}
+			flags = 0
+			continue
+		case unix.EINTR:
+			continue
+		case unix.ENOBUFS:
+			w.c.enobufs.Add(1)
+			continue
+		default:
+			return fmt.Errorf("queue %d: receive: %w", w.queue, os.NewSyscallError("recvfrom", err))
+		}
+		flags = unix.MSG_DONTWAIT
+		if err := w.parse(w.buf[:n], nil); err != nil {
+			return fmt.Errorf("queue %d: verdict: %w", w.queue, err)
+		}
+		if w.pipe.full(w.cfg.Now(), w.cfg.FlushInterval) {
+			if err := w.pipe.flush(); err != nil {
+				return fmt.Errorf("queue %d: verdict: %w", w.queue, err)
+			}
+		}
+	}
+}

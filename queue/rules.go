@@ -1,0 +1,525 @@
+package queue
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"slices"
+	"strings"
+)
+
+// Hook says where the guarded traffic passes the gateway. The zero value is
+// invalid.
+type Hook uint8
+
+const (
+	HookInvalid Hook = iota
+	// HookForward: synwall runs on a router in front of the servers; both
+	// directions pass FORWARD.
+	HookForward
+	// HookInput: synwall protects the host it runs on; client traffic
+	// passes INPUT and the server's answers OUTPUT.
+	HookInput
+)
+
+// String returns the command-line spelling of h.
+func (h Hook) String() string {
+	switch h {
+	case HookForward:
+		return "forward"
+	case HookInput:
+		return "input"
+	}
+	return "invalid"
+}
+
+// Family is an IP version. The zero value is invalid.
+type Family uint8
+
+const (
+	FamilyInvalid Family = iota
+	IPv4
+	IPv6
+)
+
+// String returns "ipv4" or "ipv6".
+func (f Family) String() string {
+	switch f {
+	case IPv4:
+		return "ipv4"
+	case IPv6:
+		return "ipv6"
+	}
+	return "invalid"
+}
+
+// PortRange is an inclusive range of TCP ports, 1 <= Lo <= Hi.
+type PortRange struct{ Lo, Hi uint16 }
+
+// RuleService is one guarded service as the firewall sees it: the server
+// addresses and their TCP ports.
+type RuleService struct {
+	Prefix netip.Prefix
+	Ports  PortRange
+}
+
+// Rules describes the firewall rules that steer guarded traffic into the
+// queues.
+type Rules struct {
+	Services []RuleService
+	Hooks    []Hook // at least one
+	// QueueFirst..QueueLast are the queue numbers: one queue uses
+	// --queue-num, several --queue-balance (which hashes addresses only, so
+	// one source always lands on one queue).
+	QueueFirst, QueueLast uint16
+	// CPUFanout spreads packets over the queues by CPU instead of by hash
+	// (--queue-cpu-fanout; needs several queues).
+	CPUFanout bool
+	// FailOpen adds --queue-bypass: with no program bound to the queue the
+	// kernel accepts guarded traffic instead of dropping it. It does not
+	// cover a full queue; that is Config.FailOpen.
+	FailOpen bool
+	// Mark identifies injected packets; DefaultMark when zero.
+	Mark uint32
+}
+
+// Comment tags every rule synwall installs; Remove deletes exactly what
+// carries it.
+const Comment = "synwall"
+
+// Chain names. Built-in chains jump to them from their first rule.
+const (
+	ChainRawPre  = "SYNWALL-RAW-PRE" // raw PREROUTING
+	ChainRawOut  = "SYNWALL-RAW-OUT" // raw OUTPUT
+	ChainForward = "SYNWALL-FWD"     // filter FORWARD
+	ChainInput   = "SYNWALL-IN"      // filter INPUT
+	ChainOutput  = "SYNWALL-OUT"     // filter OUTPUT
+	chainPrefix  = "SYNWALL-"
+)
+
+// Validate reports the first problem of r.
+func (r Rules) Validate() error {
+	if len(r.Hooks) == 0 {
+		return errors.New("queue: rules: no hook (want forward and/or input)")
+	}
+	for _, h := range r.Hooks {
+		if h != HookForward && h != HookInput {
+			return fmt.Errorf("queue: rules: invalid hook %d", h)
+		}
+	}
+	if len(r.Services) == 0 {
+		return errors.New("queue: rules: no service to guard")
+	}
+	for i, s := range r.Services {
+		if !s.Prefix.IsValid() {
+			return fmt.Errorf("queue: rules: service %d: invalid prefix", i)
+		}
+		if s.Prefix.Addr().Is4In6() {
+			return fmt.Errorf("queue: rules: service %d: IPv4-mapped prefix %s; write it as IPv4", i, s.Prefix)
+		}
+		if s.Ports.Lo == 0 || s.Ports.Lo > s.Ports.Hi {
+			return fmt.Errorf("queue: rules: service %d (%s): port range %d-%d, want 1 <= lo <= hi <= 65535", i, s.Prefix, s.Ports.Lo, s.Ports.Hi)
+		}
+	}
+	if r.QueueLast < r.QueueFirst {
+		return fmt.Errorf("queue: rules: queue range %d:%d is empty", r.QueueFirst, r.QueueLast)
+	}
+	if r.CPUFanout && r.QueueLast == r.QueueFirst {
+		return errors.New("queue: rules: CPU fanout needs more than one queue")
+	}
+	return nil
+}
+
+func (r Rules) hook(h Hook) bool { return slices.Contains(r.Hooks, h) }
+
+func (r Rules) mark() uint32 {
+	if r.Mark == 0 {
+		return DefaultMark
+	}
+	return r.Mark
+}
+
+func (r Rules) services(f Family) []RuleService {
+	var out []RuleService
+	for _, s := range r.Services {
+		if s.Prefix.Addr().Is4() == (f == IPv4) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (p PortRange) iptables() string {
+	if p.Lo == p.Hi {
+		return fmt.Sprint(p.Lo)
+	}
+	return fmt.Sprintf("%d:%d", p.Lo, p.Hi)
+}
+
+func (p PortRange) nft() string {
+	if p.Lo == p.Hi {
+		return fmt.Sprint(p.Lo)
+	}
+	return fmt.Sprintf("%d-%d", p.Lo, p.Hi)
+}
+
+func (r Rules) queueTarget() string {
+	var b strings.Builder
+	b.WriteString("NFQUEUE")
+	if r.QueueFirst == r.QueueLast {
+		fmt.Fprintf(&b, " --queue-num %d", r.QueueFirst)
+	} else {
+		fmt.Fprintf(&b, " --queue-balance %d:%d", r.QueueFirst, r.QueueLast)
+		if r.CPUFanout {
+			b.WriteString(" --queue-cpu-fanout")
+		}
+	}
+	if r.FailOpen {
+		b.WriteString(" --queue-bypass")
+	}
+	return b.String()
+}
+
+// table is one iptables table's part of the rules.
+type table struct {
+	name   string
+	chains []string // synwall chains, in declaration order
+	jumps  []string // "BUILTIN CHAIN": jumps inserted at the top of BUILTIN
+	rules  []string // "-A ..." lines
+}
+
+// tables returns the rules of family f, table by table.
+func (r Rules) tables(f Family) []table {
+	svcs := r.services(f)
+	tag := "-m comment --comment " + Comment
+	markMatch := fmt.Sprintf("-m mark --mark 0x%x", r.mark())
+	fwd, in := r.hook(HookForward), r.hook(HookInput)
+
+	raw := table{name: "raw", chains: []string{ChainRawPre, ChainRawOut},
+		jumps: []string{"PREROUTING " + ChainRawPre, "OUTPUT " + ChainRawOut}}
+	add := func(t *table, chain, spec, target string) {
+		t.rules = append(t.rules, fmt.Sprintf("-A %s %s%s -j %s", chain, spec, tag, target))
+	}
+	// Injected packets: never tracked, never queued.
+	add(&raw, ChainRawOut, markMatch+" ", "CT --notrack")
+	add(&raw, ChainRawOut, markMatch+" ", "RETURN")
+	for _, s := range svcs {
+		add(&raw, ChainRawPre, fmt.Sprintf("-d %s -p tcp -m tcp --dport %s ", s.Prefix, s.Ports.iptables()), "CT --notrack")
+		if fwd {
+			add(&raw, ChainRawPre, fmt.Sprintf("-s %s -p tcp -m tcp --sport %s ", s.Prefix, s.Ports.iptables()), "CT --notrack")
+		}
+		if in {
+			add(&raw, ChainRawOut, fmt.Sprintf("-s %s -p tcp -m tcp --sport %s ", s.Prefix, s.Ports.iptables()), "CT --notrack")
+		}
+	}
+
+	filter := table{name: "filter"}
+	q := r.queueTarget()
+	if fwd {
+		filter.chains = append(filter.chains, ChainForward)
+		filter.jumps = append(filter.jumps, "FORWARD "+ChainForward)
+		add(&filter, ChainForward, markMatch+" ", "RETURN")
+		for _, s := range svcs {
+			add(&filter, ChainForward, fmt.Sprintf("-d %s -p tcp -m tcp --dport %s ", s.Prefix, s.Ports.iptables()), q)
+			add(&filter, ChainForward, fmt.Sprintf("-s %s -p tcp -m tcp --sport %s ", s.Prefix, s.Ports.iptables()), q)
+		}
+	}
+	if in {
+		filter.chains = append(filter.chains, ChainInput, ChainOutput)
+		filter.jumps = append(filter.jumps, "INPUT "+ChainInput, "OUTPUT "+ChainOutput)
+		add(&filter, ChainInput, markMatch+" ", "RETURN")
+		add(&filter, ChainOutput, markMatch+" ", "RETURN")
+		for _, s := range svcs {
+			add(&filter, ChainInput, fmt.Sprintf("-d %s -p tcp -m tcp --dport %s ", s.Prefix, s.Ports.iptables()), q)
+			add(&filter, ChainOutput, fmt.Sprintf("-s %s -p tcp -m tcp --sport %s ", s.Prefix, s.Ports.iptables()), q)
+		}
+	}
+	return []table{raw, filter}
+}
+
+// IPTables returns the iptables-restore (f IPv4) or ip6tables-restore (f
+// IPv6) input that installs the rules, for use with --noflush on a system
+// without synwall rules. Firewall.Install also removes an earlier
+// installation in the same transaction.
+func (r Rules) IPTables(f Family) (string, error) {
+	if err := r.Validate(); err != nil {
+		return "", err
+	}
+	if f != IPv4 && f != IPv6 {
+		return "", fmt.Errorf("queue: rules: invalid family %d", f)
+	}
+	return r.restoreText(f, nil), nil
+}
+
+// restoreText renders the rules of f, first removing what stale describes.
+// Families without services get no rules, only the removal.
+func (r Rules) restoreText(f Family, stale map[string]*installed) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# synwall %s rules: iptables-restore --noflush\n", f)
+	have := len(r.services(f)) > 0
+	for _, t := range r.tables(f) {
+		old := stale[t.name]
+		if !have {
+			t = table{name: t.name}
+		}
+		if len(t.chains) == 0 && (old == nil || old.empty()) {
+			continue
+		}
+		fmt.Fprintf(&b, "*%s\n", t.name)
+		// Declaring a user chain under --noflush creates it, or flushes it
+		// if it exists.
+		for _, c := range t.chains {
+			fmt.Fprintf(&b, ":%s - [0:0]\n", c)
+		}
+		if old != nil {
+			for _, c := range old.chains {
+				if !slices.Contains(t.chains, c) {
+					fmt.Fprintf(&b, ":%s - [0:0]\n", c)
+				}
+			}
+			for _, rule := range old.builtin {
+				fmt.Fprintf(&b, "-D %s\n", rule)
+			}
+			for _, c := range old.chains {
+				if !slices.Contains(t.chains, c) {
+					fmt.Fprintf(&b, "-X %s\n", c)
+				}
+			}
+		}
+		for _, j := range t.jumps {
+			builtin, chain, _ := strings.Cut(j, " ")
+			fmt.Fprintf(&b, "-I %s 1 -m comment --comment %s -j %s\n", builtin, Comment, chain)
+		}
+		for _, rule := range t.rules {
+			b.WriteString(rule)
+			b.WriteByte('\n')
+		}
+		b.WriteString("COMMIT\n")
+	}
+	return b.String()
+}
+
+// installed is what iptables-save shows of synwall in one table.
+type installed struct {
+	chains  []string // SYNWALL-* chains
+	builtin []string // rules tagged synwall outside them, without "-A "
+}
+
+func (i *installed) empty() bool { return len(i.chains) == 0 && len(i.builtin) == 0 }
+
+// parseSave extracts synwall's chains and tagged rules from iptables-save
+// output.
+func parseSave(text []byte) map[string]*installed {
+	out := map[string]*installed{}
+	var cur *installed
+	sc := bufio.NewScanner(bytes.NewReader(text))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case strings.HasPrefix(line, "*"):
+			cur = &installed{}
+			out[line[1:]] = cur
+		case cur == nil:
+		case strings.HasPrefix(line, ":"+chainPrefix):
+			name, _, _ := strings.Cut(line[1:], " ")
+			cur.chains = append(cur.chains, name)
+		case strings.HasPrefix(line, "-A "):
+			f := strings.Fields(line)
+			if len(f) < 2 || strings.HasPrefix(f[1], chainPrefix) || !taggedSynwall(f) {
+				continue
+			}
+			cur.builtin = append(cur.builtin, line[len("-A "):])
+		}
+	}
+	return out
+}
+
+func taggedSynwall(fields []string) bool {
+	for i := 0; i+1 < len(fields); i++ {
+		if fields[i] == "--comment" && strings.Trim(fields[i+1], `"'`) == Comment {
+			return true
+		}
+	}
+	return false
+}
+
+// NFTables returns the rules as an nft -f script that replaces the table
+// "inet synwall" atomically. The nft queue expression needs nft_queue in the
+// kernel.
+func (r Rules) NFTables() (string, error) {
+	if err := r.Validate(); err != nil {
+		return "", err
+	}
+	mark := fmt.Sprintf("meta mark 0x%x", r.mark())
+	q := "queue"
+	var flags []string
+	if r.FailOpen {
+		flags = append(flags, "bypass")
+	}
+	if r.CPUFanout {
+		flags = append(flags, "fanout")
+	}
+	if len(flags) > 0 {
+		q += " flags " + strings.Join(flags, ",")
+	}
+	if r.QueueFirst == r.QueueLast {
+		q += fmt.Sprintf(" to %d", r.QueueFirst)
+	} else {
+		q += fmt.Sprintf(" to %d-%d", r.QueueFirst, r.QueueLast)
+	}
+	match := func(s RuleService, dir string) string {
+		ip := "ip"
+		if s.Prefix.Addr().Is6() {
+			ip = "ip6"
+		}
+		addr, port := "daddr", "dport"
+		if dir == "src" {
+			addr, port = "saddr", "sport"
+		}
+		return fmt.Sprintf("%s %s %s tcp %s %s", ip, addr, s.Prefix, port, s.Ports.nft())
+	}
+	fwd, in := r.hook(HookForward), r.hook(HookInput)
+	var b strings.Builder
+	c := fmt.Sprintf(" comment %q", Comment)
+	b.WriteString("# synwall rules: nft -f FILE (replaces the table inet synwall)\n")
+	b.WriteString("table inet synwall\ndelete table inet synwall\n")
+	b.WriteString("table inet synwall {\n")
+	chain := func(name, hook, prio string, body func()) {
+		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority %s; policy accept;\n", name, hook, prio)
+		body()
+		b.WriteString("\t}\n")
+	}
+	chain("raw-pre", "prerouting", "raw", func() {
+		for _, s := range r.Services {
+			fmt.Fprintf(&b, "\t\t%s notrack%s\n", match(s, "dst"), c)
+			if fwd {
+				fmt.Fprintf(&b, "\t\t%s notrack%s\n", match(s, "src"), c)
+			}
+		}
+	})
+	chain("raw-out", "output", "raw", func() {
+		fmt.Fprintf(&b, "\t\t%s notrack%s\n\t\t%s return%s\n", mark, c, mark, c)
+		if in {
+			for _, s := range r.Services {
+				fmt.Fprintf(&b, "\t\t%s notrack%s\n", match(s, "src"), c)
+			}
+		}
+	})
+	if fwd {
+		chain("forward", "forward", "filter - 10", func() {
+			fmt.Fprintf(&b, "\t\t%s return%s\n", mark, c)
+			for _, s := range r.Services {
+				fmt.Fprintf(&b, "\t\t%s %s%s\n\t\t%s %s%s\n", match(s, "dst"), q, c, match(s, "src"), q, c)
+			}
+		})
+	}
+	if in {
+		chain("input", "input", "filter - 10", func() {
+			fmt.Fprintf(&b, "\t\t%s return%s\n", mark, c)
+			for _, s := range r.Services {
+				fmt.Fprintf(&b, "\t\t%s %s%s\n", match(s, "dst"), q, c)
+			}
+		})
+		chain("output", "output", "filter - 10", func() {
+			fmt.Fprintf(&b, "\t\t%s return%s\n", mark, c)
+			for _, s := range r.Services {
+				fmt.Fprintf(&b, "\t\t%s %s%s\n", match(s, "src"), q, c)
+			}
+		})
+	}
+	b.WriteString("}\n")
+	return b.String(), nil
+}
+
+// Firewall installs and removes Rules with iptables-restore and
+// ip6tables-restore.
+type Firewall struct {
+	Rules Rules
+	// Wrap prefixes every command, e.g. {"ip", "netns", "exec", "lab"}.
+	Wrap []string
+}
+
+// ErrNoIPTables is returned when iptables-save or iptables-restore is not
+// installed.
+var ErrNoIPTables = errors.New("queue: iptables-restore/iptables-save not found (install the iptables package)")
+
+func tools(f Family) (save, restore string) {
+	if f == IPv6 {
+		return "ip6tables-save", "ip6tables-restore"
+	}
+	return "iptables-save", "iptables-restore"
+}
+
+func (fw *Firewall) command(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
+	if _, err := exec.LookPath(name); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoIPTables, err)
+	}
+	argv := append(slices.Clone(fw.Wrap), name)
+	argv = append(argv, args...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("queue: %s: %w: %s", strings.Join(argv, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
+}
+
+func (fw *Firewall) stale(ctx context.Context, f Family) (map[string]*installed, error) {
+	save, _ := tools(f)
+	out, err := fw.command(ctx, nil, save)
+	if err != nil {
+		return nil, err
+	}
+	return parseSave(out), nil
+}
+
+// Install installs the rules of both families, each in one iptables-restore
+// transaction that also removes whatever an earlier synwall left behind, so
+// installing twice never duplicates a rule. A family without services only
+// has its stale rules removed.
+func (fw *Firewall) Install(ctx context.Context) error {
+	if err := fw.Rules.Validate(); err != nil {
+		return err
+	}
+	for _, f := range []Family{IPv4, IPv6} {
+		if err := fw.apply(ctx, f, fw.Rules); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Remove deletes every rule and chain tagged synwall, in both families. It
+// does nothing when there are none.
+func (fw *Firewall) Remove(ctx context.Context) error {
+	var errs []error
+	for _, f := range []Family{IPv4, IPv6} {
+		errs = append(errs, fw.apply(ctx, f, Rules{}))
+	}
+	return errors.Join(errs...)
+}
+
+// apply replaces synwall's rules of family f by r's (none for a zero r).
+func (fw *Firewall) apply(ctx context.Context, f Family, r Rules) error {
+	stale, err := fw.stale(ctx, f)
+	if err != nil {
+		return err
+	}
+	text := r.restoreText(f, stale)
+	if !strings.Contains(text, "COMMIT") {
+		return nil
+	}
+	_, restore := tools(f)
+	_, err = fw.command(ctx, []byte(text), restore, "--noflush")
+	return err
+}
