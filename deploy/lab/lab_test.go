@@ -1,0 +1,261 @@
+package lab
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLabWithoutSynwall: the lab forwards: the client reaches the server's
+// HTTP over IPv4 and IPv6 through the gateway, the server sees the client's
+// address, the topology and sysctls are as documented.
+func TestLabWithoutSynwall(t *testing.T) {
+	l := newLab(t)
+	srv, err := l.StartServers(ServerConfig{})
+	if err != nil {
+		t.Fatalf("StartServers: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		name   string
+		server netip.Addr
+		client netip.Addr
+	}{
+		{"IPv4", ServerV4, ClientV4},
+		{"IPv6", ServerV6, ClientV6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := l.Connect(ctx, Load{Addr: netip.AddrPortFrom(tc.server, HTTPPort), N: 20, Concurrency: 4, Timeout: 5 * time.Second})
+			if err != nil {
+				t.Fatalf("Connect: %v", err)
+			}
+			if r.OK != 20 || r.Attempts != 20 {
+				t.Errorf("Connect(%v) = %v, want 20/20 ok", tc.server, r)
+			}
+			if got := srv.Seen(tc.client); got != 20 {
+				t.Errorf("server saw %d requests from %v, want 20 (all remotes: %v)", got, tc.client, srv.Remotes())
+			}
+			t.Logf("%v: %v", tc.server, r)
+		})
+	}
+	t.Run("sysctls", func(t *testing.T) {
+		for _, c := range []struct{ ns, key, want string }{
+			{l.Gateway, "net.ipv4.ip_forward", "1"},
+			{l.Gateway, "net.ipv6.conf.all.forwarding", "1"},
+			{l.Client, "net.ipv6.conf.all.accept_dad", "0"},
+			{l.Gateway, "net.ipv4.conf.all.rp_filter", "0"},
+			{l.Client, "net.ipv4.ip_forward", "0"},
+		} {
+			got, err := Sysctl(c.ns, c.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != c.want {
+				t.Errorf("Sysctl(%s, %s) = %s, want %s", c.ns, c.key, got, c.want)
+			}
+		}
+	})
+	t.Run("spoof route", func(t *testing.T) {
+		out, err := l.Exec(ctx, l.Gateway, "ip", "route", "get", "198.19.7.7")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out, "via "+AttackerV4.String()) || !strings.Contains(out, "dev "+IfAttacker) {
+			t.Errorf("route to the spoof range in the gateway = %q, want via %v dev %s", out, AttackerV4, IfAttacker)
+		}
+	})
+	t.Run("root namespace untouched", func(t *testing.T) {
+		// This process keeps its own namespace: the lab's addresses are
+		// not local here.
+		ln, err := net.Listen("tcp", netip.AddrPortFrom(ServerV4, 0).String())
+		if err == nil {
+			ln.Close()
+			t.Fatalf("listening on %v worked in the test's own namespace; a thread leaked into the lab", ServerV4)
+		}
+	})
+}
+
+// TestAttackerStaysSilent: the attacker's kernel sends no RST for the
+// server's SYN-ACKs, while a RST that hping3 builds still leaves.
+func TestAttackerStaysSilent(t *testing.T) {
+	needTools(t, "hping3", "timeout")
+	l := newLab(t)
+	if _, err := l.StartServers(ServerConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Counters on the server: RSTs from the attacker, SYNs from it.
+	for _, rule := range [][]string{
+		{"-p", "tcp", "-s", AttackerV4.String(), "--tcp-flags", "ALL", "RST"},
+		{"-p", "tcp", "-s", AttackerV4.String(), "--tcp-flags", "ALL", "SYN"},
+	} {
+		if _, err := l.Exec(ctx, l.Server, "iptables", append([]string{"-w", "10", "-A", "INPUT"}, rule...)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.Flood(ctx, Flood{Target: ServerV4, Port: HTTPPort, Flags: []string{"-S"}, Count: 5, Interval: "u10000", Duration: 5 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	c := inputCounters(t, l, l.Server, "iptables")
+	if c[1] != 5 {
+		t.Errorf("server counted %d SYNs from the attacker, want 5", c[1])
+	}
+	if c[0] != 0 {
+		t.Errorf("server counted %d RSTs from the attacker after its SYNs, want 0 (the attacker must not answer SYN-ACKs)", c[0])
+	}
+	if _, err := l.Flood(ctx, Flood{Target: ServerV4, Port: HTTPPort, Flags: []string{"-R"}, Count: 3, Interval: "u10000", Duration: 5 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if c := inputCounters(t, l, l.Server, "iptables"); c[0] != 3 {
+		t.Errorf("server counted %d RSTs from hping3 -R, want 3", c[0])
+	}
+}
+
+// inputCounters returns the packet counters of the INPUT rules in order.
+func inputCounters(t *testing.T, l *Lab, ns, ipt string) []uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := l.Exec(ctx, ns, ipt, "-w", "10", "-L", "INPUT", "-v", "-x", "-n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cs []uint64
+	for _, line := range strings.Split(out, "\n")[2:] {
+		var n uint64
+		if _, err := fmt.Sscan(line, &n); err == nil {
+			cs = append(cs, n)
+		}
+	}
+	return cs
+}
+
+// TestBulk: the bulk server's sink hashes what it gets; its source sends
+// the deterministic stream.
+func TestBulk(t *testing.T) {
+	l := newLab(t)
+	if _, err := l.StartServers(ServerConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, a := range []netip.Addr{ServerV4, ServerV6} {
+		for _, n := range []int{0, 1, 300_000} {
+			if err := l.BulkUp(ctx, netip.AddrPortFrom(a, BulkPort), n); err != nil {
+				t.Errorf("BulkUp(%v, %d): %v", a, n, err)
+			}
+			if err := l.BulkDown(ctx, netip.AddrPortFrom(a, BulkPort), n); err != nil {
+				t.Errorf("BulkDown(%v, %d): %v", a, n, err)
+			}
+		}
+	}
+}
+
+// TestListenInKeepsNamespace: a listener opened in a namespace accepts
+// there, used from any goroutine; a name that is no namespace fails.
+func TestListenInKeepsNamespace(t *testing.T) {
+	l := newLab(t)
+	ln, err := ListenIn(l.Server, "tcp", "[::]:7777")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			io.WriteString(c, "hello\n")
+			c.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := DialIn(ctx, l.Client, "tcp", netip.AddrPortFrom(ServerV6, 7777).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if line != "hello\n" {
+		t.Errorf("read %q, %v; want hello", line, err)
+	}
+	if _, err := ListenIn(l.Prefix+"-nonexistent", "tcp", ":0"); err == nil {
+		t.Errorf("ListenIn(nonexistent namespace) succeeded")
+	}
+}
+
+// TestDownIdempotent: Down twice is fine; a lab whose namespaces are
+// partly gone is removed too.
+func TestDownIdempotent(t *testing.T) {
+	l := newLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := l.run(ctx, "ip", "netns", "del", l.Attacker); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Down(); err != nil {
+		t.Fatalf("Down of a half-removed lab: %v", err)
+	}
+	if err := l.Down(); err != nil {
+		t.Fatalf("second Down: %v", err)
+	}
+	for _, ns := range l.Namespaces() {
+		if _, err := os.Stat(filepath.Join(netnsDir, ns)); err == nil {
+			t.Errorf("namespace %s still exists", ns)
+		}
+	}
+	if _, err := l.StartServers(ServerConfig{}); err == nil {
+		t.Errorf("StartServers after Down succeeded")
+	}
+}
+
+// TestUpCleansUpOnFailure: when Up fails half way (here: the namespace
+// names are taken), it leaves nothing of its own behind.
+func TestUpCleansUpOnFailure(t *testing.T) {
+	l := newLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// A second lab with the same prefix fails on its first namespace and
+	// must not remove the first lab's.
+	if _, err := Up(ctx, Config{Prefix: l.Prefix}); err == nil {
+		t.Fatal("Up with a prefix in use succeeded")
+	}
+	for _, ns := range l.Namespaces() {
+		if _, err := os.Stat(filepath.Join(netnsDir, ns)); err != nil {
+			t.Errorf("namespace %s of the running lab gone after a failed Up: %v", ns, err)
+		}
+	}
+	// A prefix whose server namespace is taken: Up builds three and fails
+	// on the fourth, then removes its three.
+	prefix := l.Prefix + "-x"
+	cli, atk, gw, srv := Names(prefix)
+	if _, err := l.run(ctx, "ip", "netns", "add", srv); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { Remove(prefix) })
+	if _, err := Up(ctx, Config{Prefix: prefix}); err == nil {
+		t.Fatal("Up with the server namespace taken succeeded")
+	}
+	for _, ns := range []string{cli, atk, gw} {
+		if _, err := os.Stat(filepath.Join(netnsDir, ns)); err == nil {
+			t.Errorf("namespace %s left after a failed Up", ns)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(netnsDir, srv)); err != nil {
+		t.Errorf("failed Up removed %s, which it did not create: %v", srv, err)
+	}
+}
+
+func sha(b []byte) [32]byte { return sha256.Sum256(b) }
