@@ -48,7 +48,7 @@ func (r Rate) String() string {
 }
 
 // formatCount writes n with a k/M/G (powers of 1000) or Ki/Mi/Gi (powers
-// of 1024) suffix when that is exact and n >= 10000.
+// of 1024) suffix when that is exact and n >= 1000.
 func formatCount(n uint64) string {
 	if n >= 10000 {
 		for _, s := range []struct {
