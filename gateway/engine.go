@@ -1,8 +1,17 @@
 package gateway
 
 import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"net/netip"
+	"sync/atomic"
 	"time"
 
+	"github.com/synwall/synwall/cookies"
 	"github.com/synwall/synwall/gateway/header"
 	"github.com/synwall/synwall/policy"
 )
@@ -15,6 +24,17 @@ const (
 	Accept                 // let the packet go on; Result.Packet replaces it when non-nil
 	Drop
 )
+
+// String returns "accept", "drop" or "invalid".
+func (v Verdict) String() string {
+	switch v {
+	case Accept:
+		return "accept"
+	case Drop:
+		return "drop"
+	}
+	return "invalid"
+}
 
 // Meta is what the queue knows about a packet besides its bytes.
 type Meta struct {
@@ -50,7 +70,7 @@ const (
 	EventMalformed           // dropped by header checks (see Result.Reason)
 	EventUnguarded           // no service matches; accepted untouched
 	EventPassed              // service in pass mode
-	EventPolicyDrop          // service in drop mode
+	EventPolicyDrop          // service in drop mode, or a denied source
 	EventSynAnswered         // SYN answered with a cookie SYN-ACK
 	EventSynLimited          // SYN dropped by a rate limit
 	EventHandshake           // valid ACK: flow created, SYN sent to the server
@@ -64,17 +84,254 @@ const (
 	NumEvents
 )
 
+var eventNames = [NumEvents]string{
+	EventInvalid:       "invalid",
+	EventMalformed:     "malformed",
+	EventUnguarded:     "unguarded",
+	EventPassed:        "passed",
+	EventPolicyDrop:    "policy_drop",
+	EventSynAnswered:   "syn_answered",
+	EventSynLimited:    "syn_limited",
+	EventHandshake:     "handshake",
+	EventBadCookie:     "bad_cookie",
+	EventExpiredCookie: "expired_cookie",
+	EventServerUp:      "server_up",
+	EventServerRefused: "server_refused",
+	EventTranslated:    "translated",
+	EventHeld:          "held",
+	EventUnknown:       "unknown",
+}
+
+// String returns a short snake_case name used in metrics and logs.
+func (e Event) String() string {
+	if e < NumEvents {
+		return eventNames[e]
+	}
+	return "invalid"
+}
+
+// Limiter decides whether a SYN may be answered. The engine calls it on the
+// SYN path with the client's address; it must not allocate and must be safe
+// for concurrent use.
+type Limiter interface {
+	Allow(src netip.Addr, now time.Time) bool
+}
+
+// Config sets up an Engine. Zero sizes and timeouts take their value from
+// Policy.Tables, and then from the defaults below.
+type Config struct {
+	Policy *policy.Policy
+	// Cookies makes and checks the SYN cookies. When nil, New makes a Jar
+	// with Policy.Tables.CookiePeriod, Rand and Start.
+	Cookies *cookies.Jar
+	// Start is the time used to set up a Jar made by New; zero means now.
+	Start time.Time
+
+	CacheBuckets int // SYN cache buckets, rounded up to a power of two
+	CacheEntries int // entries per bucket
+	Flows        int // flow table capacity, rounded up to a multiple of FlowBucketSize
+
+	HandshakeTimeout time.Duration // SynSent flow without the server's SYN-ACK
+	IdleTimeout      time.Duration // established flow without packets
+	Linger           time.Duration // after FIN both ways, or RST
+	SynRetransmit    time.Duration // resend the server SYN when client data comes after this
+
+	// PendingSlots is how many client segments can be held, over all flows,
+	// while the server side is coming up; each holds up to PendingSize bytes
+	// of payload.
+	PendingSlots int
+
+	// SourceLimit, when set, is asked before a SYN is answered (a per-source
+	// rate limit); SynAckLimit, when set, bounds the SYN-ACKs sent in all.
+	// A refused SYN is dropped with EventSynLimited.
+	SourceLimit Limiter
+	SynAckLimit Limiter
+
+	// Rand seeds the SYN cache key and the flow hash; nil means crypto/rand.
+	Rand io.Reader
+}
+
+// Defaults used when neither Config nor Policy.Tables set a value.
+const (
+	DefaultCacheBuckets     = 512 // FreeBSD syncache
+	DefaultCacheEntries     = 30
+	DefaultFlows            = 1 << 16
+	DefaultHandshakeTimeout = 5 * time.Second
+	DefaultIdleTimeout      = 15 * time.Minute
+	DefaultLinger           = 10 * time.Second
+	DefaultSynRetransmit    = time.Second
+	DefaultPendingSlots     = 1024
+	// PendingSize is the largest payload held for a flow in SynSent.
+	PendingSize = 2048
+	// MaxPendingPerFlow is how many segments one flow may hold.
+	MaxPendingPerFlow = 4
+)
+
 // Engine holds the state shared by all workers: cookie keys, SYN cache, flow
-// table, policy and counters.
-type Engine struct{ _ struct{} }
+// table, policy and counters. It is safe for concurrent use; each goroutine
+// uses its own Worker.
+type Engine struct {
+	policy atomic.Pointer[policy.Policy]
+	jar    *cookies.Jar
+	period int64 // cookie period, ns
 
-// Worker processes packets for one queue. It owns reusable buffers and must
-// not be used by two goroutines at once.
-type Worker struct{ _ struct{} }
+	cache   synCache
+	flows   flowTable
+	pending pendingPool
 
-// Process decides what happens to pkt, a whole IP packet taken at time now.
-// It may rewrite pkt in place. It never allocates and never panics.
-func (w *Worker) Process(pkt []byte, meta Meta, now time.Time, r *Result) { panic("todo") }
+	hsTimeout  int64
+	idle       int64
+	linger     int64
+	synRetrans int64
 
-// SetPolicy swaps the policy atomically. Flows and the SYN cache survive.
-func (e *Engine) SetPolicy(p *policy.Policy) { panic("todo") }
+	srcLimit, synAckLimit Limiter
+
+	st counters
+}
+
+type counters struct {
+	events [NumEvents]atomic.Uint64
+	drops  [header.NumReasons]atomic.Uint64
+
+	cacheHits, cacheMisses, cacheEvictions, cacheRetransmits atomic.Uint64
+	flowsActive                                              atomic.Int64
+	flowsCreated, flowsExpired, flowsEvicted                 atomic.Uint64
+	pendingHeld, pendingDropped                              atomic.Uint64
+	synRetransmits                                           atomic.Uint64
+}
+
+// Stats is a snapshot of the engine's counters.
+type Stats struct {
+	Events [NumEvents]uint64         // packets by what Process did
+	Drops  [header.NumReasons]uint64 // header-check drops by reason
+
+	CacheHits        uint64 // handshake ACKs that found their SYN cache entry
+	CacheMisses      uint64 // handshake ACKs checked by cookie alone
+	CacheEvictions   uint64 // live entries pushed out of a full bucket
+	CacheRetransmits uint64 // repeated SYNs answered from the cache
+
+	FlowsActive  int64
+	FlowsCreated uint64
+	FlowsExpired uint64 // idle, lingering or handshake timed out
+	FlowsEvicted uint64 // pushed out of a full bucket
+
+	PendingHeld    uint64 // client segments held during the handshake
+	PendingDropped uint64 // client segments that found no room (the client resends)
+	SynRetransmits uint64 // SYNs resent to a server
+}
+
+// New builds an engine. All of its memory is allocated here.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Policy == nil {
+		return nil, errors.New("gateway: Config.Policy is nil")
+	}
+	t := cfg.Policy.Tables
+	pick := func(c, p, d int) int {
+		switch {
+		case c > 0:
+			return c
+		case p > 0:
+			return p
+		}
+		return d
+	}
+	pickD := func(c, p, d time.Duration) int64 {
+		switch {
+		case c > 0:
+			return int64(c)
+		case p > 0:
+			return int64(p)
+		}
+		return int64(d)
+	}
+	buckets := pick(cfg.CacheBuckets, t.CacheBuckets, DefaultCacheBuckets)
+	entries := pick(cfg.CacheEntries, t.CacheEntries, DefaultCacheEntries)
+	flows := pick(cfg.Flows, t.Flows, DefaultFlows)
+	slots := pick(cfg.PendingSlots, 0, DefaultPendingSlots)
+	if buckets > 1<<24 || entries > 1024 || flows > 1<<28 || slots > 1<<20 {
+		return nil, fmt.Errorf("gateway: table sizes out of range (cache %d×%d, flows %d, pending %d)", buckets, entries, flows, slots)
+	}
+	rnd := cfg.Rand
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	var seed [16]byte
+	if _, err := io.ReadFull(rnd, seed[:]); err != nil {
+		return nil, fmt.Errorf("gateway: drawing the SYN cache key: %w", err)
+	}
+	e := &Engine{
+		jar:         cfg.Cookies,
+		hsTimeout:   pickD(cfg.HandshakeTimeout, t.HandshakeTimeout, DefaultHandshakeTimeout),
+		idle:        pickD(cfg.IdleTimeout, t.IdleTimeout, DefaultIdleTimeout),
+		linger:      pickD(cfg.Linger, t.Linger, DefaultLinger),
+		synRetrans:  pickD(cfg.SynRetransmit, 0, DefaultSynRetransmit),
+		period:      pickD(0, t.CookiePeriod, cookies.DefaultPeriod),
+		srcLimit:    cfg.SourceLimit,
+		synAckLimit: cfg.SynAckLimit,
+	}
+	if e.jar == nil {
+		start := cfg.Start
+		if start.IsZero() {
+			start = time.Now()
+		}
+		jar, err := cookies.New(cookies.Config{Period: time.Duration(e.period), Rand: rnd}, start)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		e.jar = jar
+	}
+	e.cache.init(buckets, entries, binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:]))
+	e.flows.init(flows, maphash.MakeSeed())
+	e.pending.init(slots)
+	e.policy.Store(cfg.Policy)
+	return e, nil
+}
+
+// SetPolicy swaps the policy atomically. Flows and the SYN cache survive;
+// table sizes and timeouts keep the values the engine was built with.
+func (e *Engine) SetPolicy(p *policy.Policy) {
+	if p != nil {
+		e.policy.Store(p)
+	}
+}
+
+// Policy returns the policy in use.
+func (e *Engine) Policy() *policy.Policy { return e.policy.Load() }
+
+// Jar returns the cookie jar the engine uses.
+func (e *Engine) Jar() *cookies.Jar { return e.jar }
+
+// Stats returns a snapshot of the counters.
+func (e *Engine) Stats() Stats {
+	var s Stats
+	for i := range s.Events {
+		s.Events[i] = e.st.events[i].Load()
+	}
+	for i := range s.Drops {
+		s.Drops[i] = e.st.drops[i].Load()
+	}
+	s.CacheHits = e.st.cacheHits.Load()
+	s.CacheMisses = e.st.cacheMisses.Load()
+	s.CacheEvictions = e.st.cacheEvictions.Load()
+	s.CacheRetransmits = e.st.cacheRetransmits.Load()
+	s.FlowsActive = e.st.flowsActive.Load()
+	s.FlowsCreated = e.st.flowsCreated.Load()
+	s.FlowsExpired = e.st.flowsExpired.Load()
+	s.FlowsEvicted = e.st.flowsEvicted.Load()
+	s.PendingHeld = e.st.pendingHeld.Load()
+	s.PendingDropped = e.st.pendingDropped.Load()
+	s.SynRetransmits = e.st.synRetransmits.Load()
+	return s
+}
+
+// Sizes reports the fixed capacities chosen at construction.
+func (e *Engine) Sizes() (cacheBuckets, cacheEntries, flows, pendingSlots int) {
+	return e.cache.nbuckets, e.cache.per, len(e.flows.slots), len(e.pending.len)
+}
+
+// Expire removes flows that are idle, lingering past their time or waiting
+// too long for the server, and returns how many it removed. The daemon calls
+// it about once a second; lookups already treat such flows as absent.
+func (e *Engine) Expire(now time.Time) int {
+	return e.flows.expire(e, now.UnixNano())
+}

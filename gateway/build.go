@@ -1,0 +1,109 @@
+package gateway
+
+import (
+	"encoding/binary"
+
+	"github.com/synwall/synwall/gateway/header"
+)
+
+// synOpts are the TCP options a built segment carries.
+type synOpts struct {
+	mss   uint16 // 0: none
+	ws    int8   // -1: none
+	sack  bool   // SACK-permitted
+	ts    bool
+	tsVal uint32
+	tsEcr uint32
+}
+
+// Sizes of the headers the builders write.
+const (
+	ipv4Len   = 20
+	ipv6Len   = 40
+	tcpLen    = 20
+	maxOptLen = 20
+	// bufSize holds the largest packet a worker builds: IPv6, TCP with
+	// options, and a held payload.
+	bufSize = ipv6Len + tcpLen + maxOptLen + PendingSize
+)
+
+// writeOptions lays out options the way Linux does on a SYN (MSS,
+// SACK-permitted, timestamps, NOP, window scale; RFC 9293 §3.2, RFC 7323,
+// RFC 2018), padded to a multiple of four, and returns their length.
+func writeOptions(b []byte, o *synOpts) int {
+	n := 0
+	if o.mss != 0 {
+		b[0], b[1] = 2, 4
+		binary.BigEndian.PutUint16(b[2:], o.mss)
+		n = 4
+	}
+	switch {
+	case o.ts && o.sack:
+		b[n], b[n+1] = 4, 2
+		b[n+2], b[n+3] = 8, 10
+		binary.BigEndian.PutUint32(b[n+4:], o.tsVal)
+		binary.BigEndian.PutUint32(b[n+8:], o.tsEcr)
+		n += 12
+	case o.ts:
+		b[n], b[n+1] = 1, 1
+		b[n+2], b[n+3] = 8, 10
+		binary.BigEndian.PutUint32(b[n+4:], o.tsVal)
+		binary.BigEndian.PutUint32(b[n+8:], o.tsEcr)
+		n += 12
+	case o.sack:
+		b[n], b[n+1], b[n+2], b[n+3] = 1, 1, 4, 2
+		n += 4
+	}
+	if o.ws >= 0 {
+		b[n], b[n+1], b[n+2], b[n+3] = 1, 3, 3, byte(o.ws)
+		n += 4
+	}
+	return n
+}
+
+// buildSegment writes an IP packet carrying one TCP segment into buf and
+// returns it, checksums set. IPv4 gets TTL 64, ID 0 and DF; IPv6 hop limit
+// 64 and no extension headers.
+func buildSegment(buf []byte, v6 bool, src, dst *[16]byte, sport, dport uint16,
+	seq, ack uint32, flags uint8, win uint16, o *synOpts, payload []byte) []byte {
+	ipl := ipv4Len
+	if v6 {
+		ipl = ipv6Len
+	}
+	optl := writeOptions(buf[ipl+tcpLen:], o)
+	thl := tcpLen + optl
+	total := ipl + thl + len(payload)
+	copy(buf[ipl+thl:], payload)
+	if v6 {
+		h := buf[:ipv6Len]
+		binary.BigEndian.PutUint32(h[0:], 6<<28)
+		binary.BigEndian.PutUint16(h[4:], uint16(thl+len(payload)))
+		h[6] = 6 // TCP
+		h[7] = 64
+		copy(h[8:24], src[:])
+		copy(h[24:40], dst[:])
+	} else {
+		h := buf[:ipv4Len]
+		h[0] = 0x45
+		h[1] = 0
+		binary.BigEndian.PutUint16(h[2:], uint16(total))
+		binary.BigEndian.PutUint32(h[4:], 0x00004000) // ID 0, DF (RFC 791 §3.1)
+		h[8] = 64
+		h[9] = 6
+		h[10], h[11] = 0, 0
+		copy(h[12:16], src[:4])
+		copy(h[16:20], dst[:4])
+		header.SetIPv4Checksum(header.IPv4(h))
+	}
+	t := buf[ipl : ipl+thl+len(payload)]
+	binary.BigEndian.PutUint16(t[0:], sport)
+	binary.BigEndian.PutUint16(t[2:], dport)
+	binary.BigEndian.PutUint32(t[4:], seq)
+	binary.BigEndian.PutUint32(t[8:], ack)
+	t[12] = byte(thl/4) << 4
+	t[13] = flags
+	binary.BigEndian.PutUint16(t[14:], win)
+	t[16], t[17], t[18], t[19] = 0, 0, 0, 0
+	header.SetTCPChecksum(v6, src, dst, header.TCP(t))
+	return buf[:total]
+}

@@ -1,0 +1,266 @@
+package gateway
+
+import (
+	"hash/maphash"
+	"sync"
+
+	"github.com/synwall/synwall/cookies"
+)
+
+// flowState is where a proxied connection stands. Zero is invalid (a free
+// slot).
+type flowState uint8
+
+const (
+	stateInvalid     flowState = iota
+	stateSynSent               // client admitted, SYN sent to the server
+	stateEstablished           // server answered; translating
+	stateClosing               // FIN both ways or RST: lingering
+)
+
+// flow is one proxied connection, keyed by its client-side tuple.
+type flow struct {
+	tuple cookies.Tuple
+	state flowState
+
+	clientISN uint32
+	cookieISN uint32 // our SYN-ACK's ISN, the client's view of the server's
+	serverISN uint32
+	delta     uint32 // cookieISN - serverISN
+
+	ourTS    uint32 // TSval of our SYN-ACK, as echoed by the client
+	serverTS uint32 // the server's TSval in its SYN-ACK
+	tsOff    uint32 // ourTS - serverTS
+	lastTS   uint32 // the client's latest TSval
+	lastWin  uint16 // the client's latest window field
+	mss      uint16 // MSS sent to the server
+
+	clientTS bool // timestamps agreed with the client
+	useTS    bool // timestamps on both sides: translate them
+	sack     bool
+	ecn      bool
+	sentWS   int8 // window scale our SYN to the server carried, -1 none
+	advWS    int8 // window scale our SYN-ACK offered the client, -1 none
+
+	// Effective shifts (RFC 7323 §2.3): what each sender scales by and what
+	// its peer believes it scales by.
+	clientShift, serverBelievesClient uint8
+	serverShift, clientBelievesServer uint8
+	rescaleC2S, rescaleS2C            bool
+
+	finClient, finServer bool
+	newSyn               bool // a new SYN came on this tuple while established
+
+	created, synSentAt, lastSeen, closeAt int64
+
+	npend uint8
+	pend  [MaxPendingPerFlow]int32
+}
+
+// FlowBucketSize is the number of slots in one flow-table bucket; a tuple
+// lives in the bucket its seeded hash names.
+const FlowBucketSize = 8
+
+// flowTable is a fixed array of buckets of FlowBucketSize flows with one
+// lock each. A full bucket evicts an expired flow or else its least recently
+// used one.
+type flowTable struct {
+	seed  maphash.Seed
+	mask  uint64
+	locks []paddedMutex
+	slots []flow
+}
+
+func (ft *flowTable) init(capacity int, seed maphash.Seed) {
+	n := 1
+	for n*FlowBucketSize < capacity {
+		n <<= 1
+	}
+	ft.seed = seed
+	ft.mask = uint64(n - 1)
+	ft.locks = make([]paddedMutex, n)
+	ft.slots = make([]flow, n*FlowBucketSize)
+}
+
+func (ft *flowTable) bucket(t *cookies.Tuple) int {
+	var b [40]byte
+	return int(maphash.Bytes(ft.seed, tupleBytes(t, &b)) & ft.mask)
+}
+
+func (ft *flowTable) lock(i int) *sync.Mutex { return &ft.locks[i].Mutex }
+
+func (ft *flowTable) slotsOf(i int) []flow {
+	return ft.slots[i*FlowBucketSize : (i+1)*FlowBucketSize]
+}
+
+// expired reports whether f has outlived its state's timeout at now.
+func (e *Engine) expired(f *flow, now int64) bool {
+	switch f.state {
+	case stateSynSent:
+		return now-f.created > e.hsTimeout
+	case stateEstablished:
+		return now-f.lastSeen > e.idle
+	case stateClosing:
+		return now > f.closeAt
+	}
+	return false
+}
+
+// find returns the live flow for t in bucket i, or nil. An expired flow is
+// removed on the way. The caller holds the bucket's lock.
+func (e *Engine) findFlow(i int, t *cookies.Tuple, now int64) *flow {
+	fs := e.flows.slotsOf(i)
+	for j := range fs {
+		f := &fs[j]
+		if f.state != stateInvalid && f.tuple == *t {
+			if e.expired(f, now) {
+				e.removeFlow(f)
+				e.st.flowsExpired.Add(1)
+				return nil
+			}
+			return f
+		}
+	}
+	return nil
+}
+
+// newFlow returns a cleared slot of bucket i for t, evicting if it must.
+// The caller holds the bucket's lock.
+func (e *Engine) newFlow(i int, t *cookies.Tuple, now int64) *flow {
+	fs := e.flows.slotsOf(i)
+	var pick *flow
+	for j := range fs {
+		f := &fs[j]
+		if f.state == stateInvalid {
+			pick = f
+			break
+		}
+		if e.expired(f, now) {
+			e.removeFlow(f)
+			e.st.flowsExpired.Add(1)
+			pick = f
+			break
+		}
+		if pick == nil || f.lastSeen < pick.lastSeen {
+			pick = f
+		}
+	}
+	if pick.state != stateInvalid {
+		e.removeFlow(pick)
+		e.st.flowsEvicted.Add(1)
+	}
+	*pick = flow{tuple: *t, created: now, lastSeen: now, synSentAt: now}
+	e.st.flowsActive.Add(1)
+	e.st.flowsCreated.Add(1)
+	return pick
+}
+
+// removeFlow frees f and the data it holds. The caller holds its lock.
+func (e *Engine) removeFlow(f *flow) {
+	if f.state == stateInvalid {
+		return
+	}
+	e.releasePending(f)
+	f.state = stateInvalid
+	e.st.flowsActive.Add(-1)
+}
+
+func (e *Engine) releasePending(f *flow) {
+	for k := 0; k < int(f.npend); k++ {
+		e.pending.free(f.pend[k])
+	}
+	f.npend = 0
+}
+
+func (ft *flowTable) expire(e *Engine, now int64) int {
+	n := 0
+	for i := range ft.locks {
+		mu := ft.lock(i)
+		mu.Lock()
+		fs := ft.slotsOf(i)
+		for j := range fs {
+			f := &fs[j]
+			if f.state != stateInvalid && e.expired(f, now) {
+				e.removeFlow(f)
+				n++
+			}
+		}
+		mu.Unlock()
+	}
+	e.st.flowsExpired.Add(uint64(n))
+	return n
+}
+
+// pendingPool holds client payloads while a flow waits for its server: a
+// fixed number of fixed-size slots and a free list.
+type pendingPool struct {
+	mu    sync.Mutex
+	data  []byte
+	len   []uint16
+	seq   []uint32
+	freeL []int32
+}
+
+func (p *pendingPool) init(n int) {
+	p.data = make([]byte, n*PendingSize)
+	p.len = make([]uint16, n)
+	p.seq = make([]uint32, n)
+	p.freeL = make([]int32, n)
+	for i := range p.freeL {
+		p.freeL[i] = int32(n - 1 - i)
+	}
+}
+
+// put stores payload with its sequence number and returns the slot, or -1
+// when the pool is full or the payload too big.
+func (p *pendingPool) put(seq uint32, payload []byte) int32 {
+	if len(payload) > PendingSize {
+		return -1
+	}
+	p.mu.Lock()
+	n := len(p.freeL)
+	if n == 0 {
+		p.mu.Unlock()
+		return -1
+	}
+	s := p.freeL[n-1]
+	p.freeL = p.freeL[:n-1]
+	p.mu.Unlock()
+	copy(p.data[int(s)*PendingSize:], payload)
+	p.len[s] = uint16(len(payload))
+	p.seq[s] = seq
+	return s
+}
+
+func (p *pendingPool) get(s int32) (seq uint32, payload []byte) {
+	o := int(s) * PendingSize
+	return p.seq[s], p.data[o : o+int(p.len[s])]
+}
+
+func (p *pendingPool) free(s int32) {
+	p.mu.Lock()
+	p.freeL = append(p.freeL, s)
+	p.mu.Unlock()
+}
+
+// holdData keeps payload for f; false when there is no room.
+func (e *Engine) holdData(f *flow, seq uint32, payload []byte) bool {
+	for k := 0; k < int(f.npend); k++ {
+		if s, _ := e.pending.get(f.pend[k]); s == seq {
+			return true // a retransmission of what we hold
+		}
+	}
+	if int(f.npend) >= MaxPendingPerFlow {
+		e.st.pendingDropped.Add(1)
+		return false
+	}
+	s := e.pending.put(seq, payload)
+	if s < 0 {
+		e.st.pendingDropped.Add(1)
+		return false
+	}
+	f.pend[f.npend] = s
+	f.npend++
+	e.st.pendingHeld.Add(1)
+	return true
+}

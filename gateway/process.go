@@ -1,0 +1,470 @@
+package gateway
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"time"
+
+	"github.com/synwall/synwall/cookies"
+	"github.com/synwall/synwall/gateway/header"
+	"github.com/synwall/synwall/policy"
+)
+
+// maxInject is the most packets one Process call sends: the ACK that
+// completes the server's handshake and the held client segments.
+const maxInject = 1 + MaxPendingPerFlow
+
+// Worker processes packets for one queue. It owns reusable buffers and must
+// not be used by two goroutines at once.
+type Worker struct {
+	e    *Engine
+	pkt  header.Packet
+	inj  [maxInject][]byte
+	bufs [maxInject][bufSize]byte
+}
+
+// NewWorker returns a worker with its own buffers.
+func (e *Engine) NewWorker() *Worker { return &Worker{e: e} }
+
+func addrOf(a *[16]byte, v6 bool) netip.Addr {
+	if v6 {
+		return netip.AddrFrom16(*a)
+	}
+	return netip.AddrFrom4([4]byte(a[:4]))
+}
+
+// Process decides what happens to pkt, a whole IP packet taken at time now.
+// It may rewrite pkt in place. It never allocates and never panics.
+func (w *Worker) Process(pkt []byte, meta Meta, now time.Time, r *Result) {
+	*r = Result{}
+	w.process(pkt, meta, now, r)
+	w.e.st.events[r.Event].Add(1)
+}
+
+func (w *Worker) process(pkt []byte, meta Meta, now time.Time, r *Result) {
+	e := w.e
+	p := &w.pkt
+	if reason := header.Parse(pkt, p); reason != header.OK {
+		w.malformed(reason, r)
+		return
+	}
+	pol := e.policy.Load()
+	t := p.TCP
+	sport, dport := t.SourcePort(), t.DestinationPort()
+	fromServer := false
+	svc := pol.Lookup(addrOf(&p.Dst, p.V6), dport)
+	if svc == nil {
+		if svc = pol.Lookup(addrOf(&p.Src, p.V6), sport); svc == nil {
+			r.Verdict, r.Event = Accept, EventUnguarded
+			return
+		}
+		fromServer = true
+	}
+	flags := t.Flags()
+	if reason := header.CheckFlags(flags, fromServer); reason != header.OK {
+		if pol.InvalidFlags == policy.InvalidFlagsCount {
+			// Counted and let through, as the policy asks.
+			e.st.drops[reason].Add(1)
+			r.Verdict, r.Reason, r.Event = Accept, reason, EventPassed
+			return
+		}
+		w.malformed(reason, r)
+		return
+	}
+	if !fromServer && len(pol.Deny) > 0 && pol.Denied(addrOf(&p.Src, p.V6)) {
+		r.Verdict, r.Event = Drop, EventPolicyDrop
+		return
+	}
+	switch svc.Mode {
+	case policy.ModeProxy:
+	case policy.ModePass:
+		r.Verdict, r.Event = Accept, EventPassed
+		return
+	default:
+		r.Verdict, r.Event = Drop, EventPolicyDrop
+		return
+	}
+	if fromServer {
+		w.fromServer(pkt, p, flags, meta, now, r)
+		return
+	}
+	tup := cookies.Tuple{Src: p.Src, Dst: p.Dst, SrcPort: sport, DstPort: dport, V6: p.V6}
+	if flags&header.SYN != 0 {
+		w.syn(p, svc, pol, &tup, flags, now, r)
+		return
+	}
+	w.fromClient(pkt, p, svc, &tup, flags, meta, now, r)
+}
+
+func (w *Worker) malformed(reason header.Reason, r *Result) {
+	if reason >= header.NumReasons {
+		reason = header.ReasonInvalid
+	}
+	w.e.st.drops[reason].Add(1)
+	r.Verdict, r.Reason, r.Event = Drop, reason, EventMalformed
+}
+
+// syn answers a client's SYN with a cookie SYN-ACK sent as the server
+// (RFC 4987 §3.6, §3.8), remembering the client's options in the SYN cache.
+func (w *Worker) syn(p *header.Packet, svc *policy.Service, pol *policy.Policy, tup *cookies.Tuple, flags uint8, now time.Time, r *Result) {
+	e := w.e
+	nowNs := now.UnixNano()
+
+	// A tuple reused after its flow began to close starts afresh; an
+	// established flow is only marked, and replaced when a valid ACK for
+	// a new ISN arrives.
+	fi := e.flows.bucket(tup)
+	mu := e.flows.lock(fi)
+	mu.Lock()
+	if f := e.findFlow(fi, tup, nowNs); f != nil {
+		switch f.state {
+		case stateClosing:
+			e.removeFlow(f)
+		case stateEstablished:
+			f.newSyn = true
+		}
+	}
+	mu.Unlock()
+
+	if e.srcLimit != nil || e.synAckLimit != nil {
+		src := addrOf(&p.Src, p.V6)
+		if !pol.Allowed(src) && e.srcLimit != nil && !e.srcLimit.Allow(src, now) {
+			r.Verdict, r.Event = Drop, EventSynLimited
+			return
+		}
+		if e.synAckLimit != nil && !e.synAckLimit.Allow(src, now) {
+			r.Verdict, r.Event = Drop, EventSynLimited
+			return
+		}
+	}
+
+	o := &p.Opts
+	adv := &svc.Advertise
+	seq := p.TCP.SequenceNumber()
+	var clientMSS uint16
+	if o.HasMSS {
+		clientMSS = o.MSS
+	}
+	// Window scaling only when both sides send the option (RFC 7323 §2.2).
+	ws, advWS := int8(-1), int8(-1)
+	if o.HasWScale && adv.WScale >= 0 {
+		ws, advWS = int8(min(o.WScale, 14)), min(adv.WScale, 14)
+	}
+	sackOK := o.SACKPermitted && adv.SACK
+	tsOK := o.HasTS && adv.Timestamps
+	ecnOK := flags&(header.ECE|header.CWR) == header.ECE|header.CWR && adv.ECN // RFC 3168 §6.1.1
+
+	var cookie, ourTS uint32
+	ci := e.cache.bucket(tup)
+	cl := &e.cache.locks[ci]
+	cl.Lock()
+	c := e.cache.find(ci, tup)
+	if c != nil && c.clientISN == seq && nowNs-c.when < e.period && c.ts == tsOK {
+		// A retransmitted SYN gets the same SYN-ACK.
+		cookie, ourTS = c.cookie, c.ourTS
+		e.st.cacheRetransmits.Add(1)
+	} else {
+		if c == nil {
+			var evicted bool
+			if c, evicted = e.cache.victim(ci); evicted {
+				e.st.cacheEvictions.Add(1)
+			}
+		}
+		cookie = e.jar.ISN(tup, seq, clientMSS, now)
+		if tsOK {
+			tso := cookies.TSOptions{WScale: cookies.NoWScale, SACK: sackOK, ECN: ecnOK}
+			if ws >= 0 {
+				tso.WScale = uint8(ws)
+			}
+			ourTS = cookies.EncodeTS(uint32(now.UnixMilli()), tso)
+		}
+		*c = cacheEntry{
+			tuple: *tup, clientISN: seq, cookie: cookie, ourTS: ourTS, clientTS: o.TSVal,
+			when: nowNs, mss: clientMSS, ws: ws, advWS: advWS,
+			sack: sackOK, ts: tsOK, ecn: ecnOK, used: true,
+		}
+	}
+	cl.Unlock()
+
+	so := synOpts{mss: adv.MSS4, ws: advWS, sack: sackOK, ts: tsOK, tsVal: ourTS, tsEcr: o.TSVal}
+	if p.V6 {
+		so.mss = adv.MSS6
+	}
+	fl := header.SYN | header.ACK
+	if ecnOK {
+		fl |= header.ECE
+	}
+	w.inj[0] = buildSegment(w.bufs[0][:], p.V6, &p.Dst, &p.Src, tup.DstPort, tup.SrcPort,
+		cookie, seq+1, fl, adv.Window, &so, nil)
+	r.Verdict, r.Inject, r.Event = Drop, w.inj[:1], EventSynAnswered
+}
+
+// fromClient handles a client segment without SYN.
+func (w *Worker) fromClient(pkt []byte, p *header.Packet, svc *policy.Service, tup *cookies.Tuple, flags uint8, meta Meta, now time.Time, r *Result) {
+	e := w.e
+	nowNs := now.UnixNano()
+	fi := e.flows.bucket(tup)
+	mu := e.flows.lock(fi)
+	mu.Lock()
+	defer mu.Unlock()
+	f := e.findFlow(fi, tup, nowNs)
+	if f != nil && f.newSyn && flags&(header.RST|header.FIN) == 0 {
+		// The client opened a new connection on this tuple (its SYN came
+		// while the old flow was up): a valid cookie for a new ISN
+		// replaces the flow.
+		t := p.TCP
+		isn := t.SequenceNumber() - 1
+		if isn != f.clientISN {
+			if _, err := e.jar.Check(tup, isn, t.AckNumber()-1, now); err == nil {
+				e.removeFlow(f)
+				f = nil
+			}
+		}
+	}
+	if f == nil {
+		if flags&(header.RST|header.FIN) != 0 || flags&header.ACK == 0 {
+			// Unknown ACKs, RSTs and FINs never reach the server.
+			r.Verdict, r.Event = Drop, EventUnknown
+			return
+		}
+		w.handshake(p, svc, tup, fi, now, r)
+		return
+	}
+	f.lastSeen = nowNs
+	if f.state == stateSynSent {
+		w.heldClient(pkt, p, f, flags, meta, nowNs, r)
+		return
+	}
+	w.translateC2S(pkt, p, f, flags, meta, nowNs, r)
+}
+
+// handshake checks the ACK that completes the client's handshake and opens
+// the server side with a SYN carrying the client's ISN and options. The
+// caller holds the lock of flow bucket fi.
+func (w *Worker) handshake(p *header.Packet, svc *policy.Service, tup *cookies.Tuple, fi int, now time.Time, r *Result) {
+	e := w.e
+	t := p.TCP
+	o := &p.Opts
+	seq := t.SequenceNumber()
+	clientISN, cookie := seq-1, t.AckNumber()-1
+
+	var ent cacheEntry
+	hit := false
+	ci := e.cache.bucket(tup)
+	cl := &e.cache.locks[ci]
+	cl.Lock()
+	if c := e.cache.find(ci, tup); c != nil && c.clientISN == clientISN && c.cookie == cookie {
+		ent, hit = *c, true
+		c.used = false
+	}
+	cl.Unlock()
+
+	mss, err := e.jar.Check(tup, clientISN, cookie, now)
+	switch err {
+	case nil:
+	case cookies.ErrExpired:
+		r.Verdict, r.Event = Drop, EventExpiredCookie
+		return
+	default:
+		r.Verdict, r.Event = Drop, EventBadCookie
+		return
+	}
+
+	ws, advWS := int8(-1), int8(-1)
+	var sack, ecn, ts bool
+	if hit {
+		e.st.cacheHits.Add(1)
+		mss, ws, advWS, sack, ecn, ts = ent.mss, ent.ws, ent.advWS, ent.sack, ent.ecn, ent.ts && o.HasTS
+	} else {
+		e.st.cacheMisses.Add(1)
+		if o.HasTS {
+			// Our TSval carries the options the cache forgot (cookies.EncodeTS).
+			d, ok := cookies.DecodeTS(o.TSEcr)
+			if !ok {
+				r.Verdict, r.Event = Drop, EventBadCookie
+				return
+			}
+			ts, sack, ecn = true, d.SACK, d.ECN
+			if d.WScale != cookies.NoWScale {
+				ws, advWS = int8(min(d.WScale, 14)), svc.Advertise.WScale
+			}
+		}
+		// Without timestamps, window scale, SACK and ECN are lost, as with
+		// Linux syncookies.
+	}
+
+	nowNs := now.UnixNano()
+	f := e.newFlow(fi, tup, nowNs)
+	f.state = stateSynSent
+	f.clientISN, f.cookieISN = clientISN, cookie
+	f.clientTS = ts
+	if ts {
+		f.ourTS, f.lastTS = o.TSEcr, o.TSVal
+	}
+	f.lastWin = t.WindowSize()
+	f.mss, f.sack, f.ecn = mss, sack, ecn
+	f.sentWS, f.advWS = ws, advWS
+	if ws >= 0 {
+		f.clientShift = uint8(ws)
+		f.clientBelievesServer = uint8(max(advWS, 0))
+	}
+	if len(p.Payload) > 0 {
+		e.holdData(f, seq, p.Payload)
+	}
+	r.Verdict, r.Packet, r.Event = Accept, w.synToServer(f, 0), EventHandshake
+}
+
+// synToServer builds, in buffer k, the SYN that opens the server side with
+// the client's ISN and options.
+func (w *Worker) synToServer(f *flow, k int) []byte {
+	win := uint32(f.lastWin) << f.clientShift // a SYN's window is never scaled (RFC 7323 §2.2)
+	so := synOpts{mss: f.mss, ws: f.sentWS, sack: f.sack, ts: f.clientTS, tsVal: f.lastTS}
+	fl := header.SYN
+	if f.ecn {
+		fl |= header.ECE | header.CWR
+	}
+	t := &f.tuple
+	return buildSegment(w.bufs[k][:], t.V6, &t.Src, &t.Dst, t.SrcPort, t.DstPort,
+		f.clientISN, 0, fl, uint16(min(win, 0xffff)), &so, nil)
+}
+
+// heldClient handles a client segment while the server has not answered.
+// The caller holds the flow's lock.
+func (w *Worker) heldClient(pkt []byte, p *header.Packet, f *flow, flags uint8, meta Meta, nowNs int64, r *Result) {
+	e := w.e
+	t := p.TCP
+	if flags&header.RST != 0 {
+		// The client gives up. The server may hold a half-open connection
+		// from our SYN: pass the RST on as a bare RST with the client's
+		// sequence number (acceptable in SYN-RECEIVED, RFC 9293 §3.10.7.4),
+		// since its ACK field names our cookie, not the server's ISN.
+		e.removeFlow(f)
+		if old := binary.BigEndian.Uint16(t[12:]); !meta.CsumNotReady {
+			nw := old&0xff00 | uint16(header.RST)
+			c := header.UpdateChecksum16(t.Checksum(), old, nw)
+			c = header.UpdateChecksum32(c, t.AckNumber(), 0)
+			t.SetChecksum(c)
+		}
+		t[13] = header.RST
+		t.SetAckNumber(0)
+		r.Verdict, r.Packet, r.Event = Accept, pkt, EventTranslated
+		return
+	}
+	f.lastWin = t.WindowSize()
+	if p.Opts.HasTS {
+		f.lastTS = p.Opts.TSVal
+	}
+	if len(p.Payload) > 0 {
+		e.holdData(f, t.SequenceNumber(), p.Payload)
+	}
+	r.Verdict, r.Event = Drop, EventHeld
+	if nowNs-f.synSentAt > e.synRetrans {
+		// The client is still sending: our SYN may have been lost.
+		f.synSentAt = nowNs
+		e.st.synRetransmits.Add(1)
+		w.inj[0] = w.synToServer(f, 0)
+		r.Inject = w.inj[:1]
+	}
+}
+
+// fromServer handles a segment sent by a guarded server.
+func (w *Worker) fromServer(pkt []byte, p *header.Packet, flags uint8, meta Meta, now time.Time, r *Result) {
+	e := w.e
+	t := p.TCP
+	nowNs := now.UnixNano()
+	tup := cookies.Tuple{Src: p.Dst, Dst: p.Src, SrcPort: t.DestinationPort(), DstPort: t.SourcePort(), V6: p.V6}
+	fi := e.flows.bucket(&tup)
+	mu := e.flows.lock(fi)
+	mu.Lock()
+	defer mu.Unlock()
+	f := e.findFlow(fi, &tup, nowNs)
+	if f == nil {
+		r.Verdict, r.Event = Drop, EventUnknown
+		return
+	}
+	synack := flags&(header.SYN|header.ACK|header.RST) == header.SYN|header.ACK
+	if f.state == stateSynSent {
+		switch {
+		case synack && t.AckNumber() == f.clientISN+1:
+			w.serverUp(p, f, nowNs, r)
+		case flags&header.RST != 0 && (flags&header.ACK == 0 || t.AckNumber() == f.clientISN+1):
+			w.refused(f, r)
+		default:
+			r.Verdict, r.Event = Drop, EventUnknown
+		}
+		return
+	}
+	if flags&header.SYN != 0 {
+		if synack && t.SequenceNumber() == f.serverISN && t.AckNumber() == f.clientISN+1 {
+			// Our ACK was lost: the server resends its SYN-ACK.
+			if p.Opts.HasTS {
+				f.serverTS = p.Opts.TSVal
+			}
+			w.inj[0] = w.ackToServer(f, 0)
+			r.Verdict, r.Inject, r.Event = Drop, w.inj[:1], EventServerUp
+			return
+		}
+		r.Verdict, r.Event = Drop, EventUnknown
+		return
+	}
+	f.lastSeen = nowNs
+	w.translateS2C(pkt, p, f, flags, meta, nowNs, r)
+}
+
+// serverUp records the server's ISN and options, completes its handshake
+// with an ACK on the client's behalf, and sends the data held meanwhile.
+func (w *Worker) serverUp(p *header.Packet, f *flow, nowNs int64, r *Result) {
+	e := w.e
+	o := &p.Opts
+	f.serverISN = p.TCP.SequenceNumber()
+	f.delta = f.cookieISN - f.serverISN
+	f.useTS = f.clientTS && o.HasTS
+	if f.useTS {
+		f.serverTS = o.TSVal
+		f.tsOff = f.ourTS - o.TSVal
+	}
+	// Scaling is on toward the server only if both SYNs carried the option
+	// (RFC 7323 §2.2).
+	if f.sentWS >= 0 && o.HasWScale {
+		f.serverShift = min(o.WScale, 14)
+		f.serverBelievesClient = uint8(f.sentWS)
+	}
+	f.rescaleC2S = f.clientShift != f.serverBelievesClient
+	f.rescaleS2C = f.serverShift != f.clientBelievesServer
+	f.state = stateEstablished
+	f.lastSeen = nowNs
+
+	n := 0
+	w.inj[n] = w.ackToServer(f, n)
+	n++
+	win := f.c2sWindow(f.lastWin)
+	so := synOpts{ws: -1, ts: f.useTS, tsVal: f.lastTS, tsEcr: f.serverTS}
+	t := &f.tuple
+	for k := 0; k < int(f.npend); k++ {
+		seq, data := e.pending.get(f.pend[k])
+		w.inj[n] = buildSegment(w.bufs[n][:], t.V6, &t.Src, &t.Dst, t.SrcPort, t.DstPort,
+			seq, f.serverISN+1, header.ACK|header.PSH, win, &so, data)
+		n++
+	}
+	e.releasePending(f)
+	r.Verdict, r.Inject, r.Event = Drop, w.inj[:n], EventServerUp
+}
+
+// ackToServer builds, in buffer k, the ACK that completes the server's
+// handshake.
+func (w *Worker) ackToServer(f *flow, k int) []byte {
+	so := synOpts{ws: -1, ts: f.useTS, tsVal: f.lastTS, tsEcr: f.serverTS}
+	t := &f.tuple
+	return buildSegment(w.bufs[k][:], t.V6, &t.Src, &t.Dst, t.SrcPort, t.DstPort,
+		f.clientISN+1, f.serverISN+1, header.ACK, f.c2sWindow(f.lastWin), &so, nil)
+}
+
+// refused tells the client, as the server, that the connection is refused.
+func (w *Worker) refused(f *flow, r *Result) {
+	t := &f.tuple
+	so := synOpts{ws: -1}
+	w.inj[0] = buildSegment(w.bufs[0][:], t.V6, &t.Dst, &t.Src, t.DstPort, t.SrcPort,
+		f.cookieISN+1, 0, header.RST, 0, &so, nil)
+	w.e.removeFlow(f)
+	r.Verdict, r.Inject, r.Event = Drop, w.inj[:1], EventServerRefused
+}

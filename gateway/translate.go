@@ -1,0 +1,121 @@
+package gateway
+
+import (
+	"encoding/binary"
+
+	"github.com/synwall/synwall/gateway/header"
+)
+
+// rescale converts a window field sent with shift from into one read with
+// shift to (RFC 7323 §2.3), capped at the largest field.
+func rescale(field uint16, from, to uint8) uint16 {
+	v := uint32(field) << from >> to
+	return uint16(min(v, 0xffff))
+}
+
+// c2sWindow converts a client window field for the server.
+func (f *flow) c2sWindow(field uint16) uint16 {
+	if !f.rescaleC2S {
+		return field
+	}
+	return rescale(field, f.clientShift, f.serverBelievesClient)
+}
+
+// closeSide notes a FIN or RST in one direction; a flow with FINs both ways,
+// or any RST, lingers and is then removed.
+func (w *Worker) closeSide(f *flow, flags uint8, client bool, nowNs int64) {
+	if flags&header.RST != 0 {
+		if f.state != stateClosing {
+			f.state = stateClosing
+			f.closeAt = nowNs + w.e.linger
+		}
+		return
+	}
+	if client {
+		f.finClient = true
+	} else {
+		f.finServer = true
+	}
+	if f.finClient && f.finServer && f.state != stateClosing {
+		f.state = stateClosing
+		f.closeAt = nowNs + w.e.linger
+	}
+}
+
+// translateC2S rewrites a client segment for the server: the ACK number and
+// SACK blocks name the server's sequence space, TSecr the server's clock
+// (RFC 7323 §3), and the window the scale the server believes in.
+func (w *Worker) translateC2S(pkt []byte, p *header.Packet, f *flow, flags uint8, meta Meta, nowNs int64, r *Result) {
+	t := p.TCP
+	o := &p.Opts
+	c := t.Checksum()
+	if flags&header.ACK != 0 {
+		old := t.AckNumber()
+		nw := old - f.delta
+		t.SetAckNumber(nw)
+		c = header.UpdateChecksum32(c, old, nw)
+	}
+	if n := o.SACKBlocks; n > 0 && f.delta != 0 && o.SACKOffset > 0 {
+		for i := 0; i < 2*n; i++ {
+			b := t[o.SACKOffset+4*i:]
+			old := binary.BigEndian.Uint32(b)
+			nw := old - f.delta
+			binary.BigEndian.PutUint32(b, nw)
+			c = header.UpdateChecksum32(c, old, nw)
+		}
+	}
+	if f.useTS && o.HasTS {
+		b := t[o.TSOffset+4:]
+		old := binary.BigEndian.Uint32(b)
+		nw := old - f.tsOff
+		binary.BigEndian.PutUint32(b, nw)
+		c = header.UpdateChecksum32(c, old, nw)
+	}
+	if f.rescaleC2S {
+		old := t.WindowSize()
+		nw := rescale(old, f.clientShift, f.serverBelievesClient)
+		t.SetWindowSize(nw)
+		c = header.UpdateChecksum16(c, old, nw)
+	}
+	if !meta.CsumNotReady {
+		t.SetChecksum(c)
+	}
+	if flags&(header.FIN|header.RST) != 0 {
+		w.closeSide(f, flags, true, nowNs)
+	}
+	r.Verdict, r.Packet, r.Event = Accept, pkt, EventTranslated
+}
+
+// translateS2C rewrites a server segment for the client: the sequence
+// number moves into the cookie's space, TSval onto our clock, and the
+// window onto the scale our SYN-ACK offered. SACK blocks name the client's
+// own sequence space and stay.
+func (w *Worker) translateS2C(pkt []byte, p *header.Packet, f *flow, flags uint8, meta Meta, nowNs int64, r *Result) {
+	t := p.TCP
+	o := &p.Opts
+	c := t.Checksum()
+	old := t.SequenceNumber()
+	nw := old + f.delta
+	t.SetSequenceNumber(nw)
+	c = header.UpdateChecksum32(c, old, nw)
+	if f.useTS && o.HasTS {
+		b := t[o.TSOffset:]
+		old := binary.BigEndian.Uint32(b)
+		nw := old + f.tsOff
+		binary.BigEndian.PutUint32(b, nw)
+		c = header.UpdateChecksum32(c, old, nw)
+	}
+	if f.rescaleS2C {
+		old := t.WindowSize()
+		nw := rescale(old, f.serverShift, f.clientBelievesServer)
+		t.SetWindowSize(nw)
+		c = header.UpdateChecksum16(c, old, nw)
+	}
+	if !meta.CsumNotReady {
+		t.SetChecksum(c)
+	}
+	if flags&(header.FIN|header.RST) != 0 {
+		w.closeSide(f, flags, false, nowNs)
+	}
+	r.Verdict, r.Packet, r.Event = Accept, pkt, EventTranslated
+}
