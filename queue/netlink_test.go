@@ -289,7 +289,7 @@ func TestPipelineFIFOAndBatching(t *testing.T) {
 	got := decodeVerdicts(t, k.writes[0])
 	want := []verdictOut{
 		{Batch: true, Queue: 2, ID: 3, Accept: true}, // A1-A3 folded
-		{Queue: 2, ID: 4},                            // D4 alone
+		{Queue: 2, ID: 4}, // D4 alone
 		{Queue: 2, ID: 5, Accept: true, Payload: []byte("RWQ")},
 		{Queue: 2, ID: 6, Accept: true},
 		{Batch: true, Queue: 2, ID: 10}, // D7, D8, I9 and the invalid x10 dropped
