@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -259,3 +260,75 @@ func TestUpCleansUpOnFailure(t *testing.T) {
 }
 
 func sha(b []byte) [32]byte { return sha256.Sum256(b) }
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// TestSynwallRunner: StartSynwall passes the CLI contract's flags, waits
+// for the stats file, reports an early exit with the daemon's stderr, and
+// Stop / Kill report the exit status. A shell script stands in for the
+// daemon.
+func TestSynwallRunner(t *testing.T) {
+	l := newLab(t)
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good")
+	// Writes its arguments into the stats file once "ready", exits 0 on
+	// SIGTERM.
+	script := `#!/bin/sh
+stats=""
+prev=""
+for a in "$@"; do
+	[ "$prev" = "--stats-file" ] && stats="$a"
+	prev="$a"
+done
+trap 'exit 0' TERM
+sleep 0.3
+printf '{"events": {"syn_answered": 1}, "args": {"n": %d}, "drops": {}}' "$#" > "$stats.tmp"
+mv "$stats.tmp" "$stats"
+echo "netns $(ip netns identify $$)" >&2
+while :; do sleep 0.05; done
+`
+	bad := filepath.Join(dir, "bad")
+	for p, s := range map[string]string{good: script, bad: "#!/bin/sh\necho 'cannot bind queue 0: boom' >&2\nexit 3\n"} {
+		if err := os.WriteFile(p, []byte(s), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	sw, err := l.StartSynwall(ctx, SynwallConfig{Binary: good, Queues: "0-1", Backend: "raw"})
+	if err != nil {
+		t.Fatalf("StartSynwall: %v", err)
+	}
+	st, err := sw.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// run --hook forward --fail closed --stats-file F --queues 0-1 --backend raw
+	if st.Events["syn_answered"] != 1 || st.Other["args"]["n"] != 11 {
+		t.Errorf("Stats() = %+v, want syn_answered 1 and 11 arguments", st)
+	}
+	if err := sw.Stop(); err != nil {
+		t.Errorf("Stop: %v", err)
+	}
+	if !strings.Contains(sw.Stderr(), "netns "+l.Gateway) {
+		t.Errorf("daemon did not run in the gateway namespace; its output: %q", sw.Stderr())
+	}
+
+	sw, err = l.StartSynwall(ctx, SynwallConfig{Binary: good})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.Kill(); err == nil {
+		t.Errorf("Kill: nil exit status, want killed")
+	}
+
+	_, err = l.StartSynwall(ctx, SynwallConfig{Binary: bad})
+	if !errors.Is(err, ErrNotReady) || !strings.Contains(err.Error(), "boom") {
+		t.Errorf("StartSynwall(exits at once) = %v, want ErrNotReady with its stderr", err)
+	}
+	_, err = l.StartSynwall(ctx, SynwallConfig{Binary: filepath.Join(dir, "missing")})
+	if err == nil {
+		t.Errorf("StartSynwall(missing binary) succeeded")
+	}
+}
