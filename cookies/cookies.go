@@ -68,9 +68,10 @@ const (
 // keyset holds the keys of the counters around cur. It is immutable once
 // published.
 type keyset struct {
-	cur  uint64
-	base uint64 // counter of keys[0], cur - keysetPast
-	keys [keysetKeys]key
+	cur   uint64
+	start int64  // Unix nanoseconds at which counter cur begins
+	base  uint64 // counter of keys[0], cur - keysetPast
+	keys  [keysetKeys]key
 }
 
 // Jar makes and checks cookies. It is safe for concurrent use. The zero Jar
@@ -130,22 +131,35 @@ func (j *Jar) counter(now time.Time) uint64 {
 }
 
 func (j *Jar) newKeyset(cur uint64) *keyset {
-	ks := &keyset{cur: cur, base: cur - keysetPast}
+	ks := &keyset{cur: cur, start: int64(cur) * j.period, base: cur - keysetPast}
 	for i := range ks.keys {
 		ks.keys[i] = counterKey(j.master, ks.base+uint64(i))
 	}
 	return ks
 }
 
-// keyset returns a keyset that is current for cur or newer. The published
-// keyset only moves forward, so that callers whose clocks straddle a tick do
-// not swap it back and forth; a caller that lags is served by key's fallback.
-func (j *Jar) keyset(cur uint64) *keyset {
-	ks := j.ks.Load()
-	if ks.cur == cur || int64(cur-ks.cur) < 0 {
-		return ks
+// clock returns the counter of now and a keyset that is current for it or
+// newer. Within the period of the published keyset it needs no division.
+func (j *Jar) clock(now time.Time) (cur uint64, ks *keyset) {
+	ns := now.UnixNano()
+	ks = j.ks.Load()
+	if uint64(ns-ks.start) < uint64(j.period) {
+		return ks.cur, ks
 	}
-	return j.rotate(cur)
+	return j.clockSlow(now)
+}
+
+// clockSlow serves a clock outside the published keyset's period. The
+// published keyset only moves forward, so that callers whose clocks straddle
+// a tick do not swap it back and forth; a caller that lags is served by key's
+// fallback.
+func (j *Jar) clockSlow(now time.Time) (uint64, *keyset) {
+	cur := j.counter(now)
+	ks := j.ks.Load()
+	if int64(cur-ks.cur) <= 0 {
+		return cur, ks
+	}
+	return cur, j.rotate(cur)
 }
 
 // rotate publishes a keyset for cur unless a newer one already is.
@@ -193,8 +207,7 @@ func makeCookie(mac uint64, idx uint32, counter uint64) uint32 {
 // sent none). The MSS is rounded down to the largest class in MSSTable(t.V6)
 // that does not exceed it (the smallest class when it is below all).
 func (j *Jar) ISN(t *Tuple, clientISN uint32, mss uint16, now time.Time) uint32 {
-	cur := j.counter(now)
-	ks := j.keyset(cur)
+	cur, ks := j.clock(now)
 	idx := mssIndex(t.V6, mss)
 	return makeCookie(cookieMAC(j.key(ks, cur), t, clientISN, idx, cur), idx, cur)
 }
@@ -209,8 +222,7 @@ func (j *Jar) ISN(t *Tuple, clientISN uint32, mss uint16, now time.Time) uint32 
 // counter is cur-2 (made two periods ago) or cur+1 (made in the next period,
 // the clock has moved back) is ErrExpired.
 func (j *Jar) Check(t *Tuple, clientISN, cookie uint32, now time.Time) (mss uint16, err error) {
-	cur := j.counter(now)
-	ks := j.keyset(cur)
+	cur, ks := j.clock(now)
 	bits := (cookie ^ cookie>>macBits) & 0xf
 	idx := bits >> 2
 	age := (cur - uint64(bits&counterMask)) & counterMask // 0..3; 3 means cur+1
