@@ -23,6 +23,13 @@
 // packets are flushed when a receive drain finds the socket empty, when 64
 // packets are pending, and at the latest after Config.FlushInterval.
 //
+// An altered packet replaces the queued one as is, and the kernel then
+// treats its TCP checksum as final (measured on kernel 6.18: a payload
+// rewritten under NFQA_SKB_CSUMNOTREADY with only the pseudo-header sum left
+// in the checksum field was never delivered; with the full checksum it was).
+// A Processor must therefore set a complete checksum in Result.Packet even
+// when gateway.Meta.CsumNotReady is set for the original.
+//
 // # Fail modes
 //
 // synwall is fail-closed by default. The kernel's NFQUEUE target and the
