@@ -121,6 +121,9 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) (res DemoResult, 
 		return res, err
 	}
 	res.Baseline, err = l.floodPhase(ctx, cfg, target)
+	if err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
 		return res, err
 	}
@@ -143,6 +146,9 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) (res DemoResult, 
 		return res, err
 	}
 	res.Protected, err = l.floodPhase(ctx, cfg, target)
+	if err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
 		return res, fmt.Errorf("%w; synwall stderr:\n%s", err, sw.Stderr())
 	}

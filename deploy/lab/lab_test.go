@@ -332,3 +332,96 @@ while :; do sleep 0.05; done
 		t.Errorf("StartSynwall(missing binary) succeeded")
 	}
 }
+
+// TestFloodCancel: cancelling a flood stops hping3 at once, leaves no
+// process in the attacker namespace, and still reports what was sent.
+func TestFloodCancel(t *testing.T) {
+	needTools(t, "hping3", "timeout")
+	l := newLab(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(time.Second, cancel)
+	t0 := time.Now()
+	r, err := l.Flood(ctx, Flood{Target: ServerV4, Port: HTTPPort, Flags: []string{"-S"}, Duration: 30 * time.Second})
+	el := time.Since(t0)
+	if err != nil {
+		t.Fatalf("Flood: %v", err)
+	}
+	if el > 5*time.Second {
+		t.Errorf("cancelled flood took %v, want about 1 s", el)
+	}
+	if r.Sent == 0 {
+		t.Errorf("cancelled flood reported 0 packets sent: %q", r.Output)
+	}
+	t.Logf("1 s of SYN flood: %d packets (%.0f/s)", r.Sent, r.PPS())
+	pctx, pcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer pcancel()
+	out, err := l.run(pctx, "ip", "netns", "pids", l.Attacker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pids := strings.TrimSpace(out); pids != "" {
+		t.Errorf("processes left in the attacker namespace: %s", pids)
+	}
+}
+
+// TestDemoCancelled: ending the demo's context (Ctrl-C) in the middle of
+// the baseline flood still removes the lab.
+func TestDemoCancelled(t *testing.T) {
+	needTools(t, "ip", "iptables", "hping3", "timeout")
+	prefix := fmt.Sprintf("sw%d-demo", os.Getpid())
+	t.Cleanup(func() { Remove(prefix) })
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(3*time.Second, cancel)
+	var out strings.Builder
+	t0 := time.Now()
+	_, err := RunDemo(ctx, DemoConfig{Synwall: "/nonexistent/synwall", Prefix: prefix}, &out)
+	if errors.Is(err, ErrPermission) {
+		t.Skipf("needs root: %v", err)
+	}
+	if err == nil {
+		t.Fatalf("RunDemo with a cancelled context succeeded:\n%s", out.String())
+	}
+	if el := time.Since(t0); el > 15*time.Second {
+		t.Errorf("cancelled demo took %v to return", el)
+	}
+	cli, atk, gw, srv := Names(prefix)
+	for _, ns := range []string{cli, atk, gw, srv} {
+		if _, err := os.Stat(filepath.Join(netnsDir, ns)); err == nil {
+			t.Errorf("namespace %s left after the demo was cancelled", ns)
+		}
+	}
+	if !strings.Contains(out.String(), "removed") {
+		t.Errorf("demo output does not say the lab was removed:\n%s", out.String())
+	}
+	t.Logf("demo output:\n%s", out.String())
+}
+
+// TestDemo runs a short demo through the real daemon.
+func TestDemo(t *testing.T) {
+	needTools(t, "ip", "iptables", "hping3", "timeout")
+	bin := needSynwall(t)
+	prefix := fmt.Sprintf("sw%d-demo2", os.Getpid())
+	t.Cleanup(func() { Remove(prefix) })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out strings.Builder
+	res, err := RunDemo(ctx, DemoConfig{Synwall: bin, Prefix: prefix, Flood: 4 * time.Second, Connections: 40}, &out)
+	t.Logf("demo output:\n%s", out.String())
+	if errors.Is(err, ErrPermission) {
+		t.Skipf("needs root: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("RunDemo: %v", err)
+	}
+	for _, want := range []string{"legitimate connections ok", "SYNs answered by synwall", "handshakes completed", "invalid packets dropped", "removed"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	if res.Protected.Load.Attempts != 40 || res.Protected.Load.SuccessRate() < 0.99 {
+		t.Errorf("protected phase: %v, want >= 99%% of 40", res.Protected.Load)
+	}
+	if got := res.After.Events["syn_answered"] - res.Before.Events["syn_answered"]; got < uint64(res.Protected.Flood.Sent)/2 {
+		t.Errorf("synwall answered %d SYNs of a %d-packet flood", got, res.Protected.Flood.Sent)
+	}
+}
