@@ -150,9 +150,14 @@ type portEntry struct {
 // findPort returns the service whose range in list (sorted by Lo, disjoint)
 // holds port, or nil.
 func findPort(list []portEntry, port uint16) *Service {
-	if len(list) == 1 {
-		if list[0].r.Lo <= port && port <= list[0].r.Hi {
-			return list[0].svc
+	if len(list) <= 8 {
+		for i := range list {
+			if port <= list[i].r.Hi {
+				if list[i].r.Lo <= port {
+					return list[i].svc
+				}
+				return nil
+			}
 		}
 		return nil
 	}
