@@ -7,5 +7,15 @@
 // nil-reason Parse the accessors of the views it returned do not check bounds
 // again. A view built by hand must be long enough for what is read.
 //
+// Parse checks structure only: IP version, IPv4 IHL and total length, IPv6
+// payload length and extension header chain (RFC 8200 §4), fragments, the
+// TCP data offset and option lengths. It verifies no checksum (the kernel
+// has done so before queueing, and GSO super-packets carry a partial one)
+// and judges no flags; CheckFlags does that, knowing the direction. Every
+// rejection is a Reason, a small enum with a snake_case String for metrics.
+//
+// IPv6 jumbograms (RFC 2675, payload length 0) are not supported: their TCP
+// header is reported missing.
+//
 // The package depends on nothing of synwall's.
 package header
