@@ -425,3 +425,25 @@ func TestDemo(t *testing.T) {
 		t.Errorf("synwall answered %d SYNs of a %d-packet flood", got, res.Protected.Flood.Sent)
 	}
 }
+
+// TestIperf: iperf3 through the gateway without synwall (a reference for
+// throughput measurements), over IPv4 and IPv6.
+func TestIperf(t *testing.T) {
+	needTools(t, "iperf3")
+	l := newLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := l.StartIperf(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []netip.Addr{ServerV4, ServerV6} {
+		bps, err := l.Iperf(ctx, a, time.Second)
+		if err != nil {
+			t.Fatalf("Iperf(%v): %v", a, err)
+		}
+		if bps <= 0 {
+			t.Errorf("Iperf(%v) = %v bit/s, want > 0", a, bps)
+		}
+		t.Logf("iperf3 to %v without synwall: %.2f Gbit/s", a, bps/1e9)
+	}
+}
