@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"slices"
@@ -406,4 +407,8 @@ func (p *Policy) index() {
 	for _, list := range p.ports {
 		slices.SortFunc(list, func(a, b portEntry) int { return cmp.Compare(a.r.Lo, b.r.Lo) })
 	}
+	seed := rand.Uint64()
+	p.services.freeze(seed)
+	p.allow.freeze(seed)
+	p.deny.freeze(seed)
 }

@@ -17,7 +17,8 @@ type prefixIndex struct {
 type level4 struct {
 	bits int
 	mask uint32
-	m    map[uint32]int32
+	m    map[uint32]int32 // used while building
+	t    table4           // used by lookups, built by freeze
 }
 
 type key6 struct{ hi, lo uint64 }
@@ -26,6 +27,111 @@ type level6 struct {
 	bits int
 	mask key6
 	m    map[key6]int32
+	t    table6
+}
+
+// table4 and table6 are frozen open-addressing hash tables (linear probing,
+// load at most 1/2, val -1 marks an empty slot). They are built once from
+// the policy, so their probe lengths are fixed by the operator's prefixes,
+// not by the addresses looked up; the seed keeps them from being predicted.
+type table4 struct {
+	e     []entry4
+	shift uint8
+	seed  uint64
+}
+
+type entry4 struct {
+	key uint32
+	val int32
+}
+
+type table6 struct {
+	e     []entry6
+	shift uint8
+	seed  uint64
+}
+
+type entry6 struct {
+	key key6
+	val int32
+}
+
+const mul1, mul2 = 0x9e3779b97f4a7c15, 0xc2b2ae3d27d4eb4f
+
+func tableSize(n int) (size int, shift uint8) {
+	size, bits := 8, 3
+	for size < 2*n {
+		size, bits = size*2, bits+1
+	}
+	return size, uint8(64 - bits)
+}
+
+func (t *table4) slot(k uint32) uint64 { return ((uint64(k) ^ t.seed) * mul1) >> t.shift }
+
+func (t *table6) slot(k key6) uint64 {
+	return (((k.hi^t.seed)*mul1 ^ k.lo) * mul2) >> t.shift
+}
+
+func (t *table4) get(k uint32) (int32, bool) {
+	m := uint64(len(t.e) - 1)
+	for i := t.slot(k); ; i = (i + 1) & m {
+		e := &t.e[i]
+		if e.val < 0 {
+			return -1, false
+		}
+		if e.key == k {
+			return e.val, true
+		}
+	}
+}
+
+func (t *table6) get(k key6) (int32, bool) {
+	m := uint64(len(t.e) - 1)
+	for i := t.slot(k); ; i = (i + 1) & m {
+		e := &t.e[i]
+		if e.val < 0 {
+			return -1, false
+		}
+		if e.key == k {
+			return e.val, true
+		}
+	}
+}
+
+// freeze builds the lookup tables from the build maps.
+func (x *prefixIndex) freeze(seed uint64) {
+	for i := range x.v4 {
+		l := &x.v4[i]
+		size, shift := tableSize(len(l.m))
+		l.t = table4{e: make([]entry4, size), shift: shift, seed: seed}
+		for j := range l.t.e {
+			l.t.e[j].val = -1
+		}
+		m := uint64(size - 1)
+		for k, v := range l.m {
+			j := l.t.slot(k)
+			for l.t.e[j].val >= 0 {
+				j = (j + 1) & m
+			}
+			l.t.e[j] = entry4{k, v}
+		}
+	}
+	for i := range x.v6 {
+		l := &x.v6[i]
+		size, shift := tableSize(len(l.m))
+		l.t = table6{e: make([]entry6, size), shift: shift, seed: seed}
+		for j := range l.t.e {
+			l.t.e[j].val = -1
+		}
+		m := uint64(size - 1)
+		for k, v := range l.m {
+			j := l.t.slot(k)
+			for l.t.e[j].val >= 0 {
+				j = (j + 1) & m
+			}
+			l.t.e[j] = entry6{k, v}
+		}
+	}
 }
 
 func mask4(bits int) uint32 {
@@ -122,7 +228,7 @@ func (x *prefixIndex) contains(a netip.Addr) bool {
 		k := addr4(a.Unmap())
 		for i := range x.v4 {
 			l := &x.v4[i]
-			if _, ok := l.m[k&l.mask]; ok {
+			if _, ok := l.t.get(k & l.mask); ok {
 				return true
 			}
 		}
@@ -134,7 +240,7 @@ func (x *prefixIndex) contains(a netip.Addr) bool {
 	k := addr6(a)
 	for i := range x.v6 {
 		l := &x.v6[i]
-		if _, ok := l.m[key6{k.hi & l.mask.hi, k.lo & l.mask.lo}]; ok {
+		if _, ok := l.t.get(key6{k.hi & l.mask.hi, k.lo & l.mask.lo}); ok {
 			return true
 		}
 	}

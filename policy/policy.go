@@ -176,7 +176,7 @@ func (p *Policy) Lookup(addr netip.Addr, port uint16) *Service {
 		k := addr4(addr.Unmap())
 		for i := range x.v4 {
 			l := &x.v4[i]
-			if v, ok := l.m[k&l.mask]; ok {
+			if v, ok := l.t.get(k & l.mask); ok {
 				if s := findPort(p.ports[v], port); s != nil {
 					return s
 				}
@@ -190,7 +190,7 @@ func (p *Policy) Lookup(addr netip.Addr, port uint16) *Service {
 	k := addr6(addr)
 	for i := range x.v6 {
 		l := &x.v6[i]
-		if v, ok := l.m[key6{k.hi & l.mask.hi, k.lo & l.mask.lo}]; ok {
+		if v, ok := l.t.get(key6{k.hi & l.mask.hi, k.lo & l.mask.lo}); ok {
 			if s := findPort(p.ports[v], port); s != nil {
 				return s
 			}
