@@ -155,13 +155,13 @@ type Policy struct {
 
 // Tables are the sizes and timeouts of the engine's fixed tables.
 type Tables struct {
-	CacheBuckets     int           // SYN cache buckets (power of two)
-	CacheEntries     int           // entries per bucket
-	Flows            int           // flow table capacity
-	HandshakeTimeout time.Duration // flow waiting for the server's SYN-ACK
-	IdleTimeout      time.Duration // established flow without packets
-	Linger           time.Duration // after FIN both ways or RST
-	CookiePeriod     time.Duration
+	CacheBuckets     int           // SYN cache buckets (power of two, 1..1Mi; default 512)
+	CacheEntries     int           // entries per bucket (1..64; default 30)
+	Flows            int           // flow table capacity (1Ki..16Mi; default 256Ki)
+	HandshakeTimeout time.Duration // flow waiting for the server's SYN-ACK (1s..1m; default 5s)
+	IdleTimeout      time.Duration // established flow without packets (10s..24h; default 10m)
+	Linger           time.Duration // after FIN both ways or RST (1s..5m; default 10s)
+	CookiePeriod     time.Duration // same as Cookies.Period (5s..5m; default 30s)
 }
 
 // Lookup returns the service guarding addr:port, or nil. It does not
