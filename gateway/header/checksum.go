@@ -89,10 +89,15 @@ func PseudoHeaderChecksum(v6 bool, src, dst *[16]byte, tcpLen int) uint16 {
 // SetTCPChecksum computes the checksum of a whole TCP segment (header and
 // payload; the checksum field is overwritten, its old value does not
 // matter) and stores it (RFC 9293 §3.1).
+//
+// The old field is summed with the rest and then taken out again by adding
+// its complement: clearing it first would make the summing loads wait on
+// the store.
 func SetTCPChecksum(v6 bool, src, dst *[16]byte, seg TCP) {
-	seg.SetChecksum(0)
-	s := Checksum(seg, PseudoHeaderChecksum(v6, src, dst, len(seg)))
-	seg.SetChecksum(^s)
+	s := uint32(Checksum(seg, PseudoHeaderChecksum(v6, src, dst, len(seg)))) + uint32(^seg.Checksum())
+	s = s>>16 + s&0xffff
+	s = s>>16 + s&0xffff
+	seg.SetChecksum(^uint16(s))
 }
 
 // VerifyTCPChecksum reports whether seg's checksum is right.

@@ -14,8 +14,8 @@
 // and judges no flags; CheckFlags does that, knowing the direction. Every
 // rejection is a Reason, a small enum with a snake_case String for metrics.
 //
-// IPv6 jumbograms (RFC 2675, payload length 0) are not supported: their TCP
-// header is reported missing.
+// IPv6 jumbograms (RFC 2675, payload length 0) are not supported: Parse
+// finds no room for the TCP header in them (Truncated or BadExtHeader).
 //
 // The package depends on nothing of synwall's.
 package header

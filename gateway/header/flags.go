@@ -20,7 +20,28 @@ const (
 // RST segments. Valid are SYN (from a client, URG allowed), SYN+ACK (from a
 // server), RST with or without ACK, and any segment with ACK but without
 // SYN/RST. Everything else gets the most specific reason.
+//
+// The rules are precomputed into a 128-entry table; CheckFlags is one load.
 func CheckFlags(flags uint8, fromServer bool) Reason {
+	var s uint8
+	if fromServer {
+		s = 1
+	}
+	return flagTable[s][flags&0x3f]
+}
+
+// flagTable holds checkFlags for both directions and every combination of
+// FIN, SYN, RST, PSH, ACK and URG.
+var flagTable = func() (t [2][64]Reason) {
+	for f := range 64 {
+		t[0][f] = checkFlags(uint8(f), false)
+		t[1][f] = checkFlags(uint8(f), true)
+	}
+	return t
+}()
+
+// checkFlags is CheckFlags written out as rules.
+func checkFlags(flags uint8, fromServer bool) Reason {
 	f := flags & (FIN | SYN | RST | PSH | ACK | URG)
 	if f&SYN != 0 {
 		switch {
