@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -255,9 +254,9 @@ func New(cfg Config) (*Engine, error) {
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	var seed [16]byte
-	if _, err := io.ReadFull(rnd, seed[:]); err != nil {
-		return nil, fmt.Errorf("gateway: drawing the SYN cache key: %w", err)
+	hasher, err := cookies.NewHasher(rnd)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: SYN cache key: %w", err)
 	}
 	e := &Engine{
 		jar:         cfg.Cookies,
@@ -280,7 +279,7 @@ func New(cfg Config) (*Engine, error) {
 		}
 		e.jar = jar
 	}
-	e.cache.init(buckets, entries, binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:]))
+	e.cache.init(buckets, entries, hasher)
 	e.flows.init(flows, maphash.MakeSeed())
 	e.pending.init(slots)
 	e.policy.Store(cfg.Policy)

@@ -264,3 +264,10 @@ func (e *Engine) holdData(f *flow, seq uint32, payload []byte) bool {
 	e.st.pendingHeld.Add(1)
 	return true
 }
+
+// freeCount returns how many slots are free.
+func (p *pendingPool) freeCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.freeL)
+}

@@ -14,6 +14,9 @@ import (
 // completes the server's handshake and the held client segments.
 const maxInject = 1 + MaxPendingPerFlow
 
+// tsSlack covers the low TSval bits that carry options (cookies.TSBits).
+const tsSlack = 1 << cookies.TSBits
+
 // Worker processes packets for one queue. It owns reusable buffers and must
 // not be used by two goroutines at once.
 type Worker struct {
@@ -279,8 +282,12 @@ func (w *Worker) handshake(p *header.Packet, svc *policy.Service, tup *cookies.T
 		e.st.cacheMisses.Add(1)
 		if o.HasTS {
 			// Our TSval carries the options the cache forgot (cookies.EncodeTS).
+			// TSecr must echo a TSval we could have sent while the cookie
+			// was valid (our TSval is the millisecond clock, its low bits
+			// replaced).
+			age := uint32(now.UnixMilli()) + tsSlack - o.TSEcr
 			d, ok := cookies.DecodeTS(o.TSEcr)
-			if !ok {
+			if !ok || int64(age) > 2*e.period/int64(time.Millisecond)+tsSlack {
 				r.Verdict, r.Event = Drop, EventBadCookie
 				return
 			}

@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"sync"
 
-	"github.com/dchest/siphash"
-
 	"github.com/synwall/synwall/cookies"
 )
 
@@ -33,7 +31,7 @@ type cacheEntry struct {
 // SYNs at one bucket; a full bucket drops its oldest entry (FreeBSD
 // syncache). Its memory never changes after init.
 type synCache struct {
-	k0, k1   uint64
+	hash     cookies.Hasher
 	mask     uint64
 	nbuckets int
 	per      int
@@ -46,7 +44,7 @@ type paddedMutex struct {
 	_ [56]byte
 }
 
-func (c *synCache) init(buckets, per int, k0, k1 uint64) {
+func (c *synCache) init(buckets, per int, h cookies.Hasher) {
 	n := 1
 	for n < buckets {
 		n <<= 1
@@ -54,7 +52,7 @@ func (c *synCache) init(buckets, per int, k0, k1 uint64) {
 	if per < 1 {
 		per = 1
 	}
-	c.k0, c.k1 = k0, k1
+	c.hash = h
 	c.nbuckets, c.per = n, per
 	c.mask = uint64(n - 1)
 	c.locks = make([]paddedMutex, n)
@@ -75,8 +73,7 @@ func tupleBytes(t *cookies.Tuple, b *[40]byte) []byte {
 }
 
 func (c *synCache) bucket(t *cookies.Tuple) int {
-	var b [40]byte
-	return int(siphash.Hash(c.k0, c.k1, tupleBytes(t, &b)) & c.mask)
+	return int(c.hash.Sum(t) & c.mask)
 }
 
 // entriesOf returns bucket i's entries. The caller holds its lock.
