@@ -21,7 +21,7 @@ type nfqWorker struct {
 	c     *counters
 }
 
-func (w *nfqWorker) run(ctx context.Context) error {
+func (w *nfqWorker) run(ctx context.Context, bound func()) error {
 	flags := uint32(nfqueue.NfQaCfgFlagGSO)
 	if w.cfg.FailOpen {
 		flags |= nfqueue.NfQaCfgFlagFailOpen
@@ -116,6 +116,7 @@ func (w *nfqWorker) run(ctx context.Context) error {
 	if err := nf.RegisterWithErrorFunc(rctx, hook, errfn); err != nil {
 		return fmt.Errorf("queue %d: nfqueue bind: %w", w.queue, err)
 	}
+	bound()
 	select {
 	case <-ctx.Done():
 		return nil

@@ -33,6 +33,10 @@ type Queue interface {
 	// Stats returns a snapshot of the counters of every queue, in the
 	// order of Config.Queues.
 	Stats() []Stats
+	// Ready is closed once every queue is bound, so that firewall rules
+	// steering traffic to the queues can go in without a packet meeting an
+	// unbound queue.
+	Ready() <-chan struct{}
 }
 
 // Backend selects the receive implementation. The zero value is invalid;

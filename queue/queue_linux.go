@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -12,19 +13,23 @@ import (
 
 // worker runs one queue number until its context ends.
 type worker interface {
-	run(ctx context.Context) error
+	// run binds the queue, calls bound once it is bound, and processes
+	// packets until ctx ends.
+	run(ctx context.Context, bound func()) error
 }
 
 // multi runs one worker per queue number.
 type multi struct {
 	workers  []worker
 	counters []*counters
+	ready    chan struct{}
+	pending  sync.WaitGroup
 }
 
 var _ Queue = (*multi)(nil)
 
 func open(cfg Config, newProcessor func() Processor, inj Injector) (Queue, error) {
-	m := &multi{}
+	m := &multi{ready: make(chan struct{})}
 	for _, q := range cfg.Queues {
 		c := &counters{queue: q}
 		proc := newProcessor()
@@ -44,8 +49,16 @@ func open(cfg Config, newProcessor func() Processor, inj Injector) (Queue, error
 
 func (m *multi) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
+	m.pending.Add(len(m.workers))
+	go func() {
+		m.pending.Wait()
+		close(m.ready)
+	}()
 	for _, w := range m.workers {
-		g.Go(func() error { return w.run(gctx) })
+		g.Go(func() error {
+			var once sync.Once
+			return w.run(gctx, func() { once.Do(m.pending.Done) })
+		})
 	}
 	err := g.Wait()
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
@@ -53,6 +66,8 @@ func (m *multi) Run(ctx context.Context) error {
 	}
 	return err
 }
+
+func (m *multi) Ready() <-chan struct{} { return m.ready }
 
 func (m *multi) Stats() []Stats {
 	s := make([]Stats, len(m.counters))

@@ -32,7 +32,7 @@ type rawWorker struct {
 	seq  uint32
 }
 
-func (w *rawWorker) run(ctx context.Context) error {
+func (w *rawWorker) run(ctx context.Context, bound func()) error {
 	if err := inNetNS(w.cfg.NetNS, w.openSocket); err != nil {
 		return err
 	}
@@ -43,6 +43,7 @@ func (w *rawWorker) run(ctx context.Context) error {
 		return err
 	}
 	defer w.unbind()
+	bound()
 	return w.loop(ctx)
 }
 
