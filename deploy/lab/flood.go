@@ -131,7 +131,11 @@ func (l *Lab) Flood(ctx context.Context, f Flood) (FloodResult, error) {
 		cancel()
 		return nil
 	}
-	l.onDown(stop)
+	unregister, err := l.onDown(stop)
+	if err != nil {
+		cancel()
+	}
+	defer unregister()
 	err = cmd.Wait()
 	res := FloodResult{Elapsed: time.Since(t0), Output: out.String()}
 	var ee *exec.ExitError

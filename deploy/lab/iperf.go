@@ -42,7 +42,7 @@ func (l *Lab) StartIperf(ctx context.Context) error {
 		<-done
 		return nil
 	}
-	if err := l.onDown(stop); err != nil {
+	if _, err := l.onDown(stop); err != nil {
 		stop()
 		return err
 	}

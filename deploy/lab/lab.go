@@ -85,7 +85,7 @@ type Lab struct {
 	mu      sync.Mutex
 	created []string // namespaces this lab added: Down deletes only these
 	down    bool
-	closers []func() error // stopped by Down, last first
+	closers []*closer // stopped by Down, last first
 }
 
 var labSeq atomic.Int64
@@ -239,7 +239,10 @@ func (l *Lab) Down() error {
 	l.mu.Unlock()
 	var errs []error
 	for i := len(closers) - 1; i >= 0; i-- {
-		if err := closers[i](); err != nil {
+		if closers[i].f == nil {
+			continue
+		}
+		if err := closers[i].f(); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -273,16 +276,26 @@ func removeNamespaces(names ...string) error {
 	return errors.Join(errs...)
 }
 
+type closer struct{ f func() error }
+
 // onDown registers f to run at Down. It fails with ErrDown once the lab is
-// down.
-func (l *Lab) onDown(f func() error) error {
+// down. The returned function unregisters f.
+func (l *Lab) onDown(f func() error) (func(), error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.down {
-		return ErrDown
+		return func() {}, ErrDown
 	}
-	l.closers = append(l.closers, f)
-	return nil
+	c := &closer{f}
+	l.closers = append(l.closers, c)
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		c.f = nil
+		if i := len(l.closers) - 1; i >= 0 && l.closers[i] == c {
+			l.closers = l.closers[:i]
+		}
+	}, nil
 }
 
 // Cmd returns a command that runs name with args in namespace ns

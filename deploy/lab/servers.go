@@ -163,7 +163,7 @@ func (l *Lab) StartServers(cfg ServerConfig) (*Servers, error) {
 			s.serveBulk(bl)
 		}()
 	}
-	if err := l.onDown(s.Close); err != nil {
+	if _, err := l.onDown(s.Close); err != nil {
 		return fail(err)
 	}
 	return s, nil

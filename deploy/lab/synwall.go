@@ -131,7 +131,7 @@ func (l *Lab) StartSynwall(ctx context.Context, cfg SynwallConfig) (*Synwall, er
 			return s.Stop()
 		}
 	}
-	if err := l.onDown(stopAtDown); err != nil {
+	if _, err := l.onDown(stopAtDown); err != nil {
 		s.Kill()
 		return nil, err
 	}
