@@ -30,6 +30,15 @@ func Checksum(b []byte, initial uint16) uint16 {
 		acc += c
 		b = b[64:]
 	}
+	if len(b) >= 32 {
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[0:]), 0)
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[8:]), c)
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[16:]), c)
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[24:]), c)
+		acc, c = bits.Add64(acc, c, 0)
+		acc += c
+		b = b[32:]
+	}
 	for len(b) >= 8 {
 		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b), 0)
 		acc += c // no overflow: acc <= 2^64-2 after a carry without carry-in
