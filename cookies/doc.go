@@ -65,9 +65,10 @@
 // FreeBSD rotates between two keys every 15 s (15 to 30 s), which covers its
 // own SYN-ACK retransmissions at 1, 2, 4 and 8 s. A cookie has to outlive the
 // time between our SYN-ACK and the client's first ACK. Lost SYN-ACKs do not
-// count against it: a client retransmits its SYN after its SYN timeout (1 s,
-// then 2, 4, 8, 16 s in Linux's backoff, RFC 6298 §5) and the new SYN gets a
-// cookie of the counter then current. What counts is the slowest handshake
+// count against it: a client retransmits its SYN when its timer expires
+// (initial RTO 1 s, RFC 6298 §2.1, doubled on each retry, §5.5: Linux retries
+// after 1, 2, 4, 8, 16 and 32 s) and each new SYN gets a cookie of the counter
+// then current. What counts is the slowest handshake
 // completion we want to serve: a long RTT (satellite, congested mobile
 // links: seconds), a lost final ACK that is repaired by the client's first
 // data segment or its retransmissions (RTO 1 s and doubling), and the engine
