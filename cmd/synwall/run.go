@@ -1,0 +1,431 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/synwall/synwall/cookies"
+	"github.com/synwall/synwall/gateway"
+	"github.com/synwall/synwall/policy"
+	"github.com/synwall/synwall/queue"
+)
+
+// runFlags are the flags of `synwall run` and `synwall rules`.
+type runFlags struct {
+	policy    string
+	hook      string
+	queues    string
+	backend   string
+	fail      string
+	fanout    bool
+	mark      uint
+	statsFile string
+	pidFile   string
+	logFormat string
+	logLevel  string
+}
+
+func (f *runFlags) register(fs interface {
+	StringVar(*string, string, string, string)
+	BoolVar(*bool, string, bool, string)
+	UintVar(*uint, string, uint, string)
+}, daemon bool) {
+	fs.StringVar(&f.policy, "policy", "", "policy `FILE` (YAML); the embedded default when empty (see `synwall check`)")
+	fs.StringVar(&f.hook, "hook", "forward", "where guarded traffic passes: `forward` (a gateway in front of servers), input (this host is the server), or both")
+	fs.StringVar(&f.queues, "queues", "", "NFQUEUE numbers as `A-B` or N; overrides the policy's queue.numbers")
+	fs.StringVar(&f.fail, "fail", "", "what happens to traffic synwall cannot take: `closed` (dropped; the default) or open (accepted unexamined); overrides the policy's queue.fail")
+	fs.BoolVar(&f.fanout, "cpu-fanout", false, "spread packets over the queues by CPU (--queue-cpu-fanout) instead of by address hash")
+	fs.UintVar(&f.mark, "mark", queue.DefaultMark, "firewall `mark` of packets synwall injects (exempted from the queue and conntrack)")
+	if daemon {
+		fs.StringVar(&f.backend, "backend", "raw", "queue receive path: `raw` (zero-allocation netlink loop) or nfq (go-nfqueue)")
+		fs.StringVar(&f.statsFile, "stats-file", "", "write counters as JSON to `FILE` when ready, every second and at exit")
+		fs.StringVar(&f.pidFile, "pid-file", "", "write the daemon's PID to `FILE` (for synwall reload)")
+		fs.StringVar(&f.logFormat, "log-format", "text", "log format: `text` or json")
+		fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	}
+}
+
+// parseQueues reads "N" or "A-B".
+func parseQueues(s string) (first, last uint16, err error) {
+	lo, hi, found := strings.Cut(s, "-")
+	a, err := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
+	if err != nil {
+		return 0, 0, fmt.Errorf("--queues %q: want N or A-B with numbers 0..65535", s)
+	}
+	b := a
+	if found {
+		if b, err = strconv.ParseUint(strings.TrimSpace(hi), 10, 16); err != nil || b < a {
+			return 0, 0, fmt.Errorf("--queues %q: want A-B with A <= B <= 65535", s)
+		}
+	}
+	return uint16(a), uint16(b), nil
+}
+
+// queueRange returns the queue numbers from the flag or the policy. The
+// firewall balances over a contiguous range, so the policy's numbers must
+// be one.
+func (f *runFlags) queueRange(p *policy.Policy) (first, last uint16, err error) {
+	if f.queues != "" {
+		return parseQueues(f.queues)
+	}
+	n := p.Queue.Numbers
+	if len(n) == 0 {
+		return 0, 0, nil
+	}
+	for i := 1; i < len(n); i++ {
+		if n[i] != n[i-1]+1 {
+			return 0, 0, fmt.Errorf("policy queue.numbers %v: synwall balances over a contiguous range (e.g. 0-3)", n)
+		}
+	}
+	return n[0], n[len(n)-1], nil
+}
+
+func (f *runFlags) failOpen(p *policy.Policy) (bool, error) {
+	switch f.fail {
+	case "":
+		return p.Queue.FailOpen, nil
+	case "closed":
+		return false, nil
+	case "open":
+		return true, nil
+	}
+	return false, fmt.Errorf("--fail %q: want closed or open", f.fail)
+}
+
+func (f *runFlags) hooks() ([]queue.Hook, error) {
+	switch f.hook {
+	case "forward":
+		return []queue.Hook{queue.HookForward}, nil
+	case "input":
+		return []queue.Hook{queue.HookInput}, nil
+	case "both":
+		return []queue.Hook{queue.HookForward, queue.HookInput}, nil
+	}
+	return nil, fmt.Errorf("--hook %q: want forward, input or both", f.hook)
+}
+
+// rules turns the policy's services into firewall rules.
+func (f *runFlags) rules(p *policy.Policy) (queue.Rules, error) {
+	hooks, err := f.hooks()
+	if err != nil {
+		return queue.Rules{}, err
+	}
+	first, last, err := f.queueRange(p)
+	if err != nil {
+		return queue.Rules{}, err
+	}
+	open, err := f.failOpen(p)
+	if err != nil {
+		return queue.Rules{}, err
+	}
+	r := queue.Rules{Hooks: hooks, QueueFirst: first, QueueLast: last, CPUFanout: f.fanout, FailOpen: open, Mark: uint32(f.mark)}
+	for _, s := range p.Services {
+		for _, pfx := range s.Prefixes {
+			for _, pr := range s.Ports {
+				r.Services = append(r.Services, queue.RuleService{Prefix: pfx, Ports: queue.PortRange{Lo: pr.Lo, Hi: pr.Hi}})
+			}
+		}
+	}
+	return r, r.Validate()
+}
+
+func cmdRules(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	var f runFlags
+	fs := newFlags("rules", "[flags]", `Prints the firewall rules synwall run would install for the policy, as
+iptables-restore and ip6tables-restore input and as an nftables ruleset, and
+touches nothing. For operators who manage their own firewall: install these,
+then run synwall with the same policy and queue numbers.`, stderr)
+	f.register(fs, false)
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	p, err := loadPolicy(f.policy)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailure
+	}
+	r, err := f.rules(p)
+	if err != nil {
+		fmt.Fprintln(stderr, "synwall rules:", err)
+		return exitUsage
+	}
+	for _, fam := range []queue.Family{queue.IPv4, queue.IPv6} {
+		text, err := r.IPTables(fam)
+		if err != nil {
+			fmt.Fprintln(stderr, "synwall rules:", err)
+			return exitFailure
+		}
+		tool := "iptables-restore --noflush"
+		if fam == queue.IPv6 {
+			tool = "ip6tables-restore --noflush"
+		}
+		fmt.Fprintf(stdout, "# %s: feed to %s\n%s\n", fam, tool, text)
+	}
+	nft, err := r.NFTables()
+	if err != nil {
+		fmt.Fprintln(stderr, "synwall rules:", err)
+		return exitFailure
+	}
+	fmt.Fprintf(stdout, "# nftables: feed to nft -f -\n%s", nft)
+	return exitOK
+}
+
+func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	o := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, o)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) int {
+	var f runFlags
+	fs := newFlags("run", "[flags]", `Runs the gateway in the foreground: binds the NFQUEUE queues, installs its
+firewall rules (its own chains, tagged "synwall", stale ones from an earlier
+run replaced), and answers SYNs to the guarded services as a SYN proxy until
+SIGINT or SIGTERM, when it removes its rules and exits 0. SIGHUP (or synwall
+reload) re-reads the policy file: a valid one is swapped in without losing
+flows or the SYN cache; an invalid one is refused, logged and counted, and
+the old policy stays. Needs CAP_NET_ADMIN and CAP_NET_RAW.`, stderr)
+	f.register(fs, true)
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	log, err := newLogger(f.logFormat, f.logLevel, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "synwall run:", err)
+		return exitUsage
+	}
+	d, err := newDaemon(&f, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return exitSetup
+	}
+	if err := d.run(ctx); err != nil {
+		log.Error("stopped", "err", err)
+		if errors.Is(err, errSetup) {
+			return exitSetup
+		}
+		return exitFailure
+	}
+	return exitOK
+}
+
+// errSetup marks errors that happen before the gateway protects anything.
+var errSetup = errors.New("setup")
+
+type daemon struct {
+	flags   *runFlags
+	log     *slog.Logger
+	engine  *gateway.Engine
+	rules   queue.Rules
+	qcfg    queue.Config
+	queue   queue.Queue
+	inj     *queue.RawInjector
+	reloads struct{ ok, failed uint64 }
+	started time.Time
+}
+
+func newDaemon(f *runFlags, log *slog.Logger) (*daemon, error) {
+	p, err := loadPolicy(f.policy)
+	if err != nil {
+		return nil, err
+	}
+	r, err := f.rules(p)
+	if err != nil {
+		return nil, err
+	}
+	backend, err := queue.ParseBackend(f.backend)
+	if err != nil {
+		return nil, err
+	}
+	var secret []byte
+	if p.Cookies.KeyFile != "" {
+		if secret, err = cookies.ReadSecretFile(p.Cookies.KeyFile); err != nil {
+			return nil, err
+		}
+	}
+	now := time.Now()
+	jar, err := cookies.New(cookies.Config{Period: p.Cookies.Period, Secret: secret}, now)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := gateway.New(gateway.Config{Policy: p, Cookies: jar})
+	if err != nil {
+		return nil, err
+	}
+	open, _ := f.failOpen(p)
+	var qs []uint16
+	for q := int(r.QueueFirst); q <= int(r.QueueLast); q++ {
+		qs = append(qs, uint16(q))
+	}
+	return &daemon{
+		flags:  f,
+		log:    log,
+		engine: eng,
+		rules:  r,
+		qcfg:   queue.Config{Backend: backend, Queues: qs, MaxQueueLen: p.Queue.MaxLen, FailOpen: open},
+	}, nil
+}
+
+func (d *daemon) run(ctx context.Context) (err error) {
+	d.started = time.Now()
+	inj, err := queue.NewRawInjector(queue.InjectorConfig{Mark: uint32(d.flags.mark)})
+	if err != nil {
+		return fmt.Errorf("%w: raw sockets for injection: %v", errSetup, err)
+	}
+	d.inj = inj
+	defer inj.Close()
+	q, err := queue.Open(d.qcfg, func() queue.Processor { return d.engine.NewWorker() }, inj)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errSetup, err)
+	}
+	d.queue = q
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	// The queues are bound before the rules send traffic to them, and the
+	// rules are removed (below) after the queue workers stopped.
+	g.Go(func() error { return q.Run(gctx) })
+
+	fw := &queue.Firewall{Rules: d.rules}
+	if err := waitBound(gctx, q, 10*time.Second); err != nil {
+		cancel()
+		if werr := g.Wait(); werr != nil {
+			err = werr
+		}
+		return fmt.Errorf("%w: binding queues %d-%d: %v", errSetup, d.rules.QueueFirst, d.rules.QueueLast, err)
+	}
+	if err := fw.Install(gctx); err != nil {
+		cancel()
+		g.Wait()
+		return fmt.Errorf("%w: installing firewall rules: %v", errSetup, err)
+	}
+	defer func() {
+		rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer rcancel()
+		if rerr := fw.Remove(rctx); rerr != nil {
+			d.log.Error("removing firewall rules", "err", rerr)
+			if err == nil {
+				err = rerr
+			}
+		} else {
+			d.log.Info("firewall rules removed")
+		}
+	}()
+	d.log.Info("ready", "queues", fmt.Sprintf("%d-%d", d.rules.QueueFirst, d.rules.QueueLast),
+		"backend", d.qcfg.Backend, "fail_open", d.qcfg.FailOpen, "hooks", d.flags.hook,
+		"services", len(d.rules.Services), "policy", policyName(d.flags.policy))
+	if d.flags.pidFile != "" {
+		if err := os.WriteFile(d.flags.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			d.log.Warn("writing pid file", "err", err)
+		} else {
+			defer os.Remove(d.flags.pidFile)
+		}
+	}
+	d.writeStats()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	g.Go(func() error {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case now := <-tick.C:
+				d.engine.Expire(now)
+				d.writeStats()
+			case <-hup:
+				d.reload()
+			}
+		}
+	})
+	err = g.Wait()
+	d.writeStats()
+	d.log.Info("stopping")
+	return err
+}
+
+// waitBound waits until every queue is bound, Run failed, or the timeout.
+func waitBound(ctx context.Context, q queue.Queue, timeout time.Duration) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-q.Ready():
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-t.C:
+		return fmt.Errorf("not bound after %v", timeout)
+	}
+}
+
+func policyName(path string) string {
+	if path == "" {
+		return "embedded default"
+	}
+	return path
+}
+
+// reload re-reads the policy file. A policy that does not validate is
+// refused and the running one stays.
+func (d *daemon) reload() {
+	p, err := loadPolicy(d.flags.policy)
+	if err != nil {
+		d.reloads.failed++
+		d.log.Error("policy reload refused; keeping the running policy", "err", err)
+		return
+	}
+	r, err := d.flags.rules(p)
+	if err == nil && !sameRules(r, d.rules) {
+		fw := &queue.Firewall{Rules: r}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = fw.Install(ctx)
+		cancel()
+		if err == nil {
+			d.rules = r
+		}
+	}
+	if err != nil {
+		d.reloads.failed++
+		d.log.Error("policy reload refused; keeping the running policy", "err", err)
+		return
+	}
+	d.engine.SetPolicy(p)
+	d.reloads.ok++
+	d.log.Info("policy reloaded", "policy", policyName(d.flags.policy), "services", len(p.Services))
+}
+
+func sameRules(a, b queue.Rules) bool {
+	x, _ := a.IPTables(queue.IPv4)
+	y, _ := b.IPTables(queue.IPv4)
+	x6, _ := a.IPTables(queue.IPv6)
+	y6, _ := b.IPTables(queue.IPv6)
+	return x == y && x6 == y6
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/synwall/synwall/gateway"
+	"github.com/synwall/synwall/gateway/header"
+	"github.com/synwall/synwall/queue"
+)
+
+// statsDoc is the stats file: counters by section, names in snake_case.
+type statsDoc struct {
+	Time    time.Time         `json:"time"`
+	Uptime  float64           `json:"uptime_seconds"`
+	Events  map[string]uint64 `json:"events"`
+	Drops   map[string]uint64 `json:"drops"`
+	Engine  map[string]uint64 `json:"engine"`
+	Queue   map[string]uint64 `json:"queue"`
+	Kernel  map[string]uint64 `json:"kernel_queue"`
+	Inject  map[string]uint64 `json:"inject"`
+	Reloads map[string]uint64 `json:"reloads"`
+}
+
+func (d *daemon) snapshot() statsDoc {
+	now := time.Now()
+	es := d.engine.Stats()
+	doc := statsDoc{
+		Time:   now,
+		Uptime: now.Sub(d.started).Seconds(),
+		Events: map[string]uint64{}, Drops: map[string]uint64{}, Engine: map[string]uint64{},
+		Queue: map[string]uint64{}, Kernel: map[string]uint64{}, Inject: map[string]uint64{},
+		Reloads: map[string]uint64{"ok": d.reloads.ok, "failed": d.reloads.failed},
+	}
+	for e := gateway.Event(1); e < gateway.NumEvents; e++ {
+		doc.Events[e.String()] = es.Events[e]
+	}
+	for r := header.OK + 1; r < header.NumReasons; r++ {
+		doc.Drops[r.String()] = es.Drops[r]
+	}
+	for k, v := range map[string]uint64{
+		"cache_hits": es.CacheHits, "cache_misses": es.CacheMisses, "cache_evictions": es.CacheEvictions,
+		"cache_retransmits": es.CacheRetransmits, "flows_active": uint64(max(es.FlowsActive, 0)),
+		"flows_created": es.FlowsCreated, "flows_expired": es.FlowsExpired, "flows_evicted": es.FlowsEvicted,
+		"pending_held": es.PendingHeld, "pending_dropped": es.PendingDropped, "syn_retransmits": es.SynRetransmits,
+	} {
+		doc.Engine[k] = v
+	}
+	if d.queue != nil {
+		for _, s := range d.queue.Stats() {
+			for k, v := range map[string]uint64{
+				"packets": s.Packets, "accepted": s.Accepted, "accepted_altered": s.AcceptedAltered,
+				"dropped": s.Dropped, "verdict_msgs": s.VerdictMsgs, "batches": s.Batches, "sends": s.Sends,
+				"injected": s.Injected, "inject_errors": s.InjectErrors, "enobufs": s.ENOBUFS,
+				"parse_errors": s.ParseErrors, "kernel_errors": s.KernelErrors, "truncated": s.Truncated,
+				"bad_verdicts": s.BadVerdicts,
+			} {
+				doc.Queue[k] += v
+			}
+		}
+	}
+	if ks, err := queue.ReadKernelQueueStats(); err == nil {
+		for _, k := range ks {
+			if k.Queue < d.rules.QueueFirst || k.Queue > d.rules.QueueLast {
+				continue
+			}
+			doc.Kernel["waiting"] += uint64(k.Waiting)
+			doc.Kernel["queue_dropped"] += uint64(k.Dropped)
+			doc.Kernel["user_dropped"] += uint64(k.UserDropped)
+		}
+		doc.Queue["queue_dropped"] = doc.Kernel["queue_dropped"]
+		doc.Queue["user_dropped"] = doc.Kernel["user_dropped"]
+	}
+	if d.inj != nil {
+		is := d.inj.Stats()
+		doc.Inject["sent"] = is.Sent
+		doc.Inject["errors"] = is.Errors
+	}
+	return doc
+}
+
+// writeStats replaces the stats file atomically (write, then rename).
+func (d *daemon) writeStats() {
+	path := d.flags.statsFile
+	if path == "" {
+		return
+	}
+	b, err := json.MarshalIndent(d.snapshot(), "", "  ")
+	if err != nil {
+		return
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		d.log.Warn("writing stats file", "err", err)
+		return
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		d.log.Warn("writing stats file", "err", err)
+	}
+}
