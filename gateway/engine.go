@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"io"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -186,12 +187,20 @@ type Engine struct {
 	srcLimit, synAckLimit Limiter
 
 	st counters
+
+	mu      sync.Mutex
+	workers []*packetCounters
+}
+
+// packetCounters are counted per worker, so that workers on different
+// cores never write the same cache line; Stats sums them.
+type packetCounters struct {
+	events [NumEvents]atomic.Uint64
+	drops  [header.NumReasons]atomic.Uint64
+	_      [64]byte
 }
 
 type counters struct {
-	events [NumEvents]atomic.Uint64
-	drops  [header.NumReasons]atomic.Uint64
-
 	cacheHits, cacheMisses, cacheEvictions, cacheRetransmits atomic.Uint64
 	flowsActive                                              atomic.Int64
 	flowsCreated, flowsExpired, flowsEvicted                 atomic.Uint64
@@ -303,12 +312,16 @@ func (e *Engine) Jar() *cookies.Jar { return e.jar }
 // Stats returns a snapshot of the counters.
 func (e *Engine) Stats() Stats {
 	var s Stats
-	for i := range s.Events {
-		s.Events[i] = e.st.events[i].Load()
+	e.mu.Lock()
+	for _, c := range e.workers {
+		for i := range s.Events {
+			s.Events[i] += c.events[i].Load()
+		}
+		for i := range s.Drops {
+			s.Drops[i] += c.drops[i].Load()
+		}
 	}
-	for i := range s.Drops {
-		s.Drops[i] = e.st.drops[i].Load()
-	}
+	e.mu.Unlock()
 	s.CacheHits = e.st.cacheHits.Load()
 	s.CacheMisses = e.st.cacheMisses.Load()
 	s.CacheEvictions = e.st.cacheEvictions.Load()

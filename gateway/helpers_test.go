@@ -347,11 +347,11 @@ func (h *harness) expect(pkt []byte, verdict Verdict, ev Event) Result {
 // flowOf returns a copy of the live flow of the test tuple, if any.
 func (h *harness) flowOf() (flow, bool) {
 	t := h.tuple()
-	i := h.e.flows.bucket(&t)
+	i, tag := h.e.flows.bucket(&t)
 	mu := h.e.flows.lock(i)
 	mu.Lock()
 	defer mu.Unlock()
-	f := h.e.findFlow(i, &t, h.now.UnixNano())
+	f := h.e.findFlow(i, tag, &t, h.now.UnixNano())
 	if f == nil {
 		return flow{}, false
 	}

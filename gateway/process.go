@@ -21,13 +21,20 @@ const tsSlack = 1 << cookies.TSBits
 // not be used by two goroutines at once.
 type Worker struct {
 	e    *Engine
+	ctr  *packetCounters
 	pkt  header.Packet
 	inj  [maxInject][]byte
 	bufs [maxInject][bufSize]byte
 }
 
 // NewWorker returns a worker with its own buffers.
-func (e *Engine) NewWorker() *Worker { return &Worker{e: e} }
+func (e *Engine) NewWorker() *Worker {
+	w := &Worker{e: e, ctr: new(packetCounters)}
+	e.mu.Lock()
+	e.workers = append(e.workers, w.ctr)
+	e.mu.Unlock()
+	return w
+}
 
 func addrOf(a *[16]byte, v6 bool) netip.Addr {
 	if v6 {
@@ -41,7 +48,9 @@ func addrOf(a *[16]byte, v6 bool) netip.Addr {
 func (w *Worker) Process(pkt []byte, meta Meta, now time.Time, r *Result) {
 	*r = Result{}
 	w.process(pkt, meta, now, r)
-	w.e.st.events[r.Event].Add(1)
+	if r.Event < NumEvents {
+		w.ctr.events[r.Event].Add(1)
+	}
 }
 
 func (w *Worker) process(pkt []byte, meta Meta, now time.Time, r *Result) {
@@ -67,7 +76,7 @@ func (w *Worker) process(pkt []byte, meta Meta, now time.Time, r *Result) {
 	if reason := header.CheckFlags(flags, fromServer); reason != header.OK {
 		if pol.InvalidFlags == policy.InvalidFlagsCount {
 			// Counted and let through, as the policy asks.
-			e.st.drops[reason].Add(1)
+			w.ctr.drops[reason].Add(1)
 			r.Verdict, r.Reason, r.Event = Accept, reason, EventPassed
 			return
 		}
@@ -103,7 +112,7 @@ func (w *Worker) malformed(reason header.Reason, r *Result) {
 	if reason >= header.NumReasons {
 		reason = header.ReasonInvalid
 	}
-	w.e.st.drops[reason].Add(1)
+	w.ctr.drops[reason].Add(1)
 	r.Verdict, r.Reason, r.Event = Drop, reason, EventMalformed
 }
 
@@ -116,10 +125,10 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, pol *policy.Policy, 
 	// A tuple reused after its flow began to close starts afresh; an
 	// established flow is only marked, and replaced when a valid ACK for
 	// a new ISN arrives.
-	fi := e.flows.bucket(tup)
+	fi, tag := e.flows.bucket(tup)
 	mu := e.flows.lock(fi)
 	mu.Lock()
-	if f := e.findFlow(fi, tup, nowNs); f != nil {
+	if f := e.findFlow(fi, tag, tup, nowNs); f != nil {
 		switch f.state {
 		case stateClosing:
 			e.removeFlow(f)
@@ -206,11 +215,11 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, pol *policy.Policy, 
 func (w *Worker) fromClient(pkt []byte, p *header.Packet, svc *policy.Service, tup *cookies.Tuple, flags uint8, meta Meta, now time.Time, r *Result) {
 	e := w.e
 	nowNs := now.UnixNano()
-	fi := e.flows.bucket(tup)
+	fi, tag := e.flows.bucket(tup)
 	mu := e.flows.lock(fi)
 	mu.Lock()
 	defer mu.Unlock()
-	f := e.findFlow(fi, tup, nowNs)
+	f := e.findFlow(fi, tag, tup, nowNs)
 	if f != nil && f.newSyn && flags&(header.RST|header.FIN) == 0 {
 		// The client opened a new connection on this tuple (its SYN came
 		// while the old flow was up): a valid cookie for a new ISN
@@ -230,7 +239,7 @@ func (w *Worker) fromClient(pkt []byte, p *header.Packet, svc *policy.Service, t
 			r.Verdict, r.Event = Drop, EventUnknown
 			return
 		}
-		w.handshake(p, svc, tup, fi, now, r)
+		w.handshake(p, svc, tup, fi, tag, now, r)
 		return
 	}
 	f.lastSeen = nowNs
@@ -244,7 +253,7 @@ func (w *Worker) fromClient(pkt []byte, p *header.Packet, svc *policy.Service, t
 // handshake checks the ACK that completes the client's handshake and opens
 // the server side with a SYN carrying the client's ISN and options. The
 // caller holds the lock of flow bucket fi.
-func (w *Worker) handshake(p *header.Packet, svc *policy.Service, tup *cookies.Tuple, fi int, now time.Time, r *Result) {
+func (w *Worker) handshake(p *header.Packet, svc *policy.Service, tup *cookies.Tuple, fi int, tag uint32, now time.Time, r *Result) {
 	e := w.e
 	t := p.TCP
 	o := &p.Opts
@@ -301,7 +310,7 @@ func (w *Worker) handshake(p *header.Packet, svc *policy.Service, tup *cookies.T
 	}
 
 	nowNs := now.UnixNano()
-	f := e.newFlow(fi, tup, nowNs)
+	f := e.newFlow(fi, tag, tup, nowNs)
 	f.state = stateSynSent
 	f.clientISN, f.cookieISN = clientISN, cookie
 	f.clientTS = ts
@@ -380,11 +389,11 @@ func (w *Worker) fromServer(pkt []byte, p *header.Packet, flags uint8, meta Meta
 	t := p.TCP
 	nowNs := now.UnixNano()
 	tup := cookies.Tuple{Src: p.Dst, Dst: p.Src, SrcPort: t.DestinationPort(), DstPort: t.SourcePort(), V6: p.V6}
-	fi := e.flows.bucket(&tup)
+	fi, tag := e.flows.bucket(&tup)
 	mu := e.flows.lock(fi)
 	mu.Lock()
 	defer mu.Unlock()
-	f := e.findFlow(fi, &tup, nowNs)
+	f := e.findFlow(fi, tag, &tup, nowNs)
 	if f == nil {
 		r.Verdict, r.Event = Drop, EventUnknown
 		return
