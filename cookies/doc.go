@@ -66,11 +66,11 @@
 // own SYN-ACK retransmissions at 1, 2, 4 and 8 s. A cookie has to outlive the
 // time between our SYN-ACK and the client's first ACK. Lost SYN-ACKs do not
 // count against it: a client retransmits its SYN when its timer expires
-// (initial RTO 1 s, RFC 6298 §2.1, doubled on each retry, §5.5: Linux waits
-// 1, 2, 4, 8, 16 and 32 s between its tries) and each new SYN gets a cookie of the counter
-// then current. What counts is the slowest handshake completion we want to
-// serve: a long RTT (satellite, congested mobile links: seconds), a lost final
-// ACK that is repaired by the client's first data segment or its
+// (initial RTO 1 s, RFC 6298 §2.1, doubled on each retry, §5.5: Linux waits 1,
+// 2, 4, 8, 16 and 32 s between its tries) and each new SYN gets a cookie of the
+// counter then current. What counts is the slowest handshake completion we want
+// to serve: a long RTT (satellite, congested mobile links: seconds), a lost
+// final ACK that is repaired by the client's first data segment or its
 // retransmissions (RTO 1 s and doubling), and the engine holding an ACK while
 // the backend is slow. Thirty seconds at the least covers all of that with room
 // to spare; it is twice FreeBSD's so that a Secret shared behind ECMP tolerates
