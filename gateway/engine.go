@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,13 +109,6 @@ func (e Event) String() string {
 	return "invalid"
 }
 
-// Limiter decides whether a SYN may be answered. The engine calls it on the
-// SYN path with the client's address; it must not allocate and must be safe
-// for concurrent use.
-type Limiter interface {
-	Allow(src netip.Addr, now time.Time) bool
-}
-
 // Config sets up an Engine. Zero sizes and timeouts take their value from
 // Policy.Tables, and then from the defaults below.
 type Config struct {
@@ -141,11 +133,11 @@ type Config struct {
 	// of payload.
 	PendingSlots int
 
-	// SourceLimit, when set, is asked before a SYN is answered (a per-source
-	// rate limit); SynAckLimit, when set, bounds the SYN-ACKs sent in all.
-	// A refused SYN is dropped with EventSynLimited.
-	SourceLimit Limiter
-	SynAckLimit Limiter
+	// LimitSlots is the size of the per-source SYN limiter table of each
+	// service that has a limit (Service.Limit); the global SYN-ACK limit
+	// comes from Policy.Limits. A refused SYN is dropped with
+	// EventSynLimited; sources in Policy.Allow skip the per-source limit.
+	LimitSlots int
 
 	// Rand seeds the SYN cache key and the flow hash; nil means crypto/rand.
 	Rand io.Reader
@@ -171,7 +163,8 @@ const (
 // table, policy and counters. It is safe for concurrent use; each goroutine
 // uses its own Worker.
 type Engine struct {
-	policy atomic.Pointer[policy.Policy]
+	cur        atomic.Pointer[active]
+	limitSlots int
 	jar    *cookies.Jar
 	period int64 // cookie period, ns
 
@@ -183,8 +176,6 @@ type Engine struct {
 	idle       int64
 	linger     int64
 	synRetrans int64
-
-	srcLimit, synAckLimit Limiter
 
 	st counters
 
@@ -274,8 +265,7 @@ func New(cfg Config) (*Engine, error) {
 		linger:      pickD(cfg.Linger, t.Linger, DefaultLinger),
 		synRetrans:  pickD(cfg.SynRetransmit, 0, DefaultSynRetransmit),
 		period:      pickD(0, t.CookiePeriod, cookies.DefaultPeriod),
-		srcLimit:    cfg.SourceLimit,
-		synAckLimit: cfg.SynAckLimit,
+		limitSlots:  pick(cfg.LimitSlots, 0, DefaultLimitSlots),
 	}
 	if e.jar == nil {
 		start := cfg.Start
@@ -291,20 +281,35 @@ func New(cfg Config) (*Engine, error) {
 	e.cache.init(buckets, entries, hasher)
 	e.flows.init(flows, maphash.MakeSeed())
 	e.pending.init(slots)
-	e.policy.Store(cfg.Policy)
+	a, err := buildActive(cfg.Policy, nil, e.limitSlots)
+	if err != nil {
+		return nil, err
+	}
+	e.cur.Store(a)
 	return e, nil
 }
 
 // SetPolicy swaps the policy atomically. Flows and the SYN cache survive;
-// table sizes and timeouts keep the values the engine was built with.
-func (e *Engine) SetPolicy(p *policy.Policy) {
-	if p != nil {
-		e.policy.Store(p)
+// table sizes and timeouts keep the values the engine was built with. Rate
+// limiters are rebuilt from the new policy, keeping the state of those whose
+// service and prefix lengths did not change. A policy whose limits cannot be
+// built is an error and the old policy stays.
+func (e *Engine) SetPolicy(p *policy.Policy) error {
+	if p == nil {
+		return errors.New("gateway: nil policy")
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	a, err := buildActive(p, e.cur.Load(), e.limitSlots)
+	if err != nil {
+		return err
+	}
+	e.cur.Store(a)
+	return nil
 }
 
 // Policy returns the policy in use.
-func (e *Engine) Policy() *policy.Policy { return e.policy.Load() }
+func (e *Engine) Policy() *policy.Policy { return e.cur.Load().pol }
 
 // Jar returns the cookie jar the engine uses.
 func (e *Engine) Jar() *cookies.Jar { return e.jar }

@@ -60,7 +60,8 @@ func (w *Worker) process(pkt []byte, meta Meta, now time.Time, r *Result) {
 		w.malformed(reason, r)
 		return
 	}
-	pol := e.policy.Load()
+	act := e.cur.Load()
+	pol := act.pol
 	t := p.TCP
 	sport, dport := t.SourcePort(), t.DestinationPort()
 	fromServer := false
@@ -102,7 +103,7 @@ func (w *Worker) process(pkt []byte, meta Meta, now time.Time, r *Result) {
 	}
 	tup := cookies.Tuple{Src: p.Src, Dst: p.Dst, SrcPort: sport, DstPort: dport, V6: p.V6}
 	if flags&header.SYN != 0 {
-		w.syn(p, svc, pol, &tup, flags, now, r)
+		w.syn(p, svc, act, &tup, flags, now, r)
 		return
 	}
 	w.fromClient(pkt, p, svc, &tup, flags, meta, now, r)
@@ -118,7 +119,7 @@ func (w *Worker) malformed(reason header.Reason, r *Result) {
 
 // syn answers a client's SYN with a cookie SYN-ACK sent as the server
 // (RFC 4987 §3.6, §3.8), remembering the client's options in the SYN cache.
-func (w *Worker) syn(p *header.Packet, svc *policy.Service, pol *policy.Policy, tup *cookies.Tuple, flags uint8, now time.Time, r *Result) {
+func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *cookies.Tuple, flags uint8, now time.Time, r *Result) {
 	e := w.e
 	nowNs := now.UnixNano()
 
@@ -138,16 +139,17 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, pol *policy.Policy, 
 	}
 	mu.Unlock()
 
-	if e.srcLimit != nil || e.synAckLimit != nil {
-		src := addrOf(&p.Src, p.V6)
-		if !pol.Allowed(src) && e.srcLimit != nil && !e.srcLimit.Allow(src, now) {
+	// Rate limits: per source prefix for the service, then the global
+	// bound on SYN-ACKs (so that synwall is no strong reflector).
+	if svc.ID < len(act.perSvc) {
+		if l := act.perSvc[svc.ID]; l != nil && !l.Allow(p.Src, p.V6, nowNs) && !act.pol.Allowed(addrOf(&p.Src, p.V6)) {
 			r.Verdict, r.Event = Drop, EventSynLimited
 			return
 		}
-		if e.synAckLimit != nil && !e.synAckLimit.Allow(src, now) {
-			r.Verdict, r.Event = Drop, EventSynLimited
-			return
-		}
+	}
+	if act.synAck != nil && !act.synAck.Allow(nowNs) {
+		r.Verdict, r.Event = Drop, EventSynLimited
+		return
 	}
 
 	o := &p.Opts
