@@ -165,8 +165,8 @@ const (
 type Engine struct {
 	cur        atomic.Pointer[active]
 	limitSlots int
-	jar    *cookies.Jar
-	period int64 // cookie period, ns
+	jar        *cookies.Jar
+	period     int64 // cookie period, ns
 
 	cache   synCache
 	flows   flowTable
@@ -259,13 +259,13 @@ func New(cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("gateway: SYN cache key: %w", err)
 	}
 	e := &Engine{
-		jar:         cfg.Cookies,
-		hsTimeout:   pickD(cfg.HandshakeTimeout, t.HandshakeTimeout, DefaultHandshakeTimeout),
-		idle:        pickD(cfg.IdleTimeout, t.IdleTimeout, DefaultIdleTimeout),
-		linger:      pickD(cfg.Linger, t.Linger, DefaultLinger),
-		synRetrans:  pickD(cfg.SynRetransmit, 0, DefaultSynRetransmit),
-		period:      pickD(0, t.CookiePeriod, cookies.DefaultPeriod),
-		limitSlots:  pick(cfg.LimitSlots, 0, DefaultLimitSlots),
+		jar:        cfg.Cookies,
+		hsTimeout:  pickD(cfg.HandshakeTimeout, t.HandshakeTimeout, DefaultHandshakeTimeout),
+		idle:       pickD(cfg.IdleTimeout, t.IdleTimeout, DefaultIdleTimeout),
+		linger:     pickD(cfg.Linger, t.Linger, DefaultLinger),
+		synRetrans: pickD(cfg.SynRetransmit, 0, DefaultSynRetransmit),
+		period:     pickD(0, t.CookiePeriod, cookies.DefaultPeriod),
+		limitSlots: pick(cfg.LimitSlots, 0, DefaultLimitSlots),
 	}
 	if e.jar == nil {
 		start := cfg.Start
