@@ -2,9 +2,9 @@ package gateway
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -279,7 +279,15 @@ func New(cfg Config) (*Engine, error) {
 		e.jar = jar
 	}
 	e.cache.init(buckets, entries, hasher)
-	e.flows.init(flows, maphash.MakeSeed())
+	var seed [32]byte
+	if _, err := io.ReadFull(rnd, seed[:]); err != nil {
+		return nil, fmt.Errorf("gateway: flow table seed: %w", err)
+	}
+	var fs [4]uint64
+	for i := range fs {
+		fs[i] = binary.LittleEndian.Uint64(seed[8*i:]) | 1 // odd: never a zero factor
+	}
+	e.flows.init(flows, fs)
 	e.pending.init(slots)
 	a, err := buildActive(cfg.Policy, nil, e.limitSlots)
 	if err != nil {

@@ -1,8 +1,10 @@
 package gateway
 
 import (
-	"hash/maphash"
+	"encoding/binary"
+	"math/bits"
 	"sync"
+	"sync/atomic"
 
 	"github.com/synwall/synwall/cookies"
 )
@@ -20,6 +22,7 @@ const (
 
 // flow is one proxied connection, keyed by its client-side tuple.
 type flow struct {
+	key   flowKey
 	tuple cookies.Tuple
 	state flowState
 	slot  int32 // index in flowTable.slots
@@ -67,14 +70,14 @@ const FlowBucketSize = 16
 // used one. Each slot has a 32-bit tag from the tuple's hash (0: free), kept
 // apart so that a lookup scans one cache line before touching a flow.
 type flowTable struct {
-	seed  maphash.Seed
+	seed  [4]uint64
 	mask  uint64
 	locks []paddedMutex
-	tags  []uint32
+	tags  []atomic.Uint32 // written under the bucket lock, read also without
 	slots []flow
 }
 
-func (ft *flowTable) init(capacity int, seed maphash.Seed) {
+func (ft *flowTable) init(capacity int, seed [4]uint64) {
 	n := 1
 	for n*FlowBucketSize < capacity {
 		n <<= 1
@@ -83,20 +86,66 @@ func (ft *flowTable) init(capacity int, seed maphash.Seed) {
 	ft.mask = uint64(n - 1)
 	ft.locks = make([]paddedMutex, n)
 	ft.slots = make([]flow, n*FlowBucketSize)
-	ft.tags = make([]uint32, n*FlowBucketSize)
+	ft.tags = make([]atomic.Uint32, n*FlowBucketSize)
 	for i := range ft.slots {
 		ft.slots[i].slot = int32(i)
 	}
 }
 
-// bucket returns the bucket of t and its tag.
+// flowKey is a tuple packed into words for hashing and comparing.
+type flowKey [5]uint64
+
+func keyOf(t *cookies.Tuple) flowKey {
+	var v6 uint64
+	if t.V6 {
+		v6 = 1
+	}
+	return flowKey{
+		binary.LittleEndian.Uint64(t.Src[0:]), binary.LittleEndian.Uint64(t.Src[8:]),
+		binary.LittleEndian.Uint64(t.Dst[0:]), binary.LittleEndian.Uint64(t.Dst[8:]),
+		uint64(t.SrcPort)<<32 | uint64(t.DstPort)<<16 | v6,
+	}
+}
+
+func (a *flowKey) equal(b *flowKey) bool {
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4]
+}
+
+// bucket returns the bucket of t and its tag. The hash is a seeded
+// multiply-fold mix (as in wyhash): flows exist only for clients that
+// completed a handshake, so it needs to be unpredictable, not a PRF (the SYN
+// cache, which anyone can fill, uses SipHash).
 func (ft *flowTable) bucket(t *cookies.Tuple) (int, uint32) {
-	var b [40]byte
-	h := maphash.Bytes(ft.seed, tupleBytes(t, &b))
+	k := keyOf(t)
+	return ft.bucketKey(&k)
+}
+
+func (ft *flowTable) bucketKey(k *flowKey) (int, uint32) {
+	s := &ft.seed
+	h := mix(k[0]^s[0], k[1]^s[1]) ^ mix(k[2]^s[2], k[3]^s[3]) ^ mix(k[4]^s[0], s[1]^s[2])
+	h = mix(h, s[3])
 	return int(h & ft.mask), uint32(h>>32) | 1
 }
 
+func mix(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
+}
+
 func (ft *flowTable) lock(i int) *sync.Mutex { return &ft.locks[i].Mutex }
+
+// mayHave reports, without the lock, whether bucket i has a slot tagged
+// tag. False means there is no flow for the tuple (as of the call).
+func (ft *flowTable) mayHave(i int, tag uint32) bool {
+	base := i * FlowBucketSize
+	tags := ft.tags[base : base+FlowBucketSize]
+	for j := range tags {
+		if tags[j].Load() == tag {
+			return true
+		}
+	}
+	return false
+}
 
 func (ft *flowTable) slotsOf(i int) []flow {
 	return ft.slots[i*FlowBucketSize : (i+1)*FlowBucketSize]
@@ -117,15 +166,15 @@ func (e *Engine) expired(f *flow, now int64) bool {
 
 // find returns the live flow for t in bucket i, or nil. An expired flow is
 // removed on the way. The caller holds the bucket's lock.
-func (e *Engine) findFlow(i int, tag uint32, t *cookies.Tuple, now int64) *flow {
+func (e *Engine) findFlow(i int, tag uint32, k *flowKey, now int64) *flow {
 	base := i * FlowBucketSize
 	tags := e.flows.tags[base : base+FlowBucketSize]
-	for j, g := range tags {
-		if g != tag {
+	for j := range tags {
+		if tags[j].Load() != tag {
 			continue
 		}
 		f := &e.flows.slots[base+j]
-		if f.tuple == *t {
+		if f.key.equal(k) {
 			if e.expired(f, now) {
 				e.removeFlow(f)
 				e.st.flowsExpired.Add(1)
@@ -162,8 +211,8 @@ func (e *Engine) newFlow(i int, tag uint32, t *cookies.Tuple, now int64) *flow {
 		e.removeFlow(pick)
 		e.st.flowsEvicted.Add(1)
 	}
-	*pick = flow{tuple: *t, slot: pick.slot, created: now, lastSeen: now, synSentAt: now}
-	e.flows.tags[pick.slot] = tag
+	*pick = flow{key: keyOf(t), tuple: *t, slot: pick.slot, created: now, lastSeen: now, synSentAt: now}
+	e.flows.tags[pick.slot].Store(tag)
 	e.st.flowsActive.Add(1)
 	e.st.flowsCreated.Add(1)
 	return pick
@@ -176,7 +225,7 @@ func (e *Engine) removeFlow(f *flow) {
 	}
 	e.releasePending(f)
 	f.state = stateInvalid
-	e.flows.tags[f.slot] = 0
+	e.flows.tags[f.slot].Store(0)
 	e.st.flowsActive.Add(-1)
 }
 

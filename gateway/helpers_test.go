@@ -348,11 +348,12 @@ func (h *harness) expect(pkt []byte, verdict Verdict, ev Event) Result {
 // flowOf returns a copy of the live flow of the test tuple, if any.
 func (h *harness) flowOf() (flow, bool) {
 	t := h.tuple()
-	i, tag := h.e.flows.bucket(&t)
+	k := keyOf(&t)
+	i, tag := h.e.flows.bucketKey(&k)
 	mu := h.e.flows.lock(i)
 	mu.Lock()
 	defer mu.Unlock()
-	f := h.e.findFlow(i, tag, &t, h.now.UnixNano())
+	f := h.e.findFlow(i, tag, &k, h.now.UnixNano())
 	if f == nil {
 		return flow{}, false
 	}
@@ -361,9 +362,7 @@ func (h *harness) flowOf() (flow, bool) {
 
 // clearCache forgets every SYN cache entry, as a flood would.
 func (h *harness) clearCache() {
-	for i := range h.e.cache.entries {
-		h.e.cache.entries[i].used = false
-	}
+	clear(h.e.cache.tags)
 }
 
 func families(t *testing.T, f func(t *testing.T, v6 bool)) {

@@ -126,18 +126,20 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 	// A tuple reused after its flow began to close starts afresh; an
 	// established flow is only marked, and replaced when a valid ACK for
 	// a new ISN arrives.
-	fi, tag := e.flows.bucket(tup)
-	mu := e.flows.lock(fi)
-	mu.Lock()
-	if f := e.findFlow(fi, tag, tup, nowNs); f != nil {
-		switch f.state {
-		case stateClosing:
-			e.removeFlow(f)
-		case stateEstablished:
-			f.newSyn = true
+	fk := keyOf(tup)
+	if fi, tag := e.flows.bucketKey(&fk); e.flows.mayHave(fi, tag) {
+		mu := e.flows.lock(fi)
+		mu.Lock()
+		if f := e.findFlow(fi, tag, &fk, nowNs); f != nil {
+			switch f.state {
+			case stateClosing:
+				e.removeFlow(f)
+			case stateEstablished:
+				f.newSyn = true
+			}
 		}
+		mu.Unlock()
 	}
-	mu.Unlock()
 
 	// Rate limits: per source prefix for the service, then the global
 	// bound on SYN-ACKs (so that synwall is no strong reflector).
@@ -169,21 +171,23 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 	ecnOK := flags&(header.ECE|header.CWR) == header.ECE|header.CWR && adv.ECN // RFC 3168 §6.1.1
 
 	var cookie, ourTS uint32
-	ci := e.cache.bucket(tup)
+	ci, ctag := e.cache.bucket(tup)
 	cl := &e.cache.locks[ci]
 	cl.Lock()
-	c := e.cache.find(ci, tup)
-	if c != nil && c.clientISN == seq && nowNs-c.when < e.period && c.ts == tsOK {
+	k := e.cache.find(ci, ctag, tup)
+	if c := &e.cache.entries[max(k, 0)]; k >= 0 && c.clientISN == seq && nowNs-c.when < e.period && c.ts == tsOK {
 		// A retransmitted SYN gets the same SYN-ACK.
 		cookie, ourTS = c.cookie, c.ourTS
 		e.st.cacheRetransmits.Add(1)
 	} else {
-		if c == nil {
+		if k < 0 {
 			var evicted bool
-			if c, evicted = e.cache.victim(ci); evicted {
+			if k, evicted = e.cache.victim(ci); evicted {
 				e.st.cacheEvictions.Add(1)
 			}
 		}
+		c = &e.cache.entries[k]
+		e.cache.tags[k] = ctag
 		cookie = e.jar.ISN(tup, seq, clientMSS, now)
 		if tsOK {
 			tso := cookies.TSOptions{WScale: cookies.NoWScale, SACK: sackOK, ECN: ecnOK}
@@ -195,7 +199,7 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 		*c = cacheEntry{
 			tuple: *tup, clientISN: seq, cookie: cookie, ourTS: ourTS, clientTS: o.TSVal,
 			when: nowNs, mss: clientMSS, ws: ws, advWS: advWS,
-			sack: sackOK, ts: tsOK, ecn: ecnOK, used: true,
+			sack: sackOK, ts: tsOK, ecn: ecnOK,
 		}
 	}
 	cl.Unlock()
@@ -217,11 +221,12 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 func (w *Worker) fromClient(pkt []byte, p *header.Packet, svc *policy.Service, tup *cookies.Tuple, flags uint8, meta Meta, now time.Time, r *Result) {
 	e := w.e
 	nowNs := now.UnixNano()
-	fi, tag := e.flows.bucket(tup)
+	k := keyOf(tup)
+	fi, tag := e.flows.bucketKey(&k)
 	mu := e.flows.lock(fi)
 	mu.Lock()
 	defer mu.Unlock()
-	f := e.findFlow(fi, tag, tup, nowNs)
+	f := e.findFlow(fi, tag, &k, nowNs)
 	if f != nil && f.newSyn && flags&(header.RST|header.FIN) == 0 {
 		// The client opened a new connection on this tuple (its SYN came
 		// while the old flow was up): a valid cookie for a new ISN
@@ -264,12 +269,14 @@ func (w *Worker) handshake(p *header.Packet, svc *policy.Service, tup *cookies.T
 
 	var ent cacheEntry
 	hit := false
-	ci := e.cache.bucket(tup)
+	ci, ctag := e.cache.bucket(tup)
 	cl := &e.cache.locks[ci]
 	cl.Lock()
-	if c := e.cache.find(ci, tup); c != nil && c.clientISN == clientISN && c.cookie == cookie {
-		ent, hit = *c, true
-		c.used = false
+	if k := e.cache.find(ci, ctag, tup); k >= 0 {
+		if c := &e.cache.entries[k]; c.clientISN == clientISN && c.cookie == cookie {
+			ent, hit = *c, true
+			e.cache.tags[k] = 0
+		}
 	}
 	cl.Unlock()
 
@@ -391,11 +398,12 @@ func (w *Worker) fromServer(pkt []byte, p *header.Packet, flags uint8, meta Meta
 	t := p.TCP
 	nowNs := now.UnixNano()
 	tup := cookies.Tuple{Src: p.Dst, Dst: p.Src, SrcPort: t.DestinationPort(), DstPort: t.SourcePort(), V6: p.V6}
-	fi, tag := e.flows.bucket(&tup)
+	k := keyOf(&tup)
+	fi, tag := e.flows.bucketKey(&k)
 	mu := e.flows.lock(fi)
 	mu.Lock()
 	defer mu.Unlock()
-	f := e.findFlow(fi, tag, &tup, nowNs)
+	f := e.findFlow(fi, tag, &k, nowNs)
 	if f == nil {
 		r.Verdict, r.Event = Drop, EventUnknown
 		return

@@ -561,6 +561,7 @@ func TestInvalidFlagsTouchNothing(t *testing.T) {
 			cookie, _, _ := h.establish(7, "")
 			before, _ := h.flowOf()
 			cacheBefore := append([]cacheEntry(nil), h.e.cache.entries...)
+			tagsBefore := append([]uint32(nil), h.e.cache.tags...)
 			statsBefore := h.e.Stats()
 			r := h.run(h.craft(seg{fromServer: c.fromServer, flags: c.flags, seq: clientISN + 1, ack: cookie + 1, win: 9}), Meta{})
 			if r.Verdict != Drop || r.Event != EventMalformed || r.Reason != c.want {
@@ -572,6 +573,9 @@ func TestInvalidFlagsTouchNothing(t *testing.T) {
 			}
 			if d := cmpDiff(cacheBefore, h.e.cache.entries, cmpAllowUnexported(cacheEntry{}, cookies.Tuple{})); d != "" {
 				t.Errorf("flags %#x: cache changed:\n%s", c.flags, d)
+			}
+			if d := cmpDiff(tagsBefore, h.e.cache.tags); d != "" {
+				t.Errorf("flags %#x: cache tags changed:\n%s", c.flags, d)
 			}
 			st := h.e.Stats()
 			if st.Drops[c.want] != statsBefore.Drops[c.want]+1 {

@@ -48,12 +48,12 @@ func (w *Worker) closeSide(f *flow, flags uint8, client bool, nowNs int64) {
 func (w *Worker) translateC2S(pkt []byte, p *header.Packet, f *flow, flags uint8, meta Meta, nowNs int64, r *Result) {
 	t := p.TCP
 	o := &p.Opts
-	c := t.Checksum()
+	var c csumAcc
 	if flags&header.ACK != 0 {
 		old := t.AckNumber()
 		nw := old - f.delta
 		t.SetAckNumber(nw)
-		c = header.UpdateChecksum32(c, old, nw)
+		c.add32(old, nw)
 	}
 	if n := o.SACKBlocks; n > 0 && f.delta != 0 && o.SACKOffset > 0 {
 		for i := 0; i < 2*n; i++ {
@@ -61,7 +61,7 @@ func (w *Worker) translateC2S(pkt []byte, p *header.Packet, f *flow, flags uint8
 			old := binary.BigEndian.Uint32(b)
 			nw := old - f.delta
 			binary.BigEndian.PutUint32(b, nw)
-			c = header.UpdateChecksum32(c, old, nw)
+			c.add32(old, nw)
 		}
 	}
 	if f.useTS && o.HasTS {
@@ -69,16 +69,16 @@ func (w *Worker) translateC2S(pkt []byte, p *header.Packet, f *flow, flags uint8
 		old := binary.BigEndian.Uint32(b)
 		nw := old - f.tsOff
 		binary.BigEndian.PutUint32(b, nw)
-		c = header.UpdateChecksum32(c, old, nw)
+		c.add32(old, nw)
 	}
 	if f.rescaleC2S {
 		old := t.WindowSize()
 		nw := rescale(old, f.clientShift, f.serverBelievesClient)
 		t.SetWindowSize(nw)
-		c = header.UpdateChecksum16(c, old, nw)
+		c.add16(old, nw)
 	}
 	if !meta.CsumNotReady {
-		t.SetChecksum(c)
+		t.SetChecksum(c.apply(t.Checksum()))
 	}
 	if flags&(header.FIN|header.RST) != 0 {
 		w.closeSide(f, flags, true, nowNs)
@@ -93,29 +93,51 @@ func (w *Worker) translateC2S(pkt []byte, p *header.Packet, f *flow, flags uint8
 func (w *Worker) translateS2C(pkt []byte, p *header.Packet, f *flow, flags uint8, meta Meta, nowNs int64, r *Result) {
 	t := p.TCP
 	o := &p.Opts
-	c := t.Checksum()
+	var c csumAcc
 	old := t.SequenceNumber()
 	nw := old + f.delta
 	t.SetSequenceNumber(nw)
-	c = header.UpdateChecksum32(c, old, nw)
+	c.add32(old, nw)
 	if f.useTS && o.HasTS {
 		b := t[o.TSOffset:]
 		old := binary.BigEndian.Uint32(b)
 		nw := old + f.tsOff
 		binary.BigEndian.PutUint32(b, nw)
-		c = header.UpdateChecksum32(c, old, nw)
+		c.add32(old, nw)
 	}
 	if f.rescaleS2C {
 		old := t.WindowSize()
 		nw := rescale(old, f.serverShift, f.clientBelievesServer)
 		t.SetWindowSize(nw)
-		c = header.UpdateChecksum16(c, old, nw)
+		c.add16(old, nw)
 	}
 	if !meta.CsumNotReady {
-		t.SetChecksum(c)
+		t.SetChecksum(c.apply(t.Checksum()))
 	}
 	if flags&(header.FIN|header.RST) != 0 {
 		w.closeSide(f, flags, false, nowNs)
 	}
 	r.Verdict, r.Packet, r.Event = Accept, pkt, EventTranslated
+}
+
+// csumAcc accumulates the changes of fields covered by a checksum, so that
+// the checksum is fixed once at the end (RFC 1624 eqn. 3:
+// HC' = ~(~HC + ~m + m'), summed over every changed 16-bit word m).
+type csumAcc uint64
+
+func (a *csumAcc) add32(old, new uint32) {
+	*a += csumAcc((^old)>>16 + (^old)&0xffff + new>>16 + new&0xffff)
+}
+
+func (a *csumAcc) add16(old, new uint16) {
+	*a += csumAcc(uint32(^old) + uint32(new))
+}
+
+// apply returns the checksum hc after the accumulated changes.
+func (a csumAcc) apply(hc uint16) uint16 {
+	s := uint64(^hc) + uint64(a)
+	s = s&0xffff + s>>16
+	s = s&0xffff + s>>16
+	s = s&0xffff + s>>16
+	return ^uint16(s)
 }
