@@ -229,23 +229,25 @@ func printSummary(w io.Writer, r DemoResult) {
 		return fmt.Sprint(r.After.Events[k] - min(r.Before.Events[k], r.After.Events[k]))
 	}
 	dropped := r.After.DropsTotal() - min(r.Before.DropsTotal(), r.After.DropsTotal())
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\twithout synwall\twith synwall\t")
-	fmt.Fprintf(tw, "SYN flood sent\t%d (%.0f/s)\t%d (%.0f/s)\t\n", r.Baseline.Flood.Sent, r.Baseline.Flood.PPS(), r.Protected.Flood.Sent, r.Protected.Flood.PPS())
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "\twithout synwall\twith synwall")
+	fmt.Fprintf(tw, "SYN flood sent\t%d (%.0f/s)\t%d (%.0f/s)\n", r.Baseline.Flood.Sent, r.Baseline.Flood.PPS(), r.Protected.Flood.Sent, r.Protected.Flood.PPS())
 	b, p := r.Baseline.Load, r.Protected.Load
-	fmt.Fprintf(tw, "legitimate connections ok\t%d/%d (%.1f%%)\t%d/%d (%.1f%%)\t\n", b.OK, b.Attempts, 100*b.SuccessRate(), p.OK, p.Attempts, 100*p.SuccessRate())
-	ms := func(x LoadResult, v time.Duration) string {
-		if x.OK == 0 {
+	fmt.Fprintf(tw, "legitimate connections ok\t%d/%d (%.1f%%)\t%d/%d (%.1f%%)\n", b.OK, b.Attempts, 100*b.SuccessRate(), p.OK, p.Attempts, 100*p.SuccessRate())
+	ms := func(v time.Duration) string {
+		if v == 0 {
 			return "-"
 		}
 		return round(v).String()
 	}
-	fmt.Fprintf(tw, "connect p50\t%s\t%s\t\n", ms(b, b.ConnectP50), ms(p, p.ConnectP50))
-	fmt.Fprintf(tw, "connect p99\t%s\t%s\t\n", ms(b, b.ConnectP99), ms(p, p.ConnectP99))
-	fmt.Fprintf(tw, "request p99\t%s\t%s\t\n", ms(b, b.TotalP99), ms(p, p.TotalP99))
-	fmt.Fprintf(tw, "SYNs answered by synwall\t-\t%s\t\n", d("syn_answered"))
-	fmt.Fprintf(tw, "handshakes completed\t-\t%s\t\n", d("handshake"))
-	fmt.Fprintf(tw, "flows translated\t-\t%s\t\n", d("translated"))
-	fmt.Fprintf(tw, "invalid packets dropped\t-\t%d (of %d sent)\t\n", dropped, r.InvalidSent)
+	fmt.Fprintf(tw, "connect p50\t%s\t%s\n", ms(b.ConnectP50), ms(p.ConnectP50))
+	fmt.Fprintf(tw, "connect p99\t%s\t%s\n", ms(b.ConnectP99), ms(p.ConnectP99))
+	fmt.Fprintf(tw, "request p99\t%s\t%s\n", ms(b.TotalP99), ms(p.TotalP99))
+	fmt.Fprintf(tw, "SYNs answered by synwall\t-\t%s\n", d("syn_answered"))
+	fmt.Fprintf(tw, "handshakes completed\t-\t%s\n", d("handshake"))
+	fmt.Fprintf(tw, "flows translated\t-\t%s\n", d("translated"))
+	fmt.Fprintf(tw, "invalid packets dropped\t-\t%d (of %d sent)\n", dropped, r.InvalidSent)
+	qd := func(s Stats) uint64 { return s.Queue["queue_dropped"] + s.Queue["user_dropped"] }
+	fmt.Fprintf(tw, "overflowed the kernel queue\t-\t%d\n", qd(r.After)-min(qd(r.Before), qd(r.After)))
 	tw.Flush()
 }

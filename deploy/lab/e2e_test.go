@@ -50,7 +50,7 @@ func TestSynwallBigTransfer(t *testing.T) {
 			defer cancel()
 			h := sha256.New()
 			cw := &countWriter{h: h}
-			cmd := l.Cmd(ctx, l.Client, "curl", "-sS", "--fail", "-g", "--connect-timeout", "10", "--max-time", "80", "-o", "-", tc.url)
+			cmd := l.Cmd(ctx, l.Client, "curl", "-sS", "--fail", "-g", "--connect-timeout", "10", "--max-time", "30", "-o", "-", tc.url)
 			var stderr strings.Builder
 			cmd.Stdout, cmd.Stderr = cw, &stderr
 			t0 := time.Now()

@@ -19,6 +19,9 @@ const (
 	// floodRateCap bounds the count of a flood given only a duration: more
 	// than one hping3 sends on these machines.
 	floodRateCap = 500_000
+	// floodBackstop is how long after Duration timeout(1) interrupts
+	// hping3 if the context did not.
+	floodBackstop = 2 * time.Second
 )
 
 // Flood is one bounded hping3 run in the attacker namespace.
@@ -78,7 +81,12 @@ func (f Flood) args() ([]string, error) {
 	if f.Interval != "" && !intervalRE.MatchString(f.Interval) {
 		return nil, fmt.Errorf("lab: flood interval %q, want like \"u100\" or \"1\"", f.Interval)
 	}
-	secs := strconv.FormatFloat(f.Duration.Seconds(), 'f', 3, 64)
+	// The caller's context stops the flood after Duration (SIGINT, so that
+	// hping3 prints its statistics); timeout(1) is the backstop a little
+	// later. Were both due at the same moment, timeout could take our
+	// SIGINT as its first signal and its own timer as the second, and
+	// answer that with SIGKILL.
+	secs := strconv.FormatFloat((f.Duration + floodBackstop).Seconds(), 'f', 3, 64)
 	args := []string{"timeout", "-s", "INT", "-k", "3", secs, "hping3", "-q", "-n"}
 	for _, fl := range f.Flags {
 		if !allowedFlags[fl] {
@@ -116,8 +124,7 @@ func (l *Lab) Flood(ctx context.Context, f Flood) (FloodResult, error) {
 	if err != nil {
 		return FloodResult{}, err
 	}
-	// The context bound is a second fence behind timeout(1).
-	ctx, cancel := context.WithTimeout(ctx, f.Duration+10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, f.Duration)
 	defer cancel()
 	cmd := l.Cmd(ctx, l.Attacker, args[0], args[1:]...)
 	var out bytes.Buffer
@@ -139,9 +146,9 @@ func (l *Lab) Flood(ctx context.Context, f Flood) (FloodResult, error) {
 	err = cmd.Wait()
 	res := FloodResult{Elapsed: time.Since(t0), Output: out.String()}
 	var ee *exec.ExitError
-	// timeout(1) exits 124 when it had to stop hping3; an interrupted
-	// hping3 exits non-zero after printing its statistics.
-	if err != nil && !errors.As(err, &ee) {
+	// hping3 exits 1 when nothing answered, and Wait reports the context's
+	// error when we interrupted it: what counts is its statistics.
+	if err != nil && !errors.As(err, &ee) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 		return res, fmt.Errorf("lab: hping3: %w: %s", err, strings.TrimSpace(res.Output))
 	}
 	n, perr := parseSent(res.Output)

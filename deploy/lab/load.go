@@ -35,8 +35,9 @@ type Load struct {
 type LoadResult struct {
 	Attempts, OK, Failed int
 	Errors               map[string]int // failure kind → count
-	// Connect time (SYN sent to handshake complete) and total time (connect
-	// to last byte of the response) over the successful connections.
+	// Connect time (SYN sent to handshake complete) over the connections
+	// that connected, total time (connect to last byte of the response)
+	// over the successful ones.
 	ConnectP50, ConnectP99, ConnectMax time.Duration
 	TotalP50, TotalP99                 time.Duration
 	Elapsed                            time.Duration
@@ -92,6 +93,7 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 }
 
 type attempt struct {
+	connected      bool
 	connect, total time.Duration
 	err            string // failure kind, "" on success
 }
@@ -172,13 +174,15 @@ feed:
 	var conns, totals []time.Duration
 	for a := range results {
 		res.Attempts++
+		if a.connected {
+			conns = append(conns, a.connect)
+		}
 		if a.err != "" {
 			res.Failed++
 			res.Errors[a.err]++
 			continue
 		}
 		res.OK++
-		conns = append(conns, a.connect)
 		totals = append(totals, a.total)
 	}
 	slices.Sort(conns)
@@ -202,7 +206,7 @@ func (l *Lab) oneRequest(ctx context.Context, ld Load, want int) attempt {
 		return attempt{err: "connect: " + errKind(err)}
 	}
 	defer c.Close()
-	a := attempt{connect: time.Since(t0)}
+	a := attempt{connected: true, connect: time.Since(t0)}
 	dl, _ := ctx.Deadline()
 	c.SetDeadline(dl)
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })

@@ -73,11 +73,11 @@ func TestFloodArgs(t *testing.T) {
 		want string // "" = must be rejected
 	}{
 		{"syn flood", Flood{Target: ServerV4, Port: 80, Flags: []string{"-S"}, Duration: 10 * time.Second},
-			"timeout -s INT -k 3 10.000 hping3 -q -n -S -p 80 -c 5000001 --flood 198.18.3.2"},
+			"timeout -s INT -k 3 12.000 hping3 -q -n -S -p 80 -c 5000001 --flood 198.18.3.2"},
 		{"bounded count", Flood{Target: ServerV4, Port: 80, Flags: []string{"-S", "-F"}, Count: 50, Interval: "u1000", Duration: 5 * time.Second},
-			"timeout -s INT -k 3 5.000 hping3 -q -n -S -F -p 80 -c 50 -i u1000 198.18.3.2"},
+			"timeout -s INT -k 3 7.000 hping3 -q -n -S -F -p 80 -c 50 -i u1000 198.18.3.2"},
 		{"no flags", Flood{Target: ServerV4, Port: 9000, Count: 5, Duration: time.Second},
-			"timeout -s INT -k 3 1.000 hping3 -q -n -p 9000 -c 5 --flood 198.18.3.2"},
+			"timeout -s INT -k 3 3.000 hping3 -q -n -p 9000 -c 5 --flood 198.18.3.2"},
 		{"random source refused", Flood{Target: ServerV4, Port: 80, Flags: []string{"--rand-source"}, Duration: time.Second}, ""},
 		{"random dest refused", Flood{Target: ServerV4, Port: 80, Flags: []string{"--rand-dest"}, Duration: time.Second}, ""},
 		{"other option refused", Flood{Target: ServerV4, Port: 80, Flags: []string{"-a"}, Duration: time.Second}, ""},
