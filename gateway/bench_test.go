@@ -18,8 +18,9 @@ type fixture struct {
 	now time.Time
 
 	syn, ack, c2s, s2c, bad [][]byte
-	// ackSeqOff is where each SYN's sequence number sits, so that a
-	// benchmark can vary the ISN (a new connection each time).
+	// synSeqOff is where each SYN's sequence number sits, so that a
+	// benchmark can vary the ISN (a new connection each time). The SYNs
+	// come from tuples that have no flow.
 	synSeqOff []int
 }
 
@@ -52,7 +53,8 @@ func newFixture(tb testing.TB, n int, mod ...func(*Config)) *fixture {
 		isn := uint32(i) * 7919
 		syn := seg{flags: header.SYN, seq: isn, win: 64240, mss: 1460, sackPerm: true, ts: ts, tsVal: uint32(i), hasWS: true, ws: 7}
 		sp := craftPacket(tb, cl, sv, cport, serverPort, syn)
-		fx.syn = append(fx.syn, sp)
+		// The benchmarks' SYNs come from ports without a flow.
+		fx.syn = append(fx.syn, craftPacket(tb, cl, sv, cport+30000, serverPort, syn))
 		ipl := 20
 		if cl.Is6() {
 			ipl = 40

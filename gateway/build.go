@@ -90,10 +90,15 @@ func buildSegment(buf []byte, v6 bool, src, dst *[16]byte, sport, dport uint16,
 		binary.BigEndian.PutUint32(h[4:], 0x00004000) // ID 0, DF (RFC 791 §3.1)
 		h[8] = 64
 		h[9] = 6
-		h[10], h[11] = 0, 0
 		copy(h[12:16], src[:4])
 		copy(h[16:20], dst[:4])
-		header.SetIPv4Checksum(header.IPv4(h))
+		// RFC 791 §3.1 header checksum over the words set above.
+		sum := uint32(0x4500) + uint32(total) + 0x4000 + 0x4006 +
+			uint32(binary.BigEndian.Uint16(h[12:])) + uint32(binary.BigEndian.Uint16(h[14:])) +
+			uint32(binary.BigEndian.Uint16(h[16:])) + uint32(binary.BigEndian.Uint16(h[18:]))
+		sum = sum&0xffff + sum>>16
+		sum = sum&0xffff + sum>>16
+		binary.BigEndian.PutUint16(h[10:], ^uint16(sum))
 	}
 	t := buf[ipl : ipl+thl+len(payload)]
 	binary.BigEndian.PutUint16(t[0:], sport)
