@@ -77,9 +77,7 @@ func (w *Worker) translateC2S(pkt []byte, p *header.Packet, f *flow, flags uint8
 		t.SetWindowSize(nw)
 		c.add16(old, nw)
 	}
-	if !meta.CsumNotReady {
-		t.SetChecksum(c.apply(t.Checksum()))
-	}
+	fixChecksum(p, c, meta)
 	if flags&(header.FIN|header.RST) != 0 {
 		w.closeSide(f, flags, true, nowNs)
 	}
@@ -111,13 +109,25 @@ func (w *Worker) translateS2C(pkt []byte, p *header.Packet, f *flow, flags uint8
 		t.SetWindowSize(nw)
 		c.add16(old, nw)
 	}
-	if !meta.CsumNotReady {
-		t.SetChecksum(c.apply(t.Checksum()))
-	}
+	fixChecksum(p, c, meta)
 	if flags&(header.FIN|header.RST) != 0 {
 		w.closeSide(f, flags, false, nowNs)
 	}
 	r.Verdict, r.Packet, r.Event = Accept, pkt, EventTranslated
+}
+
+// fixChecksum sets the checksum of a translated segment. An altered packet
+// handed back to the kernel is taken with its checksum as final (the kernel
+// marks it CHECKSUM_NONE), so a packet whose checksum field held only the
+// pseudo-header sum (meta.CsumNotReady: GSO super-packets and anything
+// forwarded from a veth) gets a full checksum over the segment; any other
+// is fixed incrementally (RFC 1624).
+func fixChecksum(p *header.Packet, c csumAcc, meta Meta) {
+	if meta.CsumNotReady {
+		p.SetTCPChecksum()
+		return
+	}
+	p.TCP.SetChecksum(c.apply(p.TCP.Checksum()))
 }
 
 // csumAcc accumulates the changes of fields covered by a checksum, so that
