@@ -9,4 +9,55 @@
 //
 // The engine never touches a socket. Memory is fixed when it is built; the
 // per-packet path does not allocate.
+//
+// # Shape
+//
+// An Engine holds what workers share: the cookie Jar, the SYN cache, the
+// flow table, the pool of held client data, the policy and its rate
+// limiters (swapped together through an atomic pointer) and the counters.
+// Each queue goroutine owns a Worker, whose buffers hold the packets a
+// Process call builds. Locks are per SYN-cache bucket and per flow-table
+// bucket; a flow bucket's lock may be held while taking a cache bucket's
+// lock or the pending pool's, never the other way round.
+//
+// # Decisions
+//
+//   - The SYN cache bucket is a SipHash of the tuple under a random key
+//     (cookies.Hasher); 512 buckets × 30 entries by default (FreeBSD). A
+//     full bucket drops its oldest entry. Every SYN-ACK sequence number is a
+//     cookie, so an evicted entry only costs precision: the MSS comes back
+//     as its class, window scale, SACK and ECN from the low bits of our
+//     TSval when the client echoes timestamps, and are lost otherwise (as
+//     with Linux syncookies).
+//   - A handshake ACK whose TSecr does not echo a TSval we could have sent
+//     while the cookie was valid is a bad cookie.
+//   - The flow table is keyed by the client-side tuple, with buckets of
+//     FlowBucketSize slots; a full bucket evicts an expired flow, else its
+//     least recently used one (counted). Lookups treat expired flows as
+//     absent and remove them; Expire sweeps the rest.
+//   - Client data that arrives before the server's SYN-ACK (on the
+//     handshake ACK or after it) is held, up to MaxPendingPerFlow segments
+//     of PendingSize bytes from a fixed pool, and replayed after the ACK
+//     that completes the server's handshake; what does not fit is dropped
+//     and counted, and the client resends it. Client segments more than
+//     Config.SynRetransmit after our SYN resend it.
+//   - A client RST while the server has not answered removes the flow and
+//     goes on as a bare RST with the client's sequence number, which tears
+//     down a half-open connection on the server (RFC 9293 §3.10.7.4) and is
+//     ignored otherwise.
+//   - A server RST during the handshake becomes an RST to the client from
+//     the server's address with the cookie's sequence number.
+//   - Window scale is offered to the client only if it sent one (RFC 7323
+//     §2.2), and to the server only if agreed with the client. When the
+//     server's real scale differs from the one our SYN-ACK offered (or
+//     scaling is off on one side), window fields are converted both ways;
+//     otherwise they pass untouched.
+//   - Packets whose checksum the kernel has not completed (GSO,
+//     Meta.CsumNotReady) are rewritten without touching the checksum field:
+//     seq, ack, SACK and timestamps are not in the pseudo-header.
+//   - A SYN on the tuple of a closing flow removes it; on an established
+//     flow it is answered, and the flow is replaced only when a valid ACK
+//     for the new ISN arrives.
+//   - Unknown ACKs, RSTs and FINs, and server packets without a flow, are
+//     dropped: they never reach the server or the client.
 package gateway
