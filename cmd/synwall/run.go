@@ -393,33 +393,48 @@ func policyName(path string) string {
 	return path
 }
 
-// reload re-reads the policy file. A policy that does not validate is
-// refused and the running one stays.
+// reload re-reads the policy file. A policy that does not validate, whose
+// limits the engine cannot build, or whose firewall rules cannot be
+// installed is refused, and the running one stays.
 func (d *daemon) reload() {
-	p, err := loadPolicy(d.flags.policy)
-	if err != nil {
+	refuse := func(err error) {
 		d.reloads.failed++
 		d.log.Error("policy reload refused; keeping the running policy", "err", err)
+	}
+	p, err := loadPolicy(d.flags.policy)
+	if err != nil {
+		refuse(err)
 		return
 	}
 	r, err := d.flags.rules(p)
-	if err == nil && !sameRules(r, d.rules) {
-		fw := &queue.Firewall{Rules: r}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err = fw.Install(ctx)
-		cancel()
-		if err == nil {
-			d.rules = r
-		}
-	}
 	if err != nil {
-		d.reloads.failed++
-		d.log.Error("policy reload refused; keeping the running policy", "err", err)
+		refuse(err)
 		return
 	}
-	d.engine.SetPolicy(p)
+	old := d.engine.Policy()
+	if err := d.engine.SetPolicy(p); err != nil {
+		refuse(err)
+		return
+	}
+	if !sameRules(r, d.rules) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := (&queue.Firewall{Rules: r}).Install(ctx)
+		cancel()
+		if err != nil {
+			if rerr := d.engine.SetPolicy(old); rerr != nil {
+				d.log.Error("restoring the running policy", "err", rerr)
+			}
+			refuse(err)
+			return
+		}
+		d.rules = r
+	}
 	d.reloads.ok++
-	d.log.Info("policy reloaded", "policy", policyName(d.flags.policy), "services", len(p.Services))
+	d.log.Info("policy reloaded", "policy", policyName(d.flags.policy), "services", len(p.Services),
+		"changes", strings.Join(policy.Diff(old, p), "; "))
+	if later := policy.NeedsRestart(old, p); len(later) > 0 {
+		d.log.Warn("some changes take effect only after a restart", "changes", strings.Join(later, "; "))
+	}
 }
 
 func sameRules(a, b queue.Rules) bool {
