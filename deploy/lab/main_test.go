@@ -4,9 +4,11 @@ package lab
 // tools ip, iptables, hping3 and curl; without privileges they skip, and
 // without a tool they skip too, except in CI (CI=true) where that fails.
 //
-// Expected duration of the whole package: about 2–3 minutes (the two
-// 10-second floods of TestFloodLegitimateLoad dominate, plus ~10 labs at
-// ~0.5 s each and a 20 MB transfer per address family).
+// Expected duration of the whole package with -race on a 2-core machine:
+// about 2 minutes when everything passes, at most about 3 when the daemon's
+// data path stalls (every transfer is bounded: curl 20 s, a bulk case 15 s,
+// the option matrix stops after 3 failed cases). The two 10-second floods of
+// TestFloodLegitimateLoad and the short demo dominate.
 
 import (
 	"context"
