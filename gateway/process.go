@@ -54,6 +54,9 @@ func (w *Worker) Process(pkt []byte, meta Meta, now time.Time, r *Result) {
 }
 
 func (w *Worker) process(pkt []byte, meta Meta, now time.Time, r *Result) {
+	if w.dropInvalidFlagsEarly(pkt, r) {
+		return
+	}
 	e := w.e
 	p := &w.pkt
 	if reason := header.Parse(pkt, p); reason != header.OK {
@@ -107,6 +110,52 @@ func (w *Worker) process(pkt []byte, meta Meta, now time.Time, r *Result) {
 		return
 	}
 	w.fromClient(pkt, p, svc, &tup, flags, meta, now, r)
+}
+
+// dropInvalidFlagsEarly drops a guarded packet whose TCP flags are invalid
+// whatever its direction (SYN+FIN, null, xmas, ...) before the full parse,
+// so that scans and malformed floods cost as little as possible. It reads
+// only the fixed headers, and leaves everything it is not sure of (IPv6
+// extension headers, fragments, short packets, unguarded traffic, a policy
+// that counts instead of dropping) to the full path.
+func (w *Worker) dropInvalidFlagsEarly(pkt []byte, r *Result) bool {
+	var toff int
+	var src, dst netip.Addr
+	switch {
+	case len(pkt) >= 40 && pkt[0]>>4 == 4:
+		toff = int(pkt[0]&0xf) * 4
+		// Not TCP, a fragment (RFC 791 §3.1), or headers past the end.
+		if toff < 20 || pkt[9] != 6 || pkt[6]&0x3f != 0 || pkt[7] != 0 || len(pkt) < toff+20 {
+			return false
+		}
+		src, dst = netip.AddrFrom4([4]byte(pkt[12:16])), netip.AddrFrom4([4]byte(pkt[16:20]))
+	case len(pkt) >= 60 && pkt[0]>>4 == 6:
+		if pkt[6] != 6 { // TCP right after the fixed header only
+			return false
+		}
+		toff = 40
+		src, dst = netip.AddrFrom16([16]byte(pkt[8:24])), netip.AddrFrom16([16]byte(pkt[24:40]))
+	default:
+		return false
+	}
+	flags := pkt[toff+13]
+	reason := header.CheckFlags(flags, false)
+	if reason == header.OK || header.CheckFlags(flags, true) == header.OK {
+		return false
+	}
+	pol := w.e.cur.Load().pol
+	if pol.InvalidFlags == policy.InvalidFlagsCount {
+		return false
+	}
+	sport, dport := binary.BigEndian.Uint16(pkt[toff:]), binary.BigEndian.Uint16(pkt[toff+2:])
+	if pol.Lookup(dst, dport) == nil {
+		if pol.Lookup(src, sport) == nil {
+			return false
+		}
+		reason = header.CheckFlags(flags, true)
+	}
+	w.malformed(reason, r)
+	return true
 }
 
 func (w *Worker) malformed(reason header.Reason, r *Result) {
