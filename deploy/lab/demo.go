@@ -177,8 +177,8 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) (res DemoResult, 
 // ACK, no flags, FIN+PSH+URG.
 var InvalidFlagSets = [][]string{{"-S", "-F"}, {"-S", "-R"}, {"-F"}, {}, {"-F", "-P", "-U"}}
 
-// floodPhase floods target with SYNs and runs the legitimate load under it;
-// the flood stops when the load is done or after cfg.Flood.
+// floodPhase floods target with SYNs for cfg.Flood and runs the legitimate
+// load under it.
 func (l *Lab) floodPhase(ctx context.Context, cfg DemoConfig, target netip.AddrPort) (PhaseResult, error) {
 	var pr PhaseResult
 	fctx, stopFlood := context.WithCancel(ctx)
@@ -192,10 +192,10 @@ func (l *Lab) floodPhase(ctx context.Context, cfg DemoConfig, target netip.AddrP
 		r, err := l.Flood(fctx, Flood{Target: target.Addr(), Port: target.Port(), Flags: []string{"-S"}, Duration: cfg.Flood})
 		fc <- fres{r, err}
 	}()
-	// Let the flood fill the queues, then start the clients, spread so
-	// that the last one starts a timeout before the flood ends.
+	// Let the flood fill the queues, then start the clients spread over
+	// the rest of it; the flood runs its full length either way.
 	warm := min(time.Second, cfg.Flood/5)
-	spread := max(cfg.Flood-warm-cfg.Timeout, 0)
+	spread := max(cfg.Flood-warm-min(time.Second, cfg.Flood/5), 0)
 	select {
 	case <-time.After(warm):
 	case f := <-fc:
@@ -207,8 +207,13 @@ func (l *Lab) floodPhase(ctx context.Context, cfg DemoConfig, target netip.AddrP
 	var err error
 	pr.Load, err = l.Connect(lctx, Load{Addr: target, N: cfg.Connections, Concurrency: cfg.Concurrency, Timeout: cfg.Timeout, Spread: spread})
 	cancel()
-	stopFlood()
-	f := <-fc
+	var f fres
+	select {
+	case f = <-fc:
+	case <-ctx.Done():
+		stopFlood()
+		f = <-fc
+	}
 	pr.Flood = f.r
 	if err != nil {
 		return pr, err
@@ -246,6 +251,7 @@ func printSummary(w io.Writer, r DemoResult) {
 	fmt.Fprintf(tw, "SYNs answered by synwall\t-\t%s\n", d("syn_answered"))
 	fmt.Fprintf(tw, "handshakes completed\t-\t%s\n", d("handshake"))
 	fmt.Fprintf(tw, "flows translated\t-\t%s\n", d("translated"))
+	fmt.Fprintf(tw, "SYNs over the per-source limit\t-\t%s\n", d("syn_limited"))
 	fmt.Fprintf(tw, "invalid packets dropped\t-\t%d (of %d sent)\n", dropped, r.InvalidSent)
 	qd := func(s Stats) uint64 { return s.Queue["queue_dropped"] + s.Queue["user_dropped"] }
 	fmt.Fprintf(tw, "overflowed the kernel queue\t-\t%d\n", qd(r.After)-min(qd(r.Before), qd(r.After)))
