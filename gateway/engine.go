@@ -278,6 +278,7 @@ func New(cfg Config) (*Engine, error) {
 		}
 		e.jar = jar
 	}
+	e.period = int64(e.jar.Period()) // the jar's period rules, however made
 	e.cache.init(buckets, entries, hasher)
 	var seed [32]byte
 	if _, err := io.ReadFull(rnd, seed[:]); err != nil {
