@@ -202,7 +202,7 @@ type counters struct {
 // Stats is a snapshot of the engine's counters.
 type Stats struct {
 	Events [NumEvents]uint64         // packets by what Process did
-	Drops  [header.NumReasons]uint64 // header-check drops by reason
+	Drops  [header.NumReasons]uint64 // header-check failures by reason (let through too under policy.InvalidFlagsCount)
 
 	CacheHits        uint64 // handshake ACKs that found their SYN cache entry
 	CacheMisses      uint64 // handshake ACKs checked by cookie alone
