@@ -41,7 +41,11 @@ const tsOptLen = 12
 // when timestamps are on. The kernel also caps tcpi_snd_mss by the path MTU
 // towards the server, so when the path MTU is below what the server
 // advertised, MSS is a lower bound of the advertised value (safe to offer
-// to clients; it only costs segment size). tcpi_snd_wnd right after the
+// to clients; it only costs segment size). Linux also keeps tcpi_snd_mss at
+// or below half the largest window the server offered (tcp_bound_to_half_wnd),
+// so a server whose SYN-ACK window is less than twice its MSS (loopback with
+// its 64 KB MSS) is reported with an MSS near Window/2, again a lower bound.
+// tcpi_snd_wnd right after the
 // handshake is the SYN-ACK's window (Linux 6.2 and later).
 func Probe(ctx context.Context, target netip.AddrPort, mark uint32, timeout time.Duration) (ProbeResult, error) {
 	if !target.IsValid() || target.Port() == 0 {
