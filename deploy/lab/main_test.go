@@ -6,9 +6,8 @@ package lab
 //
 // Expected duration of the whole package with -race on a 2-core machine:
 // about 1.5 minutes when everything passes (84 s measured), at most about 3
-// when the daemon's
-// data path stalls (every transfer is bounded: curl 20 s, a bulk case 15 s,
-// the option matrix stops after 3 failed cases). The two 10-second floods of
+// when the daemon's data path stalls (every transfer is bounded: curl 20 s,
+// a bulk case 15 s, the option matrix stops after 3 failed cases). The two 10-second floods of
 // TestFloodLegitimateLoad and the short demo dominate.
 
 import (
