@@ -35,6 +35,7 @@ func init() {
 	commands = []command{
 		{"run", "[flags]", "run the gateway in the foreground until SIGINT/SIGTERM (SIGHUP reloads the policy)", cmdRun},
 		{"check", "[FILE]", "validate a policy file and print the effective policy (the embedded default without FILE)", cmdCheck},
+		{"discover", "[--policy FILE]", "probe the backends of services with advertise.discover and print what their SYN-ACKs advertise", cmdDiscover},
 		{"rules", "[flags]", "print the firewall rules synwall would install (iptables and nftables), touching nothing", cmdRules},
 		{"reload", "[--pid-file FILE]", "ask the running gateway to reload its policy (sends SIGHUP)", cmdReload},
 		{"demo", "[flags]", "build a namespace lab, flood it with and without synwall, print the result, remove the lab", cmdDemo},

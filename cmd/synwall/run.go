@@ -253,6 +253,7 @@ func newDaemon(f *runFlags, log *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	p = discoverAll(context.Background(), p, uint32(f.mark), log)
 	r, err := f.rules(p)
 	if err != nil {
 		return nil, err
@@ -406,6 +407,7 @@ func (d *daemon) reload() {
 		refuse(err)
 		return
 	}
+	p = discoverAll(context.Background(), p, uint32(d.flags.mark), d.log)
 	r, err := d.flags.rules(p)
 	if err != nil {
 		refuse(err)
