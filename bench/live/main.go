@@ -72,6 +72,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o); err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "live: interrupted; no results written")
+			os.Exit(130)
+		}
 		fmt.Fprintln(os.Stderr, "live:", err)
 		if errors.Is(err, lab.ErrPermission) || errors.Is(err, fs.ErrPermission) {
 			os.Exit(77)
@@ -125,6 +129,8 @@ type dataResult struct {
 	Elapsed time.Duration
 	Flood   int // SYNs the concurrent flood sent
 	Machine share
+	// synwall's counters over the run (zero without synwall)
+	Packets, QueueDropped, UserDropped uint64
 }
 
 type report struct {
@@ -195,6 +201,15 @@ func run(ctx context.Context, o options) (err error) {
 	base.Name = "kernel"
 	rep.data = append(rep.data, base)
 	fmt.Fprintf(os.Stderr, "  %.2f Gbit/s (%v)\n", base.BPS/1e9, base.Machine)
+	// The same under a SYN flood: what the flood's CPU load alone costs.
+	fmt.Fprintf(os.Stderr, "iperf3 %v through the gateway without synwall, under a SYN flood\n", o.iperf)
+	kf, err := measureIperf(ctx, l, nil, o.iperf, true)
+	if err != nil {
+		return err
+	}
+	kf.Name = "kernel+flood"
+	rep.data = append(rep.data, kf)
+	fmt.Fprintf(os.Stderr, "  %.2f Gbit/s with %d flood SYNs (%v)\n", kf.BPS/1e9, kf.Flood, kf.Machine)
 
 	for _, be := range o.backends {
 		if err := ctx.Err(); err != nil {
@@ -318,7 +333,6 @@ func measureSYN(ctx context.Context, l *lab.Lab, sw *runningSynwall, d time.Dura
 	if err != nil {
 		return r, err
 	}
-	delta := func(m1, m0 map[string]uint64, k string) uint64 { return m1[k] - min(m0[k], m1[k]) }
 	r.Offered, r.Elapsed = f.Sent, f.Elapsed
 	r.Answered = delta(after.Events, before.Events, "syn_answered")
 	r.Limited = delta(after.Events, before.Events, "syn_limited")
@@ -332,10 +346,10 @@ func measureSYN(ctx context.Context, l *lab.Lab, sw *runningSynwall, d time.Dura
 	return r, nil
 }
 
-// measureIperf runs iperf3 from the client to the server for d; with flood,
+// measureIperfOnce runs iperf3 from the client to the server for d; with flood,
 // an hping3 SYN flood from the attacker runs from a second before until
 // after it.
-func measureIperf(ctx context.Context, l *lab.Lab, sw *runningSynwall, d time.Duration, flood bool) (dataResult, error) {
+func measureIperfOnce(ctx context.Context, l *lab.Lab, sw *runningSynwall, d time.Duration, flood bool) (dataResult, error) {
 	var r dataResult
 	type fres struct {
 		r   lab.FloodResult
@@ -354,8 +368,12 @@ func measureIperf(ctx context.Context, l *lab.Lab, sw *runningSynwall, d time.Du
 		}
 	}
 	var u0, s0 time.Duration
+	var st0 lab.Stats
 	var err error
 	if sw != nil {
+		if st0, err = sw.Stats(); err != nil {
+			return r, err
+		}
 		if u0, s0, err = sw.cpu(); err != nil {
 			return r, err
 		}
@@ -365,7 +383,7 @@ func measureIperf(ctx context.Context, l *lab.Lab, sw *runningSynwall, d time.Du
 		return r, err
 	}
 	t0 := time.Now()
-	bps, ierr := iperfRetry(ctx, l, d)
+	bps, ierr := l.Iperf(ctx, lab.ServerV4, d)
 	r.Elapsed = time.Since(t0)
 	m1, err := readCPUTimes()
 	if err != nil {
@@ -387,6 +405,19 @@ func measureIperf(ctx context.Context, l *lab.Lab, sw *runningSynwall, d time.Du
 		}
 		r.Flood = f.r.Sent
 	}
+	if sw != nil {
+		// The counters of the stats file lag by up to a second.
+		if err := sleep(ctx, statsSettle); err != nil {
+			return r, err
+		}
+		st1, err := sw.Stats()
+		if err != nil {
+			return r, err
+		}
+		r.Packets = delta(st1.Queue, st0.Queue, "packets")
+		r.QueueDropped = delta(st1.Queue, st0.Queue, "queue_dropped")
+		r.UserDropped = delta(st1.Queue, st0.Queue, "user_dropped")
+	}
 	if ierr != nil {
 		return r, ierr
 	}
@@ -394,22 +425,26 @@ func measureIperf(ctx context.Context, l *lab.Lab, sw *runningSynwall, d time.Du
 	return r, nil
 }
 
-// iperfRetry runs l.Iperf, again while the iperf3 server still counts a
-// previous test as running: a test whose control connection suffered under
-// a flood can end at the server well after the client gave up.
-func iperfRetry(ctx context.Context, l *lab.Lab, d time.Duration) (float64, error) {
-	deadline := time.Now().Add(30 * time.Second)
+// measureIperf is measureIperfOnce, again (with a new flood) while the
+// iperf3 server still counts a previous test as running: a test whose
+// control connection suffered under a flood can end at the server well
+// after the client gave up. Every number comes from the attempt that ran.
+func measureIperf(ctx context.Context, l *lab.Lab, sw *runningSynwall, d time.Duration, flood bool) (dataResult, error) {
+	deadline := time.Now().Add(40 * time.Second)
 	for {
-		bps, err := l.Iperf(ctx, lab.ServerV4, d)
+		r, err := measureIperfOnce(ctx, l, sw, d, flood)
 		if err == nil || !strings.Contains(err.Error(), "server is busy") || time.Now().After(deadline) {
-			return bps, err
+			return r, err
 		}
 		fmt.Fprintf(os.Stderr, "  iperf3 server busy with an earlier test; retrying\n")
-		if err := sleep(ctx, time.Second); err != nil {
-			return 0, err
+		if err := sleep(ctx, 2*time.Second); err != nil {
+			return r, err
 		}
 	}
 }
+
+// delta is a counter's growth from m0 to m1 (zero if it went back).
+func delta(m1, m0 map[string]uint64, k string) uint64 { return m1[k] - min(m0[k], m1[k]) }
 
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)

@@ -58,24 +58,29 @@ func (r *report) markdown() string {
 			}
 		}
 		fmt.Fprintf(&b, "## Data path\n\n")
-		fmt.Fprintf(&b, "| run | backend | Gbit/s | ratio to kernel | ≥ 1/3 and ≥ 10 Gbit/s | flood SYNs alongside | synwall CPU s | machine CPU |\n")
-		fmt.Fprintf(&b, "|---|---|---:|---:|---|---:|---:|---|\n")
+		fmt.Fprintf(&b, "| run | backend | Gbit/s | ratio to kernel | ≥ 1/3 and ≥ 10 Gbit/s | flood SYNs alongside | synwall CPU s | packets queued | queue drops (kernel+socket) | machine CPU |\n")
+		fmt.Fprintf(&b, "|---|---|---:|---:|---|---:|---:|---:|---:|---|\n")
 		for _, d := range r.data {
-			be, ratio, goal, flood, cpu := "-", "1", "-", "-", "-"
+			be, ratio, goal, flood, cpu, pk, qd := "-", "1", "-", "-", "-", "-", "-"
 			if d.Backend != "" {
 				be = d.Backend
 				cpu = fmt.Sprintf("%.2f", d.CPU.Seconds())
+				pk = fmt.Sprint(d.Packets)
+				qd = fmt.Sprintf("%d+%d", d.QueueDropped, d.UserDropped)
 			}
 			if d.Name != "kernel" && base > 0 {
 				ratio = fmt.Sprintf("%.3f", d.BPS/base)
+			}
+			if d.Backend != "" && base > 0 {
+				ratio = fmt.Sprintf("%.3f", d.BPS/base)
 				goal = yesNo(d.BPS/base >= goalDataRatio && d.BPS >= goalDataBPS)
 			}
-			if d.Name == "synwall+flood" {
+			if d.Flood > 0 {
 				flood = fmt.Sprint(d.Flood)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %.2f | %s | %s | %s | %s | %v |\n", d.Name, be, d.BPS/1e9, ratio, goal, flood, cpu, d.Machine)
+			fmt.Fprintf(&b, "| %s | %s | %.2f | %s | %s | %s | %s | %s | %s | %v |\n", d.Name, be, d.BPS/1e9, ratio, goal, flood, cpu, pk, qd, d.Machine)
 		}
-		fmt.Fprintf(&b, "\nkernel: the gateway forwards without synwall (a); synwall: every packet of the flow passes through synwall (b); synwall+flood: the same while hping3 floods the server with SYNs (c). Machine CPU is /proc/stat over the run, all CPUs together.\n\n")
+		fmt.Fprintf(&b, "\nkernel: the gateway forwards without synwall (a); kernel+flood: the same while hping3 floods the server with SYNs (the CPU the flood takes from the machine, as a control); synwall: every packet of the flow passes through synwall (b); synwall+flood: the same while hping3 floods the server with SYNs (c). Machine CPU is /proc/stat over the run, all CPUs together.\n\n")
 	}
 	fmt.Fprintf(&b, "## Raw numbers (CSV)\n\n```csv\n%s```\n", r.csv())
 	return b.String()
@@ -98,15 +103,16 @@ func (r *report) csv() string {
 	}
 	for _, d := range r.data {
 		flood := ""
-		if d.Name == "synwall+flood" {
+		if d.Flood > 0 {
 			flood = fmt.Sprint(d.Flood)
 		}
-		cpu := ""
+		cpu, pk, qd, ud := "", "", "", ""
 		if d.Backend != "" {
 			cpu = fmt.Sprintf("%.2f", d.CPU.Seconds())
+			pk, qd, ud = fmt.Sprint(d.Packets), fmt.Sprint(d.QueueDropped), fmt.Sprint(d.UserDropped)
 		}
-		fmt.Fprintf(&b, "iperf-%s,%s,%.3f,,,,,,,,%s,,,%.0f,%s,%.3f,%.3f,%.3f,%.3f\n",
-			d.Name, d.Backend, d.Elapsed.Seconds(), cpu, d.BPS, flood, d.Machine.User, d.Machine.System, d.Machine.SoftIRQ, d.Machine.Idle)
+		fmt.Fprintf(&b, "iperf-%s,%s,%.3f,,,,%s,%s,%s,,%s,,,%.0f,%s,%.3f,%.3f,%.3f,%.3f\n",
+			d.Name, d.Backend, d.Elapsed.Seconds(), pk, qd, ud, cpu, d.BPS, flood, d.Machine.User, d.Machine.System, d.Machine.SoftIRQ, d.Machine.Idle)
 	}
 	return b.String()
 }
