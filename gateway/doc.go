@@ -52,9 +52,11 @@
 //     server's real scale differs from the one our SYN-ACK offered (or
 //     scaling is off on one side), window fields are converted both ways;
 //     otherwise they pass untouched.
-//   - Packets whose checksum the kernel has not completed (GSO,
-//     Meta.CsumNotReady) are rewritten without touching the checksum field:
-//     seq, ack, SACK and timestamps are not in the pseudo-header.
+//   - Rewritten packets always leave with a complete checksum: fixed
+//     incrementally (RFC 1624) when it was complete, computed over the whole
+//     segment when the kernel had not completed it (Meta.CsumNotReady: GSO
+//     super-packets, packets forwarded from a veth), because the kernel takes
+//     an altered packet's checksum as final (queue/doc.go).
 //   - A SYN on the tuple of a closing flow removes it; on an established
 //     flow it is answered, and the flow is replaced only when a valid ACK
 //     for the new ISN arrives.

@@ -37,9 +37,10 @@ func (v Verdict) String() string {
 
 // Meta is what the queue knows about a packet besides its bytes.
 type Meta struct {
-	// CsumNotReady: the kernel will complete the TCP checksum later (GSO
-	// super-packets, NFQA_SKB_CSUMNOTREADY); the checksum field holds only the
-	// pseudo-header sum and must not be updated incrementally.
+	// CsumNotReady: the kernel would have completed the TCP checksum later
+	// (GSO super-packets, NFQA_SKB_CSUMNOTREADY); the checksum field holds
+	// only the pseudo-header sum. A rewritten packet then gets a full
+	// checksum, never an incremental update.
 	CsumNotReady bool
 }
 

@@ -413,14 +413,14 @@ func (w *Worker) heldClient(pkt []byte, p *header.Packet, f *flow, flags uint8, 
 		// sequence number (acceptable in SYN-RECEIVED, RFC 9293 §3.10.7.4),
 		// since its ACK field names our cookie, not the server's ISN.
 		e.removeFlow(f)
-		if old := binary.BigEndian.Uint16(t[12:]); !meta.CsumNotReady {
-			nw := old&0xff00 | uint16(header.RST)
-			c := header.UpdateChecksum16(t.Checksum(), old, nw)
-			c = header.UpdateChecksum32(c, t.AckNumber(), 0)
-			t.SetChecksum(c)
-		}
+		old := binary.BigEndian.Uint16(t[12:])
+		nw := old&0xff00 | uint16(header.RST)
+		var c csumAcc
+		c.add16(old, nw)
+		c.add32(t.AckNumber(), 0)
 		t[13] = header.RST
 		t.SetAckNumber(0)
+		fixChecksum(p, c, meta)
 		r.Verdict, r.Packet, r.Event = Accept, pkt, EventTranslated
 		return
 	}
