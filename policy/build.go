@@ -55,7 +55,7 @@ func New(services []*Service, t Tables) (*Policy, error) {
 	p.Cookies.Period = p.Tables.CookiePeriod
 	p.Limits = Limits{SynAckRate: PerSecond(DefaultSynAckRate), SynAckBurst: DefaultSynAckBurst}
 	p.InvalidFlags = InvalidFlagsDrop
-	p.Queue = Queue{Numbers: []uint16{0}, MaxLen: DefaultQueueMaxLen}
+	p.Queue = Queue{Numbers: []uint16{0, 1}, MaxLen: DefaultQueueMaxLen}
 	for i, s := range services {
 		if s == nil {
 			return nil, &Error{Path: fmt.Sprintf("services[%d]", i), Msg: "nil service"}

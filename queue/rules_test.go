@@ -118,12 +118,14 @@ func TestIPTablesQueueTarget(t *testing.T) {
 	tests := []struct {
 		name string
 		edit func(*Rules)
-		want string
+		want string // target of every rule but the clients' SYNs
+		syn  string // target of the clients' SYNs when they have their own queue
 	}{
-		{"one queue", func(r *Rules) {}, "-j NFQUEUE --queue-num 0"},
-		{"balance", func(r *Rules) { r.QueueFirst, r.QueueLast = 2, 5 }, "-j NFQUEUE --queue-balance 2:5"},
-		{"fanout bypass", func(r *Rules) { r.QueueLast, r.CPUFanout, r.FailOpen = 1, true, true }, "-j NFQUEUE --queue-balance 0:1 --queue-cpu-fanout --queue-bypass"},
-		{"bypass", func(r *Rules) { r.FailOpen = true }, "-j NFQUEUE --queue-num 0 --queue-bypass"},
+		{"one queue", func(r *Rules) {}, "-j NFQUEUE --queue-num 0", ""},
+		{"balance", func(r *Rules) { r.QueueFirst, r.QueueLast = 2, 5 }, "-j NFQUEUE --queue-balance 3:5", "-j NFQUEUE --queue-num 2"},
+		{"two queues", func(r *Rules) { r.QueueLast, r.CPUFanout, r.FailOpen = 1, true, true }, "-j NFQUEUE --queue-num 1 --queue-bypass", "-j NFQUEUE --queue-num 0 --queue-bypass"},
+		{"fanout bypass", func(r *Rules) { r.QueueLast, r.CPUFanout, r.FailOpen = 3, true, true }, "-j NFQUEUE --queue-balance 1:3 --queue-cpu-fanout --queue-bypass", "-j NFQUEUE --queue-num 0 --queue-bypass"},
+		{"bypass", func(r *Rules) { r.FailOpen = true }, "-j NFQUEUE --queue-num 0 --queue-bypass", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,14 +135,39 @@ func TestIPTablesQueueTarget(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			q := lines(text, "NFQUEUE")
-			for _, l := range q {
+			var syn, rest []string
+			for _, l := range lines(text, "NFQUEUE") {
+				if strings.Contains(l, synMatch) {
+					syn = append(syn, l)
+				} else {
+					rest = append(rest, l)
+				}
+			}
+			for _, l := range rest {
 				if !strings.HasSuffix(l, tt.want) {
 					t.Errorf("rule %q, want it to end in %q", l, tt.want)
 				}
 			}
-			if len(q) != 8 { // 2 IPv4 services × (2 forward + input + output)
-				t.Errorf("%d queue rules, want 8", len(q))
+			if len(rest) != 8 { // 2 IPv4 services × (2 forward + input + output)
+				t.Errorf("%d queue rules besides SYNs, want 8", len(rest))
+			}
+			if tt.syn == "" {
+				if len(syn) != 0 {
+					t.Errorf("one queue, yet SYN rules %q", syn)
+				}
+				return
+			}
+			if len(syn) != 4 { // 2 IPv4 services × (forward + input), client side only
+				t.Errorf("%d SYN rules, want 4: %q", len(syn), syn)
+			}
+			for _, l := range syn {
+				if !strings.HasSuffix(l, tt.syn) || !strings.Contains(l, "--dport") {
+					t.Errorf("SYN rule %q, want a client-side (--dport) rule ending in %q", l, tt.syn)
+				}
+			}
+			// The SYN rule comes first, or the general rule would take SYNs.
+			if i, j := strings.Index(text, syn[0]), strings.Index(text, rest[0]); i > j {
+				t.Errorf("SYN rule after the general rule:\n%s", text)
 			}
 		})
 	}
@@ -264,8 +291,9 @@ func TestNFTables(t *testing.T) {
 		"\t\ttype filter hook prerouting priority raw; policy accept;",
 		"\t\tmeta mark 0x5359 notrack comment \"synwall\"",
 		"\t\tmeta mark 0x5359 return comment \"synwall\"",
-		"\t\tip daddr 198.18.0.0/24 tcp dport 80 queue flags bypass,fanout to 0-3 comment \"synwall\"",
-		"\t\tip saddr 198.19.1.1/32 tcp sport 8000-8080 queue flags bypass,fanout to 0-3 comment \"synwall\"",
+		"\t\tip daddr 198.18.0.0/24 tcp dport 80 tcp flags & (fin|syn|rst|ack) == syn queue flags bypass to 0 comment \"synwall\"",
+		"\t\tip daddr 198.18.0.0/24 tcp dport 80 queue flags bypass,fanout to 1-3 comment \"synwall\"",
+		"\t\tip saddr 198.19.1.1/32 tcp sport 8000-8080 queue flags bypass,fanout to 1-3 comment \"synwall\"",
 		"\t\tip6 daddr 2001:db8::/64 tcp dport 443 notrack comment \"synwall\"",
 	} {
 		indexOf(t, text, want)

@@ -35,11 +35,11 @@ func TestCheck(t *testing.T) {
 }
 
 func TestRules(t *testing.T) {
-	code, stdout, stderr := run("rules", "--hook", "both", "--queues", "2-3")
+	code, stdout, stderr := run("rules", "--hook", "both", "--queues", "2-4")
 	if code != exitOK {
 		t.Fatalf("rules = %d, %s", code, stderr)
 	}
-	for _, want := range []string{"SYNWALL-FWD", "SYNWALL-IN", "SYNWALL-OUT", "--queue-balance 2:3", "198.18.3.0/24", "2001:db8:3::/64", "table inet synwall", `--comment synwall`} {
+	for _, want := range []string{"SYNWALL-FWD", "SYNWALL-IN", "SYNWALL-OUT", "--queue-balance 3:4", "--tcp-flags FIN,SYN,RST,ACK SYN -m comment --comment synwall -j NFQUEUE --queue-num 2", "198.18.3.0/24", "2001:db8:3::/64", "table inet synwall", `--comment synwall`} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("rules output lacks %q", want)
 		}
