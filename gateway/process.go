@@ -68,9 +68,13 @@ func (w *Worker) process(pkt []byte, meta Meta, now time.Time, r *Result) {
 	t := p.TCP
 	sport, dport := t.SourcePort(), t.DestinationPort()
 	fromServer := false
-	svc := pol.Lookup(addrOf(&p.Dst, p.V6), dport)
+	alen := 4
+	if p.V6 {
+		alen = 16
+	}
+	svc := pol.LookupIP(p.Dst[:alen], dport)
 	if svc == nil {
-		if svc = pol.Lookup(addrOf(&p.Src, p.V6), sport); svc == nil {
+		if svc = pol.LookupIP(p.Src[:alen], sport); svc == nil {
 			r.Verdict, r.Event = Accept, EventUnguarded
 			return
 		}
@@ -120,7 +124,7 @@ func (w *Worker) process(pkt []byte, meta Meta, now time.Time, r *Result) {
 // that counts instead of dropping) to the full path.
 func (w *Worker) dropInvalidFlagsEarly(pkt []byte, r *Result) bool {
 	var toff int
-	var src, dst netip.Addr
+	var src, dst []byte
 	switch {
 	case len(pkt) >= 40 && pkt[0]>>4 == 4:
 		toff = int(pkt[0]&0xf) * 4
@@ -128,13 +132,13 @@ func (w *Worker) dropInvalidFlagsEarly(pkt []byte, r *Result) bool {
 		if toff < 20 || pkt[9] != 6 || pkt[6]&0x3f != 0 || pkt[7] != 0 || len(pkt) < toff+20 {
 			return false
 		}
-		src, dst = netip.AddrFrom4([4]byte(pkt[12:16])), netip.AddrFrom4([4]byte(pkt[16:20]))
+		src, dst = pkt[12:16], pkt[16:20]
 	case len(pkt) >= 60 && pkt[0]>>4 == 6:
 		if pkt[6] != 6 { // TCP right after the fixed header only
 			return false
 		}
 		toff = 40
-		src, dst = netip.AddrFrom16([16]byte(pkt[8:24])), netip.AddrFrom16([16]byte(pkt[24:40]))
+		src, dst = pkt[8:24], pkt[24:40]
 	default:
 		return false
 	}
@@ -148,8 +152,8 @@ func (w *Worker) dropInvalidFlagsEarly(pkt []byte, r *Result) bool {
 		return false
 	}
 	sport, dport := binary.BigEndian.Uint16(pkt[toff:]), binary.BigEndian.Uint16(pkt[toff+2:])
-	if pol.Lookup(dst, dport) == nil {
-		if pol.Lookup(src, sport) == nil {
+	if pol.LookupIP(dst, dport) == nil {
+		if pol.LookupIP(src, sport) == nil {
 			return false
 		}
 		reason = header.CheckFlags(flags, true)

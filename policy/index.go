@@ -282,3 +282,52 @@ func findPort(list []portEntry, port uint16) *Service {
 	}
 	return nil
 }
+
+// LookupIP is Lookup for an address held as bytes in network order, as
+// packet headers carry it: 4 bytes for IPv4, 16 for IPv6 (IPv4-mapped IPv6
+// addresses are looked up as IPv4). Any other length guards nothing. It does
+// not allocate.
+func (p *Policy) LookupIP(addr []byte, port uint16) *Service {
+	if p == nil {
+		return nil
+	}
+	switch len(addr) {
+	case 4:
+		return p.lookup4(binary.BigEndian.Uint32(addr), port)
+	case 16:
+		k := key6{binary.BigEndian.Uint64(addr[:8]), binary.BigEndian.Uint64(addr[8:])}
+		if k.hi == 0 && k.lo>>32 == 0xffff { // ::ffff:0:0/96 (RFC 4291 §2.5.5.2)
+			return p.lookup4(uint32(k.lo), port)
+		}
+		return p.lookup6(k, port)
+	}
+	return nil
+}
+
+// lookup4 finds the service for an IPv4 address, longest prefix first.
+func (p *Policy) lookup4(k uint32, port uint16) *Service {
+	x := &p.services
+	for i := range x.v4 {
+		l := &x.v4[i]
+		if v, ok := l.t.get(k & l.mask); ok {
+			if s := findPort(p.ports[v], port); s != nil {
+				return s
+			}
+		}
+	}
+	return nil
+}
+
+// lookup6 finds the service for an IPv6 address, longest prefix first.
+func (p *Policy) lookup6(k key6, port uint16) *Service {
+	x := &p.services
+	for i := range x.v6 {
+		l := &x.v6[i]
+		if v, ok := l.t.get(key6{k.hi & l.mask.hi, k.lo & l.mask.lo}); ok {
+			if s := findPort(p.ports[v], port); s != nil {
+				return s
+			}
+		}
+	}
+	return nil
+}

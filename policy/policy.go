@@ -171,32 +171,13 @@ func (p *Policy) Lookup(addr netip.Addr, port uint16) *Service {
 	if p == nil {
 		return nil
 	}
-	x := &p.services
 	if addr.Is4() || addr.Is4In6() {
-		k := addr4(addr.Unmap())
-		for i := range x.v4 {
-			l := &x.v4[i]
-			if v, ok := l.t.get(k & l.mask); ok {
-				if s := findPort(p.ports[v], port); s != nil {
-					return s
-				}
-			}
-		}
-		return nil
+		return p.lookup4(addr4(addr.Unmap()), port)
 	}
 	if !addr.IsValid() {
 		return nil
 	}
-	k := addr6(addr)
-	for i := range x.v6 {
-		l := &x.v6[i]
-		if v, ok := l.t.get(key6{k.hi & l.mask.hi, k.lo & l.mask.lo}); ok {
-			if s := findPort(p.ports[v], port); s != nil {
-				return s
-			}
-		}
-	}
-	return nil
+	return p.lookup6(addr6(addr), port)
 }
 
 // Allowed reports whether addr is in the allow list. It does not allocate.
