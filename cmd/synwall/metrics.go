@@ -1,0 +1,275 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/synwall/synwall/gateway"
+	"github.com/synwall/synwall/gateway/header"
+	"github.com/synwall/synwall/queue"
+)
+
+// Prometheus metrics of the daemon. The collector reads the counters the
+// engine, the queues and the injector keep anyway (plain atomics) when
+// Prometheus scrapes, so the packet path pays nothing for them.
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("synwall_"+name, help, labels, nil)
+}
+
+var (
+	descPackets = desc("packets_total",
+		"Packets the engine handled, by what it did with them.", "event")
+	descInvalid = desc("invalid_packets_total",
+		"Packets that failed the header checks, by reason (dropped, or only counted under invalid_flags: count).", "reason")
+	descSynCache = desc("syncache_total",
+		"SYN cache outcomes: hit and miss for handshake ACKs, eviction of live entries from full buckets, retransmit for repeated SYNs answered from the cache.", "result")
+	descFlows = desc("flows",
+		"Flows in the flow table.", "state")
+	descFlowsTotal = desc("flows_total",
+		"Flow table events: created, expired (idle, lingering or handshake timed out), evicted (pushed out of a full bucket).", "event")
+	descPending = desc("pending_segments_total",
+		"Client segments that arrived during the handshake with the server: held, or dropped for want of room (the client resends).", "result")
+	descServerSynRetransmits = desc("server_syn_retransmits_total",
+		"SYNs resent to a server.")
+
+	descQueueReceived = desc("queue_received_packets_total",
+		"Packets received from the kernel, by NFQUEUE number.", "queue")
+	descQueuePackets = desc("queue_packets_total",
+		"Verdicts given, by NFQUEUE number and verdict.", "queue", "verdict")
+	descQueueVerdictMsgs = desc("queue_verdict_messages_total",
+		"Verdict messages sent to the kernel, by NFQUEUE number and kind (single or batch).", "queue", "kind")
+	descQueueSends = desc("queue_sends_total",
+		"Write calls carrying verdicts, by NFQUEUE number.", "queue")
+	descQueueInjected = desc("queue_injected_total",
+		"Packets the queue workers handed to the injector, by NFQUEUE number and result.", "queue", "result")
+	descQueueErrors = desc("queue_errors_total",
+		"Queue errors by NFQUEUE number and kind: enobufs (receive buffer overrun), parse (malformed kernel message), kernel (error reply), truncated (packet past the copy range, dropped), bad_verdict.", "queue", "kind")
+	descKernelDropped = desc("queue_kernel_dropped_total",
+		"Packets the kernel dropped before synwall saw them, by NFQUEUE number and reason: queue_full (queue_maxlen reached) or socket_full (netlink receive buffer full). Fail-open queues accept instead of dropping, and still count here.", "queue", "reason")
+	descKernelWaiting = desc("queue_kernel_waiting",
+		"Packets queued in the kernel awaiting a verdict, by NFQUEUE number.", "queue")
+
+	descInject = desc("inject_total",
+		"Packets sent through the raw injection sockets, by result (sent or error).", "result")
+	descInjectCalls = desc("inject_calls_total",
+		"sendmmsg calls of the injector.")
+
+	descReloads = desc("policy_reloads_total",
+		"Policy reloads (SIGHUP), by result: ok, or failed (the running policy stayed).", "result")
+	descServices = desc("policy_services",
+		"Services in the running policy.")
+	descStart = desc("start_time_seconds",
+		"When the gateway started, in seconds since the Unix epoch.")
+	descBuild = desc("build_info",
+		"Always 1; the labels carry the synwall version.", "version")
+)
+
+// collector is a prometheus.Collector over a daemon's counters.
+type collector struct {
+	d *daemon
+	// kernelStats reads the kernel's per-queue counters; tests replace it.
+	kernelStats func() ([]queue.KernelQueueStats, error)
+}
+
+var _ prometheus.Collector = (*collector)(nil)
+
+func newCollector(d *daemon) *collector {
+	return &collector{d: d, kernelStats: queue.ReadKernelQueueStats}
+}
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		descPackets, descInvalid, descSynCache, descFlows, descFlowsTotal, descPending,
+		descServerSynRetransmits, descQueueReceived, descQueuePackets, descQueueVerdictMsgs,
+		descQueueSends, descQueueInjected, descQueueErrors, descKernelDropped, descKernelWaiting,
+		descInject, descInjectCalls, descReloads, descServices, descStart, descBuild,
+	} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector. It runs at scrape time only.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	d := c.d
+	counter := func(desc *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
+	}
+
+	es := d.engine.Stats()
+	for e := gateway.Event(1); e < gateway.NumEvents; e++ {
+		counter(descPackets, es.Events[e], e.String())
+	}
+	for r := header.OK + 1; r < header.NumReasons; r++ {
+		counter(descInvalid, es.Drops[r], r.String())
+	}
+	counter(descSynCache, es.CacheHits, "hit")
+	counter(descSynCache, es.CacheMisses, "miss")
+	counter(descSynCache, es.CacheEvictions, "eviction")
+	counter(descSynCache, es.CacheRetransmits, "retransmit")
+	gauge(descFlows, float64(max(es.FlowsActive, 0)), "active")
+	counter(descFlowsTotal, es.FlowsCreated, "created")
+	counter(descFlowsTotal, es.FlowsExpired, "expired")
+	counter(descFlowsTotal, es.FlowsEvicted, "evicted")
+	counter(descPending, es.PendingHeld, "held")
+	counter(descPending, es.PendingDropped, "dropped")
+	counter(descServerSynRetransmits, es.SynRetransmits)
+
+	if d.queue != nil {
+		for _, s := range d.queue.Stats() {
+			q := strconv.Itoa(int(s.Queue))
+			counter(descQueueReceived, s.Packets, q)
+			counter(descQueuePackets, s.Accepted, q, "accept")
+			counter(descQueuePackets, s.AcceptedAltered, q, "accept_altered")
+			counter(descQueuePackets, s.Dropped, q, "drop")
+			counter(descQueueVerdictMsgs, s.VerdictMsgs, q, "single")
+			counter(descQueueVerdictMsgs, s.Batches, q, "batch")
+			counter(descQueueSends, s.Sends, q)
+			counter(descQueueInjected, s.Injected, q, "sent")
+			counter(descQueueInjected, s.InjectErrors, q, "error")
+			counter(descQueueErrors, s.ENOBUFS, q, "enobufs")
+			counter(descQueueErrors, s.ParseErrors, q, "parse")
+			counter(descQueueErrors, s.KernelErrors, q, "kernel")
+			counter(descQueueErrors, s.Truncated, q, "truncated")
+			counter(descQueueErrors, s.BadVerdicts, q, "bad_verdict")
+		}
+	}
+	// The kernel lists every bound queue of the network namespace; report
+	// only ours. The file is absent until a queue is bound.
+	if ks, err := c.kernelStats(); err == nil {
+		for _, k := range ks {
+			if !c.ours(k.Queue) {
+				continue
+			}
+			q := strconv.Itoa(int(k.Queue))
+			counter(descKernelDropped, k.Dropped, q, "queue_full")
+			counter(descKernelDropped, k.UserDropped, q, "socket_full")
+			gauge(descKernelWaiting, float64(k.Waiting), q)
+		}
+	}
+	if d.inj != nil {
+		is := d.inj.Stats()
+		counter(descInject, is.Sent, "sent")
+		counter(descInject, is.Errors, "error")
+		counter(descInjectCalls, is.Calls)
+	}
+
+	ok, failed := d.reloadCounts()
+	counter(descReloads, ok, "ok")
+	counter(descReloads, failed, "failed")
+	if p := d.engine.Policy(); p != nil {
+		gauge(descServices, float64(len(p.Services)))
+	}
+	if !d.started.IsZero() {
+		gauge(descStart, float64(d.started.UnixNano())/1e9)
+	}
+	gauge(descBuild, 1, version)
+}
+
+// ours reports whether q is one of the queues the daemon binds.
+func (c *collector) ours(q uint16) bool {
+	for _, n := range c.d.qcfg.Queues {
+		if n == q {
+			return true
+		}
+	}
+	return false
+}
+
+// reloadCounts returns the reload counters. They are written by the
+// daemon's signal loop only.
+func (d *daemon) reloadCounts() (ok, failed uint64) {
+	return d.reloads.ok, d.reloads.failed
+}
+
+// newMetrics returns a registry with the daemon's metrics and the Go
+// runtime and process collectors.
+func newMetrics(d *daemon) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		newCollector(d),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return reg
+}
+
+// serveMetrics serves reg as /metrics on addr until ctx ends, then shuts
+// the server down and returns nil. An empty addr serves nothing. The
+// metrics tell an observer how well an attack is going, so a loopback
+// address (127.0.0.1:9474) is recommended; anything else is logged as a
+// warning.
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
+	if addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--metrics-addr: %w", err)
+	}
+	if !loopback(ln.Addr()) {
+		log.Warn("metrics served on a non-loopback address; firewall it or use 127.0.0.1:9474", "addr", ln.Addr().String())
+	}
+	return serveMetricsOn(ctx, ln, reg, log)
+}
+
+// serveMetricsOn serves reg on ln until ctx ends; it closes ln.
+func serveMetricsOn(ctx context.Context, ln net.Listener, reg *prometheus.Registry, log *slog.Logger) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:            slogPromLogger{log},
+		ErrorHandling:       promhttp.ContinueOnError,
+		Timeout:             10 * time.Second,
+		MaxRequestsInFlight: 4,
+	}))
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    8 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	log.Info("serving metrics", "addr", ln.Addr().String(), "path", "/metrics")
+	select {
+	case err := <-done:
+		return fmt.Errorf("metrics server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("metrics server: %w", err)
+	}
+	return nil
+}
+
+func loopback(a net.Addr) bool {
+	t, ok := a.(*net.TCPAddr)
+	return ok && t.IP.IsLoopback()
+}
+
+// slogPromLogger passes promhttp's error messages to the daemon's logger.
+type slogPromLogger struct{ log *slog.Logger }
+
+func (l slogPromLogger) Println(v ...any) { l.log.Warn("metrics: " + fmt.Sprint(v...)) }
