@@ -215,12 +215,14 @@ func (l *Lab) build(ctx context.Context) error {
 			return err
 		}
 	}
-	// The attacker's kernel answers the server's SYN-ACKs with RSTs; real
-	// spoofed sources never do. Drop resets that the kernel sends (no
-	// owning process), keep those a raw-socket program such as hping3 sends.
+	// A spoofed flood's sources never see the SYN-ACKs sent to them, so
+	// they never answer. The attacker drops every SYN-ACK on arrival (raw
+	// PREROUTING, before its TCP stack would answer with a reset, which
+	// would cost the gateway's CPU as well: the veth delivers it inside the
+	// gateway's send call). What hping3 itself sends is untouched.
 	for _, ipt := range []string{"iptables", "ip6tables"} {
-		if _, err := l.Exec(ctx, l.Attacker, ipt, "-w", "10", "-A", "OUTPUT", "-p", "tcp",
-			"--tcp-flags", "RST", "RST", "-m", "owner", "!", "--uid-owner", "0",
+		if _, err := l.Exec(ctx, l.Attacker, ipt, "-w", "10", "-t", "raw", "-A", "PREROUTING", "-p", "tcp",
+			"--tcp-flags", "SYN,ACK", "SYN,ACK",
 			"-m", "comment", "--comment", "lab: attacker stays silent", "-j", "DROP"); err != nil {
 			return err
 		}
