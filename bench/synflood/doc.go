@@ -1,0 +1,19 @@
+// Command synflood is a fast, bounded generator of spoofed TCP SYNs for the
+// namespace lab (deploy/lab): it writes whole IPv4 packets to a raw socket
+// (AF_INET, SOCK_RAW, IPPROTO_RAW) in sendmmsg batches of 64 from reused
+// buffers, each SYN from a random address of a source prefix and a random
+// port, with the options a Linux client sends (MSS, SACK-permitted,
+// timestamps, window scale) and valid checksums.
+//
+//	ip netns exec <attacker> go run ./bench/synflood -dst 198.18.3.2:80 -rate 100000 -duration 10s [-count N] [-sources 198.19.0.0/16] [-seed S]
+//
+// Sources and destination must lie inside 198.18.0.0/15 (RFC 2544
+// benchmarking addresses); anything else is refused. The lab routes
+// 198.19.0.0/16 to its attacker namespace, so the answers go back there and
+// are dropped. Every run is bounded both in time (-duration, at most 60 s)
+// and in packets (-count, at most 10^8; by default rate × duration), and is
+// paced by a token bucket refilled per batch. At the end it prints the
+// packets sent and the achieved rate:
+//
+//	synflood: sent 1000000 packets in 10.000s: 100000 pps (rate 100000, send errors 0)
+package main
