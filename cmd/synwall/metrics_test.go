@@ -1,0 +1,387 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/synwall/synwall/gateway"
+	"github.com/synwall/synwall/queue"
+)
+
+// metricsDaemon builds a daemon from reloadPolicy the way synwall run does,
+// without binding queues, and returns it with the policy file's path.
+func metricsDaemon(t *testing.T) (*daemon, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	writePolicy(t, path, strings.Replace(reloadPolicy, "WINDOW", "65535", 1))
+	f := &runFlags{policy: path, hook: "forward", backend: "raw", mark: 0x5359, queues: "3-4"}
+	d, err := newDaemon(f, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("newDaemon: %v", err)
+	}
+	return d, path
+}
+
+// flagged builds a client-to-server IPv4/TCP segment with any flags.
+func flagged(t *testing.T, tcp layers.TCP) []byte {
+	t.Helper()
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP,
+		SrcIP: net.IPv4(198, 18, 1, 2), DstIP: net.IPv4(198, 18, 3, 2)}
+	tcp.SrcPort, tcp.DstPort, tcp.Window = 40001, 80, 500
+	tcp.SetNetworkLayerForChecksum(ip)
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ip, &tcp); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// series flattens what g gathers into "name{k=v,...}" → value.
+func series(t *testing.T, g prometheus.Gatherer) map[string]float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var ls []string
+			for _, l := range m.GetLabel() {
+				ls = append(ls, l.GetName()+"="+l.GetValue())
+			}
+			sort.Strings(ls)
+			key := mf.GetName()
+			if len(ls) > 0 {
+				key += "{" + strings.Join(ls, ",") + "}"
+			}
+			switch mf.GetType() {
+			case dto.MetricType_COUNTER:
+				out[key] = m.GetCounter().GetValue()
+			case dto.MetricType_GAUGE:
+				out[key] = m.GetGauge().GetValue()
+			default:
+				out[key] = -1 // present; the value is not compared
+			}
+		}
+	}
+	return out
+}
+
+// pick returns the entries of s named in keys; absent ones are left out.
+func pick(s map[string]float64, keys ...string) map[string]float64 {
+	out := map[string]float64{}
+	for _, k := range keys {
+		if v, ok := s[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// fakeQueue is a queue.Queue with fixed counters.
+type fakeQueue struct{ stats []queue.Stats }
+
+var _ queue.Queue = fakeQueue{}
+
+func (fakeQueue) Run(context.Context) error { return nil }
+func (f fakeQueue) Stats() []queue.Stats    { return f.stats }
+func (fakeQueue) Ready() <-chan struct{}    { return nil }
+
+// TestMetricsCount: packets pushed through the engine, a refused reload,
+// the queue counters and the kernel's drop counters show up in a scrape.
+func TestMetricsCount(t *testing.T) {
+	d, path := metricsDaemon(t)
+	c := newCollector(d)
+	// The kernel file lists a foreign queue (7) that must not be reported.
+	const proc = "    3  1234     2 2 65535     5    11       40  1\n" +
+		"    4  1235     0 2 65535     0     1       10  1\n" +
+		"    7  9999     9 2 65535    99    99       99  1\n"
+	c.kernelStats = func() ([]queue.KernelQueueStats, error) {
+		return queue.ParseKernelQueueStats(strings.NewReader(proc))
+	}
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(c); err != nil {
+		t.Fatalf("Register: %v", err)
+	}
+
+	watch := []string{
+		"synwall_packets_total{event=syn_answered}",
+		"synwall_packets_total{event=handshake}",
+		"synwall_invalid_packets_total{reason=syn_fin}",
+		"synwall_invalid_packets_total{reason=fin_no_ack}",
+		"synwall_invalid_packets_total{reason=null_flags}",
+		"synwall_invalid_packets_total{reason=truncated}",
+		"synwall_invalid_packets_total{reason=bad_total_length}",
+		"synwall_syncache_total{result=hit}",
+		"synwall_syncache_total{result=miss}",
+		"synwall_flows{state=active}",
+		"synwall_flows_total{event=created}",
+		"synwall_policy_reloads_total{result=ok}",
+		"synwall_policy_reloads_total{result=failed}",
+		"synwall_policy_services",
+	}
+	before := pick(series(t, reg), watch...)
+	want := map[string]float64{}
+	for _, k := range watch {
+		want[k] = 0
+	}
+	want["synwall_policy_services"] = 1
+	if diff := cmp.Diff(want, before); diff != "" {
+		t.Fatalf("before any packet (-want +got):\n%s", diff)
+	}
+
+	w := d.engine.NewWorker()
+	now := time.Now()
+	var r gateway.Result
+	process := func(pkt []byte) gateway.Result {
+		w.Process(pkt, gateway.Meta{}, now, &r)
+		return r
+	}
+	res := process(segment(t, false, "S", 1000, 0, ""))
+	if res.Event != gateway.EventSynAnswered || len(res.Inject) != 1 {
+		t.Fatalf("SYN: event %v, %d injected", res.Event, len(res.Inject))
+	}
+	cookie := gopacket.NewPacket(res.Inject[0], layers.LayerTypeIPv4, gopacket.Default).
+		Layer(layers.LayerTypeTCP).(*layers.TCP).Seq
+	if res = process(segment(t, false, "A", 1001, cookie+1, "")); res.Event != gateway.EventHandshake {
+		t.Fatalf("ACK: event %v, want handshake", res.Event)
+	}
+	process(flagged(t, layers.TCP{SYN: true, FIN: true, Seq: 7}))
+	process(flagged(t, layers.TCP{SYN: true, FIN: true, Seq: 8}))
+	process(flagged(t, layers.TCP{FIN: true, Seq: 9}))
+	process(flagged(t, layers.TCP{Seq: 10}))
+	syn := segment(t, false, "S", 3000, 0, "")
+	process(syn[:30]) // cut inside the TCP header: shorter than its total length
+	process(syn[:10]) // not even an IPv4 header
+
+	writePolicy(t, path, "version: 1\nservices: [}\n")
+	d.reload()
+
+	after := pick(series(t, reg), watch...)
+	want = map[string]float64{
+		"synwall_packets_total{event=syn_answered}":              1,
+		"synwall_packets_total{event=handshake}":                 1,
+		"synwall_invalid_packets_total{reason=syn_fin}":          2,
+		"synwall_invalid_packets_total{reason=fin_no_ack}":       1,
+		"synwall_invalid_packets_total{reason=null_flags}":       1,
+		"synwall_invalid_packets_total{reason=truncated}":        1,
+		"synwall_invalid_packets_total{reason=bad_total_length}": 1,
+		// The ACK came straight after the SYN: the cache held its entry.
+		"synwall_syncache_total{result=hit}":          1,
+		"synwall_syncache_total{result=miss}":         0,
+		"synwall_flows{state=active}":                 1,
+		"synwall_flows_total{event=created}":          1,
+		"synwall_policy_reloads_total{result=ok}":     0,
+		"synwall_policy_reloads_total{result=failed}": 1,
+		"synwall_policy_services":                     1,
+	}
+	if diff := cmp.Diff(want, after); diff != "" {
+		t.Errorf("after the packets and a refused reload (-want +got):\n%s", diff)
+	}
+
+	// Every event and every reason is exported, zero or not, so rate()
+	// works from the first scrape.
+	s := series(t, reg)
+	for e := gateway.Event(1); e < gateway.NumEvents; e++ {
+		if _, ok := s["synwall_packets_total{event="+e.String()+"}"]; !ok {
+			t.Errorf("no synwall_packets_total for event %s", e)
+		}
+	}
+
+	// Queue and kernel counters appear once the daemon has queues.
+	d.queue = fakeQueue{stats: []queue.Stats{
+		{Queue: 3, Packets: 10, Accepted: 4, AcceptedAltered: 3, Dropped: 3, Batches: 2, ENOBUFS: 1},
+		{Queue: 4, Packets: 1, Dropped: 1, Truncated: 1},
+	}}
+	got := pick(series(t, reg),
+		"synwall_queue_received_packets_total{queue=3}",
+		"synwall_queue_packets_total{queue=3,verdict=accept}",
+		"synwall_queue_packets_total{queue=3,verdict=accept_altered}",
+		"synwall_queue_packets_total{queue=3,verdict=drop}",
+		"synwall_queue_verdict_messages_total{kind=batch,queue=3}",
+		"synwall_queue_errors_total{kind=enobufs,queue=3}",
+		"synwall_queue_errors_total{kind=truncated,queue=4}",
+		"synwall_queue_packets_total{queue=4,verdict=drop}",
+		"synwall_queue_kernel_dropped_total{queue=3,reason=queue_full}",
+		"synwall_queue_kernel_dropped_total{queue=3,reason=socket_full}",
+		"synwall_queue_kernel_dropped_total{queue=4,reason=socket_full}",
+		"synwall_queue_kernel_waiting{queue=3}",
+		"synwall_queue_kernel_dropped_total{queue=7,reason=queue_full}",
+		"synwall_queue_kernel_waiting{queue=7}",
+	)
+	want = map[string]float64{
+		"synwall_queue_received_packets_total{queue=3}":                  10,
+		"synwall_queue_packets_total{queue=3,verdict=accept}":            4,
+		"synwall_queue_packets_total{queue=3,verdict=accept_altered}":    3,
+		"synwall_queue_packets_total{queue=3,verdict=drop}":              3,
+		"synwall_queue_verdict_messages_total{kind=batch,queue=3}":       2,
+		"synwall_queue_errors_total{kind=enobufs,queue=3}":               1,
+		"synwall_queue_errors_total{kind=truncated,queue=4}":             1,
+		"synwall_queue_packets_total{queue=4,verdict=drop}":              1,
+		"synwall_queue_kernel_dropped_total{queue=3,reason=queue_full}":  5,
+		"synwall_queue_kernel_dropped_total{queue=3,reason=socket_full}": 11,
+		"synwall_queue_kernel_dropped_total{queue=4,reason=socket_full}": 1,
+		"synwall_queue_kernel_waiting{queue=3}":                          2,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("queue series (-want +got):\n%s", diff)
+	}
+
+	// A kernel file that cannot be read (no queue bound yet) costs the
+	// kernel series only.
+	c.kernelStats = func() ([]queue.KernelQueueStats, error) { return nil, errors.New("no such file") }
+	s = series(t, reg)
+	if _, ok := s["synwall_queue_kernel_waiting{queue=3}"]; ok {
+		t.Errorf("kernel series reported without the kernel file")
+	}
+	if _, ok := s["synwall_queue_received_packets_total{queue=3}"]; !ok {
+		t.Errorf("queue series lost with the kernel file")
+	}
+}
+
+// TestMetricsInjector: the injector's counters are exported once it exists.
+func TestMetricsInjector(t *testing.T) {
+	d, _ := metricsDaemon(t)
+	inj, err := queue.NewRawInjector(queue.InjectorConfig{Mark: 0x5359})
+	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+		t.Skipf("raw sockets need CAP_NET_RAW: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("NewRawInjector: %v", err)
+	}
+	defer inj.Close()
+	reg := newMetrics(d)
+	if _, ok := series(t, reg)["synwall_inject_total{result=sent}"]; ok {
+		t.Fatalf("synwall_inject_total reported before the injector exists")
+	}
+	d.inj = inj
+	got := pick(series(t, reg), "synwall_inject_total{result=sent}", "synwall_inject_total{result=error}", "synwall_inject_calls_total")
+	want := map[string]float64{"synwall_inject_total{result=sent}": 0, "synwall_inject_total{result=error}": 0, "synwall_inject_calls_total": 0}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("injector series (-want +got):\n%s", diff)
+	}
+}
+
+// TestServeMetrics scrapes /metrics over HTTP on loopback and stops the
+// server with the context.
+func TestServeMetrics(t *testing.T) {
+	d, _ := metricsDaemon(t)
+	d.started = time.Unix(1700000000, 0)
+	reg := newMetrics(d)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- serveMetricsOn(ctx, ln, reg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+
+	w := d.engine.NewWorker()
+	var r gateway.Result
+	w.Process(segment(t, false, "S", 1000, 0, ""), gateway.Meta{}, time.Now(), &r)
+
+	url := "http://" + ln.Addr().String() + "/metrics"
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s = %d, %v", url, resp.StatusCode, err)
+	}
+	for _, line := range []string{
+		`synwall_packets_total{event="syn_answered"} 1`,
+		`synwall_invalid_packets_total{reason="syn_fin"} 0`,
+		`synwall_policy_reloads_total{result="failed"} 0`,
+		`synwall_start_time_seconds 1.7e+09`,
+		`synwall_build_info{version="` + version + `"} 1`,
+		"# TYPE synwall_packets_total counter",
+		"# TYPE synwall_flows gauge",
+		"# TYPE go_goroutines gauge",
+		"# TYPE process_open_fds gauge",
+	} {
+		if !strings.Contains(string(body), line+"\n") {
+			t.Errorf("GET /metrics: no line %q", line)
+		}
+	}
+
+	resp, err = http.Post(url, "text/plain", nil)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /metrics = %d, want %d", resp.StatusCode, http.StatusMethodNotAllowed)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serveMetricsOn after cancel = %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serveMetricsOn did not return after cancel")
+	}
+	if c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		c.Close()
+		t.Errorf("metrics port still accepts connections after cancel")
+	}
+}
+
+func TestServeMetricsAddr(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := prometheus.NewRegistry()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := serveMetrics(ctx, "", reg, log); err != nil {
+		t.Errorf(`serveMetrics("") = %v, want nil (off)`, err)
+	}
+	for _, addr := range []string{"127.0.0.1:99999", "no-port"} {
+		err := serveMetrics(ctx, addr, reg, log)
+		if err == nil || !strings.Contains(err.Error(), "--metrics-addr") {
+			t.Errorf("serveMetrics(%q) = %v, want an error naming --metrics-addr", addr, err)
+		}
+	}
+	// A non-loopback address is served, with a warning.
+	var logs strings.Builder
+	if err := serveMetrics(ctx, "0.0.0.0:0", reg, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+		t.Fatalf(`serveMetrics("0.0.0.0:0") = %v`, err)
+	}
+	if !strings.Contains(logs.String(), "non-loopback") {
+		t.Errorf("serveMetrics on 0.0.0.0 logged %q, want a non-loopback warning", logs.String())
+	}
+	for _, tc := range []struct {
+		addr string
+		want bool
+	}{
+		{"127.0.0.1:9474", true}, {"[::1]:9474", true}, {"0.0.0.0:9474", false}, {"198.18.0.1:9474", false},
+	} {
+		a, err := net.ResolveTCPAddr("tcp", tc.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := loopback(a); got != tc.want {
+			t.Errorf("loopback(%s) = %v, want %v", tc.addr, got, tc.want)
+		}
+	}
+}
