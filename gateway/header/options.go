@@ -46,14 +46,31 @@ type Options struct {
 // SACK (2+8n, n in 1..4) or timestamps; BadDataOffset when t is shorter than
 // its data offset says. Unknown options are skipped by their length.
 func ParseOptions(t TCP, o *Options) Reason {
-	*o = Options{}
 	if len(t) < TCPMinimumSize {
+		*o = Options{}
 		return Truncated
 	}
 	end := t.DataOffset()
 	if end < TCPMinimumSize || end > len(t) {
+		*o = Options{}
 		return BadDataOffset
 	}
+	// The two layouts of nearly every segment past the handshake: no
+	// options, or NOP, NOP, timestamps (RFC 7323 Appendix A).
+	switch {
+	case end == TCPMinimumSize:
+		*o = Options{}
+		return OK
+	case end == TCPMinimumSize+12 && binary.BigEndian.Uint32(t[20:]) == 0x0101080a:
+		*o = Options{
+			HasTS:    true,
+			TSVal:    binary.BigEndian.Uint32(t[24:]),
+			TSEcr:    binary.BigEndian.Uint32(t[28:]),
+			TSOffset: 24,
+		}
+		return OK
+	}
+	*o = Options{}
 	i := TCPMinimumSize
 	for i < end {
 		kind := t[i]
