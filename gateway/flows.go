@@ -20,42 +20,47 @@ const (
 	stateClosing               // FIN both ways or RST: lingering
 )
 
-// flow is one proxied connection, keyed by its client-side tuple.
+// flow is one proxied connection, keyed by its client-side tuple. The
+// fields a lookup and a translation read come first, so that they share the
+// first two cache lines (the struct is 192 bytes and slots are contiguous).
 type flow struct {
 	key   flowKey
-	tuple cookies.Tuple
 	state flowState
-	slot  int32 // index in flowTable.slots
 
-	clientISN uint32
-	cookieISN uint32 // our SYN-ACK's ISN, the client's view of the server's
-	serverISN uint32
-	delta     uint32 // cookieISN - serverISN
-
-	ourTS    uint32 // TSval of our SYN-ACK, as echoed by the client
-	serverTS uint32 // the server's TSval in its SYN-ACK
-	tsOff    uint32 // ourTS - serverTS
-	lastTS   uint32 // the client's latest TSval
-	lastWin  uint16 // the client's latest window field
-	mss      uint16 // MSS sent to the server
-
-	clientTS bool // timestamps agreed with the client
-	useTS    bool // timestamps on both sides: translate them
-	sack     bool
-	ecn      bool
-	sentWS   int8 // window scale our SYN to the server carried, -1 none
-	advWS    int8 // window scale our SYN-ACK offered the client, -1 none
-
+	useTS      bool // timestamps on both sides: translate them
+	rescaleC2S bool
+	rescaleS2C bool
 	// Effective shifts (RFC 7323 §2.3): what each sender scales by and what
 	// its peer believes it scales by.
 	clientShift, serverBelievesClient uint8
 	serverShift, clientBelievesServer uint8
-	rescaleC2S, rescaleS2C            bool
+
+	delta uint32 // cookieISN - serverISN
+	tsOff uint32 // ourTS - serverTS
 
 	finClient, finServer bool
 	newSyn               bool // a new SYN came on this tuple while established
 
 	created, synSentAt, lastSeen, closeAt int64
+
+	clientISN uint32
+	cookieISN uint32 // our SYN-ACK's ISN, the client's view of the server's
+	serverISN uint32
+
+	ourTS    uint32 // TSval of our SYN-ACK, as echoed by the client
+	serverTS uint32 // the server's TSval in its SYN-ACK
+	lastTS   uint32 // the client's latest TSval
+	lastWin  uint16 // the client's latest window field
+	mss      uint16 // MSS sent to the server
+
+	clientTS bool // timestamps agreed with the client
+	sack     bool
+	ecn      bool
+	sentWS   int8 // window scale our SYN to the server carried, -1 none
+	advWS    int8 // window scale our SYN-ACK offered the client, -1 none
+
+	slot  int32 // index in flowTable.slots
+	tuple cookies.Tuple
 
 	npend uint8
 	pend  [MaxPendingPerFlow]int32
