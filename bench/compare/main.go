@@ -92,6 +92,7 @@ type result struct {
 	Busy                float64       // machine CPU busy share during the flood
 	SynwallCPU          time.Duration // synwall's CPU time during the flood
 	RSSkB, HWMkB        uint64        // synwall's VmRSS after the flood and VmHWM
+	Limited             uint64        // synwall: SYNs refused by its policy's rate limits
 	Drops               uint64
 	DropSource          string
 	HasSynAcks, Synwall bool
@@ -463,6 +464,7 @@ func measure(ctx context.Context, e *env, d defense) (r result, err error) {
 		sd := func(m1, m0 map[string]uint64, k string) uint64 { return m1[k] - min(m0[k], m1[k]) }
 		r.SynAcks, r.SynAckSource, r.HasSynAcks = sd(s1.sw.Events, s0.sw.Events, "syn_answered"), "synwall events.syn_answered", true
 		r.Handshakes, r.HandshakeSource = sd(s1.sw.Events, s0.sw.Events, "handshake"), "synwall events.handshake"
+		r.Limited = sd(s1.sw.Events, s0.sw.Events, "syn_limited")
 		r.Drops = sd(s1.sw.Queue, s0.sw.Queue, "queue_dropped") + sd(s1.sw.Queue, s0.sw.Queue, "user_dropped")
 		r.DropSource = "nfnetlink_queue queue_dropped + user_dropped"
 		r.SynwallCPU = cpu1 - s0.swCPU

@@ -62,9 +62,13 @@ func (rep *report) markdown() string {
 
 	fmt.Fprintf(&b, "\n## Per defense\n\n")
 	for _, r := range rep.results {
-		fmt.Fprintf(&b, "- **%s** — %s. Flood: hping3 %d + synflood %d packets in %v. SYN-ACKs: %d (%s), %d at the attacker. Handshakes: %d (%s). Drops: %d (%s). Legitimate: %s.\n",
+		limited := ""
+		if r.Synwall {
+			limited = fmt.Sprintf(" SYNs refused by rate limits (events.syn_limited): %d.", r.Limited)
+		}
+		fmt.Fprintf(&b, "- **%s** — %s. Flood: hping3 %d + synflood %d packets in %v. SYN-ACKs: %d (%s), %d at the attacker.%s Handshakes: %d (%s). Drops: %d (%s). Legitimate: %s.\n",
 			r.Name, r.Setup, r.HpingSent, r.GenSent, r.Elapsed.Round(time.Millisecond), r.SynAcks, r.SynAckSource, r.AtAttacker,
-			r.Handshakes, r.HandshakeSource, r.Drops, r.DropSource, r.Load)
+			limited, r.Handshakes, r.HandshakeSource, r.Drops, r.DropSource, r.Load)
 	}
 	if len(rep.synproxyRules) > 0 {
 		fmt.Fprintf(&b, "\nSYNPROXY rules in the gateway namespace (removed afterwards):\n\n```\n%s\n```\n", strings.Join(rep.synproxyRules, "\n"))
