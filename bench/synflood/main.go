@@ -186,9 +186,9 @@ type bucket struct {
 func batchFor(rate int) int { return min(max(rate/1000, 1), BatchSize) }
 
 func newBucket(rate float64, batch int, now time.Time) *bucket {
-	// A millisecond's worth, and at least two batches, so that a sleep
-	// that runs a little long does not cost the rate.
-	burst := max(rate/1000, float64(2*batch))
+	// Ten milliseconds' worth, and at least two batches, so that a sleep
+	// that runs long on a busy machine does not cost the rate.
+	burst := max(rate/100, float64(2*batch))
 	return &bucket{rate: rate, burst: burst, tokens: float64(batch), last: now}
 }
 
