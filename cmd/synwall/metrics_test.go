@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -43,7 +44,10 @@ func flagged(t *testing.T, tcp layers.TCP) []byte {
 	t.Helper()
 	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP,
 		SrcIP: net.IPv4(198, 18, 1, 2), DstIP: net.IPv4(198, 18, 3, 2)}
-	tcp.SrcPort, tcp.DstPort, tcp.Window = 40001, 80, 500
+	if tcp.SrcPort == 0 {
+		tcp.SrcPort = 40001
+	}
+	tcp.DstPort, tcp.Window = 80, 500
 	tcp.SetNetworkLayerForChecksum(ip)
 	buf := gopacket.NewSerializeBuffer()
 	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ip, &tcp); err != nil {
@@ -253,6 +257,83 @@ func TestMetricsCount(t *testing.T) {
 	}
 	if _, ok := s["synwall_queue_received_packets_total{queue=3}"]; !ok {
 		t.Errorf("queue series lost with the kernel file")
+	}
+}
+
+// TestMetricsConcurrentScrape scrapes while a worker handles SYNs from
+// many ports: counters never go back, and the last scrape after the worker
+// stopped shows every SYN.
+func TestMetricsConcurrentScrape(t *testing.T) {
+	d, _ := metricsDaemon(t)
+	reg := newMetrics(d)
+	const n = 2000
+	pkts := make([][]byte, n)
+	for i := range pkts {
+		pkts[i] = flagged(t, layers.TCP{SYN: true, SrcPort: layers.TCPPort(20000 + i), Seq: uint32(i)})
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w := d.engine.NewWorker()
+		var r gateway.Result
+		now := time.Now()
+		for _, p := range pkts {
+			w.Process(p, gateway.Meta{}, now, &r)
+		}
+	}()
+	const key = "synwall_packets_total{event=syn_answered}"
+	last := 0.0
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		v := series(t, reg)[key]
+		if v < last {
+			t.Fatalf("%s went back from %v to %v", key, last, v)
+		}
+		last = v
+	}
+	if v := series(t, reg)[key]; v != n {
+		t.Errorf("%s = %v after %d SYNs from distinct ports, want %d", key, v, n, n)
+	}
+}
+
+// BenchmarkScrape measures one Gather of the daemon's registry (the Go
+// runtime and process collectors included).
+func BenchmarkScrape(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "policy.yaml")
+	if err := os.WriteFile(path, []byte(strings.Replace(reloadPolicy, "WINDOW", "65535", 1)), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	d, err := newDaemon(&runFlags{policy: path, hook: "forward", backend: "raw", mark: 0x5359},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, name := range []string{"daemon", "synwall-only"} {
+		var g prometheus.Gatherer = newMetrics(d)
+		if name == "synwall-only" {
+			r := prometheus.NewRegistry()
+			r.MustRegister(newCollector(d))
+			g = r
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			series := 0
+			for b.Loop() {
+				mfs, err := g.Gather()
+				if err != nil {
+					b.Fatal(err)
+				}
+				series = 0
+				for _, mf := range mfs {
+					series += len(mf.GetMetric())
+				}
+			}
+			b.ReportMetric(float64(series), "series")
+		})
 	}
 }
 
