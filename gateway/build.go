@@ -29,36 +29,40 @@ const (
 
 // writeOptions lays out options the way Linux does on a SYN (MSS,
 // SACK-permitted, timestamps, NOP, window scale; RFC 9293 §3.2, RFC 7323,
-// RFC 2018), padded to a multiple of four, and returns their length.
-func writeOptions(b []byte, o *synOpts) int {
-	n := 0
+// RFC 2018), padded to a multiple of four, and returns their length and the
+// unfolded sum of the 16-bit words written (RFC 1071), so that the checksum
+// needs no second pass over them.
+func writeOptions(b []byte, o *synOpts) (n int, sum uint64) {
 	if o.mss != 0 {
 		b[0], b[1] = 2, 4
 		binary.BigEndian.PutUint16(b[2:], o.mss)
 		n = 4
+		sum = 0x0204 + uint64(o.mss)
 	}
-	switch {
-	case o.ts && o.sack:
-		b[n], b[n+1] = 4, 2
+	if o.ts {
+		if o.sack {
+			b[n], b[n+1] = 4, 2
+			sum += 0x0402
+		} else {
+			b[n], b[n+1] = 1, 1
+			sum += 0x0101
+		}
 		b[n+2], b[n+3] = 8, 10
 		binary.BigEndian.PutUint32(b[n+4:], o.tsVal)
 		binary.BigEndian.PutUint32(b[n+8:], o.tsEcr)
 		n += 12
-	case o.ts:
-		b[n], b[n+1] = 1, 1
-		b[n+2], b[n+3] = 8, 10
-		binary.BigEndian.PutUint32(b[n+4:], o.tsVal)
-		binary.BigEndian.PutUint32(b[n+8:], o.tsEcr)
-		n += 12
-	case o.sack:
+		sum += 0x080a + uint64(o.tsVal>>16) + uint64(o.tsVal&0xffff) + uint64(o.tsEcr>>16) + uint64(o.tsEcr&0xffff)
+	} else if o.sack {
 		b[n], b[n+1], b[n+2], b[n+3] = 1, 1, 4, 2
 		n += 4
+		sum += 0x0101 + 0x0402
 	}
 	if o.ws >= 0 {
 		b[n], b[n+1], b[n+2], b[n+3] = 1, 3, 3, byte(o.ws)
 		n += 4
+		sum += 0x0103 + 0x0300 + uint64(uint8(o.ws))
 	}
-	return n
+	return n, sum
 }
 
 // buildSegment writes an IP packet carrying one TCP segment into buf and
@@ -70,7 +74,7 @@ func buildSegment(buf []byte, v6 bool, src, dst *[16]byte, sport, dport uint16,
 	if v6 {
 		ipl = ipv6Len
 	}
-	optl := writeOptions(buf[ipl+tcpLen:], o)
+	optl, sum := writeOptions(buf[ipl+tcpLen:], o)
 	thl := tcpLen + optl
 	total := ipl + thl + len(payload)
 	copy(buf[ipl+thl:], payload)
@@ -108,7 +112,20 @@ func buildSegment(buf []byte, v6 bool, src, dst *[16]byte, sport, dport uint16,
 	t[12] = byte(thl/4) << 4
 	t[13] = flags
 	binary.BigEndian.PutUint16(t[14:], win)
-	t[16], t[17], t[18], t[19] = 0, 0, 0, 0
-	header.SetTCPChecksum(v6, src, dst, header.TCP(t))
+	t[18], t[19] = 0, 0
+	// The checksum (RFC 9293 §3.1) is summed from the values just written,
+	// and from the payload where it came from: reading back bytes still in
+	// the store buffer with wider loads would stall on every load. The
+	// payload starts at an even offset, so its words are the same.
+	sum += uint64(header.PseudoHeaderChecksum(v6, src, dst, len(t))) +
+		uint64(sport) + uint64(dport) + uint64(seq>>16) + uint64(seq&0xffff) +
+		uint64(ack>>16) + uint64(ack&0xffff) + uint64(t[12])<<8 + uint64(flags) + uint64(win)
+	if len(payload) > 0 {
+		sum += uint64(header.Checksum(payload, 0))
+	}
+	sum = sum&0xffff + sum>>16
+	sum = sum&0xffff + sum>>16
+	sum = sum&0xffff + sum>>16
+	binary.BigEndian.PutUint16(t[16:], ^uint16(sum))
 	return buf[:total]
 }

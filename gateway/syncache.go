@@ -86,11 +86,21 @@ func (c *synCache) bucket(t *cookies.Tuple) (int, uint32) {
 func (c *synCache) find(i int, tag uint32, t *cookies.Tuple) int {
 	base := i * c.per
 	for j, g := range c.tags[base : base+c.per] {
-		if g == tag && c.entries[base+j].tuple == *t {
+		if g == tag && sameTuple(&c.entries[base+j].tuple, t) {
 			return base + j
 		}
 	}
 	return -1
+}
+
+// sameTuple is a == b compared a word at a time (the generic comparison
+// of the struct calls out to compare bytes).
+func sameTuple(a, b *cookies.Tuple) bool {
+	return binary.LittleEndian.Uint64(a.Src[0:]) == binary.LittleEndian.Uint64(b.Src[0:]) &&
+		binary.LittleEndian.Uint64(a.Src[8:]) == binary.LittleEndian.Uint64(b.Src[8:]) &&
+		binary.LittleEndian.Uint64(a.Dst[0:]) == binary.LittleEndian.Uint64(b.Dst[0:]) &&
+		binary.LittleEndian.Uint64(a.Dst[8:]) == binary.LittleEndian.Uint64(b.Dst[8:]) &&
+		a.SrcPort == b.SrcPort && a.DstPort == b.DstPort && a.V6 == b.V6
 }
 
 // victim returns the index of a free entry of bucket i, or of its oldest
