@@ -193,7 +193,7 @@ func (c *collector) ours(q uint16) bool {
 // reloadCounts returns the reload counters. They are written by the
 // daemon's signal loop only.
 func (d *daemon) reloadCounts() (ok, failed uint64) {
-	return d.reloads.ok, d.reloads.failed
+	return d.reloads.ok.Load(), d.reloads.failed.Load()
 }
 
 // newMetrics returns a registry with the daemon's metrics and the Go

@@ -105,8 +105,8 @@ func TestReload(t *testing.T) {
 	// An invalid policy is refused; the running one stays.
 	writePolicy(t, path, strings.Replace(reloadPolicy, "WINDOW", "70000", 1))
 	d.reload()
-	if d.reloads.failed != 1 || d.reloads.ok != 0 {
-		t.Fatalf("after a bad reload: ok %d failed %d, want 0 1", d.reloads.ok, d.reloads.failed)
+	if d.reloads.failed.Load() != 1 || d.reloads.ok.Load() != 0 {
+		t.Fatalf("after a bad reload: ok %d failed %d, want 0 1", d.reloads.ok.Load(), d.reloads.failed.Load())
 	}
 	if got := d.engine.Policy().Services[0].Advertise.Window; got != 65535 {
 		t.Fatalf("after a bad reload the window is %d, want the old 65535", got)
@@ -116,8 +116,8 @@ func TestReload(t *testing.T) {
 	// A valid one is swapped in; the flow survives.
 	writePolicy(t, path, strings.Replace(reloadPolicy, "WINDOW", "30000", 1))
 	d.reload()
-	if d.reloads.ok != 1 || d.reloads.failed != 1 {
-		t.Fatalf("after a good reload: ok %d failed %d, want 1 1", d.reloads.ok, d.reloads.failed)
+	if d.reloads.ok.Load() != 1 || d.reloads.failed.Load() != 1 {
+		t.Fatalf("after a good reload: ok %d failed %d, want 1 1", d.reloads.ok.Load(), d.reloads.failed.Load())
 	}
 	data("after the reload")
 	res = process(segment(t, false, "S", 5000, 0, ""))

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,17 +24,18 @@ import (
 
 // runFlags are the flags of `synwall run` and `synwall rules`.
 type runFlags struct {
-	policy    string
-	hook      string
-	queues    string
-	backend   string
-	fail      string
-	fanout    bool
-	mark      uint
-	statsFile string
-	pidFile   string
-	logFormat string
-	logLevel  string
+	policy      string
+	hook        string
+	queues      string
+	backend     string
+	fail        string
+	fanout      bool
+	mark        uint
+	statsFile   string
+	metricsAddr string
+	pidFile     string
+	logFormat   string
+	logLevel    string
 }
 
 func (f *runFlags) register(fs interface {
@@ -49,6 +51,7 @@ func (f *runFlags) register(fs interface {
 	fs.UintVar(&f.mark, "mark", queue.DefaultMark, "firewall `mark` of packets synwall injects (exempted from the queue and conntrack)")
 	if daemon {
 		fs.StringVar(&f.backend, "backend", "raw", "queue receive path: `raw` (zero-allocation netlink loop) or nfq (go-nfqueue)")
+		fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`ADDR`/metrics; loopback recommended (127.0.0.1:9474); off when empty")
 		fs.StringVar(&f.statsFile, "stats-file", "", "write counters as JSON to `FILE` when ready, every second and at exit")
 		fs.StringVar(&f.pidFile, "pid-file", "", "write the daemon's PID to `FILE` (for synwall reload)")
 		fs.StringVar(&f.logFormat, "log-format", "text", "log format: `text` or json")
@@ -244,7 +247,7 @@ type daemon struct {
 	qcfg    queue.Config
 	queue   queue.Queue
 	inj     *queue.RawInjector
-	reloads struct{ ok, failed uint64 }
+	reloads struct{ ok, failed atomic.Uint64 } // written by the reload loop, read by stats and scrapes
 	started time.Time
 }
 
@@ -311,6 +314,10 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	// The queues are bound before the rules send traffic to them, and the
 	// rules are removed (below) after the queue workers stopped.
 	g.Go(func() error { return q.Run(gctx) })
+	if d.flags.metricsAddr != "" {
+		reg := newMetrics(d)
+		g.Go(func() error { return serveMetrics(gctx, d.flags.metricsAddr, reg, d.log) })
+	}
 
 	fw := &queue.Firewall{Rules: d.rules}
 	if err := waitBound(gctx, q, 10*time.Second); err != nil {
@@ -399,7 +406,7 @@ func policyName(path string) string {
 // installed is refused, and the running one stays.
 func (d *daemon) reload() {
 	refuse := func(err error) {
-		d.reloads.failed++
+		d.reloads.failed.Add(1)
 		d.log.Error("policy reload refused; keeping the running policy", "err", err)
 	}
 	p, err := loadPolicy(d.flags.policy)
@@ -431,7 +438,7 @@ func (d *daemon) reload() {
 		}
 		d.rules = r
 	}
-	d.reloads.ok++
+	d.reloads.ok.Add(1)
 	d.log.Info("policy reloaded", "policy", policyName(d.flags.policy), "services", len(p.Services),
 		"changes", strings.Join(policy.Diff(old, p), "; "))
 	if later := policy.NeedsRestart(old, p); len(later) > 0 {

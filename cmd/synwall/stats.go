@@ -32,7 +32,7 @@ func (d *daemon) snapshot() statsDoc {
 		Uptime: now.Sub(d.started).Seconds(),
 		Events: map[string]uint64{}, Drops: map[string]uint64{}, Engine: map[string]uint64{},
 		Queue: map[string]uint64{}, Kernel: map[string]uint64{}, Inject: map[string]uint64{},
-		Reloads: map[string]uint64{"ok": d.reloads.ok, "failed": d.reloads.failed},
+		Reloads: map[string]uint64{"ok": d.reloads.ok.Load(), "failed": d.reloads.failed.Load()},
 	}
 	for e := gateway.Event(1); e < gateway.NumEvents; e++ {
 		doc.Events[e.String()] = es.Events[e]
