@@ -24,6 +24,7 @@ type Worker struct {
 	ctr  *packetCounters
 	pkt  header.Packet
 	tup  cookies.Tuple
+	last [2]lastService // by family: 0 IPv4, 1 IPv6
 	inj  [maxInject][]byte
 	bufs [maxInject][bufSize]byte
 }
@@ -69,13 +70,9 @@ func (w *Worker) process(pkt []byte, meta Meta, now time.Time, r *Result) {
 	t := p.TCP
 	sport, dport := t.SourcePort(), t.DestinationPort()
 	fromServer := false
-	alen := 4
-	if p.V6 {
-		alen = 16
-	}
-	svc := pol.LookupIP(p.Dst[:alen], dport)
+	svc := w.lookup(pol, p.V6, &p.Dst, dport)
 	if svc == nil {
-		if svc = pol.LookupIP(p.Src[:alen], sport); svc == nil {
+		if svc = w.lookup(pol, p.V6, &p.Src, sport); svc == nil {
 			r.Verdict, r.Event = Accept, EventUnguarded
 			return
 		}
@@ -116,6 +113,36 @@ func (w *Worker) process(pkt []byte, meta Meta, now time.Time, r *Result) {
 		return
 	}
 	w.fromClient(pkt, p, svc, tup, flags, meta, now, r)
+}
+
+// lastService is the last service a worker found for one family. The
+// policy is immutable, so the entry stays exact as long as pol is the one in
+// use (holding it also keeps its address from being reused).
+type lastService struct {
+	pol    *policy.Policy
+	a0, a1 uint64 // the address, as words
+	port   uint16
+	svc    *policy.Service
+}
+
+// lookup is pol.LookupIP for an address as header.Packet holds it, served
+// from the worker's last hit when the address and port are the same, so that
+// a run of packets to or from one service skips the policy's hash tables.
+// Misses are not remembered.
+func (w *Worker) lookup(pol *policy.Policy, v6 bool, a *[16]byte, port uint16) *policy.Service {
+	a0, a1 := binary.LittleEndian.Uint64(a[0:]), binary.LittleEndian.Uint64(a[8:])
+	n, c := 4, &w.last[0]
+	if v6 {
+		n, c = 16, &w.last[1]
+	}
+	if c.pol == pol && c.a0 == a0 && c.a1 == a1 && c.port == port {
+		return c.svc
+	}
+	s := pol.LookupIP(a[:n], port)
+	if s != nil {
+		*c = lastService{pol: pol, a0: a0, a1: a1, port: port, svc: s}
+	}
+	return s
 }
 
 // setTuple fills t. It copies the addresses a word at a time, as Parse
