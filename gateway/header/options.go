@@ -71,35 +71,36 @@ func ParseOptions(t TCP, o *Options) Reason {
 		return OK
 	}
 	*o = Options{}
-	i := TCPMinimumSize
-	for i < end {
-		kind := t[i]
-		if kind == OptEOL {
-			return OK
-		}
-		if kind == OptNOP {
+	b := t[:end]
+	for i := TCPMinimumSize; i < len(b); {
+		kind := b[i]
+		if kind <= OptNOP {
+			if kind == OptEOL {
+				return OK
+			}
 			i++
 			continue
 		}
-		if i+1 >= end {
+		if i+1 >= len(b) {
 			return BadOption
 		}
-		l := int(t[i+1])
-		if l < 2 || l > end-i {
+		l := int(b[i+1])
+		if l < 2 || l > len(b)-i {
 			return BadOption
 		}
+		opt := b[i : i+l]
 		switch kind {
 		case OptMSS:
 			if l != 4 {
 				return BadOption
 			}
-			o.MSS = binary.BigEndian.Uint16(t[i+2:])
+			o.MSS = binary.BigEndian.Uint16(opt[2:4])
 			o.HasMSS = true
 		case OptWindowScale:
 			if l != 3 {
 				return BadOption
 			}
-			ws := t[i+2]
+			ws := opt[2]
 			o.WScaleClamped = ws > MaxWScale
 			if o.WScaleClamped {
 				ws = MaxWScale
@@ -122,8 +123,8 @@ func ParseOptions(t TCP, o *Options) Reason {
 			if l != 10 {
 				return BadOption
 			}
-			o.TSVal = binary.BigEndian.Uint32(t[i+2:])
-			o.TSEcr = binary.BigEndian.Uint32(t[i+6:])
+			o.TSVal = binary.BigEndian.Uint32(opt[2:6])
+			o.TSEcr = binary.BigEndian.Uint32(opt[6:10])
 			o.TSOffset = i + 2
 			o.HasTS = true
 		}
