@@ -38,6 +38,15 @@ func Parse(b []byte, p *Packet) Reason {
 	if len(b) >= IPv4MinimumSize+TCPMinimumSize && b[0] == 0x45 {
 		return parse4(b, p)
 	}
+	// Likewise IPv6 with TCP right after the fixed header (RFC 8200 §3).
+	if len(b) >= IPv6FixedSize+TCPMinimumSize && b[0]>>4 == 6 && b[6] == ProtocolTCP {
+		return parse6(b, p)
+	}
+	return parseAny(b, p)
+}
+
+// parseAny is Parse for any packet, without the fast paths.
+func parseAny(b []byte, p *Packet) Reason {
 	*p = Packet{}
 	if len(b) == 0 {
 		return Truncated
@@ -165,6 +174,34 @@ func parse4(b []byte, p *Packet) Reason {
 	binary.LittleEndian.PutUint64(p.Dst[0:], uint64(binary.LittleEndian.Uint32(b[16:])))
 	binary.LittleEndian.PutUint64(p.Dst[8:], 0)
 	p.IP = b[:IPv4MinimumSize]
+	p.TCP = t[:do]
+	p.Payload = t[do:]
+	return ParseOptions(p.TCP, &p.Opts)
+}
+
+// parse6 is Parse for an IPv6 packet whose next header is TCP, with b
+// holding at least 60 bytes. It makes the same checks in the same order as
+// Parse.
+func parse6(b []byte, p *Packet) Reason {
+	n := IPv6FixedSize + int(binary.BigEndian.Uint16(b[4:]))
+	if n > len(b) {
+		return BadTotalLength
+	}
+	b = b[:n]
+	t := b[IPv6FixedSize:]
+	if len(t) < TCPMinimumSize {
+		return Truncated
+	}
+	do := int(t[12]>>4) * 4
+	if do < TCPMinimumSize || do > len(t) {
+		return BadDataOffset
+	}
+	p.V6 = true
+	binary.LittleEndian.PutUint64(p.Src[0:], binary.LittleEndian.Uint64(b[8:]))
+	binary.LittleEndian.PutUint64(p.Src[8:], binary.LittleEndian.Uint64(b[16:]))
+	binary.LittleEndian.PutUint64(p.Dst[0:], binary.LittleEndian.Uint64(b[24:]))
+	binary.LittleEndian.PutUint64(p.Dst[8:], binary.LittleEndian.Uint64(b[32:]))
+	p.IP = b[:IPv6FixedSize]
 	p.TCP = t[:do]
 	p.Payload = t[do:]
 	return ParseOptions(p.TCP, &p.Opts)

@@ -1,0 +1,51 @@
+package header
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestParseFastPaths checks that Parse, with its fast paths for IHL-5 IPv4
+// and IPv6 carrying TCP directly, gives the same reason and, on OK, the same
+// Packet as the general path, on valid packets and on packets with single
+// bytes changed or cut short.
+func TestParseFastPaths(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 42))
+	check := func(b []byte) {
+		t.Helper()
+		var fast, slow Packet
+		rf, rs := Parse(b, &fast), parseAny(b, &slow)
+		if rf != rs {
+			t.Fatalf("Parse(% x) = %v, general path %v", b, rf, rs)
+		}
+		if rf != OK {
+			return
+		}
+		if diff := cmp.Diff(slow, fast); diff != "" {
+			t.Fatalf("Parse(% x) packet differs from the general path (-general +Parse):\n%s", b, diff)
+		}
+	}
+	for i := 0; i < 1000; i++ {
+		b := genPacket(rng)
+		check(b)
+		// Damage one byte of the headers, then cut the packet short.
+		m := append([]byte(nil), b...)
+		k := rng.IntN(min(len(m), 100))
+		m[k] = byte(rng.Uint32())
+		check(m)
+		check(m[:rng.IntN(len(m)+1)])
+		// Fragments, other protocols and lengths on the fast paths.
+		m = append([]byte(nil), b...)
+		switch m[0] >> 4 {
+		case 4:
+			m[6], m[9] = byte(rng.IntN(4)), byte(rng.IntN(8))
+			m[2], m[3] = byte(rng.IntN(2)), byte(rng.Uint32())
+		case 6:
+			m[6] = []byte{ProtocolTCP, IPv6HopByHop, IPv6Fragment, 17}[rng.IntN(4)]
+			m[4], m[5] = byte(rng.IntN(2)), byte(rng.Uint32())
+		}
+		check(m)
+	}
+}
