@@ -8,14 +8,18 @@
 //
 // Two receive backends implement Queue. BackendRaw (the default) is a
 // hand-written nfnetlink_queue loop on an AF_NETLINK/NETLINK_NETFILTER
-// socket: one reused receive buffer, messages parsed in place, verdicts
-// written into a reused send buffer and sent with one write per drain, no
+// socket: up to 32 messages per recvmmsg call into reused 128 KiB slots,
+// messages parsed in place and handled in arrival order, verdicts written
+// into a reused send buffer and sent with one write per drain, no
 // allocation per packet. BackendNFQ uses github.com/florianl/go-nfqueue and
 // is kept as the reference implementation; it allocates per packet and is
 // slower.
 //
 // Each queue number in Config.Queues gets its own worker goroutine and its
-// own Processor (from the factory given to Open). Verdicts are issued in the
+// own Processor (from the factory given to Open). With two or more queues
+// the generated rules send the clients' SYNs to the first and everything
+// else to the others (see Rules), so a SYN flood that fills its queue does
+// not drop the packets of established flows. Verdicts are issued in the
 // order the packets arrived. Runs of plain ACCEPT (or of DROP) verdicts are
 // folded into one NFQNL_MSG_VERDICT_BATCH message, which applies to every
 // packet of the queue with an id up to the one named; a verdict that carries
