@@ -327,7 +327,12 @@ func TestQueueLab(t *testing.T) {
 			if requeued.Load() != 0 {
 				t.Errorf("%d injected packets came back through the queue; the mark exemption failed", requeued.Load())
 			}
+			// The worker counts an injection after its send returns, which
+			// can be after the client already saw the RST: give it a moment.
 			st := q.Stats()[0]
+			for deadline := time.Now().Add(2 * time.Second); st.Injected < 2 && time.Now().Before(deadline); st = q.Stats()[0] {
+				time.Sleep(10 * time.Millisecond)
+			}
 			if st.Packets == 0 || st.AcceptedAltered < 2 || st.Dropped < 2 || st.Injected < 2 || st.InjectErrors != 0 {
 				t.Errorf("stats = %+v, want packets, ≥2 altered, ≥2 dropped, ≥2 injected, no inject errors", st)
 			}
