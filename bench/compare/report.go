@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/synwall/synwall/bench/internal/host"
 )
 
 type report struct {
@@ -29,7 +31,7 @@ func (rep *report) markdown() string {
 	var b strings.Builder
 	o := rep.o
 	fmt.Fprintf(&b, "# SYN-flood defenses compared\n\n")
-	fmt.Fprintf(&b, "- Machine: %d × %s, Linux %s, %s, commit %s\n", runtime.NumCPU(), cpuModel(), readTrim("/proc/sys/kernel/osrelease"), runtime.Version(), gitCommit())
+	fmt.Fprintf(&b, "- Machine: %d × %s, Linux %s, %s, commit %s\n", runtime.NumCPU(), host.CPUModel(), host.Kernel(), runtime.Version(), gitCommit())
 	fmt.Fprintf(&b, "- Date: %s\n", rep.started.UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "- Command (as root, from the repository root): `%s`\n", rep.command)
 	fmt.Fprintf(&b, "- Workload per defense, in one namespace lab (deploy/lab): `hping3 -S --flood` (one source, 198.18.2.2) and `bench/synflood` at %d pps (random sources in 198.19.0.0/16, MSS/SACK/TS/wscale options) against %s for %v, while the client makes %d HTTP connections (GET /small, 10 at a time, 3 s timeout) spread over the flood.\n\n",

@@ -30,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/synwall/synwall/bench/internal/host"
 	"github.com/synwall/synwall/deploy/lab"
 )
 
@@ -152,8 +153,8 @@ func run(ctx context.Context, o options) (err error) {
 	rep := &report{opts: o, started: time.Now(), command: commandLine()}
 	rep.machine = machine{
 		NProc:   runtime.NumCPU(),
-		CPU:     cpuModel(),
-		Kernel:  readTrim("/proc/sys/kernel/osrelease"),
+		CPU:     host.CPUModel(),
+		Kernel:  host.Kernel(),
 		Go:      runtime.Version(),
 		Commit:  gitCommit(),
 		LoadAvg: loadAvg(),

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/synwall/synwall/bench/internal/host"
 )
 
 // userHZ is the unit of the tick counts in /proc/<pid>/stat and /proc/stat
@@ -148,29 +150,8 @@ type machine struct {
 	LoadAvg string
 }
 
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
-}
-
-func readTrim(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(b))
-}
-
 func loadAvg() string {
-	f := strings.Fields(readTrim("/proc/loadavg"))
+	f := strings.Fields(host.ReadTrim("/proc/loadavg"))
 	if len(f) < 3 {
 		return "unknown"
 	}
