@@ -262,6 +262,11 @@ func (r Rules) tables(f Family) []table {
 		filter.jumps = append(filter.jumps, "INPUT "+ChainInput, "OUTPUT "+ChainOutput)
 		add(&filter, ChainInput, markMatch+" ", "RETURN")
 		add(&filter, ChainOutput, markMatch+" ", "RETURN")
+		// The host talking to itself needs no SYN guard, and the backend
+		// probe of advertise.discover (a connection to the host's own
+		// service) must see the real server's SYN-ACK.
+		add(&filter, ChainInput, "-i lo ", "RETURN")
+		add(&filter, ChainOutput, "-o lo ", "RETURN")
 		for _, s := range svcs {
 			if r.splitSYN() {
 				add(&filter, ChainInput, fmt.Sprintf("-d %s -p tcp -m tcp --dport %s %s", s.Prefix, s.Ports.iptables(), synMatch), r.synTarget())
@@ -467,14 +472,14 @@ func (r Rules) NFTables() (string, error) {
 	}
 	if in {
 		chain("input", "input", "filter - 10", func() {
-			fmt.Fprintf(&b, "\t\t%s return%s\n", mark, c)
+			fmt.Fprintf(&b, "\t\t%s return%s\n\t\tiifname \"lo\" return%s\n", mark, c, c)
 			for _, s := range r.Services {
 				synRule(s)
 				fmt.Fprintf(&b, "\t\t%s %s%s\n", match(s, "dst"), q, c)
 			}
 		})
 		chain("output", "output", "filter - 10", func() {
-			fmt.Fprintf(&b, "\t\t%s return%s\n", mark, c)
+			fmt.Fprintf(&b, "\t\t%s return%s\n\t\toifname \"lo\" return%s\n", mark, c, c)
 			for _, s := range r.Services {
 				fmt.Fprintf(&b, "\t\t%s %s%s\n", match(s, "src"), q, c)
 			}

@@ -307,3 +307,33 @@ func TestNFTables(t *testing.T) {
 		t.Errorf("old table not deleted before the new one is defined")
 	}
 }
+
+// TestLoopbackExempt: with the input hook, the host's traffic to itself
+// (loopback) is never queued, so the discover probe of a service on this
+// host sees the real server's SYN-ACK.
+func TestLoopbackExempt(t *testing.T) {
+	r := testRules()
+	r.Hooks = []Hook{HookInput}
+	text, err := r.IPTables(IPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := indexOf(t, text, "-A SYNWALL-IN -i lo -m comment --comment synwall -j RETURN")
+	out := indexOf(t, text, "-A SYNWALL-OUT -o lo -m comment --comment synwall -j RETURN")
+	if q := strings.Index(text, "-A SYNWALL-IN -d"); q < in {
+		t.Errorf("a queue rule comes before the loopback exemption in SYNWALL-IN:\n%s", text)
+	}
+	if q := strings.Index(text, "-A SYNWALL-OUT -s"); q < out {
+		t.Errorf("a queue rule comes before the loopback exemption in SYNWALL-OUT:\n%s", text)
+	}
+	nft, err := r.NFTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	indexOf(t, nft, "\t\tiifname \"lo\" return comment \"synwall\"")
+	indexOf(t, nft, "\t\toifname \"lo\" return comment \"synwall\"")
+	r.Hooks = []Hook{HookForward}
+	if text, _ := r.IPTables(IPv4); strings.Contains(text, " lo ") {
+		t.Errorf("forward-only rules mention loopback:\n%s", text)
+	}
+}
