@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/synwall/synwall/bench/internal/host"
 	"github.com/synwall/synwall/deploy/lab"
 )
 
@@ -387,7 +388,7 @@ func measure(ctx context.Context, e *env, d defense) (r result, err error) {
 	if err != nil {
 		return r, err
 	}
-	c0, err := readCPUTimes()
+	c0, err := host.ReadCPUTimes()
 	if err != nil {
 		return r, err
 	}
@@ -439,11 +440,11 @@ func measure(ctx context.Context, e *env, d defense) (r result, err error) {
 	// ended (the last connections may outlast it).
 	r.Elapsed = max(h.end.Sub(t0), g.end.Sub(t0))
 	r.HpingSent, r.GenSent = h.sent, g.sent
-	c1, err := readCPUTimes()
+	c1, err := host.ReadCPUTimes()
 	if err != nil {
 		return r, err
 	}
-	r.Busy = busyShare(c0, c1)
+	r.Busy = host.CPUShare(c0, c1).Busy()
 	var cpu1 time.Duration
 	if e.sw != nil {
 		if cpu1, err = procCPU(e.sw.PID()); err != nil {

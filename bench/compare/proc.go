@@ -1,39 +1,19 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/synwall/synwall/bench/internal/host"
 )
 
-// userHZ is the unit of the tick counts in /proc/<pid>/stat and /proc/stat.
-const userHZ = 100
-
-// procCPU is the user+system CPU time of process pid, all threads
-// (/proc/<pid>/stat fields 14 and 15, proc(5)).
+// procCPU is the user+system CPU time of process pid, all threads.
 func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no ')'", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields after the name", pid, len(f))
-	}
-	ut, err1 := strconv.ParseUint(f[11], 10, 64)
-	st, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: utime %q stime %q", pid, f[11], f[12])
-	}
-	return time.Duration(ut+st) * (time.Second / userHZ), nil
+	u, s, err := host.ProcCPU(pid)
+	return u + s, err
 }
 
 // procStatusKB reads a "kB" field such as VmRSS or VmHWM of
@@ -55,48 +35,6 @@ func procStatusKB(pid int, field string) (uint64, error) {
 		return strconv.ParseUint(f[0], 10, 64)
 	}
 	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, field)
-}
-
-// cpuTimes is the "cpu" line of /proc/stat, in ticks.
-type cpuTimes struct {
-	busy, total uint64
-}
-
-func readCPUTimes() (cpuTimes, error) {
-	f, err := os.Open("/proc/stat")
-	if err != nil {
-		return cpuTimes{}, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		if len(fs) < 9 || fs[0] != "cpu" {
-			continue
-		}
-		var c cpuTimes
-		for i, s := range fs[1:9] { // user nice system idle iowait irq softirq steal
-			v, err := strconv.ParseUint(s, 10, 64)
-			if err != nil {
-				return cpuTimes{}, fmt.Errorf("/proc/stat: %q: %w", sc.Text(), err)
-			}
-			c.total += v
-			if i != 3 && i != 4 {
-				c.busy += v
-			}
-		}
-		return c, nil
-	}
-	return cpuTimes{}, fmt.Errorf("/proc/stat: no cpu line")
-}
-
-// busyShare is the fraction of all CPU time between a and b that was not
-// idle (1.0 = every core busy).
-func busyShare(a, b cpuTimes) float64 {
-	if b.total <= a.total {
-		return 0
-	}
-	return float64(b.busy-min(a.busy, b.busy)) / float64(b.total-a.total)
 }
 
 // parseProcNet reads the two-line blocks of /proc/net/netstat and

@@ -65,14 +65,3 @@ func TestRuleArgs(t *testing.T) {
 		t.Errorf("ruleArgs(-D, %q) (-want +got):\n%s", r, d)
 	}
 }
-
-func TestBusyShare(t *testing.T) {
-	a := cpuTimes{busy: 100, total: 1000}
-	b := cpuTimes{busy: 150, total: 1200}
-	if got := busyShare(a, b); got != 0.25 {
-		t.Errorf("busyShare(%v, %v) = %v, want 0.25", a, b, got)
-	}
-	if got := busyShare(b, b); got != 0 {
-		t.Errorf("busyShare(b, b) = %v, want 0", got)
-	}
-}

@@ -98,7 +98,7 @@ type synResult struct {
 	ENOBUFS          uint64
 	CPU              time.Duration // synwall utime+stime delta
 	CPUUser, CPUSys  time.Duration
-	Machine          share
+	Machine          host.Share
 	PIDNote          string
 	SynwallPID       int
 	StatsWaitSeconds float64
@@ -129,7 +129,7 @@ type dataResult struct {
 	CPU     time.Duration // synwall's CPU time during the run
 	Elapsed time.Duration
 	Flood   int // SYNs the concurrent flood sent
-	Machine share
+	Machine host.Share
 	// synwall's counters over the run (zero without synwall)
 	Packets, QueueDropped, UserDropped uint64
 }
@@ -244,7 +244,7 @@ type runningSynwall struct {
 }
 
 func (s *runningSynwall) cpu() (time.Duration, time.Duration, error) {
-	return procCPU(s.pid)
+	return host.ProcCPU(s.pid)
 }
 
 func measureBackend(ctx context.Context, l *lab.Lab, o options, policy, be string, rep *report) error {
@@ -310,7 +310,7 @@ func measureSYN(ctx context.Context, l *lab.Lab, sw *runningSynwall, d time.Dura
 	if err != nil {
 		return r, err
 	}
-	m0, err := readCPUTimes()
+	m0, err := host.ReadCPUTimes()
 	if err != nil {
 		return r, err
 	}
@@ -318,7 +318,7 @@ func measureSYN(ctx context.Context, l *lab.Lab, sw *runningSynwall, d time.Dura
 	if err != nil {
 		return r, err
 	}
-	m1, err := readCPUTimes()
+	m1, err := host.ReadCPUTimes()
 	if err != nil {
 		return r, err
 	}
@@ -343,7 +343,7 @@ func measureSYN(ctx context.Context, l *lab.Lab, sw *runningSynwall, d time.Dura
 	r.ENOBUFS = delta(after.Queue, before.Queue, "enobufs")
 	r.CPUUser, r.CPUSys = u1-u0, s1-s0
 	r.CPU = r.CPUUser + r.CPUSys
-	r.Machine = cpuShare(m0, m1)
+	r.Machine = host.CPUShare(m0, m1)
 	return r, nil
 }
 
@@ -379,18 +379,18 @@ func measureIperfOnce(ctx context.Context, l *lab.Lab, sw *runningSynwall, d tim
 			return r, err
 		}
 	}
-	m0, err := readCPUTimes()
+	m0, err := host.ReadCPUTimes()
 	if err != nil {
 		return r, err
 	}
 	t0 := time.Now()
 	bps, ierr := l.Iperf(ctx, lab.ServerV4, d)
 	r.Elapsed = time.Since(t0)
-	m1, err := readCPUTimes()
+	m1, err := host.ReadCPUTimes()
 	if err != nil {
 		return r, err
 	}
-	r.Machine = cpuShare(m0, m1)
+	r.Machine = host.CPUShare(m0, m1)
 	if sw != nil {
 		u1, s1, err := sw.cpu()
 		if err != nil {
