@@ -50,26 +50,15 @@ func (w *Worker) translateC2S(pkt []byte, p *header.Packet, f *flow, flags uint8
 	o := &p.Opts
 	var c csumAcc
 	if flags&header.ACK != 0 {
-		old := t.AckNumber()
-		nw := old - f.delta
-		t.SetAckNumber(nw)
-		c.add32(old, nw)
+		c.shift32(t[8:], -f.delta) // acknowledgment number
 	}
 	if n := o.SACKBlocks; n > 0 && f.delta != 0 && o.SACKOffset > 0 {
 		for i := 0; i < 2*n; i++ {
-			b := t[o.SACKOffset+4*i:]
-			old := binary.BigEndian.Uint32(b)
-			nw := old - f.delta
-			binary.BigEndian.PutUint32(b, nw)
-			c.add32(old, nw)
+			c.shift32(t[o.SACKOffset+4*i:], -f.delta)
 		}
 	}
 	if f.useTS && o.HasTS {
-		b := t[o.TSOffset+4:]
-		old := binary.BigEndian.Uint32(b)
-		nw := old - f.tsOff
-		binary.BigEndian.PutUint32(b, nw)
-		c.add32(old, nw)
+		c.shift32(t[o.TSOffset+4:], -f.tsOff) // TSecr
 	}
 	if f.rescaleC2S {
 		old := t.WindowSize()
@@ -92,16 +81,9 @@ func (w *Worker) translateS2C(pkt []byte, p *header.Packet, f *flow, flags uint8
 	t := p.TCP
 	o := &p.Opts
 	var c csumAcc
-	old := t.SequenceNumber()
-	nw := old + f.delta
-	t.SetSequenceNumber(nw)
-	c.add32(old, nw)
+	c.shift32(t[4:], f.delta) // sequence number
 	if f.useTS && o.HasTS {
-		b := t[o.TSOffset:]
-		old := binary.BigEndian.Uint32(b)
-		nw := old + f.tsOff
-		binary.BigEndian.PutUint32(b, nw)
-		c.add32(old, nw)
+		c.shift32(t[o.TSOffset:], f.tsOff) // TSval
 	}
 	if f.rescaleS2C {
 		old := t.WindowSize()
@@ -137,6 +119,15 @@ type csumAcc uint64
 
 func (a *csumAcc) add32(old, new uint32) {
 	*a += csumAcc((^old)>>16 + (^old)&0xffff + new>>16 + new&0xffff)
+}
+
+// shift32 adds d (mod 2^32) to the big-endian 32-bit field at the start of
+// b and accounts for the change.
+func (a *csumAcc) shift32(b []byte, d uint32) {
+	old := binary.BigEndian.Uint32(b)
+	nw := old + d
+	binary.BigEndian.PutUint32(b, nw)
+	a.add32(old, nw)
 }
 
 func (a *csumAcc) add16(old, new uint16) {
