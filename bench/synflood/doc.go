@@ -5,12 +5,16 @@
 // port, with the options a Linux client sends (MSS, SACK-permitted,
 // timestamps, window scale) and valid checksums.
 //
-//	ip netns exec <attacker> go run ./bench/synflood -dst 198.18.3.2:80 -rate 100000 -duration 10s [-count N] [-sources 198.19.0.0/16] [-seed S]
+//	ip netns exec <attacker> go run ./bench/synflood -dst 198.18.3.2:80 -rate 100000 -duration 10s [-count N] [-sources 198.19.0.0/16] [-distinct N] [-seed S]
 //
 // Sources and destination must lie inside 198.18.0.0/15 (RFC 2544
 // benchmarking addresses); anything else is refused. The lab routes
 // 198.19.0.0/16 to its attacker namespace, so the answers go back there and
-// are dropped. Every run is bounded both in time (-duration, at most 60 s)
+// are dropped. With -distinct N the sources are exactly N distinct
+// (address, port) pairs of the prefix, each used once before any repeats
+// (so -count N sends from N different sources): the prefix has only so
+// many addresses (65536 in a /16), and a SYN cache keys on the whole
+// tuple. Every run is bounded both in time (-duration, at most 60 s)
 // and in packets (-count, at most 10^8; by default rate × duration), and is
 // paced by a token bucket refilled per batch. At the end it prints the
 // packets sent and the achieved rate:

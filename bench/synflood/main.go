@@ -29,6 +29,9 @@ type Config struct {
 	Rate     int           // packets per second, 1..MaxRate
 	Duration time.Duration // 0 < Duration <= MaxDuration
 	Count    int           // 1..MaxCount; 0 means Rate × Duration (capped)
+	// Distinct, if not 0, draws the sources from exactly this many
+	// distinct (address, port) pairs of Sources (Builder.SetDistinct).
+	Distinct uint64
 	Seed     uint64
 }
 
@@ -48,6 +51,9 @@ func (c Config) Validate() (Config, error) {
 	}
 	if c.Count < 0 || c.Count > MaxCount {
 		return c, fmt.Errorf("count %d not in [1, %d] (0: rate × duration)", c.Count, MaxCount)
+	}
+	if m := MaxDistinct(c.Sources); c.Distinct > m {
+		return c, fmt.Errorf("distinct %d: %w (%d in %v)", c.Distinct, errDistinct, m, c.Sources)
 	}
 	if c.Count == 0 {
 		c.Count = int(min(math.Ceil(float64(c.Rate)*c.Duration.Seconds()), MaxCount))
@@ -78,6 +84,7 @@ func main() {
 		rate     = flag.Int("rate", 0, fmt.Sprintf("packets per second, 1..%d (required)", MaxRate))
 		duration = flag.Duration("duration", 0, fmt.Sprintf("how long to send, at most %v (required)", MaxDuration))
 		count    = flag.Int("count", 0, fmt.Sprintf("packets to send at most, up to %d; 0 = rate × duration", MaxCount))
+		distinct = flag.Uint64("distinct", 0, "draw sources from exactly `N` distinct (address, port) pairs of -sources, each once before any repeats; 0 = random")
 		seed     = flag.Uint64("seed", 0, "seed of the random sources, ports and ISNs; 0 picks one from the clock")
 	)
 	flag.Parse()
@@ -92,7 +99,7 @@ func main() {
 	if c.Sources, err = netip.ParsePrefix(*sources); err != nil {
 		fail(2, fmt.Errorf("-sources %q: %w", *sources, err))
 	}
-	c.Rate, c.Duration, c.Count, c.Seed = *rate, *duration, *count, *seed
+	c.Rate, c.Duration, c.Count, c.Distinct, c.Seed = *rate, *duration, *count, *distinct, *seed
 	if c.Seed == 0 {
 		c.Seed = uint64(time.Now().UnixNano())
 	}
@@ -123,6 +130,9 @@ func fail(code int, err error) {
 func Run(ctx context.Context, c Config) (Result, error) {
 	b, err := NewBuilder(c.Sources, c.Dst, c.Seed)
 	if err != nil {
+		return Result{}, err
+	}
+	if err := b.SetDistinct(c.Distinct); err != nil {
 		return Result{}, err
 	}
 	s, err := newRawSender(c.Dst.Addr().As4())

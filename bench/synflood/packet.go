@@ -34,7 +34,21 @@ var (
 	errOutside   = fmt.Errorf("not inside %v (RFC 2544 benchmarking addresses)", BenchNet)
 	errPortZero  = errors.New("port 0")
 	errNotMasked = errors.New("has host bits set")
+	errDistinct  = errors.New("more distinct sources than the prefix has (address, port) pairs")
 )
+
+// Source ports of generated SYNs: 1024-65535, the range of MinPort and
+// NumPorts.
+const (
+	MinPort  = 1024
+	NumPorts = 65536 - MinPort
+)
+
+// MaxDistinct is how many distinct (address, port) sources a prefix
+// offers: every address with every port from MinPort up.
+func MaxDistinct(p netip.Prefix) uint64 {
+	return (uint64(1) << (32 - p.Bits())) * NumPorts
+}
 
 // ValidateSources checks that p is an IPv4 prefix wholly inside BenchNet.
 func ValidateSources(p netip.Prefix) error {
@@ -73,6 +87,11 @@ type Builder struct {
 	dport    uint16
 	rng      *rand.PCG
 	tmpl     [PacketLen]byte
+
+	// distinct > 0 cycles through exactly that many (address, port)
+	// sources; next is the index of the next one.
+	distinct, next uint64
+	mult           uint32 // odd: scatters consecutive indices over the prefix
 }
 
 // NewBuilder validates sources and dst and returns a builder whose random
@@ -90,6 +109,7 @@ func NewBuilder(sources netip.Prefix, dst netip.AddrPort, seed uint64) (*Builder
 		dst:      dst.Addr().As4(),
 		dport:    dst.Port(),
 		rng:      rand.NewPCG(seed, seed^0x9e3779b97f4a7c15),
+		mult:     0x9e3779b1,
 	}
 	t := b.tmpl[:]
 	// IPv4 header (RFC 791 §3.1): version 4, IHL 5, DF, TTL, protocol TCP.
@@ -117,15 +137,47 @@ func NewBuilder(sources netip.Prefix, dst netip.AddrPort, seed uint64) (*Builder
 	return b, nil
 }
 
+// SetDistinct makes the builder draw its sources from exactly n distinct
+// (address, port) pairs of the prefix, in a fixed order that visits each
+// of them once before any repeats: n packets carry n different sources.
+// Index i is address (i mod hosts) scattered over the prefix by an odd
+// multiplier (a bijection of the host bits) with port MinPort + i/hosts,
+// so that n up to the prefix's size gives n different addresses and a
+// larger n adds ports. n = 0 returns to a random source per packet. It
+// refuses n above MaxDistinct of the prefix.
+func (b *Builder) SetDistinct(n uint64) error {
+	hosts := uint64(b.hostMask) + 1
+	if n > hosts*NumPorts {
+		return fmt.Errorf("distinct %d: %w (%d)", n, errDistinct, hosts*NumPorts)
+	}
+	b.distinct, b.next = n, 0
+	return nil
+}
+
+// source returns the next source address and port; r is the packet's
+// random bits, used when the sources are random.
+func (b *Builder) source(r uint64) (uint32, uint16) {
+	if b.distinct == 0 {
+		return b.base | uint32(r)&b.hostMask, uint16(MinPort + (r>>32)%NumPorts)
+	}
+	i := b.next
+	if b.next++; b.next == b.distinct {
+		b.next = 0
+	}
+	hosts := uint64(b.hostMask) + 1
+	h, port := uint32(i%hosts), uint16(MinPort+i/hosts)
+	return b.base | (h*b.mult)&b.hostMask, port
+}
+
 // Fill writes one SYN into p, which must hold PacketLen bytes, from a
-// random source address of the prefix and a random port 1024-65535, with a
-// random ISN, IP ID and TSval, and valid IPv4 and TCP checksums.
+// random source address of the prefix and a random port 1024-65535 (or
+// the next of the distinct sources, see SetDistinct), with a random ISN,
+// IP ID and TSval, and valid IPv4 and TCP checksums.
 func (b *Builder) Fill(p []byte) {
 	p = p[:PacketLen]
 	copy(p, b.tmpl[:])
 	r1, r2 := b.rng.Uint64(), b.rng.Uint64()
-	src := b.base | uint32(r1)&b.hostMask
-	sport := uint16(1024 + (r1>>32)%(65536-1024))
+	src, sport := b.source(r1)
 	binary.BigEndian.PutUint16(p[4:], uint16(r1>>48)) // IP ID
 	binary.BigEndian.PutUint32(p[12:], src)
 	binary.BigEndian.PutUint16(p[10:], checksum(p[:ipLen], 0))

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -199,6 +201,89 @@ func TestFillSeed(t *testing.T) {
 	}
 }
 
+// TestFillDistinct sends n packets of SetDistinct(n) and wants n different
+// (address, port) sources, all inside the prefix with ports from MinPort,
+// then the same sequence again.
+func TestFillDistinct(t *testing.T) {
+	dst := netip.MustParseAddrPort("198.18.3.2:80")
+	type source struct {
+		addr netip.Addr
+		port uint16
+	}
+	tests := []struct {
+		prefix    string
+		n         uint64
+		wantAddrs int // distinct addresses among the n sources
+	}{
+		{"198.19.0.0/16", 1, 1},
+		{"198.19.0.0/16", 1000, 1000},
+		{"198.19.0.0/16", 65536, 65536},
+		{"198.19.0.0/16", 200_000, 65536},
+		{"198.18.0.0/15", 150_000, 131072},
+		{"198.18.200.64/27", 100, 32},
+		{"198.19.4.5/32", 500, 1},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s/%d", tt.prefix, tt.n), func(t *testing.T) {
+			prefix := netip.MustParsePrefix(tt.prefix)
+			b, err := NewBuilder(prefix, dst, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.SetDistinct(tt.n); err != nil {
+				t.Fatalf("SetDistinct(%d) = %v", tt.n, err)
+			}
+			p := make([]byte, PacketLen)
+			read := func() source {
+				b.Fill(p)
+				a, _ := netip.AddrFromSlice(p[12:16])
+				return source{a, binary.BigEndian.Uint16(p[ipLen:])}
+			}
+			seen := make(map[source]bool, tt.n)
+			addrs := map[netip.Addr]bool{}
+			first := make([]source, 0, 10)
+			for i := range tt.n {
+				s := read()
+				if !prefix.Contains(s.addr) || s.port < MinPort {
+					t.Fatalf("packet %d: source %v:%d outside %v or below port %d", i, s.addr, s.port, prefix, MinPort)
+				}
+				if seen[s] {
+					t.Fatalf("packet %d: source %v:%d repeats before %d sources were used", i, s.addr, s.port, tt.n)
+				}
+				seen[s], addrs[s.addr] = true, true
+				if len(first) < cap(first) {
+					first = append(first, s)
+				}
+			}
+			if len(addrs) != tt.wantAddrs {
+				t.Errorf("%d sources have %d addresses, want %d", tt.n, len(addrs), tt.wantAddrs)
+			}
+			for i, want := range first {
+				if got := read(); got != want {
+					t.Errorf("second round, packet %d: source %v, want %v", i, got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestSetDistinctRefuses(t *testing.T) {
+	prefix := netip.MustParsePrefix("198.19.4.0/30")
+	b, err := NewBuilder(prefix, netip.MustParseAddrPort("198.18.3.2:80"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if max := MaxDistinct(prefix); max != 4*NumPorts {
+		t.Errorf("MaxDistinct(%v) = %d, want %d", prefix, max, 4*NumPorts)
+	}
+	if err := b.SetDistinct(4*NumPorts + 1); !errors.Is(err, errDistinct) {
+		t.Errorf("SetDistinct(%d) = %v, want %v", 4*NumPorts+1, err, errDistinct)
+	}
+	if err := b.SetDistinct(4 * NumPorts); err != nil {
+		t.Errorf("SetDistinct(%d) = %v, want nil", 4*NumPorts, err)
+	}
+}
+
 func TestFillAllocs(t *testing.T) {
 	b, err := NewBuilder(netip.MustParsePrefix("198.19.0.0/16"), netip.MustParseAddrPort("198.18.3.2:80"), 7)
 	if err != nil {
@@ -207,6 +292,12 @@ func TestFillAllocs(t *testing.T) {
 	p := make([]byte, PacketLen)
 	if n := testing.AllocsPerRun(1000, func() { b.Fill(p) }); n != 0 {
 		t.Errorf("Fill allocates %v times per packet, want 0", n)
+	}
+	if err := b.SetDistinct(1000); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(1000, func() { b.Fill(p) }); n != 0 {
+		t.Errorf("Fill with distinct sources allocates %v times per packet, want 0", n)
 	}
 }
 
@@ -244,6 +335,9 @@ func TestConfigValidate(t *testing.T) {
 		{"rate too high", func(c *Config) { c.Rate = MaxRate + 1 }, 0},
 		{"bad sources", func(c *Config) { c.Sources = netip.MustParsePrefix("10.0.0.0/8") }, 0},
 		{"bad destination", func(c *Config) { c.Dst = netip.MustParseAddrPort("192.0.2.1:80") }, 0},
+		{"distinct sources", func(c *Config) { c.Distinct = 1_000_000 }, 1_000_000},
+		{"all distinct sources", func(c *Config) { c.Distinct = 65536 * NumPorts }, 1_000_000},
+		{"too many distinct sources", func(c *Config) { c.Distinct = 65536*NumPorts + 1 }, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
