@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/synwall/synwall/bench/internal/host"
+	"github.com/synwall/synwall/bench/internal/synproxy"
 	"github.com/synwall/synwall/deploy/lab"
 )
 
@@ -232,70 +233,16 @@ func defenses() []defense {
 
 const counterComment = "compare: SYN-ACKs at the attacker"
 
-// synproxyRules are the rules of the netfilter documentation for a
-// forwarding gateway, for the server's HTTP port.
-func synproxyRules() [][]string {
-	srv, port := lab.ServerV4.String(), strconv.Itoa(lab.HTTPPort)
-	return [][]string{
-		{"-t", "raw", "PREROUTING", "-p", "tcp", "-m", "tcp", "--syn", "-d", srv, "--dport", port, "-j", "CT", "--notrack"},
-		{"-t", "filter", "FORWARD", "-p", "tcp", "-m", "tcp", "-d", srv, "--dport", port,
-			"-m", "conntrack", "--ctstate", "INVALID,UNTRACKED",
-			"-j", "SYNPROXY", "--sack-perm", "--timestamp", "--wscale", "7", "--mss", "1460"},
-		{"-t", "filter", "FORWARD", "-p", "tcp", "-m", "tcp", "-d", srv, "--dport", port,
-			"-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP"},
-	}
-}
-
-// ruleArgs turns a rule into iptables arguments with op ("-A" or "-D")
-// before the chain.
-func ruleArgs(op string, r []string) []string {
-	a := []string{"-w", "10", r[0], r[1], op, r[2]}
-	return append(a, r[3:]...)
-}
-
 func installSynproxy(ctx context.Context, e *env) (func() error, error) {
-	l := e.l
-	var added [][]string
-	e.ruleLines = nil
-	undo := func() error {
-		var errs []error
-		// Not tied to ctx: the rules come out also after Ctrl-C.
-		c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		for i := len(added) - 1; i >= 0; i-- {
-			if _, err := l.Exec(c, l.Gateway, "iptables", ruleArgs("-D", added[i])...); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		added = nil
-		return errors.Join(errs...)
-	}
-	for _, r := range synproxyRules() {
-		if _, err := l.Exec(ctx, l.Gateway, "iptables", ruleArgs("-A", r)...); err != nil {
-			return nil, errors.Join(err, undo())
-		}
-		added = append(added, r)
-		e.ruleLines = append(e.ruleLines, "iptables "+strings.Join(ruleArgs("-A", r)[2:], " "))
-	}
-	const loose = "net.netfilter.nf_conntrack_tcp_loose"
-	old, err := lab.Sysctl(l.Gateway, loose)
-	if err != nil {
-		return nil, errors.Join(err, undo())
-	}
-	if err := lab.SetSysctl(l.Gateway, loose, "0"); err != nil {
-		return nil, errors.Join(err, undo())
-	}
-	e.ruleLines = append(e.ruleLines, "sysctl "+loose+"=0")
-	return func() error {
-		err := lab.SetSysctl(l.Gateway, loose, old)
-		return errors.Join(undo(), err)
-	}, nil
+	undo, lines, err := synproxy.Install(ctx, e.l)
+	e.ruleLines = lines
+	return undo, err
 }
 
 // snapshot holds every counter a phase reads before and after.
 type snapshot struct {
 	server     map[string]uint64
-	synproxy   synproxyStat
+	synproxy   synproxy.Stat
 	atAttacker uint64
 	sw         lab.Stats
 	swCPU      time.Duration
@@ -317,11 +264,7 @@ func (e *env) snapshot(ctx context.Context, d defense) (snapshot, error) {
 		return s, err
 	}
 	if d.name == "netfilter SYNPROXY" {
-		text, err := l.Exec(ctx, l.Gateway, "cat", "/proc/net/stat/synproxy")
-		if err != nil {
-			return s, err
-		}
-		if s.synproxy, err = parseSynproxy(text); err != nil {
+		if s.synproxy, err = synproxy.Read(ctx, l); err != nil {
 			return s, err
 		}
 		if s.dropRule, err = ruleCounter(ctx, l, l.Gateway, "filter", "FORWARD", "DROP"); err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -18,24 +17,7 @@ func procCPU(pid int) (time.Duration, error) {
 
 // procStatusKB reads a "kB" field such as VmRSS or VmHWM of
 // /proc/<pid>/status.
-func procStatusKB(pid int, field string) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || k != field {
-			continue
-		}
-		f := strings.Fields(v)
-		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("/proc/%d/status: %q", pid, line)
-		}
-		return strconv.ParseUint(f[0], 10, 64)
-	}
-	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, field)
-}
+func procStatusKB(pid int, field string) (uint64, error) { return host.ProcStatusKB(pid, field) }
 
 // parseProcNet reads the two-line blocks of /proc/net/netstat and
 // /proc/net/snmp ("TcpExt: names" then "TcpExt: values") into
@@ -64,54 +46,4 @@ func parseProcNet(text string) (map[string]uint64, error) {
 		}
 	}
 	return m, nil
-}
-
-// synproxyStat is /proc/net/stat/synproxy summed over CPUs.
-type synproxyStat struct {
-	SynReceived, CookieInvalid, CookieValid, CookieRetrans, ConnReopened uint64
-}
-
-// parseSynproxy reads /proc/net/stat/synproxy: a header line, then one line
-// per CPU of hex columns entries, syn_received, cookie_invalid,
-// cookie_valid, cookie_retrans, conn_reopened.
-func parseSynproxy(text string) (synproxyStat, error) {
-	var s synproxyStat
-	lines := strings.Split(strings.TrimSpace(text), "\n")
-	if len(lines) < 2 {
-		return s, fmt.Errorf("synproxy stat: %d lines", len(lines))
-	}
-	head := strings.Fields(lines[0])
-	col := map[string]int{}
-	for i, h := range head {
-		col[h] = i
-	}
-	for _, want := range []string{"syn_received", "cookie_invalid", "cookie_valid", "cookie_retrans", "conn_reopened"} {
-		if _, ok := col[want]; !ok {
-			return s, fmt.Errorf("synproxy stat: no column %s in %q", want, lines[0])
-		}
-	}
-	for _, line := range lines[1:] {
-		f := strings.Fields(line)
-		if len(f) != len(head) {
-			return s, fmt.Errorf("synproxy stat: %q has %d columns, want %d", line, len(f), len(head))
-		}
-		get := func(name string) (uint64, error) {
-			return strconv.ParseUint(f[col[name]], 16, 64)
-		}
-		for _, c := range []struct {
-			name string
-			dst  *uint64
-		}{
-			{"syn_received", &s.SynReceived}, {"cookie_invalid", &s.CookieInvalid},
-			{"cookie_valid", &s.CookieValid}, {"cookie_retrans", &s.CookieRetrans},
-			{"conn_reopened", &s.ConnReopened},
-		} {
-			v, err := get(c.name)
-			if err != nil {
-				return s, fmt.Errorf("synproxy stat: %s in %q: %w", c.name, line, err)
-			}
-			*c.dst += v
-		}
-	}
-	return s, nil
 }

@@ -113,3 +113,28 @@ func (s Share) Busy() float64 {
 func (s Share) String() string {
 	return fmt.Sprintf("usr %.0f%% sys %.0f%% softirq %.0f%% idle %.0f%%", 100*s.User, 100*s.System, 100*s.SoftIRQ, 100*s.Idle)
 }
+
+// ProcStatusKB reads a "kB" field such as VmRSS or VmHWM of
+// /proc/<pid>/status (proc(5)).
+func ProcStatusKB(pid int, field string) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseStatusKB(pid, b, field)
+}
+
+func parseStatusKB(pid int, b []byte, field string) (uint64, error) {
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || k != field {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, fmt.Errorf("/proc/%d/status: %q", pid, line)
+		}
+		return strconv.ParseUint(f[0], 10, 64)
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, field)
+}

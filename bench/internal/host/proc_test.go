@@ -50,3 +50,25 @@ func TestParseProcStat(t *testing.T) {
 		t.Error("short stat line: no error")
 	}
 }
+
+func TestParseStatusKB(t *testing.T) {
+	status := []byte("Name:\tsynwall\nVmHWM:\t   70123 kB\nVmRSS:\t   66464 kB\nThreads:\t9\n")
+	tests := []struct {
+		field string
+		want  uint64
+		ok    bool
+	}{
+		{"VmRSS", 66464, true},
+		{"VmHWM", 70123, true},
+		{"Threads", 0, false}, // no unit
+		{"VmSwap", 0, false},  // absent
+	}
+	for _, tt := range tests {
+		t.Run(tt.field, func(t *testing.T) {
+			got, err := parseStatusKB(1, status, tt.field)
+			if (err == nil) != tt.ok || got != tt.want {
+				t.Errorf("parseStatusKB(%s) = %d, %v, want %d, ok %v", tt.field, got, err, tt.want, tt.ok)
+			}
+		})
+	}
+}
