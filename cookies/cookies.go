@@ -58,6 +58,17 @@ const (
 	counterMask = 3
 )
 
+// MACBits is how many bits MAC returns.
+const MACBits = macBits
+
+// MAC returns the keyed MAC bits of a cookie (its top MACBits bits, a
+// SipHash-2-4 of tuple, client ISN, MSS class and counter). Nobody without the
+// key can choose a SYN whose cookie has given MAC bits; they can only read
+// them off the SYN-ACK afterwards. The same SYN within one counter period gets
+// the same bits. The engine picks SYN-cache buckets with them, which saves a
+// second keyed hash per SYN and per handshake ACK.
+func MAC(cookie uint32) uint32 { return cookie >> (32 - macBits) }
+
 // keysetKeys is how many per-counter keys a keyset caches: counters
 // cur-keysetPast .. cur+1.
 const (

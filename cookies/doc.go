@@ -105,7 +105,9 @@
 //
 // # Tuple hash
 //
-// Hasher is SipHash-2-4 of a Tuple under a random key, to pick SYN-cache
-// buckets that an attacker cannot aim at (as FreeBSD's syncache seeds its
-// bucket hash with a secret).
+// Hasher is SipHash-2-4 of a Tuple under a random key, for tables whose
+// buckets an attacker must not be able to aim at (as FreeBSD's syncache seeds
+// its bucket hash with a secret). The engine's SYN cache needs no second hash:
+// it takes its buckets from the cookie's own MAC bits (MAC), which are keyed
+// the same way.
 package cookies

@@ -140,7 +140,8 @@ type Config struct {
 	// EventSynLimited; sources in Policy.Allow skip the per-source limit.
 	LimitSlots int
 
-	// Rand seeds the SYN cache key and the flow hash; nil means crypto/rand.
+	// Rand seeds the cookie keys of a Jar made by New and the flow hash;
+	// nil means crypto/rand.
 	Rand io.Reader
 }
 
@@ -255,10 +256,6 @@ func New(cfg Config) (*Engine, error) {
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	hasher, err := cookies.NewHasher(rnd)
-	if err != nil {
-		return nil, fmt.Errorf("gateway: SYN cache key: %w", err)
-	}
 	e := &Engine{
 		jar:        cfg.Cookies,
 		hsTimeout:  pickD(cfg.HandshakeTimeout, t.HandshakeTimeout, DefaultHandshakeTimeout),
@@ -280,7 +277,7 @@ func New(cfg Config) (*Engine, error) {
 		e.jar = jar
 	}
 	e.period = int64(e.jar.Period()) // the jar's period rules, however made
-	e.cache.init(buckets, entries, hasher)
+	e.cache.init(buckets, entries)
 	var seed [32]byte
 	if _, err := io.ReadFull(rnd, seed[:]); err != nil {
 		return nil, fmt.Errorf("gateway: flow table seed: %w", err)

@@ -262,14 +262,19 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 	tsOK := o.HasTS && adv.Timestamps
 	ecnOK := flags&(header.ECE|header.CWR) == header.ECE|header.CWR && adv.ECN // RFC 3168 §6.1.1
 
-	var cookie, ourTS uint32
-	ci, ctag := e.cache.bucket(tup)
+	// The cookie names the cache bucket (synCache.bucket): a retransmitted
+	// SYN within the same counter period gets the same cookie, hence finds
+	// its entry; after a tick it gets a new cookie and a new entry, and the
+	// old one still serves an ACK of the first SYN-ACK.
+	var ourTS uint32
+	cookie := e.jar.ISN(tup, seq, clientMSS, now)
+	ci, ctag := e.cache.bucket(cookie)
 	cl := &e.cache.locks[ci]
 	cl.Lock()
 	k := e.cache.find(ci, ctag, tup)
-	if c := &e.cache.entries[max(k, 0)]; k >= 0 && c.clientISN == seq && nowNs-c.when < e.period && c.ts == tsOK {
+	if c := &e.cache.entries[max(k, 0)]; k >= 0 && c.clientISN == seq && c.cookie == cookie && nowNs-c.when < e.period && c.ts == tsOK {
 		// A retransmitted SYN gets the same SYN-ACK.
-		cookie, ourTS = c.cookie, c.ourTS
+		ourTS = c.ourTS
 		e.st.cacheRetransmits.Add(1)
 	} else {
 		if k < 0 {
@@ -280,7 +285,6 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 		}
 		c = &e.cache.entries[k]
 		e.cache.tags[k] = ctag
-		cookie = e.jar.ISN(tup, seq, clientMSS, now)
 		if tsOK {
 			tso := cookies.TSOptions{WScale: cookies.NoWScale, SACK: sackOK, ECN: ecnOK}
 			if ws >= 0 {
@@ -361,7 +365,7 @@ func (w *Worker) handshake(p *header.Packet, svc *policy.Service, tup *cookies.T
 
 	var ent cacheEntry
 	hit := false
-	ci, ctag := e.cache.bucket(tup)
+	ci, ctag := e.cache.bucket(cookie)
 	cl := &e.cache.locks[ci]
 	cl.Lock()
 	if k := e.cache.find(ci, ctag, tup); k >= 0 {

@@ -254,8 +254,10 @@ func TestOptionMatrix(t *testing.T) {
 	}
 }
 
-// TestRetransmittedSyn: a repeated SYN gets the very same SYN-ACK, even a
-// cookie period tick later; a SYN with a new ISN gets a new cookie.
+// TestRetransmittedSyn: a repeated SYN in the same cookie period gets the
+// very same SYN-ACK; after a period tick it gets a new cookie (the cache
+// bucket follows the cookie), and an ACK of the first SYN-ACK still finds
+// its cache entry; a SYN with a new ISN gets a new cookie.
 func TestRetransmittedSyn(t *testing.T) {
 	families(t, func(t *testing.T, v6 bool) {
 		h := newHarness(t, v6, testAdvertise())
@@ -274,6 +276,20 @@ func TestRetransmittedSyn(t *testing.T) {
 		r = h.expect(h.craft(s), Drop, EventSynAnswered)
 		if a, b := decode(t, first).Seq, decode(t, r.Inject[0]).Seq; a == b {
 			t.Errorf("SYN with a new ISN got the same cookie %d", a)
+		}
+
+		h.now = h.now.Add(h.e.Jar().Period()) // the next counter period
+		r = h.expect(h.craft(fullSyn()), Drop, EventSynAnswered)
+		sa1, sa2 := decode(t, first), decode(t, r.Inject[0])
+		if sa1.Seq == sa2.Seq {
+			t.Errorf("SYN a period later got the cookie of the first period %d", sa1.Seq)
+		}
+		if got := h.e.Stats().CacheRetransmits; got != 1 {
+			t.Errorf("CacheRetransmits = %d after a period tick, want still 1", got)
+		}
+		h.expect(h.craft(seg{flags: header.ACK, seq: clientISN + 1, ack: sa1.Seq + 1, win: 502, ts: true, tsVal: clientTS + 1, tsEcr: sa1.TSVal}), Accept, EventHandshake)
+		if got := h.e.Stats().CacheHits; got != 1 {
+			t.Errorf("CacheHits = %d for the ACK of the first SYN-ACK, want 1", got)
 		}
 	})
 }

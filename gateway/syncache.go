@@ -25,15 +25,16 @@ type cacheEntry struct {
 	ecn       bool   // ECN agreed
 }
 
-// synCache is a fixed array of buckets of fixed size. The bucket of a tuple
-// is a SipHash under a key drawn at start, so that nobody outside can aim
-// SYNs at one bucket; a full bucket drops its oldest entry (FreeBSD
-// syncache). Each entry has a 32-bit tag from the same hash (0: free), kept
-// apart so that a lookup scans a cache line or two, not the entries. Its
-// memory never changes after init.
+// synCache is a fixed array of buckets of fixed size. The bucket of an
+// entry is taken from the MAC bits of its cookie (cookies.MAC), a SipHash
+// under a secret key of the tuple, the client's ISN and the cookie counter,
+// so that nobody outside can aim SYNs at one bucket, and the handshake ACK
+// names the bucket by its acknowledgment number; a full bucket drops its
+// oldest entry (FreeBSD syncache). Each entry has a 32-bit tag from the same
+// cookie (0: free), kept apart so that a lookup scans a cache line or two,
+// not the entries. Its memory never changes after init.
 type synCache struct {
-	hash     cookies.Hasher
-	mask     uint64
+	mask     uint32
 	nbuckets int
 	per      int
 	locks    []paddedMutex
@@ -46,7 +47,7 @@ type paddedMutex struct {
 	_ [56]byte
 }
 
-func (c *synCache) init(buckets, per int, h cookies.Hasher) {
+func (c *synCache) init(buckets, per int) {
 	n := 1
 	for n < buckets {
 		n <<= 1
@@ -54,31 +55,18 @@ func (c *synCache) init(buckets, per int, h cookies.Hasher) {
 	if per < 1 {
 		per = 1
 	}
-	c.hash = h
 	c.nbuckets, c.per = n, per
-	c.mask = uint64(n - 1)
+	c.mask = uint32(n - 1)
 	c.locks = make([]paddedMutex, n)
 	c.tags = make([]uint32, n*per)
 	c.entries = make([]cacheEntry, n*per)
 }
 
-// tupleBytes writes the tuple in a fixed 37-byte layout for hashing.
-func tupleBytes(t *cookies.Tuple, b *[40]byte) []byte {
-	copy(b[0:16], t.Src[:])
-	copy(b[16:32], t.Dst[:])
-	binary.BigEndian.PutUint16(b[32:], t.SrcPort)
-	binary.BigEndian.PutUint16(b[34:], t.DstPort)
-	b[36] = 0
-	if t.V6 {
-		b[36] = 1
-	}
-	return b[:37]
-}
-
-// bucket returns the bucket of t and its tag.
-func (c *synCache) bucket(t *cookies.Tuple) (int, uint32) {
-	h := c.hash.Sum(t)
-	return int(h & c.mask), uint32(h>>32) | 1
+// bucket returns the bucket of the entry for cookie, and its tag. The
+// bucket comes from the low MAC bits; the tag is the whole cookie, made
+// non-zero, so that entries of one bucket rarely share a tag.
+func (c *synCache) bucket(cookie uint32) (int, uint32) {
+	return int(cookies.MAC(cookie) & c.mask), cookie | 1
 }
 
 // find returns the index of the entry for t in bucket i, or -1. The caller

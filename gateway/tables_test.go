@@ -32,30 +32,45 @@ func collidingTuples(n int, mask uint32) []cookies.Tuple {
 	return out
 }
 
-// TestSynCacheKeyedSpread: tuples crafted to collide under an unkeyed layout
-// spread over the keyed buckets like random ones.
+// TestSynCacheKeyedSpread: SYNs crafted to collide under an unkeyed layout
+// spread over the buckets like random ones, since a bucket is named by the
+// cookie's keyed MAC bits: whether the attacker varies the tuple (every
+// tuple in unkeyed bucket 0) or keeps one tuple and varies the ISN.
 func TestSynCacheKeyedSpread(t *testing.T) {
 	h := newHarness(t, false, testAdvertise(), func(c *Config) { c.CacheBuckets, c.CacheEntries = 512, 30 })
 	c := &h.e.cache
 	mask := uint32(c.nbuckets - 1)
 	const n = 100000
 	tuples := collidingTuples(n, mask)
-	load := make([]int, c.nbuckets)
 	for i := range tuples {
 		if b := unkeyedBucket(&tuples[i], mask); b != 0 {
 			t.Fatalf("crafted tuple %d in unkeyed bucket %d, want 0", i, b)
 		}
-		b, _ := c.bucket(&tuples[i])
-		load[b]++
 	}
-	mean := n / c.nbuckets
-	maxLoad, minLoad := 0, n
-	for _, l := range load {
-		maxLoad, minLoad = max(maxLoad, l), min(minLoad, l)
-	}
-	// Poisson(195): the standard deviation is 14; 1.5× the mean is > 6 sd.
-	if maxLoad > mean*3/2 || minLoad < mean/2 {
-		t.Errorf("keyed bucket loads %d..%d for mean %d, want within [%d, %d]", minLoad, maxLoad, mean, mean/2, mean*3/2)
+	for _, tc := range []struct {
+		name string
+		syn  func(i int) (*cookies.Tuple, uint32) // tuple and client ISN of SYN i
+	}{
+		{"tuples", func(i int) (*cookies.Tuple, uint32) { return &tuples[i], 1 }},
+		{"isns", func(i int) (*cookies.Tuple, uint32) { return &tuples[0], uint32(i) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			load := make([]int, c.nbuckets)
+			for i := 0; i < n; i++ {
+				tp, isn := tc.syn(i)
+				b, _ := c.bucket(h.e.Jar().ISN(tp, isn, 1460, h.now))
+				load[b]++
+			}
+			mean := n / c.nbuckets
+			maxLoad, minLoad := 0, n
+			for _, l := range load {
+				maxLoad, minLoad = max(maxLoad, l), min(minLoad, l)
+			}
+			// Poisson(195): the standard deviation is 14; 1.5× the mean is > 6 sd.
+			if maxLoad > mean*3/2 || minLoad < mean/2 {
+				t.Errorf("keyed bucket loads %d..%d for mean %d, want within [%d, %d]", minLoad, maxLoad, mean, mean/2, mean*3/2)
+			}
+		})
 	}
 }
 
