@@ -22,8 +22,14 @@
 //
 // # Decisions
 //
-//   - The SYN cache bucket is a SipHash of the tuple under a random key
-//     (cookies.Hasher); 512 buckets × 30 entries by default (FreeBSD). A
+//   - The SYN cache bucket is taken from the MAC bits of the entry's cookie
+//     (cookies.MAC), a SipHash under a secret key of tuple, client ISN and
+//     counter, so nobody can aim SYNs at one bucket, one keyed hash serves
+//     both cookie and bucket, and the handshake ACK (cookie = ack-1) names
+//     its bucket; 512 buckets × 30 entries by default (FreeBSD). A
+//     retransmitted SYN within a cookie period gets the same cookie and
+//     finds its entry; after a period tick it gets a new cookie and entry,
+//     and the old entry still serves an ACK of the first SYN-ACK. A
 //     full bucket drops its oldest entry. Every SYN-ACK sequence number is a
 //     cookie, so an evicted entry only costs precision: the MSS comes back
 //     as its class, window scale, SACK and ECN from the low bits of our
