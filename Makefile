@@ -6,7 +6,7 @@ BIN     ?= bin/synwall
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all setup build demo test bench clean
+.PHONY: all setup build demo test bench loadtest loadtest-short clean
 
 all: build
 
@@ -30,3 +30,14 @@ bench:
 
 clean:
 	rm -rf bin
+
+# Load test (root): flood-rate sweep of SYNPROXY and synwall and synwall's
+# memory under 10^3..10^6 distinct sources; writes bench/sweep.csv, the
+# bench/sweep-*.png plots, bench/memory.csv and bench/LOADTEST.md (~4 min).
+loadtest: setup
+	$(GO) run ./bench/loadtest
+
+# The short plan as CI runs it (~1 min): two sweep points, two memory
+# stages, with assertions; results stay in the test's temporary directory.
+loadtest-short: setup
+	$(GO) test -count=1 -v -run '^TestShort$$' -timeout 5m ./bench/loadtest/

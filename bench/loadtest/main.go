@@ -49,7 +49,7 @@ type options struct {
 
 // Default plans.
 var (
-	fullRates   = []int{10_000, 20_000, 50_000, 100_000, 150_000, 200_000}
+	fullRates   = []int{10_000, 20_000, 50_000, 100_000, 150_000, 200_000, 300_000}
 	shortRates  = []int{10_000, 50_000}
 	fullStages  = []uint64{1_000, 10_000, 100_000, 1_000_000}
 	shortStages = []uint64{1_000, 100_000}
@@ -127,7 +127,7 @@ func main() {
 	var o options
 	var rates, stages, defs string
 	flag.BoolVar(&o.short, "short", false, "the CI plan: two sweep points of 3 s, two memory stages")
-	flag.StringVar(&rates, "rates", "", "comma-separated flood rates of the sweep, `pps` (default 10000,...,200000; -short 10000,50000)")
+	flag.StringVar(&rates, "rates", "", "comma-separated flood rates of the sweep, `pps` (default 10000,...,300000; -short 10000,50000)")
 	flag.StringVar(&stages, "stages", "", "comma-separated distinct sources of the memory stages (default 1000,...,1000000; -short 1000,100000)")
 	flag.DurationVar(&o.point, "point", 0, "flood time of each sweep point (default 8s, -short 3s)")
 	flag.IntVar(&o.conns, "conns", 0, "legitimate connections per sweep point (default 150, -short 50)")

@@ -62,9 +62,10 @@ func memory(ctx context.Context, e *env) (stages []stage, err error) {
 		if err != nil {
 			return stages, err
 		}
-		// Each source once: n packets at memRate, with two seconds of
-		// slack for a busy machine.
-		d := time.Duration(math.Ceil(float64(n)/float64(e.o.memRate)))*time.Second + 2*time.Second
+		// Each source once: n packets at memRate, with twice the time
+		// and two seconds for a busy machine (at most the generator's
+		// 60 s); the count ends the stage.
+		d := min(2*time.Duration(math.Ceil(float64(n)/float64(e.o.memRate)))*time.Second+2*time.Second, 60*time.Second)
 		t0 := time.Now()
 		if s.Sent, err = flood(ctx, e, d, "-rate", strconv.Itoa(e.o.memRate), "-duration", d.String(),
 			"-count", strconv.FormatUint(n, 10), "-distinct", strconv.FormatUint(n, 10)); err != nil {
