@@ -56,7 +56,16 @@ type Config struct {
 	Clock func() time.Time
 	// Rand keys the distinct-source hash; crypto/rand when nil.
 	Rand io.Reader
+	// ServiceOf, when non-nil, names the service of a rate-limited SYN's
+	// destination (address of 4 or 16 bytes, port) as an index below
+	// MaxServices, or -1; Snapshot.Limited counts such drops by index. It
+	// is called for rate-limited packets only and must not allocate.
+	ServiceOf func(addr []byte, port uint16) int
 }
+
+// MaxServices bounds the indexes of Config.ServiceOf; larger ones are
+// counted at MaxServices (Snapshot.Limited's last element).
+const MaxServices = 256
 
 // Observer holds the per-worker state of every Worker it made and merges it.
 type Observer struct {
@@ -127,7 +136,8 @@ type Worker struct {
 	answered classState
 	top      tables
 
-	lat latency
+	lat     latency
+	limited [MaxServices + 1]atomic.Uint64
 }
 
 // ErrNilProcessor is returned by Wrap for a nil processor.
@@ -230,6 +240,18 @@ func (w *Worker) record(pkt []byte, c Class, now time.Time) {
 		pfx.add(prefixOf(src), 1)
 	}
 	w.mu.Unlock()
+	if c == ClassRateLimited && ok && w.o.cfg.ServiceOf != nil {
+		var b [16]byte
+		binary.BigEndian.PutUint64(b[0:], dst.a0)
+		binary.BigEndian.PutUint64(b[8:], dst.a1)
+		n := 4
+		if dst.v6 {
+			n = 16
+		}
+		if i := w.o.cfg.ServiceOf(b[:n], dst.port); i >= 0 {
+			w.limited[min(i, MaxServices)].Add(1)
+		}
+	}
 	if c != ClassInvalid && w.o.cfg.Sampler != nil {
 		w.o.cfg.Sampler.Offer(pkt, c, now)
 	}
@@ -320,6 +342,9 @@ type Snapshot struct {
 	Last    *WindowReport `json:"last,omitempty"`
 	Sampler *SamplerStats `json:"pcap,omitempty"`
 	Latency Latency       `json:"-"`
+	// Limited counts rate-limited SYNs since start by Config.ServiceOf's
+	// index (nil without ServiceOf).
+	Limited []uint64 `json:"-"`
 }
 
 // TopN is how many heavy hitters reports list.
@@ -421,6 +446,14 @@ func (o *Observer) Snapshot(now time.Time) Snapshot {
 			s.Latency.Counts[i] += w.lat.buckets[i].Load()
 		}
 		s.Latency.Sum += time.Duration(w.lat.sum.Load())
+		if o.cfg.ServiceOf != nil {
+			if s.Limited == nil {
+				s.Limited = make([]uint64, MaxServices+1)
+			}
+			for i := range w.limited {
+				s.Limited[i] += w.limited[i].Load()
+			}
+		}
 	}
 	o.mu.Unlock()
 	if o.cfg.Sampler != nil {

@@ -312,7 +312,7 @@ func TestZeroAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, _ := New(Config{Rand: fixedRand{}, Sampler: s, LatencyEvery: 3}, t0)
+	o, _ := New(Config{Rand: fixedRand{}, Sampler: s, LatencyEvery: 3, ServiceOf: func(a []byte, port uint16) int { return int(a[len(a)-1]) }}, t0)
 	drop := &fakeProc{res: gateway.Result{Verdict: gateway.Drop, Event: gateway.EventMalformed, Reason: header.SynRst}}
 	w, _ := o.Wrap(drop)
 	pkts := [][]byte{
@@ -322,7 +322,7 @@ func TestZeroAllocs(t *testing.T) {
 	var r gateway.Result
 	i := 0
 	now := t0
-	for _, res := range []gateway.Result{drop.res, {Verdict: gateway.Drop, Event: gateway.EventSynAnswered}, {Verdict: gateway.Accept, Event: gateway.EventTranslated}} {
+	for _, res := range []gateway.Result{drop.res, {Verdict: gateway.Drop, Event: gateway.EventSynLimited}, {Verdict: gateway.Drop, Event: gateway.EventSynAnswered}, {Verdict: gateway.Accept, Event: gateway.EventTranslated}} {
 		drop.res = res
 		if n := testing.AllocsPerRun(1000, func() {
 			i++
@@ -349,5 +349,33 @@ func BenchmarkProcess(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		w.Process(pkts[i&255], gateway.Meta{}, t0, &r)
+	}
+}
+
+func TestLimitedByService(t *testing.T) {
+	svc := netip.MustParseAddr("198.18.3.2")
+	o, _ := New(Config{Rand: fixedRand{}, ServiceOf: func(a []byte, port uint16) int {
+		if addr, _ := netip.AddrFromSlice(a); addr == svc && port == 80 {
+			return 3
+		}
+		if port == 9999 {
+			return 1000 // past MaxServices
+		}
+		return -1
+	}}, t0)
+	p := &fakeProc{res: gateway.Result{Verdict: gateway.Drop, Event: gateway.EventSynLimited}}
+	w, _ := o.Wrap(p)
+	var r gateway.Result
+	src := netip.MustParseAddr("198.18.2.1")
+	for _, port := range []uint16{80, 80, 443, 9999} {
+		w.Process(tcpPacket(src, svc, 1, port, header.SYN), gateway.Meta{}, t0, &r)
+	}
+	p.res = gateway.Result{Verdict: gateway.Drop, Event: gateway.EventBadCookie}
+	w.Process(tcpPacket(src, svc, 1, 80, header.ACK), gateway.Meta{}, t0, &r)
+	got := o.Snapshot(t0).Limited
+	want := make([]uint64, MaxServices+1)
+	want[3], want[MaxServices] = 2, 1
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Limited (-want +got):\n%s", diff)
 	}
 }
