@@ -33,11 +33,12 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{"run", "[flags]", "run the gateway in the foreground until SIGINT/SIGTERM (SIGHUP reloads the policy)", cmdRun},
+		{"run", "[flags]", "run the gateway in the foreground until SIGINT/SIGTERM (SIGHUP reloads the policy, SIGUSR2 restarts gracefully)", cmdRun},
 		{"check", "[FILE]", "validate a policy file and print the effective policy (the embedded default without FILE)", cmdCheck},
 		{"discover", "[--policy FILE]", "probe the backends of services with advertise.discover and print what their SYN-ACKs advertise", cmdDiscover},
 		{"rules", "[flags]", "print the firewall rules synwall would install (iptables and nftables), touching nothing", cmdRules},
 		{"reload", "[--pid-file FILE]", "ask the running gateway to reload its policy (sends SIGHUP)", cmdReload},
+		{"restart", "[--pid-file FILE]", "graceful restart of the running gateway (SIGUSR2): keeps flows, cookie keys and rules, re-executes the binary", cmdRestart},
 		{"demo", "[flags]", "build a namespace lab, flood it with and without synwall, print the result, remove the lab", cmdDemo},
 		{"lab", "up|down [flags]", "build or remove the network-namespace lab by hand", cmdLab},
 		{"version", "", "print the version", cmdVersion},

@@ -36,6 +36,7 @@ type runFlags struct {
 	pidFile     string
 	logFormat   string
 	logLevel    string
+	stateDir    string
 }
 
 func (f *runFlags) register(fs interface {
@@ -56,6 +57,7 @@ func (f *runFlags) register(fs interface {
 		fs.StringVar(&f.pidFile, "pid-file", "", "write the daemon's PID to `FILE` (for synwall reload)")
 		fs.StringVar(&f.logFormat, "log-format", "text", "log format: `text` or json")
 		fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+		fs.StringVar(&f.stateDir, "state-dir", defaultStateDir, "`DIR` of the state file a graceful restart (SIGUSR2, synwall restart) hands to the next process; empty disables restoring")
 	}
 }
 
@@ -207,7 +209,11 @@ run replaced), and answers SYNs to the guarded services as a SYN proxy until
 SIGINT or SIGTERM, when it removes its rules and exits 0. SIGHUP (or synwall
 reload) re-reads the policy file: a valid one is swapped in without losing
 flows or the SYN cache; an invalid one is refused, logged and counted, and
-the old policy stays. Needs CAP_NET_ADMIN and CAP_NET_RAW.`, stderr)
+the old policy stays. SIGUSR2 (or synwall restart) is a graceful restart:
+the queues are drained and unbound, cookie keys and flows saved to
+--state-dir, the rules left in place, and the binary on disk re-executed
+with the same PID; it restores the flows and takes over. Needs
+CAP_NET_ADMIN and CAP_NET_RAW.`, stderr)
 	f.register(fs, true)
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
@@ -221,12 +227,22 @@ the old policy stays. Needs CAP_NET_ADMIN and CAP_NET_RAW.`, stderr)
 		fmt.Fprintln(stderr, "synwall run:", err)
 		return exitUsage
 	}
+	// Caught from the start, so that a restart request during setup is
+	// served once running rather than killing the process.
+	restartReq := make(chan os.Signal, 1)
+	signal.Notify(restartReq, restartSignal)
 	d, err := newDaemon(&f, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitSetup
 	}
-	if err := d.run(ctx); err != nil {
+	d.restartReq = restartReq
+	if err := d.run(ctx); errors.Is(err, errRestart) {
+		log.Info("re-executing for a graceful restart")
+		err = reexec()
+		log.Error("graceful restart: cannot re-execute; exiting with the state saved and the rules in place", "err", err)
+		return exitFailure
+	} else if err != nil {
 		log.Error("stopped", "err", err)
 		if errors.Is(err, errSetup) {
 			return exitSetup
@@ -249,6 +265,10 @@ type daemon struct {
 	inj     *queue.RawInjector
 	reloads struct{ ok, failed atomic.Uint64 } // written by the reload loop, read by stats and scrapes
 	started time.Time
+
+	restartReq chan os.Signal // graceful restart requests (SIGUSR2)
+	restoring  *gateway.State // the state this process started from, if any
+	restarting atomic.Bool    // stopping for a graceful restart
 }
 
 func newDaemon(f *runFlags, log *slog.Logger) (*daemon, error) {
@@ -272,7 +292,8 @@ func newDaemon(f *runFlags, log *slog.Logger) (*daemon, error) {
 		}
 	}
 	now := time.Now()
-	jar, err := cookies.New(cookies.Config{Period: p.Cookies.Period, Secret: secret}, now)
+	st := loadState(f.stateDir, now, log)
+	jar, err := restoredJar(cookies.Config{Period: p.Cookies.Period, Secret: secret}, st, now, log)
 	if err != nil {
 		return nil, err
 	}
@@ -280,17 +301,22 @@ func newDaemon(f *runFlags, log *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st != nil {
+		n := eng.Restore(st, time.Now())
+		log.Info("state restored", "flows", n, "saved_flows", st.Flows(), "saved", st.Saved, "cookie_keys", jar.Keys() == st.Keys)
+	}
 	open, _ := f.failOpen(p)
 	var qs []uint16
 	for q := int(r.QueueFirst); q <= int(r.QueueLast); q++ {
 		qs = append(qs, uint16(q))
 	}
 	return &daemon{
-		flags:  f,
-		log:    log,
-		engine: eng,
-		rules:  r,
-		qcfg:   queue.Config{Backend: backend, Queues: qs, MaxQueueLen: p.Queue.MaxLen, FailOpen: open},
+		flags:     f,
+		log:       log,
+		engine:    eng,
+		rules:     r,
+		qcfg:      queue.Config{Backend: backend, Queues: qs, MaxQueueLen: p.Queue.MaxLen, FailOpen: open},
+		restoring: st,
 	}, nil
 }
 
@@ -327,12 +353,23 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		}
 		return fmt.Errorf("%w: binding queues %d-%d: %v", errSetup, d.rules.QueueFirst, d.rules.QueueLast, err)
 	}
+	bound := time.Now()
 	if err := fw.Install(gctx); err != nil {
 		cancel()
 		g.Wait()
 		return fmt.Errorf("%w: installing firewall rules: %v", errSetup, err)
 	}
+	if st := d.restoring; st != nil {
+		d.log.Info("graceful restart done", "queues_unbound_for", bound.Sub(st.Saved).Round(time.Microsecond),
+			"rules_replaced_after", time.Since(st.Saved).Round(time.Microsecond))
+	}
 	defer func() {
+		if d.restarting.Load() {
+			if err == nil {
+				d.log.Info("firewall rules left in place for the next process")
+			}
+			return
+		}
 		rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer rcancel()
 		if rerr := fw.Remove(rctx); rerr != nil {
@@ -351,7 +388,11 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		if err := os.WriteFile(d.flags.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			d.log.Warn("writing pid file", "err", err)
 		} else {
-			defer os.Remove(d.flags.pidFile)
+			defer func() {
+				if !d.restarting.Load() {
+					os.Remove(d.flags.pidFile)
+				}
+			}()
 		}
 	}
 	d.writeStats()
@@ -371,11 +412,20 @@ func (d *daemon) run(ctx context.Context) (err error) {
 				d.writeStats()
 			case <-hup:
 				d.reload()
+			case <-d.restartReq:
+				d.log.Info("graceful restart requested: draining the queues")
+				d.restarting.Store(true)
+				cancel()
+				return nil
 			}
 		}
 	})
 	err = g.Wait()
 	d.writeStats()
+	if d.restarting.Load() && err == nil {
+		return d.saveForRestart()
+	}
+	d.restarting.Store(false) // a failed run removes its rules as usual
 	d.log.Info("stopping")
 	return err
 }

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/synwall/synwall/cookies"
+	"github.com/synwall/synwall/gateway"
+)
+
+// Graceful restart (synwall restart, or SIGUSR2 to the daemon):
+//
+//  1. The daemon stops its queue workers: each verdicts every packet it
+//     has read (in arrival order) and unbinds its queue. Packets the
+//     kernel still holds are then dropped (fail-closed; TCP retransmits
+//     them) or, for new ones meeting no bound queue, passed (fail-open,
+//     --queue-bypass).
+//  2. It writes its cookie keys and flow table to STATE-DIR/state (0600,
+//     via a temporary file and a rename; see gateway.SaveState) and leaves
+//     its firewall rules and pid file in place.
+//  3. It re-executes /proc/self/exe with the same arguments and
+//     environment: the same PID, so systemd and the pid file stay right,
+//     and the binary now on disk, so an upgrade takes effect.
+//  4. The new process reads the state file (refusing, with a log line, one
+//     that is corrupt, truncated, of another version or older than
+//     gateway.MaxStateAge, and then starting fresh), removes it, builds its
+//     cookie jar from the saved keys and restores the flows, binds the
+//     queues and installs its rules over the old ones (one atomic
+//     iptables-restore per family: never duplicated, never missing).
+
+// restartSignal asks the daemon for a graceful restart.
+const restartSignal = syscall.SIGUSR2
+
+// defaultStateDir is where the daemon keeps its state file across a
+// graceful restart (the systemd unit's RuntimeDirectory).
+const defaultStateDir = "/run/synwall"
+
+// stateFileName is the state file's name in the state directory.
+const stateFileName = "state"
+
+// errRestart is returned by daemon.run when it stopped for a graceful
+// restart and saved its state: the caller re-executes the binary.
+var errRestart = errors.New("graceful restart")
+
+// saveState writes the engine's state to dir/state, atomically, mode 0600.
+func saveState(dir string, eng *gateway.Engine, now time.Time) (path string, size int64, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", 0, fmt.Errorf("state directory: %w", err)
+	}
+	f, err := os.CreateTemp(dir, stateFileName+".tmp*")
+	if err != nil {
+		return "", 0, fmt.Errorf("state file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err = f.Chmod(0o600); err != nil {
+		return "", 0, fmt.Errorf("state file: %w", err)
+	}
+	if err = eng.SaveState(f, now); err != nil {
+		return "", 0, fmt.Errorf("state file: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return "", 0, fmt.Errorf("state file: %w", err)
+	}
+	if err = f.Close(); err != nil {
+		return "", 0, fmt.Errorf("state file: %w", err)
+	}
+	path = filepath.Join(dir, stateFileName)
+	if err = os.Rename(f.Name(), path); err != nil {
+		return "", 0, fmt.Errorf("state file: %w", err)
+	}
+	return path, fi.Size(), nil
+}
+
+// loadState reads dir/state if there is one and removes it whatever its
+// content: a state file is used once. A missing file is nil without a log
+// line; a file that cannot be used is nil with an error log line saying
+// why, and the daemon starts fresh.
+func loadState(dir string, now time.Time, log *slog.Logger) *gateway.State {
+	if dir == "" {
+		return nil
+	}
+	path := filepath.Join(dir, stateFileName)
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		log.Error("state file refused; starting fresh", "file", path, "err", err)
+		return nil
+	}
+	defer func() {
+		f.Close()
+		if err := os.Remove(path); err != nil {
+			log.Warn("removing the state file", "file", path, "err", err)
+		}
+	}()
+	if fi, err := f.Stat(); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Error("state file refused; starting fresh", "file", path, "err",
+			fmt.Sprintf("mode %04o lets group or others access it; synwall writes 0600", fi.Mode().Perm()))
+		return nil
+	}
+	st, err := gateway.ReadState(f, now)
+	if err != nil {
+		log.Error("state file refused; starting fresh", "file", path, "err", err)
+		return nil
+	}
+	return st
+}
+
+// restoredJar builds the cookie jar from the saved keys when they fit the
+// configuration, else a fresh one (with a log line).
+func restoredJar(cfg cookies.Config, st *gateway.State, now time.Time, log *slog.Logger) (*cookies.Jar, error) {
+	if st != nil {
+		jar, err := cookies.NewFromKeys(cfg, st.Keys, now)
+		if err == nil {
+			return jar, nil
+		}
+		log.Warn("saved cookie keys not used; SYN-ACKs sent before the restart will be refused", "err", err)
+	}
+	return cookies.New(cfg, now)
+}
+
+// reexec replaces the process by the binary at /proc/self/exe with the same
+// arguments and environment. It returns only on failure.
+func reexec() error {
+	exe, err := os.Executable()
+	if err != nil {
+		exe = "/proc/self/exe"
+	}
+	// /proc/self/exe names the file that is running even when it was
+	// replaced on disk; exec the path so that the new binary runs.
+	exe = strings.TrimSuffix(exe, " (deleted)")
+	return syscall.Exec(exe, os.Args, os.Environ())
+}
+
+// cmdRestart sends the restart signal and waits for the daemon to be ready
+// again (it rewrites its pid file when ready).
+func cmdRestart(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("restart", "[--pid-file FILE] [--wait DURATION]", `Asks the running gateway for a graceful restart by sending it SIGUSR2: it
+verdicts every packet it has read, unbinds its queues, saves its cookie keys
+and flows to its --state-dir, keeps its firewall rules, and re-executes the
+synwall binary now on disk with the same arguments and PID. The new process
+restores the flows (proxied connections go on), accepts the SYN-ACKs sent
+before, binds the queues and replaces the rules. While no queue is bound the
+fail mode applies: fail-closed drops guarded packets (TCP retransmits them),
+fail-open passes them unexamined. Use it after an upgrade or for a change
+that "synwall reload" cannot apply; "systemctl kill -s USR2 --kill-whom=main
+synwall" does the same under systemd.`, stderr)
+	pidFile := fs.String("pid-file", defaultPidFile, "the `FILE` given to synwall run --pid-file")
+	wait := fs.Duration("wait", 60*time.Second, "how long to wait for the daemon to be ready again; 0 returns at once")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	b, err := os.ReadFile(*pidFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "synwall restart: %v (is synwall run --pid-file %s running?)\n", err, *pidFile)
+		return exitFailure
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		fmt.Fprintf(stderr, "synwall restart: %s does not hold a PID\n", *pidFile)
+		return exitFailure
+	}
+	before, _ := os.Stat(*pidFile)
+	t0 := time.Now()
+	if err := syscall.Kill(pid, restartSignal); err != nil {
+		fmt.Fprintf(stderr, "synwall restart: signalling PID %d: %v\n", pid, err)
+		return exitFailure
+	}
+	if *wait <= 0 {
+		return exitOK
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.NewTimer(*wait)
+	defer deadline.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return exitFailure
+		case <-deadline.C:
+			fmt.Fprintf(stderr, "synwall restart: PID %d not ready again after %v; see its log\n", pid, *wait)
+			return exitFailure
+		case <-tick.C:
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			fmt.Fprintf(stderr, "synwall restart: PID %d exited; see its log\n", pid)
+			return exitFailure
+		}
+		if fi, err := os.Stat(*pidFile); err == nil && (before == nil || !fi.ModTime().Equal(before.ModTime())) {
+			fmt.Fprintf(stdout, "synwall restarted (PID %d) in %v\n", pid, time.Since(t0).Round(time.Millisecond))
+			return exitOK
+		}
+	}
+}
+
+// saveForRestart writes the state file once the queues are unbound. On
+// failure the daemon stops as on SIGTERM (rules removed) rather than
+// re-executing without its flows.
+func (d *daemon) saveForRestart() error {
+	now := time.Now()
+	path, size, err := saveState(d.flags.stateDir, d.engine, now)
+	if err != nil {
+		d.restarting.Store(false)
+		return fmt.Errorf("graceful restart: %w", err)
+	}
+	d.log.Info("state saved", "file", path, "bytes", size, "flows", d.engine.Stats().FlowsActive)
+	return errRestart
+}
