@@ -138,6 +138,7 @@ type Worker struct {
 
 	lat     latency
 	limited [MaxServices + 1]atomic.Uint64
+	addrBuf [16]byte
 }
 
 // ErrNilProcessor is returned by Wrap for a nil processor.
@@ -241,7 +242,7 @@ func (w *Worker) record(pkt []byte, c Class, now time.Time) {
 	}
 	w.mu.Unlock()
 	if c == ClassRateLimited && ok && w.o.cfg.ServiceOf != nil {
-		var b [16]byte
+		b := &w.addrBuf // a local array would escape to ServiceOf
 		binary.BigEndian.PutUint64(b[0:], dst.a0)
 		binary.BigEndian.PutUint64(b[8:], dst.a1)
 		n := 4
