@@ -272,7 +272,7 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 	cl := &e.cache.locks[ci]
 	cl.Lock()
 	k := e.cache.find(ci, ctag, tup)
-	if c := &e.cache.entries[max(k, 0)]; k >= 0 && c.clientISN == seq && c.cookie == cookie && nowNs-c.when < e.period && c.ts == tsOK {
+	if c := &e.cache.entries[max(k, 0)]; k >= 0 && c.clientISN == seq && c.cookie == cookie && c.ts == tsOK {
 		// A retransmitted SYN gets the same SYN-ACK.
 		ourTS = c.ourTS
 		e.st.cacheRetransmits.Add(1)
@@ -294,7 +294,7 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 		}
 		*c = cacheEntry{
 			tuple: *tup, clientISN: seq, cookie: cookie, ourTS: ourTS, clientTS: o.TSVal,
-			when: nowNs, mss: clientMSS, ws: ws, advWS: advWS,
+			mss: clientMSS, ws: ws, advWS: advWS,
 			sack: sackOK, ts: tsOK, ecn: ecnOK,
 		}
 	}

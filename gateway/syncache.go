@@ -16,13 +16,14 @@ type cacheEntry struct {
 	cookie    uint32 // our SYN-ACK's sequence number
 	ourTS     uint32 // TSval of our SYN-ACK (when timestamps were agreed)
 	clientTS  uint32 // the client's TSval in the SYN
-	when      int64  // unix ns of the SYN that made the entry
-	mss       uint16 // client's MSS, 0 when it sent none
-	ws        int8   // client's window scale when agreed, else -1
-	advWS     int8   // the scale our SYN-ACK offered, -1 none
-	sack      bool   // SACK agreed
-	ts        bool   // timestamps agreed
-	ecn       bool   // ECN agreed
+	// No time of its own: a cookie names its counter period, so an entry
+	// found by the cookie of now was made in this period.
+	mss   uint16 // client's MSS, 0 when it sent none
+	ws    int8   // client's window scale when agreed, else -1
+	advWS int8   // the scale our SYN-ACK offered, -1 none
+	sack  bool   // SACK agreed
+	ts    bool   // timestamps agreed
+	ecn   bool   // ECN agreed
 }
 
 // synCache is a fixed array of buckets of fixed size. The bucket of an
@@ -30,16 +31,26 @@ type cacheEntry struct {
 // under a secret key of the tuple, the client's ISN and the cookie counter,
 // so that nobody outside can aim SYNs at one bucket, and the handshake ACK
 // names the bucket by its acknowledgment number; a full bucket drops its
-// oldest entry (FreeBSD syncache). Each entry has a 32-bit tag from the same
-// cookie (0: free), kept apart so that a lookup scans a cache line or two,
-// not the entries. Its memory never changes after init.
+// oldest entry (FreeBSD syncache). A bucket is a ring: each new entry takes
+// the slot after the one its predecessor took, which holds the bucket's
+// oldest entry or none, so that choosing it reads no entry. Each entry has a
+// 32-bit tag from the same cookie (0: free), kept apart so that a lookup
+// scans a cache line or two, not the entries. Its memory never changes after
+// init.
 type synCache struct {
 	mask     uint32
 	nbuckets int
 	per      int
-	locks    []paddedMutex
+	locks    []cacheLock
 	tags     []uint32
 	entries  []cacheEntry
+}
+
+// cacheLock is a bucket's lock and its ring position, alone in a cache line.
+type cacheLock struct {
+	sync.Mutex
+	next uint32 // the slot the next new entry takes, 0..per-1
+	_    [52]byte
 }
 
 type paddedMutex struct {
@@ -57,7 +68,7 @@ func (c *synCache) init(buckets, per int) {
 	}
 	c.nbuckets, c.per = n, per
 	c.mask = uint32(n - 1)
-	c.locks = make([]paddedMutex, n)
+	c.locks = make([]cacheLock, n)
 	c.tags = make([]uint32, n*per)
 	c.entries = make([]cacheEntry, n*per)
 }
@@ -91,20 +102,17 @@ func sameTuple(a, b *cookies.Tuple) bool {
 		a.SrcPort == b.SrcPort && a.DstPort == b.DstPort && a.V6 == b.V6
 }
 
-// victim returns the index of a free entry of bucket i, or of its oldest
-// one; evicted says a live entry is being replaced.
+// victim returns the slot of bucket i that a new entry takes: the one after
+// the slot the last new entry took, i.e. the bucket's oldest entry (entries
+// enter in turn and leave only early, by a handshake ACK), or a free slot.
+// evicted says a live entry is being replaced. The caller holds the lock.
 func (c *synCache) victim(i int) (k int, evicted bool) {
-	base := i * c.per
-	old := base
-	for j, g := range c.tags[base : base+c.per] {
-		if g == 0 {
-			return base + j, false
-		}
-		if c.entries[base+j].when < c.entries[old].when {
-			old = base + j
-		}
+	l := &c.locks[i]
+	k = i*c.per + int(l.next)
+	if l.next++; int(l.next) == c.per {
+		l.next = 0
 	}
-	return old, true
+	return k, c.tags[k] != 0
 }
 
 // load returns how many entries are in use per bucket (for tests and status).

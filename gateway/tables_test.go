@@ -229,3 +229,40 @@ func TestFlowExpiry(t *testing.T) {
 		t.Errorf("active %d expired %d, want 0 11", st.FlowsActive, st.FlowsExpired)
 	}
 }
+
+// TestSynCacheEvictsOldest: a bucket that takes one SYN more than it holds
+// drops its oldest entry and keeps the others; the ACK of the evicted
+// entry's SYN-ACK is still admitted by its cookie alone.
+func TestSynCacheEvictsOldest(t *testing.T) {
+	h := newHarness(t, false, testAdvertise()) // 64 buckets × 4
+	c := &h.e.cache
+	// Client ports whose SYNs' cookies name bucket 0 (the test holds the key).
+	var tuples []cookies.Tuple
+	for port := uint16(1024); len(tuples) < c.per+1; port++ {
+		tp := h.tuple()
+		tp.SrcPort = port
+		if b, _ := c.bucket(h.e.Jar().ISN(&tp, clientISN, 1460, h.now)); b == 0 {
+			tuples = append(tuples, tp)
+		}
+	}
+	acks := make([][]byte, len(tuples))
+	for i := range tuples {
+		tp := &tuples[i]
+		r := h.expect(craftPacket(t, h.client(), h.server(), tp.SrcPort, serverPort, fullSyn()), Drop, EventSynAnswered)
+		sa := decode(t, r.Inject[0])
+		acks[i] = craftPacket(t, h.client(), h.server(), tp.SrcPort, serverPort,
+			seg{flags: header.ACK, seq: clientISN + 1, ack: sa.Seq + 1, win: 502, ts: true, tsVal: clientTS + 1, tsEcr: sa.TSVal})
+	}
+	if got := h.e.Stats().CacheEvictions; got != 1 {
+		t.Errorf("CacheEvictions = %d after %d SYNs into one bucket of %d, want 1", got, len(tuples), c.per)
+	}
+	for i := range acks {
+		before := h.e.Stats()
+		h.expect(acks[i], Accept, EventHandshake)
+		after := h.e.Stats()
+		wantHit := i > 0 // the first, oldest entry was evicted
+		if hit := after.CacheHits > before.CacheHits; hit != wantHit {
+			t.Errorf("ACK of SYN %d: cache hit %v, want %v", i, hit, wantHit)
+		}
+	}
+}
