@@ -1,0 +1,197 @@
+package lab
+
+import (
+	"context"
+	"crypto/sha256"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// copyFile copies src to dst (mode 0755) through a temporary file and a
+// rename, as an upgrade replaces a binary.
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	tmp := dst + ".new"
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// hashCounter hashes what is written and counts it; the count may be read
+// while an exec.Cmd copies into it.
+type hashCounter struct {
+	h io.Writer
+	n atomic.Int64
+}
+
+func (c *hashCounter) Write(p []byte) (int, error) {
+	c.n.Add(int64(len(p)))
+	return c.h.Write(p)
+}
+
+var (
+	unboundFor    = regexp.MustCompile(`queues_unbound_for=(\S+)`)
+	restoredFlows = regexp.MustCompile(`msg="state restored" flows=(\d+)`)
+)
+
+// TestSynwallGracefulRestart: a rate-limited 20 MB download through
+// synwall is under way when `synwall restart` is run, after the binary on
+// disk was replaced (an upgrade). The download completes intact, the daemon
+// keeps its PID and now runs the new binary, synwall's rules exist exactly
+// once, new connections succeed, and the state file is gone. Run in both
+// fail modes; the time the queues were unbound is logged (it varies with
+// the machine's load, so it is not asserted).
+func TestSynwallGracefulRestart(t *testing.T) {
+	needTools(t, "curl")
+	for _, fail := range []string{"closed", "open"} {
+		t.Run("fail-"+fail, func(t *testing.T) {
+			l := newLab(t)
+			if _, err := l.StartServers(ServerConfig{}); err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			bin := filepath.Join(dir, "synwall")
+			copyFile(t, needSynwall(t), bin)
+			pidFile := filepath.Join(dir, "synwall.pid")
+			stateDir := filepath.Join(dir, "state")
+			cfg := SynwallConfig{Fail: fail, Args: []string{"--pid-file", pidFile, "--state-dir", stateDir}}
+			cfg.Binary = bin
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			sw, err := l.StartSynwall(ctx, cfg)
+			if err != nil {
+				t.Fatalf("StartSynwall: %v", err)
+			}
+			defer func() {
+				if t.Failed() {
+					t.Logf("synwall (pid %d) output:\n%s", sw.PID(), sw.Stderr())
+				}
+			}()
+			rules := synwallRules(t, l)
+			if len(rules) == 0 {
+				t.Fatalf("no synwall rules while it runs; iptables-save:\n%s", saveAll(t, l))
+			}
+
+			// A download of BigSize bytes at 2 MiB/s: about 10 s.
+			want := BodySHA256(BigSize)
+			h := sha256.New()
+			cw := &hashCounter{h: h}
+			curl := l.Cmd(ctx, l.Client, "curl", "-sS", "--fail", "--connect-timeout", "10", "--max-time", "60",
+				"--limit-rate", "2M", "-o", "-", "http://198.18.3.2/big")
+			var curlErr strings.Builder
+			curl.Stdout, curl.Stderr = cw, &curlErr
+			if err := curl.Start(); err != nil {
+				t.Fatal(err)
+			}
+			curlDone := make(chan error, 1)
+			go func() { curlDone <- curl.Wait() }()
+			time.Sleep(1500 * time.Millisecond)
+			if cw.n.Load() == 0 {
+				t.Logf("no byte of the download after 1.5 s (still connecting?)")
+			}
+			atRestart := cw.n.Load()
+			select {
+			case err := <-curlDone:
+				t.Fatalf("the download ended (%v) before the restart, after %d bytes", err, atRestart)
+			default:
+			}
+
+			copyFile(t, needSynwall(t), bin) // the upgrade: a new file at the same path
+			exe, _ := os.Readlink("/proc/" + strconv.Itoa(sw.PID()) + "/exe")
+			if !strings.HasSuffix(exe, "(deleted)") {
+				t.Fatalf("/proc/PID/exe = %q before the restart, want the replaced file (deleted)", exe)
+			}
+			t0 := time.Now()
+			out, err := exec.CommandContext(ctx, needSynwall(t), "restart", "--pid-file", pidFile, "--wait", "30s").CombinedOutput()
+			took := time.Since(t0)
+			if err != nil {
+				t.Fatalf("synwall restart: %v: %s", err, out)
+			}
+			t.Logf("synwall restart: %s (%d bytes of the download in at the restart)", strings.TrimSpace(string(out)), atRestart)
+
+			select {
+			case <-sw.Done():
+				t.Fatalf("the daemon exited during the restart: %v", sw.ExitErr())
+			default:
+			}
+			if exe, _ := os.Readlink("/proc/" + strconv.Itoa(sw.PID()) + "/exe"); exe != bin {
+				t.Errorf("/proc/PID/exe = %q after the restart, want the new %s", exe, bin)
+			}
+			if got := synwallRules(t, l); !equalLines(got, rules) {
+				t.Errorf("rules after the restart =\n%v\nwant exactly the ones before:\n%v", got, rules)
+			}
+			if _, err := os.Stat(filepath.Join(stateDir, "state")); !os.IsNotExist(err) {
+				t.Errorf("state file after the restart: %v, want removed", err)
+			}
+			if m := unboundFor.FindStringSubmatch(sw.Stderr()); m != nil {
+				t.Logf("fail-%s: queues unbound for %s; synwall restart returned after %v", fail, m[1], took.Round(time.Millisecond))
+			} else {
+				t.Errorf("no queues_unbound_for in the daemon's log; the state was not restored?")
+			}
+			if m := restoredFlows.FindStringSubmatch(sw.Stderr()); m == nil || m[1] == "0" {
+				t.Errorf("the daemon restored no flow (log match %q); the download's flow should be one", m)
+			}
+
+			select {
+			case err := <-curlDone:
+				if err != nil {
+					t.Fatalf("curl: %v: %s", err, curlErr.String())
+				}
+			case <-time.After(70 * time.Second):
+				t.Fatalf("curl did not finish")
+			}
+			if cw.n.Load() != BigSize {
+				t.Fatalf("download got %d bytes, want %d", cw.n.Load(), BigSize)
+			}
+			if got := h.Sum(nil); string(got) != string(want[:]) {
+				t.Errorf("download SHA-256 %x, want %x", got, want)
+			}
+
+			r, err := l.Connect(ctx, Load{Addr: netip.AddrPortFrom(ServerV4, HTTPPort), N: 5, Concurrency: 5, Timeout: 5 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.OK != 5 {
+				t.Errorf("new connections after the restart: %v, want 5/5", r)
+			}
+			st := statsAfter(t, sw)
+			if st.Events["handshake"] < 5 || st.Events["translated"] == 0 {
+				t.Errorf("after the restart synwall counted %d handshakes and %d translated packets; want the new connections and the download through it",
+					st.Events["handshake"], st.Events["translated"])
+			}
+			if err := sw.Stop(); err != nil {
+				t.Errorf("SIGTERM after the restart: %v, want a clean exit", err)
+			}
+			if got := synwallRules(t, l); len(got) != 0 {
+				t.Errorf("rules after a clean stop: %v, want none", got)
+			}
+			if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+				t.Errorf("pid file after a clean stop: %v, want removed", err)
+			}
+		})
+	}
+}
