@@ -38,6 +38,7 @@ func init() {
 		{"discover", "[--policy FILE]", "probe the backends of services with advertise.discover and print what their SYN-ACKs advertise", cmdDiscover},
 		{"rules", "[flags]", "print the firewall rules synwall would install (iptables and nftables), touching nothing", cmdRules},
 		{"reload", "[--pid-file FILE]", "ask the running gateway to reload its policy (sends SIGHUP)", cmdReload},
+		{"status", "[--json] [--watch]", "show what the running gateway is doing: rates, drops by reason, top attacked services and source prefixes, table fill", cmdStatus},
 		{"restart", "[--pid-file FILE]", "graceful restart of the running gateway (SIGUSR2): keeps flows, cookie keys and rules, re-executes the binary", cmdRestart},
 		{"demo", "[flags]", "build a namespace lab, flood it with and without synwall, print the result, remove the lab", cmdDemo},
 		{"lab", "up|down [flags]", "build or remove the network-namespace lab by hand", cmdLab},
@@ -59,7 +60,8 @@ Commands:
 Run "synwall COMMAND -h" for the flags of a command.
 
 Exit codes: 0 ok or clean shutdown, 1 failure, 2 bad usage,
-3 could not start (policy, privileges, queue or firewall rules).
+3 could not start (policy, privileges, queue or firewall rules), or, for
+status, no daemon answers.
 `)
 }
 

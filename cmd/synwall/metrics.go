@@ -16,6 +16,7 @@ import (
 
 	"github.com/synwall/synwall/gateway"
 	"github.com/synwall/synwall/gateway/header"
+	"github.com/synwall/synwall/gateway/observe"
 	"github.com/synwall/synwall/queue"
 )
 
@@ -73,6 +74,17 @@ var (
 		"When the gateway started, in seconds since the Unix epoch.")
 	descBuild = desc("build_info",
 		"Always 1; the labels carry the synwall version.", "version")
+
+	descCookies = desc("cookies_total",
+		"Handshake ACKs by cookie check: valid (flow created, SYN cache hit or cookie), invalid, expired.", "result")
+	descRateLimited = desc("rate_limited_total",
+		"SYNs dropped by a rate limit, by service of the running policy (other: a service outside the first 256, or one reordered away by a reload).", "service")
+	descDropSources = desc("drop_sources",
+		"Estimated distinct source addresses of the drops of the current summary window, by reason (linear counting; a lower bound past about 160,000).", "reason")
+	descProcessing = desc("packet_processing_seconds",
+		"Time the engine takes for one packet, sampled (1 packet in 64 per worker).")
+	descPcap = desc("pcap_samples_total",
+		"Dropped packets offered to the pcap sampler, by outcome: written, limited (over --pcap-rate), ring_full (writer behind), write_error.", "result")
 )
 
 // collector is a prometheus.Collector over a daemon's counters.
@@ -95,6 +107,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descServerSynRetransmits, descQueueReceived, descQueuePackets, descQueueVerdictMsgs,
 		descQueueSends, descQueueInjected, descQueueErrors, descKernelDropped, descKernelWaiting,
 		descInject, descInjectCalls, descReloads, descServices, descStart, descBuild,
+		descCookies, descRateLimited, descDropSources, descProcessing, descPcap,
 	} {
 		ch <- d
 	}
@@ -128,6 +141,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descPending, es.PendingHeld, "held")
 	counter(descPending, es.PendingDropped, "dropped")
 	counter(descServerSynRetransmits, es.SynRetransmits)
+	counter(descCookies, es.Events[gateway.EventHandshake], "valid")
+	counter(descCookies, es.Events[gateway.EventBadCookie], "invalid")
+	counter(descCookies, es.Events[gateway.EventExpiredCookie], "expired")
+	c.collectOps(ch)
 
 	if d.queue != nil {
 		for _, s := range d.queue.Stats() {
@@ -273,3 +290,44 @@ func loopback(a net.Addr) bool {
 type slogPromLogger struct{ log *slog.Logger }
 
 func (l slogPromLogger) Println(v ...any) { l.log.Warn("metrics: " + fmt.Sprint(v...)) }
+
+// collectOps reports what the observer keeps: rate limits by service,
+// distinct sources of the window's drops, the sampled processing times and
+// the pcap sampler.
+func (c *collector) collectOps(ch chan<- prometheus.Metric) {
+	o := c.d.ops
+	if o == nil {
+		return
+	}
+	snap := o.obs.Snapshot(time.Now())
+	pol := c.d.engine.Policy()
+	var other uint64
+	for i, n := range snap.Limited {
+		if i < len(pol.Services) {
+			ch <- prometheus.MustNewConstMetric(descRateLimited, prometheus.CounterValue, float64(n), pol.Services[i].Name)
+		} else {
+			other += n
+		}
+	}
+	if snap.Limited != nil {
+		ch <- prometheus.MustNewConstMetric(descRateLimited, prometheus.CounterValue, float64(other), "other")
+	}
+	for _, cl := range snap.Current.Classes {
+		ch <- prometheus.MustNewConstMetric(descDropSources, prometheus.GaugeValue, float64(cl.Sources.Value), cl.Class)
+	}
+	buckets := make(map[float64]uint64, observe.LatencyBuckets-1)
+	var cum uint64
+	for i := 0; i < observe.LatencyBuckets-1; i++ {
+		cum += snap.Latency.Counts[i]
+		buckets[observe.LatencyBound(i).Seconds()] = cum
+	}
+	ch <- prometheus.MustNewConstHistogram(descProcessing, snap.Latency.Count(), snap.Latency.Sum.Seconds(), buckets)
+	if p := snap.Sampler; p != nil {
+		for _, v := range []struct {
+			n uint64
+			r string
+		}{{p.Written, "written"}, {p.Limited, "limited"}, {p.RingFull, "ring_full"}, {p.WriteErrors, "write_error"}} {
+			ch <- prometheus.MustNewConstMetric(descPcap, prometheus.CounterValue, float64(v.n), v.r)
+		}
+	}
+}

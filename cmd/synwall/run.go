@@ -37,6 +37,7 @@ type runFlags struct {
 	logFormat   string
 	logLevel    string
 	stateDir    string
+	ops         opsFlags // status, pcap sampling and log summaries (observe.go)
 }
 
 func (f *runFlags) register(fs interface {
@@ -215,6 +216,7 @@ the queues are drained and unbound, cookie keys and flows saved to
 with the same PID; it restores the flows and takes over. Needs
 CAP_NET_ADMIN and CAP_NET_RAW.`, stderr)
 	f.register(fs, true)
+	f.ops.register(fs)
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -269,6 +271,8 @@ type daemon struct {
 	restartReq chan os.Signal // graceful restart requests (SIGUSR2)
 	restoring  *gateway.State // the state this process started from, if any
 	restarting atomic.Bool    // stopping for a graceful restart
+
+	ops *ops // observer, pcap sampler, rates and control socket (observe.go)
 }
 
 func newDaemon(f *runFlags, log *slog.Logger) (*daemon, error) {
@@ -328,7 +332,10 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	}
 	d.inj = inj
 	defer inj.Close()
-	q, err := queue.Open(d.qcfg, func() queue.Processor { return d.engine.NewWorker() }, inj)
+	if d.ops, err = newOps(&d.flags.ops, d.engine); err != nil {
+		return fmt.Errorf("%w: %v", errSetup, err)
+	}
+	q, err := queue.Open(d.qcfg, func() queue.Processor { return d.ops.processor(d.engine) }, inj)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errSetup, err)
 	}
@@ -343,6 +350,11 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	if d.flags.metricsAddr != "" {
 		reg := newMetrics(d)
 		g.Go(func() error { return serveMetrics(gctx, d.flags.metricsAddr, reg, d.log) })
+	}
+	if err := d.ops.run(gctx, g, d); err != nil {
+		cancel()
+		g.Wait()
+		return fmt.Errorf("%w: %v", errSetup, err)
 	}
 
 	fw := &queue.Firewall{Rules: d.rules}

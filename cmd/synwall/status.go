@@ -1,0 +1,344 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/synwall/synwall/gateway/observe"
+	"github.com/synwall/synwall/queue"
+)
+
+// statusVersion is the version of statusDoc; a change that removes or
+// renames a field increments it.
+const statusVersion = 1
+
+// statusDoc is what GET /v1/status returns.
+type statusDoc struct {
+	Version int       `json:"version"`
+	Synwall string    `json:"synwall"` // the daemon's version
+	Time    time.Time `json:"time"`
+	Uptime  float64   `json:"uptime_seconds"`
+	Mode    struct {
+		Backend  string `json:"backend"`
+		Queues   string `json:"queues"`
+		FailOpen bool   `json:"fail_open"`
+		Hooks    string `json:"hooks"`
+		Policy   string `json:"policy"`
+		Services int    `json:"services"`
+	} `json:"mode"`
+	// Rates per second over the last second and the last 10 seconds
+	// (absent in the daemon's first second).
+	Rate1s  *Rate `json:"rate_1s,omitempty"`
+	Rate10s *Rate `json:"rate_10s,omitempty"`
+	// Window is the observer's current window: drops by class with
+	// distinct sources, and the heavy hitters (decayed over windows).
+	Window     observe.WindowReport  `json:"window"`
+	LastWindow *observe.WindowReport `json:"last_window,omitempty"`
+	Capacity   struct {
+		SynCache tableUse `json:"syn_cache"`
+		Flows    tableUse `json:"flows"`
+		Pending  tableUse `json:"pending"`
+	} `json:"capacity"`
+	Kernel struct {
+		Waiting     uint64 `json:"waiting"`
+		QueueFull   uint64 `json:"queue_dropped"`
+		SocketFull  uint64 `json:"user_dropped"`
+		Unavailable string `json:"unavailable,omitempty"`
+	} `json:"kernel_queue"`
+	Queue struct {
+		ENOBUFS      uint64 `json:"enobufs"`
+		InjectErrors uint64 `json:"inject_errors"`
+	} `json:"queue"`
+	Reloads struct {
+		OK     uint64 `json:"ok"`
+		Failed uint64 `json:"failed"`
+	} `json:"reloads"`
+	Pcap *pcapStatus `json:"pcap,omitempty"`
+}
+
+type tableUse struct {
+	Used     int64 `json:"used"`
+	Capacity int64 `json:"capacity"`
+}
+
+type pcapStatus struct {
+	File string `json:"file"`
+	observe.SamplerStats
+}
+
+// status builds the status document.
+func (d *daemon) status(now time.Time) statusDoc {
+	var s statusDoc
+	s.Version, s.Synwall, s.Time = statusVersion, version, now
+	if !d.started.IsZero() {
+		s.Uptime = now.Sub(d.started).Seconds()
+	}
+	s.Mode.Backend = d.qcfg.Backend.String()
+	s.Mode.Queues = fmt.Sprintf("%d-%d", d.rules.QueueFirst, d.rules.QueueLast)
+	s.Mode.FailOpen = d.qcfg.FailOpen
+	s.Mode.Hooks = d.flags.hook
+	s.Mode.Policy = policyName(d.flags.policy)
+	if p := d.engine.Policy(); p != nil {
+		s.Mode.Services = len(p.Services)
+	}
+	if o := d.ops; o != nil {
+		if r, ok := o.rates.over(1); ok {
+			s.Rate1s = &r
+		}
+		if r, ok := o.rates.over(10); ok {
+			s.Rate10s = &r
+		}
+		snap := o.obs.Snapshot(now)
+		s.Window, s.LastWindow = snap.Current, snap.Last
+		if snap.Sampler != nil {
+			s.Pcap = &pcapStatus{File: o.flags.pcapFile, SamplerStats: *snap.Sampler}
+		}
+	}
+	c := d.engine.Capacity()
+	s.Capacity.SynCache = tableUse{int64(c.CacheEntries), int64(c.CacheCapacity)}
+	s.Capacity.Flows = tableUse{c.Flows, int64(c.FlowsCapacity)}
+	s.Capacity.Pending = tableUse{int64(c.PendingUsed), int64(c.PendingSlots)}
+	if ks, err := queue.ReadKernelQueueStats(); err == nil {
+		for _, k := range ks {
+			if k.Queue < d.rules.QueueFirst || k.Queue > d.rules.QueueLast {
+				continue
+			}
+			s.Kernel.Waiting += uint64(k.Waiting)
+			s.Kernel.QueueFull += k.Dropped
+			s.Kernel.SocketFull += k.UserDropped
+		}
+	} else {
+		s.Kernel.Unavailable = err.Error()
+	}
+	if d.queue != nil {
+		for _, q := range d.queue.Stats() {
+			s.Queue.ENOBUFS += q.ENOBUFS
+			s.Queue.InjectErrors += q.InjectErrors
+		}
+	}
+	s.Reloads.OK, s.Reloads.Failed = d.reloadCounts()
+	return s
+}
+
+// watchFlag is --watch with an optional interval: a bool flag that also
+// takes --watch=2s (and `--watch 2s`, handled after parsing).
+type watchFlag struct {
+	on bool
+	d  time.Duration
+}
+
+func (w *watchFlag) String() string {
+	if w == nil || !w.on {
+		return ""
+	}
+	return w.d.String()
+}
+func (w *watchFlag) IsBoolFlag() bool { return true }
+func (w *watchFlag) Set(s string) error {
+	switch s {
+	case "true":
+		w.on = true
+		return nil
+	case "false":
+		w.on = false
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 100*time.Millisecond {
+		return fmt.Errorf("want an interval of at least 100ms, like 2s")
+	}
+	w.on, w.d = true, d
+	return nil
+}
+
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("status", "[--socket PATH] [--json] [--watch [INTERVAL]]", `Shows what the running gateway is doing: its mode, packet, SYN and drop
+rates over the last second and the last 10 seconds, the most attacked
+services and the busiest source prefixes (IPv4 /24, IPv6 /48; estimated
+counts), drops by reason with the estimated number of distinct sources in
+the current window, how full the SYN cache and the flow table are, what the
+kernel queues dropped, and policy reloads. It asks the daemon over its
+control socket (synwall run --control-socket).
+
+--json prints the status document (version 1) for scripts. --watch redraws
+every INTERVAL (default 2s) until interrupted.
+
+Exit status 3 when no daemon answers on the socket.`, stderr)
+	socket := fs.String("socket", DefaultControlSocket, "the daemon's control `SOCKET`")
+	asJSON := fs.Bool("json", false, "print the status as JSON")
+	watch := &watchFlag{d: 2 * time.Second}
+	fs.Var(watch, "watch", "redraw every `INTERVAL` (default 2s) until interrupted")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	rest := fs.Args()
+	if watch.on && len(rest) > 0 {
+		if err := watch.Set(rest[0]); err != nil {
+			fmt.Fprintf(stderr, "synwall status: --watch %q: %v\n", rest[0], err)
+			return exitUsage
+		}
+		rest = rest[1:]
+	}
+	if len(rest) > 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	show := func() int {
+		doc, err := fetchStatus(ctx, *socket)
+		if err != nil {
+			fmt.Fprintln(stderr, "synwall status:", err)
+			if errors.Is(err, errNotRunning) {
+				return exitSetup
+			}
+			return exitFailure
+		}
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			enc.Encode(doc)
+			return exitOK
+		}
+		if watch.on {
+			fmt.Fprint(stdout, "\033[H\033[2J") // home, clear
+		}
+		renderStatus(stdout, doc)
+		return exitOK
+	}
+	if !watch.on {
+		return show()
+	}
+	t := time.NewTicker(watch.d)
+	defer t.Stop()
+	for {
+		if code := show(); code != exitOK {
+			return code
+		}
+		select {
+		case <-ctx.Done():
+			return exitOK
+		case <-t.C:
+		}
+	}
+}
+
+// renderStatus writes the human view.
+func renderStatus(w io.Writer, s *statusDoc) {
+	fail := "closed"
+	if s.Mode.FailOpen {
+		fail = "open"
+	}
+	fmt.Fprintf(w, "synwall %s  up %s  %s\n", s.Synwall, (time.Duration(s.Uptime) * time.Second).Round(time.Second), s.Time.Format(time.DateTime))
+	fmt.Fprintf(w, "backend %s, queues %s, fail %s, hooks %s, policy %s (%d services)\n\n",
+		s.Mode.Backend, s.Mode.Queues, fail, s.Mode.Hooks, s.Mode.Policy, s.Mode.Services)
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	num := func(r *Rate, f func(*Rate) float64) string {
+		if r == nil {
+			return "-"
+		}
+		return human(f(r))
+	}
+	fmt.Fprintf(tw, "per second\tlast 1s\tlast 10s\t\n")
+	for _, row := range []struct {
+		name string
+		f    func(*Rate) float64
+	}{
+		{"packets", func(r *Rate) float64 { return r.Packets }},
+		{"SYNs answered", func(r *Rate) float64 { return r.Answered }},
+		{"handshakes", func(r *Rate) float64 { return r.Handshakes }},
+	} {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t\n", row.name, num(s.Rate1s, row.f), num(s.Rate10s, row.f))
+	}
+	classes := map[string]bool{}
+	for _, r := range []*Rate{s.Rate1s, s.Rate10s} {
+		if r != nil {
+			for c := range r.Drops {
+				classes[c] = true
+			}
+		}
+	}
+	names := make([]string, 0, len(classes))
+	for c := range classes {
+		names = append(names, c)
+	}
+	sort.Strings(names)
+	for _, c := range names {
+		fmt.Fprintf(tw, "drop %s\t%s\t%s\t\n", c, num(s.Rate1s, func(r *Rate) float64 { return r.Drops[c] }), num(s.Rate10s, func(r *Rate) float64 { return r.Drops[c] }))
+	}
+	tw.Flush()
+
+	pct := func(u tableUse) string {
+		if u.Capacity == 0 {
+			return fmt.Sprintf("%d", u.Used)
+		}
+		return fmt.Sprintf("%d/%d (%.0f%%)", u.Used, u.Capacity, 100*float64(u.Used)/float64(u.Capacity))
+	}
+	fmt.Fprintf(w, "\nSYN cache %s, flows %s, pending segments %s\n", pct(s.Capacity.SynCache), pct(s.Capacity.Flows), pct(s.Capacity.Pending))
+	if s.Kernel.Unavailable != "" {
+		fmt.Fprintf(w, "kernel queue: %s\n", s.Kernel.Unavailable)
+	} else {
+		fmt.Fprintf(w, "kernel queue: waiting %d, dropped %d (queue full), %d (socket full); ENOBUFS %d; injection errors %d\n",
+			s.Kernel.Waiting, s.Kernel.QueueFull, s.Kernel.SocketFull, s.Queue.ENOBUFS, s.Queue.InjectErrors)
+	}
+	fmt.Fprintf(w, "policy reloads: %d ok, %d failed\n", s.Reloads.OK, s.Reloads.Failed)
+
+	win := s.Window
+	fmt.Fprintf(w, "\nthis window (%s): %d SYNs answered from ~%s sources\n", win.Length.Round(time.Second), win.Answered.Count, win.Answered.Sources)
+	if len(win.Classes) > 0 {
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "  drop reason\tcount\tsources\ttotal\n")
+		for _, c := range win.Classes {
+			fmt.Fprintf(tw, "  %s\t%d\t~%s\t%d\n", c.Class, c.Count, c.Sources, c.Total)
+		}
+		tw.Flush()
+	}
+	tops := func(title string, svcs []observe.Service, pfxs []observe.Prefix) {
+		if len(svcs) == 0 && len(pfxs) == 0 {
+			return
+		}
+		fmt.Fprintf(w, "\n%s\n", title)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "  service\tpackets\t\tsource prefix\tpackets\n")
+		for i := range max(len(svcs), len(pfxs)) {
+			var a, b, c, d string
+			if i < len(svcs) {
+				a, b = svcs[i].Service.String(), "~"+human(float64(svcs[i].Count))
+			}
+			if i < len(pfxs) {
+				c, d = pfxs[i].Prefix.String(), "~"+human(float64(pfxs[i].Count))
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t\t%s\t%s\n", a, b, c, d)
+		}
+		tw.Flush()
+	}
+	tops("SYNs answered: top services and source prefixes", win.Top.ServicesAnswered, win.Top.PrefixesAnswered)
+	tops("drops: top services and source prefixes", win.Top.ServicesDropped, win.Top.PrefixesDropped)
+	if p := s.Pcap; p != nil {
+		fmt.Fprintf(w, "\npcap %s: %d written, %d over the rate, %d writer behind, %d errors, %d rotations\n",
+			p.File, p.Written, p.Limited, p.RingFull, p.WriteErrors, p.Rotations)
+	}
+}
+
+// human formats a count or rate with k/M suffixes.
+func human(v float64) string {
+	switch {
+	case v >= 10e6:
+		return fmt.Sprintf("%.0fM", v/1e6)
+	case v >= 1e6:
+		return fmt.Sprintf("%.1fM", v/1e6)
+	case v >= 10e3:
+		return fmt.Sprintf("%.0fk", v/1e3)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	case v == float64(int64(v)):
+		return fmt.Sprintf("%d", int64(v))
+	}
+	return strings.TrimSuffix(fmt.Sprintf("%.1f", v), ".0")
+}
