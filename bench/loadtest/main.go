@@ -86,10 +86,9 @@ func (o *options) defaults() {
 		}
 	}
 	if o.memRate <= 0 {
-		o.memRate = 100_000
-		if o.short {
-			o.memRate = 50_000
-		}
+		// Both plans at a rate synwall takes without queue drops here,
+		// so that every distinct source reaches it.
+		o.memRate = 50_000
 	}
 	if o.defenses == nil {
 		o.defenses = []string{defSynproxy, defSynwall}
@@ -131,7 +130,7 @@ func main() {
 	flag.StringVar(&stages, "stages", "", "comma-separated distinct sources of the memory stages (default 1000,...,1000000; -short 1000,100000)")
 	flag.DurationVar(&o.point, "point", 0, "flood time of each sweep point (default 8s, -short 3s)")
 	flag.IntVar(&o.conns, "conns", 0, "legitimate connections per sweep point (default 150, -short 50)")
-	flag.IntVar(&o.memRate, "mem-rate", 0, "flood rate of the memory stages, `pps` (default 100000, -short 50000)")
+	flag.IntVar(&o.memRate, "mem-rate", 0, "flood rate of the memory stages, `pps` (default 50000)")
 	flag.StringVar(&defs, "defenses", "", "comma-separated defenses to sweep (default both: \"netfilter SYNPROXY,synwall\")")
 	flag.StringVar(&o.out, "out", "bench", "write the CSVs, plots and LOADTEST.md into `DIR`")
 	flag.StringVar(&o.synwall, "synwall", "", "synwall `BINARY`; empty builds ./cmd/synwall")

@@ -66,7 +66,8 @@ func (rep *report) rateTicks() plot.Ticker {
 }
 
 // linePlot draws series on a log-scaled rate axis and saves a PNG.
-func (rep *report) linePlot(path, title, ylabel string, ss []series, logY bool, ymin, ymax float64) error {
+// The legend goes to the top left unless legendLow.
+func (rep *report) linePlot(path, title, ylabel string, ss []series, logY, legendLow bool, ymin, ymax float64) error {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "spoofed SYN flood, target rate (packets/s)"
@@ -78,7 +79,7 @@ func (rep *report) linePlot(path, title, ylabel string, ss []series, logY bool, 
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	}
 	p.Add(plotter.NewGrid())
-	p.Legend.Top = true
+	p.Legend.Top = !legendLow
 	p.Legend.Left = true
 	for _, s := range ss {
 		l, pts, err := plotter.NewLinePoints(s.xys)
@@ -107,14 +108,14 @@ func (rep *report) plots(dir string) error {
 	}
 	success := rep.bySweep(func(p point) float64 { return 100 * p.Load.SuccessRate() })
 	if err := rep.linePlot(filepath.Join(dir, successPNG), "Legitimate connections during the flood",
-		"successful short connections (%)", success, false, 0, 100.5); err != nil {
+		"successful short connections (%)", success, false, true, 0, 100.5); err != nil {
 		return err
 	}
 	// A log axis needs positive values: a p99 under 10 µs (or none, when
 	// nothing connected) is drawn at 10 µs.
 	p99 := rep.bySweep(func(p point) float64 { return max(float64(p.Load.ConnectP99)/1e6, 0.01) })
 	if err := rep.linePlot(filepath.Join(dir, p99PNG), "Legitimate connect time, p99",
-		"connect time p99 (ms, log scale)", p99, true, 0, 0); err != nil {
+		"connect time p99 (ms, log scale)", p99, true, false, 0, 0); err != nil {
 		return err
 	}
 	synacks := rep.bySweep(func(p point) float64 { return p.SynAckPPS() / 1000 })
@@ -124,5 +125,5 @@ func (rep *report) plots(dir string) error {
 		sent[i].dashed = true
 	}
 	return rep.linePlot(filepath.Join(dir, synAcksPNG), "SYN-ACKs sent by the defense",
-		"thousands per second", append(synacks, sent...), false, 0, 0)
+		"thousands per second", append(synacks, sent...), false, false, 0, 0)
 }
