@@ -71,7 +71,8 @@ done
 owner() { [ -z "$root" ] && echo "-o ${1%%:*} -g ${1##*:}" || true; }
 
 # 1. The binary, built into a temporary file and then installed over the old
-# one in a single rename, so that a running daemon is not disturbed.
+# one (install(1) unlinks the old file first), so that a running daemon is
+# not disturbed; `synwall restart` then re-executes the new file.
 version="$(git -C "$src" describe --tags --always --dirty 2>/dev/null || echo dev)"
 if [ "$dry" -eq 0 ]; then
 	command -v go >/dev/null 2>&1 || { echo "install.sh: go not found in PATH" >&2; exit 1; }
@@ -139,6 +140,11 @@ Next steps:
   2. review $sysctl, then: sysctl --system
   3. systemctl enable --now synwall
      metrics: curl -s http://127.0.0.1:9474/metrics | grep ^synwall_
+  Upgrading a running synwall: the new binary takes over, keeping proxied
+  connections and its PID, with
+     synwall restart --pid-file /run/synwall/synwall.pid
+  (or systemctl kill -s USR2 --kill-whom=main synwall); a changed unit needs
+  systemctl restart synwall instead, which drops the proxied connections.
 EOF
 [ "$dry" -eq 1 ] && echo "(dry run: nothing was changed)"
 exit 0
