@@ -4,7 +4,8 @@
 //
 //   - the most attacked services (destination address and port) and the
 //     busiest source prefixes, separately for SYNs answered and for drops,
-//     with a Space-Saving heavy-hitter table of fixed size per worker
+//     with a Space-Saving heavy-hitter table of fixed size per worker, fed
+//     1 packet in 8 by default (Config.TopEvery; counts scaled back up)
 //     (Metwally, Agrawal, El Abbadi, "Efficient Computation of Frequent and
 //     Top-k Elements in Data Streams", 2005). Source prefixes are IPv4 /24
 //     and IPv6 /48: a /48 is what one site is normally given (RFC 6177

@@ -141,7 +141,7 @@ func TestDistinctSaturated(t *testing.T) {
 // invalid flags from an IPv6 /48; the snapshot and the window report name
 // them, and Rotate starts a new window.
 func TestObserverReport(t *testing.T) {
-	o, err := New(Config{Rand: fixedRand{}, TopK: 8}, t0)
+	o, err := New(Config{Rand: fixedRand{}, TopK: 8, TopEvery: 1}, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,5 +377,22 @@ func TestLimitedByService(t *testing.T) {
 	want[3], want[MaxServices] = 2, 1
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Limited (-want +got):\n%s", diff)
+	}
+}
+
+// BenchmarkProcessSpread: every packet from another /24 to another service,
+// so that the heavy-hitter tables miss and replace on every packet (their
+// worst case).
+func BenchmarkProcessSpread(b *testing.B) {
+	o, _ := New(Config{Rand: fixedRand{}}, t0)
+	w, _ := o.Wrap(&fakeProc{res: gateway.Result{Verdict: gateway.Drop, Event: gateway.EventSynAnswered}})
+	pkts := make([][]byte, 4096)
+	for i := range pkts {
+		pkts[i] = tcpPacket(netip.AddrFrom4([4]byte{198, 19, byte(i >> 4), byte(i)}), netip.AddrFrom4([4]byte{198, 18, 3, byte(i)}), 1, uint16(i), header.SYN)
+	}
+	var r gateway.Result
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		w.Process(pkts[i&4095], gateway.Meta{}, t0, &r)
 	}
 }

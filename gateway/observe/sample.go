@@ -99,6 +99,7 @@ type Sampler struct {
 	burst    int64 // ns of credit
 	tat      atomic.Int64
 
+	files  *pcapFiles // made by Open; used by Run only
 	slots  []slot
 	free   chan int32
 	filled chan int32
@@ -175,15 +176,29 @@ func (s *Sampler) Stats() SamplerStats {
 	}
 }
 
-// Run writes sampled packets until ctx ends, then writes what is left in
-// the ring and closes the file. It returns an error only when the first
-// file cannot be created; later file errors are counted (WriteErrors) and
-// retried with the next packet.
-func (s *Sampler) Run(ctx context.Context) error {
+// Open creates the first file, so that a bad path is an error before
+// anything runs. Run calls it when nobody did.
+func (s *Sampler) Open() error {
+	if s.files != nil {
+		return nil
+	}
 	f := &pcapFiles{cfg: s.cfg}
 	if err := f.open(); err != nil {
 		return err
 	}
+	s.files = f
+	return nil
+}
+
+// Run writes sampled packets until ctx ends, then writes what is left in
+// the ring and closes the file. It returns an error only when the first
+// file cannot be created; later file errors are counted (WriteErrors) and
+// retried with the next packet. Run is called once.
+func (s *Sampler) Run(ctx context.Context) error {
+	if err := s.Open(); err != nil {
+		return err
+	}
+	f := s.files
 	defer f.close()
 	write := func(i int32) {
 		sl := &s.slots[i]
