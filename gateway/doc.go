@@ -18,7 +18,15 @@
 // Each queue goroutine owns a Worker, whose buffers hold the packets a
 // Process call builds. Locks are per SYN-cache bucket and per flow-table
 // bucket; a flow bucket's lock may be held while taking a cache bucket's
-// lock or the pending pool's, never the other way round.
+// lock or the pending pool's, never the other way round. Data segments of
+// established flows (no SYN, FIN or RST) take no lock: each flow-table slot
+// has a view of what translation needs, in atomics, which the lock holder
+// publishes when the flow is established and withdraws before anything in
+// it changes, under a per-slot sequence count; a reader that sees the count
+// move, or a view the lock holder has not seen for a millisecond, takes the
+// lock instead. The lock-free path writes nothing shared, so idle expiry
+// counts from the last locked packet, at most a millisecond (or half the
+// idle timeout) early.
 //
 // # Decisions
 //

@@ -287,6 +287,7 @@ func New(cfg Config) (*Engine, error) {
 		fs[i] = binary.LittleEndian.Uint64(seed[8*i:]) | 1 // odd: never a zero factor
 	}
 	e.flows.init(flows, fs)
+	e.flows.grain = min(maxSeenGrain, e.idle/2)
 	e.pending.init(slots)
 	a, err := buildActive(cfg.Policy, nil, e.limitSlots)
 	if err != nil {

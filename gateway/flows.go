@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/synwall/synwall/cookies"
 )
@@ -20,9 +21,10 @@ const (
 	stateClosing               // FIN both ways or RST: lingering
 )
 
-// flow is one proxied connection, keyed by its client-side tuple. The
-// fields a lookup and a translation read come first, so that they share the
-// first two cache lines (the struct is 192 bytes and slots are contiguous).
+// flow is one proxied connection, keyed by its client-side tuple. What a
+// lookup and the translation of an established flow read or write comes
+// first, so that a packet touches one cache line of its flow (the struct
+// is 192 bytes and slots are contiguous, a multiple of 64 bytes apart).
 type flow struct {
 	key   flowKey
 	state flowState
@@ -30,18 +32,20 @@ type flow struct {
 	useTS      bool // timestamps on both sides: translate them
 	rescaleC2S bool
 	rescaleS2C bool
+
+	finClient, finServer bool
+	newSyn               bool // a new SYN came on this tuple while established
+
+	delta    uint32 // cookieISN - serverISN
+	tsOff    uint32 // ourTS - serverTS
+	lastSeen int64
+
 	// Effective shifts (RFC 7323 §2.3): what each sender scales by and what
 	// its peer believes it scales by.
 	clientShift, serverBelievesClient uint8
 	serverShift, clientBelievesServer uint8
 
-	delta uint32 // cookieISN - serverISN
-	tsOff uint32 // ourTS - serverTS
-
-	finClient, finServer bool
-	newSyn               bool // a new SYN came on this tuple while established
-
-	created, synSentAt, lastSeen, closeAt int64
+	created, synSentAt, closeAt int64
 
 	clientISN uint32
 	cookieISN uint32 // our SYN-ACK's ISN, the client's view of the server's
@@ -74,12 +78,145 @@ const FlowBucketSize = 16
 // lock each. A full bucket evicts an expired flow or else its least recently
 // used one. Each slot has a 32-bit tag from the tuple's hash (0: free), kept
 // apart so that a lookup scans one cache line before touching a flow.
+//
+// Each slot also has a view: the fields that translate an established flow,
+// in atomics, published under the bucket lock (publish, unpublish) and read
+// without it (view), so that the data of established flows, the bulk of
+// all packets, takes no lock.
 type flowTable struct {
 	seed  [4]uint64
 	mask  uint64
 	locks []paddedMutex
 	tags  []atomic.Uint32 // written under the bucket lock, read also without
 	slots []flow
+	views []flowView
+	grain int64 // see flowView
+}
+
+// flowView is the lock-free face of one slot (one cache line). Writers hold
+// the bucket lock and make seq odd while they change key, xl or bits (a
+// sequence lock); a reader that sees seq change, or odd, takes the lock
+// instead. seen is when the lock holder last saw the flow: the view is
+// used only within flowTable.grain of it, so that flow.lastSeen, which the
+// lock-free path does not write, is never more than grain behind.
+type flowView struct {
+	seq  atomic.Uint32
+	bits atomic.Uint32 // viewLive and the xlate flags and shifts; 0: no view
+	xl   atomic.Uint64 // delta | tsOff<<32
+	seen atomic.Int64
+	key  [5]atomic.Uint64
+}
+
+const (
+	viewLive = 1 << iota // an established flow without a new SYN
+	viewUseTS
+	viewRescaleC2S
+	viewRescaleS2C
+)
+
+// maxSeenGrain is the longest the lock-free path serves a flow after the
+// locked path last saw it: the precision of idle expiry. flowTable.grain
+// is this or half the idle timeout, whichever is less.
+const maxSeenGrain = int64(time.Millisecond)
+
+// xlate is what translating a segment of an established flow needs.
+type xlate struct {
+	delta, tsOff                      uint32
+	useTS, rescaleC2S, rescaleS2C     bool
+	clientShift, serverBelievesClient uint8
+	serverShift, clientBelievesServer uint8
+}
+
+func (f *flow) xlate() xlate {
+	return xlate{
+		delta: f.delta, tsOff: f.tsOff,
+		useTS: f.useTS, rescaleC2S: f.rescaleC2S, rescaleS2C: f.rescaleS2C,
+		clientShift: f.clientShift, serverBelievesClient: f.serverBelievesClient,
+		serverShift: f.serverShift, clientBelievesServer: f.clientBelievesServer,
+	}
+}
+
+func boolBit(v bool, bit uint32) uint32 {
+	if v {
+		return bit
+	}
+	return 0
+}
+
+// viewBits packs the flags and shifts of f (each shift is at most 14).
+func (f *flow) viewBits() uint32 {
+	return viewLive | boolBit(f.useTS, viewUseTS) | boolBit(f.rescaleC2S, viewRescaleC2S) |
+		boolBit(f.rescaleS2C, viewRescaleS2C) |
+		uint32(f.clientShift&0xf)<<8 | uint32(f.serverBelievesClient&0xf)<<12 |
+		uint32(f.serverShift&0xf)<<16 | uint32(f.clientBelievesServer&0xf)<<20
+}
+
+func xlateOf(bits uint32, xl uint64) xlate {
+	return xlate{
+		delta: uint32(xl), tsOff: uint32(xl >> 32),
+		useTS: bits&viewUseTS != 0, rescaleC2S: bits&viewRescaleC2S != 0, rescaleS2C: bits&viewRescaleS2C != 0,
+		clientShift: uint8(bits>>8) & 0xf, serverBelievesClient: uint8(bits>>12) & 0xf,
+		serverShift: uint8(bits>>16) & 0xf, clientBelievesServer: uint8(bits>>20) & 0xf,
+	}
+}
+
+// publish makes f's view current as of nowNs: f must be established,
+// without a new SYN. The caller holds f's bucket lock.
+func (ft *flowTable) publish(f *flow, nowNs int64) {
+	v := &ft.views[f.slot]
+	if v.bits.Load()&viewLive != 0 {
+		// The view is f's: only unpublish clears it, and every change of
+		// what it holds goes through unpublish first.
+		v.seen.Store(nowNs)
+		return
+	}
+	v.seq.Add(1)
+	for i := range f.key {
+		v.key[i].Store(f.key[i])
+	}
+	v.xl.Store(uint64(f.delta) | uint64(f.tsOff)<<32)
+	v.seen.Store(nowNs)
+	v.bits.Store(f.viewBits())
+	v.seq.Add(1)
+}
+
+// unpublish withdraws f's view, before f changes state or its slot is
+// reused. The caller holds f's bucket lock.
+func (ft *flowTable) unpublish(f *flow) {
+	v := &ft.views[f.slot]
+	if v.bits.Load() == 0 {
+		return
+	}
+	v.seq.Add(1)
+	v.bits.Store(0)
+	v.seq.Add(1)
+}
+
+// view returns, without the lock, the translation of the established flow
+// k in bucket i, if its view is published and was seen within ft.grain of
+// nowNs. ok false means: take the lock and ask findFlow.
+func (ft *flowTable) view(i int, tag uint32, k *flowKey, nowNs int64) (x xlate, ok bool) {
+	base := i * FlowBucketSize
+	tags := ft.tags[base : base+FlowBucketSize]
+	views := ft.views[base : base+FlowBucketSize]
+	for j := range tags {
+		if tags[j].Load() != tag {
+			continue
+		}
+		v := &views[j]
+		s := v.seq.Load()
+		bits := v.bits.Load()
+		if v.key[0].Load() != k[0] || v.key[1].Load() != k[1] || v.key[2].Load() != k[2] ||
+			v.key[3].Load() != k[3] || v.key[4].Load() != k[4] {
+			continue
+		}
+		if s&1 != 0 || bits&viewLive == 0 || nowNs-v.seen.Load() > ft.grain {
+			return x, false
+		}
+		x = xlateOf(bits, v.xl.Load())
+		return x, v.seq.Load() == s
+	}
+	return x, false
 }
 
 func (ft *flowTable) init(capacity int, seed [4]uint64) {
@@ -92,6 +229,7 @@ func (ft *flowTable) init(capacity int, seed [4]uint64) {
 	ft.locks = make([]paddedMutex, n)
 	ft.slots = make([]flow, n*FlowBucketSize)
 	ft.tags = make([]atomic.Uint32, n*FlowBucketSize)
+	ft.views = make([]flowView, n*FlowBucketSize)
 	for i := range ft.slots {
 		ft.slots[i].slot = int32(i)
 	}
@@ -216,6 +354,7 @@ func (e *Engine) newFlow(i int, tag uint32, t *cookies.Tuple, now int64) *flow {
 		e.removeFlow(pick)
 		e.st.flowsEvicted.Add(1)
 	}
+	e.flows.unpublish(pick)
 	*pick = flow{key: keyOf(t), tuple: *t, slot: pick.slot, created: now, lastSeen: now, synSentAt: now}
 	e.flows.tags[pick.slot].Store(tag)
 	e.st.flowsActive.Add(1)
@@ -228,6 +367,7 @@ func (e *Engine) removeFlow(f *flow) {
 	if f.state == stateInvalid {
 		return
 	}
+	e.flows.unpublish(f)
 	e.releasePending(f)
 	f.state = stateInvalid
 	e.flows.tags[f.slot].Store(0)

@@ -227,6 +227,7 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 			case stateClosing:
 				e.removeFlow(f)
 			case stateEstablished:
+				e.flows.unpublish(f)
 				f.newSyn = true
 			}
 		}
@@ -319,6 +320,12 @@ func (w *Worker) fromClient(pkt []byte, p *header.Packet, svc *policy.Service, t
 	nowNs := now.UnixNano()
 	k := keyOf(tup)
 	fi, tag := e.flows.bucketKey(&k)
+	if flags&(header.FIN|header.RST) == 0 {
+		if x, ok := e.flows.view(fi, tag, &k, nowNs); ok {
+			w.translateC2S(pkt, p, &x, flags, meta, r)
+			return
+		}
+	}
 	mu := e.flows.lock(fi)
 	mu.Lock()
 	defer mu.Unlock()
@@ -350,7 +357,21 @@ func (w *Worker) fromClient(pkt []byte, p *header.Packet, svc *policy.Service, t
 		w.heldClient(pkt, p, f, flags, meta, nowNs, r)
 		return
 	}
-	w.translateC2S(pkt, p, f, flags, meta, nowNs, r)
+	x := f.xlate()
+	w.translateC2S(pkt, p, &x, flags, meta, r)
+	w.locked(f, flags, true, nowNs)
+}
+
+// locked ends the locked path of a translated segment: a FIN or RST is
+// noted, and an established flow's view is published for the lock-free
+// path (flowTable.view).
+func (w *Worker) locked(f *flow, flags uint8, client bool, nowNs int64) {
+	if flags&(header.FIN|header.RST) != 0 {
+		w.closeSide(f, flags, client, nowNs)
+	}
+	if f.state == stateEstablished && !f.newSyn {
+		w.e.flows.publish(f, nowNs)
+	}
 }
 
 // handshake checks the ACK that completes the client's handshake and opens
@@ -497,6 +518,12 @@ func (w *Worker) fromServer(pkt []byte, p *header.Packet, flags uint8, meta Meta
 	setTuple(tup, &p.Dst, &p.Src, t.DestinationPort(), t.SourcePort(), p.V6)
 	k := keyOf(tup)
 	fi, tag := e.flows.bucketKey(&k)
+	if flags&(header.SYN|header.FIN|header.RST) == 0 {
+		if x, ok := e.flows.view(fi, tag, &k, nowNs); ok {
+			w.translateS2C(pkt, p, &x, meta, r)
+			return
+		}
+	}
 	mu := e.flows.lock(fi)
 	mu.Lock()
 	defer mu.Unlock()
@@ -531,7 +558,9 @@ func (w *Worker) fromServer(pkt []byte, p *header.Packet, flags uint8, meta Meta
 		return
 	}
 	f.lastSeen = nowNs
-	w.translateS2C(pkt, p, f, flags, meta, nowNs, r)
+	x := f.xlate()
+	w.translateS2C(pkt, p, &x, meta, r)
+	w.locked(f, flags, false, nowNs)
 }
 
 // serverUp records the server's ISN and options, completes its handshake
@@ -556,6 +585,7 @@ func (w *Worker) serverUp(p *header.Packet, f *flow, nowNs int64, r *Result) {
 	f.rescaleS2C = f.serverShift != f.clientBelievesServer
 	f.state = stateEstablished
 	f.lastSeen = nowNs
+	e.flows.publish(f, nowNs)
 
 	n := 0
 	w.inj[n] = w.ackToServer(f, n)

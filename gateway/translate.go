@@ -26,6 +26,7 @@ func (f *flow) c2sWindow(field uint16) uint16 {
 func (w *Worker) closeSide(f *flow, flags uint8, client bool, nowNs int64) {
 	if flags&header.RST != 0 {
 		if f.state != stateClosing {
+			w.e.flows.unpublish(f)
 			f.state = stateClosing
 			f.closeAt = nowNs + w.e.linger
 		}
@@ -37,6 +38,7 @@ func (w *Worker) closeSide(f *flow, flags uint8, client bool, nowNs int64) {
 		f.finServer = true
 	}
 	if f.finClient && f.finServer && f.state != stateClosing {
+		w.e.flows.unpublish(f)
 		f.state = stateClosing
 		f.closeAt = nowNs + w.e.linger
 	}
@@ -45,31 +47,28 @@ func (w *Worker) closeSide(f *flow, flags uint8, client bool, nowNs int64) {
 // translateC2S rewrites a client segment for the server: the ACK number and
 // SACK blocks name the server's sequence space, TSecr the server's clock
 // (RFC 7323 §3), and the window the scale the server believes in.
-func (w *Worker) translateC2S(pkt []byte, p *header.Packet, f *flow, flags uint8, meta Meta, nowNs int64, r *Result) {
+func (w *Worker) translateC2S(pkt []byte, p *header.Packet, x *xlate, flags uint8, meta Meta, r *Result) {
 	t := p.TCP
 	o := &p.Opts
 	var c csumAcc
 	if flags&header.ACK != 0 {
-		c.shift32(t[8:], -f.delta) // acknowledgment number
+		c.shift32(t[8:], -x.delta) // acknowledgment number
 	}
-	if n := o.SACKBlocks; n > 0 && f.delta != 0 && o.SACKOffset > 0 {
+	if n := o.SACKBlocks; n > 0 && x.delta != 0 && o.SACKOffset > 0 {
 		for i := 0; i < 2*n; i++ {
-			c.shift32(t[o.SACKOffset+4*i:], -f.delta)
+			c.shift32(t[o.SACKOffset+4*i:], -x.delta)
 		}
 	}
-	if f.useTS && o.HasTS {
-		c.shift32(t[o.TSOffset+4:], -f.tsOff) // TSecr
+	if x.useTS && o.HasTS {
+		c.shift32(t[o.TSOffset+4:], -x.tsOff) // TSecr
 	}
-	if f.rescaleC2S {
+	if x.rescaleC2S {
 		old := t.WindowSize()
-		nw := rescale(old, f.clientShift, f.serverBelievesClient)
+		nw := rescale(old, x.clientShift, x.serverBelievesClient)
 		t.SetWindowSize(nw)
 		c.add16(old, nw)
 	}
 	fixChecksum(p, c, meta)
-	if flags&(header.FIN|header.RST) != 0 {
-		w.closeSide(f, flags, true, nowNs)
-	}
 	r.Verdict, r.Packet, r.Event = Accept, pkt, EventTranslated
 }
 
@@ -77,24 +76,21 @@ func (w *Worker) translateC2S(pkt []byte, p *header.Packet, f *flow, flags uint8
 // number moves into the cookie's space, TSval onto our clock, and the
 // window onto the scale our SYN-ACK offered. SACK blocks name the client's
 // own sequence space and stay.
-func (w *Worker) translateS2C(pkt []byte, p *header.Packet, f *flow, flags uint8, meta Meta, nowNs int64, r *Result) {
+func (w *Worker) translateS2C(pkt []byte, p *header.Packet, x *xlate, meta Meta, r *Result) {
 	t := p.TCP
 	o := &p.Opts
 	var c csumAcc
-	c.shift32(t[4:], f.delta) // sequence number
-	if f.useTS && o.HasTS {
-		c.shift32(t[o.TSOffset:], f.tsOff) // TSval
+	c.shift32(t[4:], x.delta) // sequence number
+	if x.useTS && o.HasTS {
+		c.shift32(t[o.TSOffset:], x.tsOff) // TSval
 	}
-	if f.rescaleS2C {
+	if x.rescaleS2C {
 		old := t.WindowSize()
-		nw := rescale(old, f.serverShift, f.clientBelievesServer)
+		nw := rescale(old, x.serverShift, x.clientBelievesServer)
 		t.SetWindowSize(nw)
 		c.add16(old, nw)
 	}
 	fixChecksum(p, c, meta)
-	if flags&(header.FIN|header.RST) != 0 {
-		w.closeSide(f, flags, false, nowNs)
-	}
 	r.Verdict, r.Packet, r.Event = Accept, pkt, EventTranslated
 }
 
