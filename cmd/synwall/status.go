@@ -235,7 +235,7 @@ func renderStatus(w io.Writer, s *statusDoc) {
 		fail = "open"
 	}
 	fmt.Fprintf(w, "synwall %s  up %s  %s\n", s.Synwall, (time.Duration(s.Uptime) * time.Second).Round(time.Second), s.Time.Format(time.DateTime))
-	fmt.Fprintf(w, "backend %s, queues %s, fail %s, hooks %s, policy %s (%d services)\n\n",
+	fmt.Fprintf(w, "backend %s, queues %s, fail %s, hooks %s, policy %s, services: %d\n\n",
 		s.Mode.Backend, s.Mode.Queues, fail, s.Mode.Hooks, s.Mode.Policy, s.Mode.Services)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -289,16 +289,33 @@ func renderStatus(w io.Writer, s *statusDoc) {
 	}
 	fmt.Fprintf(w, "policy reloads: %d ok, %d failed\n", s.Reloads.OK, s.Reloads.Failed)
 
-	win := s.Window
-	fmt.Fprintf(w, "\nthis window (%s): %d SYNs answered from ~%s sources\n", win.Length.Round(time.Second), win.Answered.Count, win.Answered.Sources)
-	if len(win.Classes) > 0 {
+	// Counts and sources of the last complete window (the current one
+	// may have just begun); totals since start from the current one.
+	win, label := s.Window, "this window"
+	if s.LastWindow != nil {
+		win, label = *s.LastWindow, "last window"
+	}
+	totals := map[string]uint64{}
+	for _, c := range s.Window.Classes {
+		totals[c.Class] = c.Total
+	}
+	fmt.Fprintf(w, "\n%s (%s): %d SYNs answered from ~%s sources\n", label, win.Length.Round(100*time.Millisecond), win.Answered.Count, win.Answered.Sources)
+	if len(s.Window.Classes) > 0 {
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(tw, "  drop reason\tcount\tsources\ttotal\n")
+		fmt.Fprintf(tw, "  drop reason\tcount\tsources\ttotal since start\n")
+		seen := map[string]bool{}
 		for _, c := range win.Classes {
-			fmt.Fprintf(tw, "  %s\t%d\t~%s\t%d\n", c.Class, c.Count, c.Sources, c.Total)
+			seen[c.Class] = true
+			fmt.Fprintf(tw, "  %s\t%d\t~%s\t%d\n", c.Class, c.Count, c.Sources, totals[c.Class])
+		}
+		for _, c := range s.Window.Classes {
+			if !seen[c.Class] {
+				fmt.Fprintf(tw, "  %s\t0\t-\t%d\n", c.Class, c.Total)
+			}
 		}
 		tw.Flush()
 	}
+	win = s.Window // the heavy hitters: decayed over all windows so far
 	tops := func(title string, svcs []observe.Service, pfxs []observe.Prefix) {
 		if len(svcs) == 0 && len(pfxs) == 0 {
 			return

@@ -165,6 +165,7 @@ func TestOperatorVisibility(t *testing.T) {
 	if err != nil || !strings.Contains(string(human), atkPrefix) {
 		t.Errorf("synwall status (%v) does not name %s:\n%s", err, atkPrefix, human)
 	}
+	t.Logf("synwall status:\n%s", human)
 
 	// Stop, so that the pcap file is complete; the socket goes with it.
 	if err := sw.Stop(); err != nil {
