@@ -99,6 +99,10 @@ type Config struct {
 	NetNS int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Handoff, when non-nil, hands the bound queue sockets of BackendRaw
+	// to the next process of a graceful restart and adopts those handed
+	// over by the previous one. See Handoff.
+	Handoff *Handoff
 }
 
 // ErrNoQueues is returned by Open for a Config without queue numbers.

@@ -47,16 +47,37 @@ type rawWorker struct {
 }
 
 func (w *rawWorker) run(ctx context.Context, bound func()) error {
-	if err := inNetNS(w.cfg.NetNS, w.openSocket); err != nil {
+	fd, adopted := w.cfg.Handoff.inherited(w.queue)
+	if adopted {
+		w.fd = fd
+	} else if err := inNetNS(w.cfg.NetNS, w.openSocket); err != nil {
 		return err
 	}
-	defer unix.Close(w.fd)
+	kept := false
+	defer func() {
+		if !kept {
+			unix.Close(w.fd)
+		}
+	}()
 	w.initRecv()
 	w.pipe = newPipeline(w.queue, w.proc, w.inj, w.c, w.write)
-	if err := w.bind(); err != nil {
+	bind := w.bind
+	if adopted {
+		bind = w.adopt
+	}
+	if err := bind(); err != nil {
 		return err
 	}
-	defer w.unbind()
+	defer func() {
+		if w.cfg.Handoff.keeping() {
+			// A graceful restart: verdict what was read, stay bound.
+			_ = w.pipe.flush()
+			w.cfg.Handoff.record(w.queue, w.fd)
+			kept = true
+			return
+		}
+		w.unbind()
+	}()
 	bound()
 	return w.loop(ctx)
 }
