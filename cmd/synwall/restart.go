@@ -16,6 +16,7 @@ import (
 
 	"github.com/synwall/synwall/cookies"
 	"github.com/synwall/synwall/gateway"
+	"github.com/synwall/synwall/queue"
 )
 
 // Graceful restart (synwall restart, or SIGUSR2 to the daemon):
@@ -31,6 +32,12 @@ import (
 //  3. It re-executes /proc/self/exe with the same arguments and
 //     environment: the same PID, so systemd and the pid file stay right,
 //     and the binary now on disk, so an upgrade takes effect.
+//     With the raw backend (and --handoff, the default) the queues are not
+//     unbound: the workers send the verdicts of what they read and leave
+//     their netlink sockets bound and open; the sockets survive the execve
+//     (close-on-exec cleared, numbers in $SYNWALL_QUEUE_FDS) and the new
+//     process reads on from them. Packets arriving meanwhile wait in the
+//     kernel queue (up to its length; beyond, the fail mode applies).
 //  4. The new process reads the state file (refusing, with a log line, one
 //     that is corrupt, truncated, of another version or older than
 //     gateway.MaxStateAge, and then starting fresh), removes it, builds its
@@ -137,8 +144,8 @@ func restoredJar(cfg cookies.Config, st *gateway.State, now time.Time, log *slog
 }
 
 // reexec replaces the process by the binary at /proc/self/exe with the same
-// arguments and environment. It returns only on failure.
-func reexec() error {
+// arguments and environment, plus extra entries. It returns only on failure.
+func reexec(extra ...string) error {
 	exe, err := os.Executable()
 	if err != nil {
 		exe = "/proc/self/exe"
@@ -146,7 +153,13 @@ func reexec() error {
 	// /proc/self/exe names the file that is running even when it was
 	// replaced on disk; exec the path so that the new binary runs.
 	exe = strings.TrimSuffix(exe, " (deleted)")
-	return syscall.Exec(exe, os.Args, os.Environ())
+	env := os.Environ()
+	for _, e := range extra {
+		if e != "" {
+			env = append(env, e)
+		}
+	}
+	return syscall.Exec(exe, os.Args, env)
 }
 
 // cmdRestart sends the restart signal and waits for the daemon to be ready
@@ -222,4 +235,63 @@ func (d *daemon) saveForRestart() error {
 	}
 	d.log.Info("state saved", "file", path, "bytes", size, "flows", d.engine.Stats().FlowsActive)
 	return errRestart
+}
+
+// setupHandoff decides whether this process hands its queue sockets over
+// on a graceful restart, and adopts those handed over by the previous one
+// (inherited, or herr when they could not be used).
+func (d *daemon) setupHandoff(inherited *queue.Handoff, herr error) {
+	if herr != nil {
+		d.log.Warn("handed-over queue sockets not used; binding the queues afresh", "err", herr)
+	}
+	use := d.flags.handoff && d.qcfg.Backend == queue.BackendRaw
+	if !use {
+		if n := inherited.CloseExcept(nil); n > 0 {
+			d.log.Info("handed-over queue sockets closed (handoff off or another backend)", "sockets", n)
+		}
+		return
+	}
+	if inherited == nil {
+		inherited = &queue.Handoff{}
+	}
+	if n := inherited.CloseExcept(d.qcfg.Queues); n > 0 {
+		d.log.Info("handed-over sockets of queues no longer configured closed", "sockets", n)
+	}
+	d.qcfg.Handoff = inherited
+}
+
+// handoffEnv returns the environment entry naming the queue sockets for the
+// next process, "" when none are handed over.
+func (d *daemon) handoffEnv() string {
+	if d.qcfg.Handoff == nil {
+		return ""
+	}
+	env, err := d.qcfg.Handoff.Env()
+	if err != nil {
+		d.log.Warn("queue sockets not handed over; the next process binds afresh", "err", err)
+		return ""
+	}
+	return env
+}
+
+// logRestartDone logs, after a graceful restart, how long the queues were
+// without a reader: unbound (the fail mode applied) or, when the sockets
+// were handed over, only paused (packets waited in the kernel queue).
+func (d *daemon) logRestartDone(bound time.Time) {
+	st := d.restoring
+	if st == nil {
+		return
+	}
+	gap := bound.Sub(st.Saved).Round(time.Microsecond)
+	handed := 0
+	if h := d.qcfg.Handoff; h != nil {
+		handed = len(h.Inherited)
+	}
+	if handed > 0 && handed == len(d.qcfg.Queues) {
+		d.log.Info("graceful restart done", "queues_handed_over", handed, "queues_unbound_for", time.Duration(0),
+			"queues_paused_for", gap, "rules_replaced_after", time.Since(st.Saved).Round(time.Microsecond))
+		return
+	}
+	d.log.Info("graceful restart done", "queues_handed_over", handed, "queues_unbound_for", gap,
+		"rules_replaced_after", time.Since(st.Saved).Round(time.Microsecond))
 }

@@ -37,6 +37,7 @@ type runFlags struct {
 	logFormat   string
 	logLevel    string
 	stateDir    string
+	handoff     bool
 	ops         opsFlags // status, pcap sampling and log summaries (observe.go)
 }
 
@@ -59,6 +60,7 @@ func (f *runFlags) register(fs interface {
 		fs.StringVar(&f.logFormat, "log-format", "text", "log format: `text` or json")
 		fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 		fs.StringVar(&f.stateDir, "state-dir", defaultStateDir, "`DIR` of the state file a graceful restart (SIGUSR2, synwall restart) hands to the next process; empty disables restoring")
+		fs.BoolVar(&f.handoff, "handoff", true, "on a graceful restart, hand the bound queue sockets to the next process (raw backend): the queues never unbind")
 	}
 }
 
@@ -233,15 +235,17 @@ CAP_NET_ADMIN and CAP_NET_RAW.`, stderr)
 	// served once running rather than killing the process.
 	restartReq := make(chan os.Signal, 1)
 	signal.Notify(restartReq, restartSignal)
+	inherited, herr := queue.HandoffFromEnv()
 	d, err := newDaemon(&f, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitSetup
 	}
 	d.restartReq = restartReq
+	d.setupHandoff(inherited, herr)
 	if err := d.run(ctx); errors.Is(err, errRestart) {
 		log.Info("re-executing for a graceful restart")
-		err = reexec()
+		err = reexec(d.handoffEnv())
 		log.Error("graceful restart: cannot re-execute; exiting with the state saved and the rules in place", "err", err)
 		return exitFailure
 	} else if err != nil {
@@ -371,10 +375,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		g.Wait()
 		return fmt.Errorf("%w: installing firewall rules: %v", errSetup, err)
 	}
-	if st := d.restoring; st != nil {
-		d.log.Info("graceful restart done", "queues_unbound_for", bound.Sub(st.Saved).Round(time.Microsecond),
-			"rules_replaced_after", time.Since(st.Saved).Round(time.Microsecond))
-	}
+	d.logRestartDone(bound)
 	defer func() {
 		if d.restarting.Load() {
 			if err == nil {
@@ -427,6 +428,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 			case <-d.restartReq:
 				d.log.Info("graceful restart requested: draining the queues")
 				d.restarting.Store(true)
+				d.qcfg.Handoff.Keep()
 				cancel()
 				return nil
 			}

@@ -54,7 +54,7 @@ func (c *hashCounter) Write(p []byte) (int, error) {
 }
 
 var (
-	unboundFor    = regexp.MustCompile(`queues_unbound_for=(\S+)`)
+	restartDone   = regexp.MustCompile(`graceful restart done" queues_handed_over=(\d+) queues_unbound_for=(\S+)( queues_paused_for=\S+)?`)
 	restoredFlows = regexp.MustCompile(`msg="state restored" flows=(\d+)`)
 )
 
@@ -62,13 +62,23 @@ var (
 // synwall is under way when `synwall restart` is run, after the binary on
 // disk was replaced (an upgrade). The download completes intact, the daemon
 // keeps its PID and now runs the new binary, synwall's rules exist exactly
-// once, new connections succeed, and the state file is gone. Run in both
-// fail modes; the time the queues were unbound is logged (it varies with
-// the machine's load, so it is not asserted).
+// once, new connections succeed, and the state file is gone. Run with the
+// queue sockets handed over (the default: the queues never unbind) and
+// without (--handoff=false) in both fail modes; the time the queues were
+// unbound or paused is logged (it varies with the machine's load, so it is
+// not asserted).
 func TestSynwallGracefulRestart(t *testing.T) {
 	needTools(t, "curl")
-	for _, fail := range []string{"closed", "open"} {
-		t.Run("fail-"+fail, func(t *testing.T) {
+	for _, tc := range []struct {
+		name, fail string
+		handoff    bool
+	}{
+		{"handoff", "closed", true},
+		{"unbind-fail-closed", "closed", false},
+		{"unbind-fail-open", "open", false},
+	} {
+		fail := tc.fail
+		t.Run(tc.name, func(t *testing.T) {
 			l := newLab(t)
 			if _, err := l.StartServers(ServerConfig{}); err != nil {
 				t.Fatal(err)
@@ -78,7 +88,7 @@ func TestSynwallGracefulRestart(t *testing.T) {
 			copyFile(t, needSynwall(t), bin)
 			pidFile := filepath.Join(dir, "synwall.pid")
 			stateDir := filepath.Join(dir, "state")
-			cfg := SynwallConfig{Fail: fail, Args: []string{"--pid-file", pidFile, "--state-dir", stateDir}}
+			cfg := SynwallConfig{Fail: fail, Args: []string{"--pid-file", pidFile, "--state-dir", stateDir, "--handoff=" + strconv.FormatBool(tc.handoff)}}
 			cfg.Binary = bin
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
@@ -147,10 +157,17 @@ func TestSynwallGracefulRestart(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(stateDir, "state")); !os.IsNotExist(err) {
 				t.Errorf("state file after the restart: %v, want removed", err)
 			}
-			if m := unboundFor.FindStringSubmatch(sw.Stderr()); m != nil {
-				t.Logf("fail-%s: queues unbound for %s; synwall restart returned after %v", fail, m[1], took.Round(time.Millisecond))
-			} else {
-				t.Errorf("no queues_unbound_for in the daemon's log; the state was not restored?")
+			m := restartDone.FindStringSubmatch(sw.Stderr())
+			switch {
+			case m == nil:
+				t.Errorf("no graceful restart line in the daemon's log; the state was not restored?")
+			case tc.handoff && (m[1] != "2" || m[2] != "0s"):
+				t.Errorf("handoff: %s queues handed over, unbound for %s; want 2 and 0s", m[1], m[2])
+			case !tc.handoff && m[1] != "0":
+				t.Errorf("--handoff=false: %s queues handed over, want 0", m[1])
+			}
+			if m != nil {
+				t.Logf("%s: queues unbound for %s%s; synwall restart returned after %v", tc.name, m[2], m[3], took.Round(time.Millisecond))
 			}
 			if m := restoredFlows.FindStringSubmatch(sw.Stderr()); m == nil || m[1] == "0" {
 				t.Errorf("the daemon restored no flow (log match %q); the download's flow should be one", m)
