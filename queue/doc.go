@@ -61,6 +61,13 @@
 // removes the rules with Firewall.Remove. Between the unbind and the removal
 // the mode's "no program bound" behaviour applies.
 //
+// A graceful restart need not unbind at all: with Config.Handoff and
+// Handoff.Keep called before the context is cancelled, the raw backend's
+// workers send the verdicts of what they read and leave their sockets
+// bound and open, for the next process to adopt after execve (see
+// Handoff). Packets arriving meanwhile wait in the kernel queue; only a
+// full queue applies the fail mode.
+//
 // # Injection
 //
 // RawInjector sends complete IPv4 and IPv6 packets through
