@@ -80,7 +80,9 @@ func (s *State) Flows() int { return len(s.flows) / flowRecordLen }
 // bucket is locked while it is read; for a consistent picture, stop the
 // workers first (a packet processed after SaveState is not in the file).
 func (e *Engine) SaveState(w io.Writer, now time.Time) error {
-	b := make([]byte, 0, stateHeaderLen+flowRecordLen*64)
+	// Room for the flows counted now and a few more; append grows it if
+	// packets add flows meanwhile.
+	b := make([]byte, 0, stateHeaderLen+flowRecordLen*(int(max(e.st.flowsActive.Load(), 0))+64)+4)
 	b = append(b, stateMagic...)
 	b = binary.LittleEndian.AppendUint16(b, StateVersion)
 	b = binary.LittleEndian.AppendUint16(b, 0)
@@ -257,16 +259,19 @@ func ReadState(r io.Reader, now time.Time) (*State, error) {
 		return nil, fmt.Errorf("%w: %d flows", ErrStateMalformed, nflows)
 	}
 	// Read what is there, never more than the header promises, growing
-	// the buffer as bytes arrive: a forged count costs no memory.
+	// the buffer beyond 4 MiB only as bytes arrive: a forged count costs
+	// little memory.
 	want := int64(nflows)*flowRecordLen + 4
-	rest, err := io.ReadAll(io.LimitReader(r, want))
-	if err != nil {
+	var buf bytes.Buffer
+	buf.Grow(stateHeaderLen + int(min(want, 4<<20)))
+	buf.Write(h[:])
+	if _, err := buf.ReadFrom(io.LimitReader(r, want)); err != nil {
 		return nil, err
 	}
-	if int64(len(rest)) < want {
-		return nil, fmt.Errorf("%w: %d of %d flow and checksum bytes", ErrStateTruncated, len(rest), want)
+	body := buf.Bytes()
+	if got := int64(len(body) - stateHeaderLen); got < want {
+		return nil, fmt.Errorf("%w: %d of %d flow and checksum bytes", ErrStateTruncated, got, want)
 	}
-	body := append(h[:], rest...)
 	end := len(body) - 4
 	if got, want := crc32.Checksum(body[:end], castagnoli), binary.LittleEndian.Uint32(body[end:]); got != want {
 		return nil, fmt.Errorf("%w: computed %#08x, stored %#08x", ErrStateChecksum, got, want)

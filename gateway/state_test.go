@@ -323,3 +323,59 @@ func FuzzReadState(f *testing.F) {
 		}
 	})
 }
+
+// fillFlows puts n established flows with distinct tuples into e.
+func fillFlows(tb testing.TB, e *Engine, n int, now time.Time) {
+	tb.Helper()
+	nowNs := now.UnixNano()
+	for i := range n {
+		t := cookies.Tuple{SrcPort: uint16(1024 + i%60000), DstPort: serverPort}
+		t.Src[0], t.Src[1], t.Src[2], t.Src[3] = 198, 18, byte(i>>16), byte(i>>8)
+		t.Dst[0], t.Dst[1], t.Dst[2], t.Dst[3] = 198, 19, 0, 1
+		b, tag := e.flows.bucket(&t)
+		mu := e.flows.lock(b)
+		mu.Lock()
+		f := e.newFlow(b, tag, &t, nowNs)
+		f.state, f.delta, f.tsOff, f.useTS, f.sentWS, f.advWS = stateEstablished, uint32(i)*7919, uint32(i), true, 7, 7
+		mu.Unlock()
+	}
+}
+
+// BenchmarkSaveState and BenchmarkLoadState: a graceful restart's cost for
+// a table of 64k established flows (the default flow table size).
+func BenchmarkSaveState(b *testing.B) {
+	h := newHarness(b, false, testAdvertise(), func(c *Config) { c.Flows = DefaultFlows })
+	fillFlows(b, h.e, DefaultFlows, t0)
+	var buf bytes.Buffer
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		if err := h.e.SaveState(&buf, t0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(buf.Len()), "bytes")
+	b.ReportMetric(float64(h.e.Stats().FlowsActive), "flows")
+}
+
+func BenchmarkLoadState(b *testing.B) {
+	h := newHarness(b, false, testAdvertise(), func(c *Config) { c.Flows = DefaultFlows })
+	fillFlows(b, h.e, DefaultFlows, t0)
+	var buf bytes.Buffer
+	if err := h.e.SaveState(&buf, t0); err != nil {
+		b.Fatal(err)
+	}
+	n := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		fresh := newHarness(b, false, testAdvertise(), func(c *Config) { c.Flows = DefaultFlows; c.Rand = seeded(5) })
+		b.StartTimer()
+		st, err := ReadState(bytes.NewReader(buf.Bytes()), t0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = fresh.e.Restore(st, t0)
+	}
+	b.ReportMetric(float64(n), "flows")
+}
