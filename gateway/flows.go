@@ -151,13 +151,14 @@ func (f *flow) viewBits() uint32 {
 		uint32(f.serverShift&0xf)<<16 | uint32(f.clientBelievesServer&0xf)<<20
 }
 
-func xlateOf(bits uint32, xl uint64) xlate {
-	return xlate{
-		delta: uint32(xl), tsOff: uint32(xl >> 32),
-		useTS: bits&viewUseTS != 0, rescaleC2S: bits&viewRescaleC2S != 0, rescaleS2C: bits&viewRescaleS2C != 0,
-		clientShift: uint8(bits>>8) & 0xf, serverBelievesClient: uint8(bits>>12) & 0xf,
-		serverShift: uint8(bits>>16) & 0xf, clientBelievesServer: uint8(bits>>20) & 0xf,
-	}
+// set fills x from a view's bits and xl, a field at a time (a struct
+// built elsewhere and copied whole would be read back in wider loads than
+// it was written with, which stalls store forwarding).
+func (x *xlate) set(bits uint32, xl uint64) {
+	x.delta, x.tsOff = uint32(xl), uint32(xl>>32)
+	x.useTS, x.rescaleC2S, x.rescaleS2C = bits&viewUseTS != 0, bits&viewRescaleC2S != 0, bits&viewRescaleS2C != 0
+	x.clientShift, x.serverBelievesClient = uint8(bits>>8)&0xf, uint8(bits>>12)&0xf
+	x.serverShift, x.clientBelievesServer = uint8(bits>>16)&0xf, uint8(bits>>20)&0xf
 }
 
 // publish makes f's view current as of nowNs: f must be established,
@@ -192,10 +193,10 @@ func (ft *flowTable) unpublish(f *flow) {
 	v.seq.Add(1)
 }
 
-// view returns, without the lock, the translation of the established flow
-// k in bucket i, if its view is published and was seen within ft.grain of
-// nowNs. ok false means: take the lock and ask findFlow.
-func (ft *flowTable) view(i int, tag uint32, k *flowKey, nowNs int64) (x xlate, ok bool) {
+// view sets x, without the lock, to the translation of the established
+// flow k in bucket i, if its view is published and was seen within
+// ft.grain of nowNs. False means: take the lock and ask findFlow.
+func (ft *flowTable) view(i int, tag uint32, k *flowKey, nowNs int64, x *xlate) bool {
 	base := i * FlowBucketSize
 	tags := ft.tags[base : base+FlowBucketSize]
 	views := ft.views[base : base+FlowBucketSize]
@@ -211,12 +212,12 @@ func (ft *flowTable) view(i int, tag uint32, k *flowKey, nowNs int64) (x xlate, 
 			continue
 		}
 		if s&1 != 0 || bits&viewLive == 0 || nowNs-v.seen.Load() > ft.grain {
-			return x, false
+			return false
 		}
-		x = xlateOf(bits, v.xl.Load())
-		return x, v.seq.Load() == s
+		x.set(bits, v.xl.Load())
+		return v.seq.Load() == s
 	}
-	return x, false
+	return false
 }
 
 func (ft *flowTable) init(capacity int, seed [4]uint64) {
@@ -248,6 +249,18 @@ func keyOf(t *cookies.Tuple) flowKey {
 		binary.LittleEndian.Uint64(t.Dst[0:]), binary.LittleEndian.Uint64(t.Dst[8:]),
 		uint64(t.SrcPort)<<32 | uint64(t.DstPort)<<16 | v6,
 	}
+}
+
+// set makes k the key of t, in place (keyOf's result is copied in wider
+// loads than it is built with, which stalls store forwarding).
+func (k *flowKey) set(t *cookies.Tuple) {
+	var v6 uint64
+	if t.V6 {
+		v6 = 1
+	}
+	k[0], k[1] = binary.LittleEndian.Uint64(t.Src[0:]), binary.LittleEndian.Uint64(t.Src[8:])
+	k[2], k[3] = binary.LittleEndian.Uint64(t.Dst[0:]), binary.LittleEndian.Uint64(t.Dst[8:])
+	k[4] = uint64(t.SrcPort)<<32 | uint64(t.DstPort)<<16 | v6
 }
 
 func (a *flowKey) equal(b *flowKey) bool {

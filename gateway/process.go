@@ -218,7 +218,8 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 	// A tuple reused after its flow began to close starts afresh; an
 	// established flow is only marked, and replaced when a valid ACK for
 	// a new ISN arrives.
-	fk := keyOf(tup)
+	var fk flowKey
+	fk.set(tup)
 	if fi, tag := e.flows.bucketKey(&fk); e.flows.mayHave(fi, tag) {
 		mu := e.flows.lock(fi)
 		mu.Lock()
@@ -318,10 +319,12 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 func (w *Worker) fromClient(pkt []byte, p *header.Packet, svc *policy.Service, tup *cookies.Tuple, flags uint8, meta Meta, now time.Time, r *Result) {
 	e := w.e
 	nowNs := now.UnixNano()
-	k := keyOf(tup)
+	var k flowKey
+	k.set(tup)
 	fi, tag := e.flows.bucketKey(&k)
 	if flags&(header.FIN|header.RST) == 0 {
-		if x, ok := e.flows.view(fi, tag, &k, nowNs); ok {
+		var x xlate
+		if e.flows.view(fi, tag, &k, nowNs, &x) {
 			w.translateC2S(pkt, p, &x, flags, meta, r)
 			return
 		}
@@ -516,10 +519,12 @@ func (w *Worker) fromServer(pkt []byte, p *header.Packet, flags uint8, meta Meta
 	nowNs := now.UnixNano()
 	tup := &w.tup
 	setTuple(tup, &p.Dst, &p.Src, t.DestinationPort(), t.SourcePort(), p.V6)
-	k := keyOf(tup)
+	var k flowKey
+	k.set(tup)
 	fi, tag := e.flows.bucketKey(&k)
 	if flags&(header.SYN|header.FIN|header.RST) == 0 {
-		if x, ok := e.flows.view(fi, tag, &k, nowNs); ok {
+		var x xlate
+		if e.flows.view(fi, tag, &k, nowNs, &x) {
 			w.translateS2C(pkt, p, &x, meta, r)
 			return
 		}
