@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"net/netip"
 )
@@ -164,8 +165,9 @@ func (b *Builder) source(r uint64) (uint32, uint16) {
 	if b.next++; b.next == b.distinct {
 		b.next = 0
 	}
-	hosts := uint64(b.hostMask) + 1
-	h, port := uint32(i%hosts), uint16(MinPort+i/hosts)
+	// The prefix holds a power of two of addresses: index i is address
+	// i mod hosts and port i / hosts.
+	h, port := uint32(i)&b.hostMask, uint16(MinPort+i>>bits.OnesCount32(b.hostMask))
 	return b.base | (h*b.mult)&b.hostMask, port
 }
 

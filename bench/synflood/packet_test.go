@@ -384,13 +384,20 @@ func TestBucket(t *testing.T) {
 }
 
 func BenchmarkFill(b *testing.B) {
-	bl, err := NewBuilder(netip.MustParsePrefix("198.19.0.0/16"), netip.MustParseAddrPort("198.18.3.2:80"), 7)
-	if err != nil {
-		b.Fatal(err)
-	}
-	p := make([]byte, PacketLen)
-	b.ReportAllocs()
-	for b.Loop() {
-		bl.Fill(p)
+	for _, distinct := range []uint64{0, 1_000_000} {
+		b.Run(fmt.Sprintf("distinct=%d", distinct), func(b *testing.B) {
+			bd, err := NewBuilder(netip.MustParsePrefix("198.19.0.0/16"), netip.MustParseAddrPort("198.18.3.2:80"), 7)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := bd.SetDistinct(distinct); err != nil {
+				b.Fatal(err)
+			}
+			p := make([]byte, PacketLen)
+			b.ReportAllocs()
+			for b.Loop() {
+				bd.Fill(p)
+			}
+		})
 	}
 }
