@@ -12,7 +12,7 @@ import (
 
 // defaultPidFile is where `synwall run --pid-file` is expected by default
 // (the systemd unit uses it too).
-const defaultPidFile = "/run/synwall.pid"
+const defaultPidFile = "/run/synwall/synwall.pid"
 
 func cmdReload(_ context.Context, args []string, _, stderr io.Writer) int {
 	fs := newFlags("reload", "[--pid-file FILE]", `Asks the running gateway to re-read its policy file by sending it SIGHUP.
