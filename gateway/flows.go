@@ -165,7 +165,8 @@ func (x *xlate) set(bits uint32, xl uint64) {
 // without a new SYN. The caller holds f's bucket lock.
 func (ft *flowTable) publish(f *flow, nowNs int64) {
 	v := &ft.views[f.slot]
-	if v.bits.Load()&viewLive != 0 {
+	tag := ft.tags[f.slot].Load()
+	if tag&tagView != 0 {
 		// The view is f's: only unpublish clears it, and every change of
 		// what it holds goes through unpublish first.
 		v.seen.Store(nowNs)
@@ -179,15 +180,22 @@ func (ft *flowTable) publish(f *flow, nowNs int64) {
 	v.seen.Store(nowNs)
 	v.bits.Store(f.viewBits())
 	v.seq.Add(1)
+	ft.tags[f.slot].Store(tag | tagView)
 }
 
-// unpublish withdraws f's view, before f changes state or its slot is
-// reused. The caller holds f's bucket lock.
+// unpublish withdraws f's view, before f changes state or is removed. Only
+// an established flow without a new SYN can have one, so for any other the
+// view is not even read. The caller holds f's bucket lock.
 func (ft *flowTable) unpublish(f *flow) {
-	v := &ft.views[f.slot]
-	if v.bits.Load() == 0 {
+	if f.state != stateEstablished || f.newSyn {
 		return
 	}
+	tag := ft.tags[f.slot].Load()
+	if tag&tagView == 0 {
+		return
+	}
+	ft.tags[f.slot].Store(tag &^ tagView)
+	v := &ft.views[f.slot]
 	v.seq.Add(1)
 	v.bits.Store(0)
 	v.seq.Add(1)
@@ -201,7 +209,7 @@ func (ft *flowTable) view(i int, tag uint32, k *flowKey, nowNs int64, x *xlate) 
 	tags := ft.tags[base : base+FlowBucketSize]
 	views := ft.views[base : base+FlowBucketSize]
 	for j := range tags {
-		if tags[j].Load() != tag {
+		if tags[j].Load() != tag|tagView {
 			continue
 		}
 		v := &views[j]
@@ -280,8 +288,16 @@ func (ft *flowTable) bucketKey(k *flowKey) (int, uint32) {
 	s := &ft.seed
 	h := mix(k[0]^s[0], k[1]^s[1]) ^ mix(k[2]^s[2], k[3]^s[3]) ^ mix(k[4]^s[0], s[1]^s[2])
 	h = mix(h, s[3])
-	return int(h & ft.mask), uint32(h>>32) | 1
+	return int(h & ft.mask), uint32(h>>32)&^tagView | tagUsed
 }
+
+// A slot's tag is 0 when the slot is free, else the tuple's tag (tagUsed
+// set, tagView clear) with tagView set while the slot's view is published,
+// so that the lock-free path skips other slots without reading their views.
+const (
+	tagUsed = 1
+	tagView = 2
+)
 
 func mix(a, b uint64) uint64 {
 	hi, lo := bits.Mul64(a, b)
@@ -296,7 +312,7 @@ func (ft *flowTable) mayHave(i int, tag uint32) bool {
 	base := i * FlowBucketSize
 	tags := ft.tags[base : base+FlowBucketSize]
 	for j := range tags {
-		if tags[j].Load() == tag {
+		if tags[j].Load()&^tagView == tag {
 			return true
 		}
 	}
@@ -326,7 +342,7 @@ func (e *Engine) findFlow(i int, tag uint32, k *flowKey, now int64) *flow {
 	base := i * FlowBucketSize
 	tags := e.flows.tags[base : base+FlowBucketSize]
 	for j := range tags {
-		if tags[j].Load() != tag {
+		if tags[j].Load()&^tagView != tag {
 			continue
 		}
 		f := &e.flows.slots[base+j]
@@ -367,7 +383,6 @@ func (e *Engine) newFlow(i int, tag uint32, t *cookies.Tuple, now int64) *flow {
 		e.removeFlow(pick)
 		e.st.flowsEvicted.Add(1)
 	}
-	e.flows.unpublish(pick)
 	*pick = flow{key: keyOf(t), tuple: *t, slot: pick.slot, created: now, lastSeen: now, synSentAt: now}
 	e.flows.tags[pick.slot].Store(tag)
 	e.st.flowsActive.Add(1)
