@@ -77,3 +77,26 @@ func TestSipHashVector(t *testing.T) {
 		t.Errorf("sip1(paper vector) = %#x, want %#x", got, want)
 	}
 }
+
+// TestMACIsKeyedSipHash: MAC of a cookie from ISN is the top MACBits bits of
+// the SipHash-2-4 of the cookie message under the counter's key, the bits
+// the engine picks SYN-cache buckets with.
+func TestMACIsKeyedSipHash(t *testing.T) {
+	r := seeded(3)
+	j, err := New(Config{Rand: chacha(3)}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1000 {
+		v6 := i%2 == 1
+		tp := randomTuple(r, v6)
+		isn := r.Uint32()
+		cookie := j.ISN(&tp, isn, 1460, t0)
+		cur, ks := j.clock(t0)
+		idx := mssIndex(v6, 1460)
+		mac := siphash.Hash(j.key(ks, cur).k0, j.key(ks, cur).k1, cookieMsg(&tp, isn, idx, cur))
+		if got, want := MAC(cookie), uint32(mac>>(64-MACBits)); got != want {
+			t.Fatalf("MAC(ISN(%+v, %#x)) = %#x, want %#x (top %d bits of the SipHash)", tp, isn, got, want, MACBits)
+		}
+	}
+}
