@@ -383,7 +383,13 @@ func (e *Engine) newFlow(i int, tag uint32, t *cookies.Tuple, now int64) *flow {
 		e.removeFlow(pick)
 		e.st.flowsEvicted.Add(1)
 	}
-	*pick = flow{key: keyOf(t), tuple: *t, slot: pick.slot, created: now, lastSeen: now, synSentAt: now}
+	// Field by field: a flow literal is built aside and copied in wide
+	// loads, which stall on its own narrower stores.
+	slot := pick.slot
+	*pick = flow{}
+	pick.key.set(t)
+	pick.tuple = *t
+	pick.slot, pick.created, pick.lastSeen, pick.synSentAt = slot, now, now, now
 	e.flows.tags[pick.slot].Store(tag)
 	e.st.flowsActive.Add(1)
 	e.st.flowsCreated.Add(1)
