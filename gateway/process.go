@@ -294,11 +294,11 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 			}
 			ourTS = cookies.EncodeTS(uint32(now.UnixMilli()), tso)
 		}
-		*c = cacheEntry{
-			tuple: *tup, clientISN: seq, cookie: cookie, ourTS: ourTS, clientTS: o.TSVal,
-			mss: clientMSS, ws: ws, advWS: advWS,
-			sack: sackOK, ts: tsOK, ecn: ecnOK,
-		}
+		// Field by field, every field: a literal is built aside and copied.
+		c.tuple = *tup
+		c.clientISN, c.cookie, c.ourTS, c.clientTS = seq, cookie, ourTS, o.TSVal
+		c.mss, c.ws, c.advWS = clientMSS, ws, advWS
+		c.sack, c.ts, c.ecn = sackOK, tsOK, ecnOK
 	}
 	cl.Unlock()
 
