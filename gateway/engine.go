@@ -60,7 +60,36 @@ type Result struct {
 	Reason header.Reason
 	// Event says what the engine did, for counters and logs.
 	Event Event
+	// Dir is the way the packet goes relative to the guarded service, once
+	// the engine could tell (DirNone before that and for unguarded packets).
+	Dir Direction
 }
+
+// Direction is the way a packet goes between a client and a guarded
+// service. Zero means not known: the packet was dropped before the engine
+// could tell, or it belongs to no guarded service.
+type Direction uint8
+
+const (
+	DirNone     Direction = iota
+	DirToServer           // client → guarded service
+	DirToClient           // guarded service → client
+	NumDirections
+)
+
+// String returns "none", "to_server" or "to_client".
+func (d Direction) String() string {
+	switch d {
+	case DirToServer:
+		return "to_server"
+	case DirToClient:
+		return "to_client"
+	}
+	return "none"
+}
+
+// NumVerdicts sizes arrays indexed by Verdict (VerdictInvalid included).
+const NumVerdicts = int(Drop) + 1
 
 // Event classifies what Process did with a packet. Zero is invalid.
 type Event uint8
@@ -188,7 +217,9 @@ type Engine struct {
 // packetCounters are counted per worker, so that workers on different
 // cores never write the same cache line; Stats sums them.
 type packetCounters struct {
-	events [NumEvents]atomic.Uint64
+	// events is indexed by direction, verdict and event: one counter per
+	// packet gives all three breakdowns.
+	events [NumDirections][NumVerdicts][NumEvents]atomic.Uint64
 	drops  [header.NumReasons]atomic.Uint64
 	_      [64]byte
 }
@@ -203,8 +234,10 @@ type counters struct {
 
 // Stats is a snapshot of the engine's counters.
 type Stats struct {
-	Events [NumEvents]uint64         // packets by what Process did
-	Drops  [header.NumReasons]uint64 // header-check failures by reason (let through too under policy.InvalidFlagsCount)
+	Events [NumEvents]uint64 // packets by what Process did
+	// Packets counts packets by direction and verdict.
+	Packets [NumDirections][NumVerdicts]uint64
+	Drops   [header.NumReasons]uint64 // header-check failures by reason (let through too under policy.InvalidFlagsCount)
 
 	CacheHits        uint64 // handshake ACKs that found their SYN cache entry
 	CacheMisses      uint64 // handshake ACKs checked by cookie alone
@@ -327,8 +360,14 @@ func (e *Engine) Stats() Stats {
 	var s Stats
 	e.mu.Lock()
 	for _, c := range e.workers {
-		for i := range s.Events {
-			s.Events[i] += c.events[i].Load()
+		for d := range c.events {
+			for v := range c.events[d] {
+				for i := range c.events[d][v] {
+					n := c.events[d][v][i].Load()
+					s.Events[i] += n
+					s.Packets[d][v] += n
+				}
+			}
 		}
 		for i := range s.Drops {
 			s.Drops[i] += c.drops[i].Load()

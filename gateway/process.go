@@ -50,8 +50,8 @@ func addrOf(a *[16]byte, v6 bool) netip.Addr {
 func (w *Worker) Process(pkt []byte, meta Meta, now time.Time, r *Result) {
 	*r = Result{}
 	w.process(pkt, meta, now, r)
-	if r.Event < NumEvents {
-		w.ctr.events[r.Event].Add(1)
+	if r.Event < NumEvents && r.Dir < NumDirections && int(r.Verdict) < NumVerdicts {
+		w.ctr.events[r.Dir][r.Verdict][r.Event].Add(1)
 	}
 }
 
@@ -77,6 +77,9 @@ func (w *Worker) process(pkt []byte, meta Meta, now time.Time, r *Result) {
 			return
 		}
 		fromServer = true
+		r.Dir = DirToClient
+	} else {
+		r.Dir = DirToServer
 	}
 	flags := t.Flags()
 	if reason := header.CheckFlags(flags, fromServer); reason != header.OK {

@@ -31,6 +31,8 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 var (
 	descPackets = desc("packets_total",
 		"Packets the engine handled, by what it did with them.", "event")
+	descDirection = desc("packets_by_direction_total",
+		"Packets the engine handled, by direction (to_server: from clients; to_client: from guarded services; none: dropped before the direction was known, or unguarded) and verdict.", "direction", "verdict")
 	descInvalid = desc("invalid_packets_total",
 		"Packets that failed the header checks, by reason (dropped, or only counted under invalid_flags: count).", "reason")
 	descSynCache = desc("syncache_total",
@@ -103,7 +105,7 @@ func newCollector(d *daemon) *collector {
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		descPackets, descInvalid, descSynCache, descFlows, descFlowsTotal, descPending,
+		descPackets, descDirection, descInvalid, descSynCache, descFlows, descFlowsTotal, descPending,
 		descServerSynRetransmits, descQueueReceived, descQueuePackets, descQueueVerdictMsgs,
 		descQueueSends, descQueueInjected, descQueueErrors, descKernelDropped, descKernelWaiting,
 		descInject, descInjectCalls, descReloads, descServices, descStart, descBuild,
@@ -126,6 +128,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	es := d.engine.Stats()
 	for e := gateway.Event(1); e < gateway.NumEvents; e++ {
 		counter(descPackets, es.Events[e], e.String())
+	}
+	for dir := gateway.Direction(0); dir < gateway.NumDirections; dir++ {
+		for _, v := range []gateway.Verdict{gateway.Accept, gateway.Drop} {
+			counter(descDirection, es.Packets[dir][v], dir.String(), v.String())
+		}
 	}
 	for r := header.OK + 1; r < header.NumReasons; r++ {
 		counter(descInvalid, es.Drops[r], r.String())

@@ -128,6 +128,9 @@ func TestMetricsCount(t *testing.T) {
 	watch := []string{
 		"synwall_packets_total{event=syn_answered}",
 		"synwall_packets_total{event=handshake}",
+		"synwall_packets_by_direction_total{direction=to_server,verdict=accept}",
+		"synwall_packets_by_direction_total{direction=to_server,verdict=drop}",
+		"synwall_packets_by_direction_total{direction=none,verdict=drop}",
 		"synwall_invalid_packets_total{reason=syn_fin}",
 		"synwall_invalid_packets_total{reason=fin_no_ack}",
 		"synwall_invalid_packets_total{reason=null_flags}",
@@ -180,13 +183,19 @@ func TestMetricsCount(t *testing.T) {
 
 	after := pick(series(t, reg), watch...)
 	want = map[string]float64{
-		"synwall_packets_total{event=syn_answered}":              1,
-		"synwall_packets_total{event=handshake}":                 1,
-		"synwall_invalid_packets_total{reason=syn_fin}":          2,
-		"synwall_invalid_packets_total{reason=fin_no_ack}":       1,
-		"synwall_invalid_packets_total{reason=null_flags}":       1,
-		"synwall_invalid_packets_total{reason=truncated}":        1,
-		"synwall_invalid_packets_total{reason=bad_total_length}": 1,
+		"synwall_packets_total{event=syn_answered}": 1,
+		"synwall_packets_total{event=handshake}":    1,
+		// The SYN is answered and dropped, the ACK passed on as the SYN to
+		// the server; the bad packets are dropped before the direction is
+		// known.
+		"synwall_packets_by_direction_total{direction=to_server,verdict=drop}":   1,
+		"synwall_packets_by_direction_total{direction=to_server,verdict=accept}": 1,
+		"synwall_packets_by_direction_total{direction=none,verdict=drop}":        6,
+		"synwall_invalid_packets_total{reason=syn_fin}":                          2,
+		"synwall_invalid_packets_total{reason=fin_no_ack}":                       1,
+		"synwall_invalid_packets_total{reason=null_flags}":                       1,
+		"synwall_invalid_packets_total{reason=truncated}":                        1,
+		"synwall_invalid_packets_total{reason=bad_total_length}":                 1,
 		// The ACK came straight after the SYN: the cache held its entry.
 		"synwall_syncache_total{result=hit}":          1,
 		"synwall_syncache_total{result=miss}":         0,

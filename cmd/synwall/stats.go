@@ -13,15 +13,17 @@ import (
 
 // statsDoc is the stats file: counters by section, names in snake_case.
 type statsDoc struct {
-	Time    time.Time         `json:"time"`
-	Uptime  float64           `json:"uptime_seconds"`
-	Events  map[string]uint64 `json:"events"`
-	Drops   map[string]uint64 `json:"drops"`
-	Engine  map[string]uint64 `json:"engine"`
-	Queue   map[string]uint64 `json:"queue"`
-	Kernel  map[string]uint64 `json:"kernel_queue"`
-	Inject  map[string]uint64 `json:"inject"`
-	Reloads map[string]uint64 `json:"reloads"`
+	Time   time.Time         `json:"time"`
+	Uptime float64           `json:"uptime_seconds"`
+	Events map[string]uint64 `json:"events"`
+	// Directions counts packets by "direction/verdict" (e.g. to_server/drop).
+	Directions map[string]uint64 `json:"directions"`
+	Drops      map[string]uint64 `json:"drops"`
+	Engine     map[string]uint64 `json:"engine"`
+	Queue      map[string]uint64 `json:"queue"`
+	Kernel     map[string]uint64 `json:"kernel_queue"`
+	Inject     map[string]uint64 `json:"inject"`
+	Reloads    map[string]uint64 `json:"reloads"`
 }
 
 func (d *daemon) snapshot() statsDoc {
@@ -30,12 +32,17 @@ func (d *daemon) snapshot() statsDoc {
 	doc := statsDoc{
 		Time:   now,
 		Uptime: now.Sub(d.started).Seconds(),
-		Events: map[string]uint64{}, Drops: map[string]uint64{}, Engine: map[string]uint64{},
+		Events: map[string]uint64{}, Directions: map[string]uint64{}, Drops: map[string]uint64{}, Engine: map[string]uint64{},
 		Queue: map[string]uint64{}, Kernel: map[string]uint64{}, Inject: map[string]uint64{},
 		Reloads: map[string]uint64{"ok": d.reloads.ok.Load(), "failed": d.reloads.failed.Load()},
 	}
 	for e := gateway.Event(1); e < gateway.NumEvents; e++ {
 		doc.Events[e.String()] = es.Events[e]
+	}
+	for dir := gateway.Direction(0); dir < gateway.NumDirections; dir++ {
+		for _, v := range []gateway.Verdict{gateway.Accept, gateway.Drop} {
+			doc.Directions[dir.String()+"/"+v.String()] = es.Packets[dir][v]
+		}
 	}
 	for r := header.OK + 1; r < header.NumReasons; r++ {
 		doc.Drops[r.String()] = es.Drops[r]

@@ -113,6 +113,14 @@ func TestOperatorVisibility(t *testing.T) {
 	if got := delta(`synwall_invalid_packets_total{reason="syn_fin"}`); got < 0.95*float64(bad.Sent) || got > float64(bad.Sent) {
 		t.Errorf("invalid syn_fin moved by %v, want about %d", got, bad.Sent)
 	}
+	// Answered and rate-limited SYNs are both dropped after the engine saw
+	// they go to the server; SYN+FIN is dropped before it looks.
+	if got := delta(`synwall_packets_by_direction_total{direction="to_server",verdict="drop"}`); got < answered+limited {
+		t.Errorf("to_server drops moved by %v, want at least the %v SYNs answered or limited", got, answered+limited)
+	}
+	if got := delta(`synwall_packets_by_direction_total{direction="none",verdict="drop"}`); got < 0.95*float64(bad.Sent) {
+		t.Errorf("drops of no known direction moved by %v, want at least about %d (the SYN+FIN flood)", got, bad.Sent)
+	}
 	if got := delta(`synwall_invalid_packets_total{reason="null_flags"}`); got != 0 {
 		t.Errorf("invalid null_flags moved by %v, want 0", got)
 	}
