@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -110,39 +109,7 @@ func (w *rawWorker) adopt() error {
 	w.seq++
 	msg := appendConfigBind(make([]byte, 0, 128), w.seq, w.queue, w.cfg.MaxQueueLen, w.cfg.FailOpen)
 	msg = dropCmdAttr(msg)
-	if _, err := unix.Write(w.fd, msg); err != nil {
-		return fmt.Errorf("queue %d: configure handed-over socket: %w", w.queue, err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		n, err := w.recv(0)
-		if err == unix.EAGAIN || err == unix.EINTR || err == unix.ENOBUFS {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("queue %d: configure handed-over socket: %w", w.queue, err)
-		}
-		acked := false
-		var ackErr error
-		perr := w.parse(w.buf[:n], func(m *Message) {
-			if m.Seq == w.seq {
-				acked = true
-				if m.Errno != 0 {
-					ackErr = unix.Errno(m.Errno)
-				}
-			}
-		})
-		if err := errors.Join(perr, w.pipe.flush()); err != nil {
-			return fmt.Errorf("queue %d: verdict: %w", w.queue, err)
-		}
-		if acked {
-			if ackErr != nil {
-				return fmt.Errorf("queue %d: configure handed-over socket: %w (not bound to it?)", w.queue, ackErr)
-			}
-			return nil
-		}
-	}
-	return fmt.Errorf("queue %d: configure handed-over socket: no answer from the kernel", w.queue)
+	return w.configure(msg, "configure handed-over socket", func(error) string { return " (not bound to it?)" })
 }
 
 // dropCmdAttr removes the NFQA_CFG_CMD attribute that appendConfigBind puts

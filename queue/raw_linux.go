@@ -114,8 +114,23 @@ func (w *rawWorker) openSocket() error {
 func (w *rawWorker) bind() error {
 	w.seq++
 	msg := appendConfigBind(make([]byte, 0, 128), w.seq, w.queue, w.cfg.MaxQueueLen, w.cfg.FailOpen)
+	return w.configure(msg, "bind", func(err error) string {
+		switch err {
+		case unix.EBUSY:
+			return " (another program is bound to this queue)"
+		case unix.EPERM:
+			return " (needs CAP_NET_ADMIN)"
+		}
+		return ""
+	})
+}
+
+// configure sends msg (sequence number w.seq) and waits up to 5 s for the
+// kernel's answer, giving verdicts to packets that arrive meanwhile. what
+// names the step in errors; hint adds a word on the kernel's error.
+func (w *rawWorker) configure(msg []byte, what string, hint func(error) string) error {
 	if _, err := unix.Write(w.fd, msg); err != nil {
-		return fmt.Errorf("queue %d: bind: %w", w.queue, err)
+		return fmt.Errorf("queue %d: %s: %w", w.queue, what, err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
@@ -124,7 +139,7 @@ func (w *rawWorker) bind() error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("queue %d: bind: %w", w.queue, err)
+			return fmt.Errorf("queue %d: %s: %w", w.queue, what, err)
 		}
 		acked := false
 		var ackErr error
@@ -141,19 +156,12 @@ func (w *rawWorker) bind() error {
 		}
 		if acked {
 			if ackErr != nil {
-				hint := ""
-				switch ackErr {
-				case unix.EBUSY:
-					hint = " (another program is bound to this queue)"
-				case unix.EPERM:
-					hint = " (needs CAP_NET_ADMIN)"
-				}
-				return fmt.Errorf("queue %d: bind: %w%s", w.queue, ackErr, hint)
+				return fmt.Errorf("queue %d: %s: %w%s", w.queue, what, ackErr, hint(ackErr))
 			}
 			return nil
 		}
 	}
-	return fmt.Errorf("queue %d: bind: no answer from the kernel", w.queue)
+	return fmt.Errorf("queue %d: %s: no answer from the kernel", w.queue, what)
 }
 
 func (w *rawWorker) unbind() {
