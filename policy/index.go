@@ -12,6 +12,41 @@ import (
 type prefixIndex struct {
 	v4 []level4
 	v6 []level6
+	// f4 and f6 rule most addresses that no prefix contains out before
+	// any table is probed (addrFilter).
+	f4, f6 addrFilter
+}
+
+// addrFilter is a one-hash Bloom filter of the top bits of every prefix of
+// one family: as many bits as the shortest prefix has (at most the first 64
+// of an IPv6 address). Any address a prefix contains shares those bits with
+// it, so a clear filter bit proves that no prefix contains the address; a
+// set one proves nothing. Most server-to-client packets carry a client
+// address as destination, which the filter turns away in a few
+// instructions. The seed keeps the bits of chosen addresses from being
+// predicted.
+type addrFilter struct {
+	bits  [filterWords]uint64
+	shift uint8 // of the address word: its top bits are the key
+	seed  uint64
+}
+
+const filterWords = 64 // 4096 bits, a few times the prefixes of a large policy
+
+func (f *addrFilter) index(w uint64) uint64 {
+	return ((w>>f.shift ^ f.seed) * mul1) >> (64 - 12)
+}
+
+func (f *addrFilter) set(w uint64) {
+	i := f.index(w)
+	f.bits[i/64] |= 1 << (i % 64)
+}
+
+// mayHave reports whether some prefix may contain the address whose first
+// word (IPv4: the address in the low 32 bits; IPv6: the first 64 bits) is w.
+func (f *addrFilter) mayHave(w uint64) bool {
+	i := f.index(w)
+	return f.bits[i/64]&(1<<(i%64)) != 0
 }
 
 type level4 struct {
@@ -98,8 +133,26 @@ func (t *table6) get(k key6) (int32, bool) {
 	}
 }
 
-// freeze builds the lookup tables from the build maps.
+// freeze builds the lookup tables and the filters from the build maps.
 func (x *prefixIndex) freeze(seed uint64) {
+	x.f4 = addrFilter{shift: 32, seed: seed}
+	if n := len(x.v4); n > 0 {
+		x.f4.shift = uint8(32 - x.v4[n-1].bits) // levels are longest first
+		for i := range x.v4 {
+			for k := range x.v4[i].m {
+				x.f4.set(uint64(k))
+			}
+		}
+	}
+	x.f6 = addrFilter{shift: 64, seed: seed}
+	if n := len(x.v6); n > 0 {
+		x.f6.shift = uint8(64 - min(x.v6[n-1].bits, 64))
+		for i := range x.v6 {
+			for k := range x.v6[i].m {
+				x.f6.set(k.hi)
+			}
+		}
+	}
 	for i := range x.v4 {
 		l := &x.v4[i]
 		size, shift := tableSize(len(l.m))
@@ -307,6 +360,9 @@ func (p *Policy) LookupIP(addr []byte, port uint16) *Service {
 // lookup4 finds the service for an IPv4 address, longest prefix first.
 func (p *Policy) lookup4(k uint32, port uint16) *Service {
 	x := &p.services
+	if !x.f4.mayHave(uint64(k)) {
+		return nil
+	}
 	for i := range x.v4 {
 		l := &x.v4[i]
 		if v, ok := l.t.get(k & l.mask); ok {
@@ -321,6 +377,9 @@ func (p *Policy) lookup4(k uint32, port uint16) *Service {
 // lookup6 finds the service for an IPv6 address, longest prefix first.
 func (p *Policy) lookup6(k key6, port uint16) *Service {
 	x := &p.services
+	if !x.f6.mayHave(k.hi) {
+		return nil
+	}
 	for i := range x.v6 {
 		l := &x.v6[i]
 		if v, ok := l.t.get(key6{k.hi & l.mask.hi, k.lo & l.mask.lo}); ok {
