@@ -127,7 +127,7 @@ func run(ctx context.Context, o options) (err error) {
 	if err := lab.Require("ip", "iptables", "hping3", "timeout"); err != nil {
 		return err
 	}
-	rep := &report{o: o, started: time.Now(), command: commandLine()}
+	rep := &report{o: o, started: time.Now(), command: host.CommandLine("./bench/compare", flag.CommandLine)}
 	dir, err := os.MkdirTemp("", "synwall-compare-")
 	if err != nil {
 		return err
@@ -367,7 +367,7 @@ func measure(ctx context.Context, e *env, d defense) (r result, err error) {
 	}()
 	// Legitimate connections spread over the flood, from half a second
 	// after it starts to a second before it ends.
-	if err := sleep(ctx, 500*time.Millisecond); err != nil {
+	if err := host.Sleep(ctx, 500*time.Millisecond); err != nil {
 		return r, err
 	}
 	r.Load, err = l.Connect(ctx, lab.Load{Addr: target, N: o.conns, Concurrency: 10, Timeout: 3 * time.Second,
@@ -393,7 +393,7 @@ func measure(ctx context.Context, e *env, d defense) (r result, err error) {
 		if cpu1, err = procCPU(e.sw.PID()); err != nil {
 			return r, err
 		}
-		if err := sleep(ctx, statsSettle); err != nil {
+		if err := host.Sleep(ctx, statsSettle); err != nil {
 			return r, err
 		}
 	}
@@ -431,27 +431,4 @@ func measure(ctx context.Context, e *env, d defense) (r result, err error) {
 		r.Drops, r.DropSource = dl("TcpExtListenDrops"), "server TcpExtListenDrops"
 	}
 	return r, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func commandLine() string {
-	args := []string{"go", "run", "./bench/compare"}
-	flag.Visit(func(f *flag.Flag) {
-		if f.Name == "short" {
-			args = append(args, "-short")
-			return
-		}
-		args = append(args, "-"+f.Name+"="+f.Value.String())
-	})
-	return strings.Join(args, " ")
 }

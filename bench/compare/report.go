@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os/exec"
 	"runtime"
 	"strings"
 	"time"
@@ -31,7 +30,7 @@ func (rep *report) markdown() string {
 	var b strings.Builder
 	o := rep.o
 	fmt.Fprintf(&b, "# SYN-flood defenses compared\n\n")
-	fmt.Fprintf(&b, "- Machine: %d × %s, Linux %s, %s, commit %s\n", runtime.NumCPU(), host.CPUModel(), host.Kernel(), runtime.Version(), gitCommit())
+	fmt.Fprintf(&b, "- Machine: %d × %s, Linux %s, %s, commit %s\n", runtime.NumCPU(), host.CPUModel(), host.Kernel(), runtime.Version(), host.GitCommit())
 	fmt.Fprintf(&b, "- Date: %s\n", rep.started.UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "- Command (as root, from the repository root): `%s`\n", rep.command)
 	fmt.Fprintf(&b, "- Workload per defense, in one namespace lab (deploy/lab): `hping3 -S --flood` (one source, 198.18.2.2) and `bench/synflood` at %d pps (random sources in 198.19.0.0/16, MSS/SACK/TS/wscale options) against %s for %v, while the client makes %d HTTP connections (GET /small, 10 at a time, 3 s timeout) spread over the flood.\n\n",
@@ -100,16 +99,4 @@ func roundD(d time.Duration) time.Duration {
 	default:
 		return d.Round(time.Microsecond)
 	}
-}
-
-func gitCommit() string {
-	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
-	if err != nil {
-		return "unknown"
-	}
-	c := strings.TrimSpace(string(out))
-	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
-		c += " (work tree modified)"
-	}
-	return c
 }

@@ -150,13 +150,13 @@ func run(ctx context.Context, o options) (err error) {
 	if _, err := os.Stat(o.policy); err != nil {
 		return fmt.Errorf("policy: %w (run from the repository root)", err)
 	}
-	rep := &report{opts: o, started: time.Now(), command: commandLine()}
+	rep := &report{opts: o, started: time.Now(), command: host.CommandLine("./bench/live", flag.CommandLine)}
 	rep.machine = machine{
 		NProc:   runtime.NumCPU(),
 		CPU:     host.CPUModel(),
 		Kernel:  host.Kernel(),
 		Go:      runtime.Version(),
-		Commit:  gitCommit(),
+		Commit:  host.GitCommit(),
 		LoadAvg: loadAvg(),
 	}
 	if o.synwall == "" {
@@ -323,7 +323,7 @@ func measureSYN(ctx context.Context, l *lab.Lab, sw *runningSynwall, d time.Dura
 		return r, err
 	}
 	// Let the daemon drain its queue and write its counters.
-	if err := sleep(ctx, statsSettle); err != nil {
+	if err := host.Sleep(ctx, statsSettle); err != nil {
 		return r, err
 	}
 	u1, s1, err := sw.cpu()
@@ -364,7 +364,7 @@ func measureIperfOnce(ctx context.Context, l *lab.Lab, sw *runningSynwall, d tim
 			f, err := l.Flood(fctx, lab.Flood{Target: lab.ServerV4, Port: lab.HTTPPort, Flags: []string{"-S"}, Duration: d + 3*time.Second})
 			fc <- fres{f, err}
 		}()
-		if err := sleep(ctx, time.Second); err != nil {
+		if err := host.Sleep(ctx, time.Second); err != nil {
 			return r, err
 		}
 	}
@@ -408,7 +408,7 @@ func measureIperfOnce(ctx context.Context, l *lab.Lab, sw *runningSynwall, d tim
 	}
 	if sw != nil {
 		// The counters of the stats file lag by up to a second.
-		if err := sleep(ctx, statsSettle); err != nil {
+		if err := host.Sleep(ctx, statsSettle); err != nil {
 			return r, err
 		}
 		st1, err := sw.Stats()
@@ -438,7 +438,7 @@ func measureIperf(ctx context.Context, l *lab.Lab, sw *runningSynwall, d time.Du
 			return r, err
 		}
 		fmt.Fprintf(os.Stderr, "  iperf3 server busy with an earlier test; retrying\n")
-		if err := sleep(ctx, 2*time.Second); err != nil {
+		if err := host.Sleep(ctx, 2*time.Second); err != nil {
 			return r, err
 		}
 	}
@@ -446,43 +446,3 @@ func measureIperf(ctx context.Context, l *lab.Lab, sw *runningSynwall, d time.Du
 
 // delta is a counter's growth from m0 to m1 (zero if it went back).
 func delta(m1, m0 map[string]uint64, k string) uint64 { return m1[k] - min(m0[k], m1[k]) }
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func gitCommit() string {
-	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
-	if err != nil {
-		return "unknown"
-	}
-	c := strings.TrimSpace(string(out))
-	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
-		c += " (work tree modified)"
-	}
-	return c
-}
-
-// commandLine is the command as a user would type it.
-func commandLine() string {
-	args := []string{"go", "run", "./bench/live"}
-	flag.Visit(func(f *flag.Flag) {
-		v := f.Value.String()
-		if f.Name == "short" {
-			args = append(args, "-short")
-			return
-		}
-		if strings.ContainsAny(v, " \t\"") || v == "" {
-			v = fmt.Sprintf("%q", v)
-		}
-		args = append(args, "-"+f.Name+"="+v)
-	})
-	return strings.Join(args, " ")
-}

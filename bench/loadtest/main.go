@@ -162,7 +162,7 @@ func main() {
 		}
 		fail(1, err)
 	}
-	rep.command = commandLine()
+	rep.command = host.CommandLine("./bench/loadtest", flag.CommandLine)
 	if err := rep.write(o.out); err != nil {
 		fail(1, err)
 	}
@@ -283,27 +283,4 @@ func loadAvg() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func commandLine() string {
-	args := []string{"go", "run", "./bench/loadtest"}
-	flag.Visit(func(f *flag.Flag) {
-		if f.Name == "short" {
-			args = append(args, "-short")
-			return
-		}
-		args = append(args, "-"+f.Name+"="+f.Value.String())
-	})
-	return strings.Join(args, " ")
 }

@@ -72,7 +72,7 @@ func memory(ctx context.Context, e *env) (stages []stage, err error) {
 			return stages, err
 		}
 		s.Elapsed = time.Since(t0)
-		if err := sleep(ctx, statsSettle); err != nil {
+		if err := host.Sleep(ctx, statsSettle); err != nil {
 			return stages, err
 		}
 		st1, err := sw.Stats()

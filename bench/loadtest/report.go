@@ -4,7 +4,6 @@ import (
 	"encoding/csv"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -52,17 +51,9 @@ func newReport(o options) *report {
 	return &report{
 		o: o, started: time.Now(), loadStart: loadAvg(),
 		cpu: host.CPUModel(), kernel: host.Kernel(), goV: runtime.Version(), nproc: runtime.NumCPU(),
-		commit:  gitCommit(),
+		commit:  host.GitCommit(),
 		command: "go run ./bench/loadtest",
 	}
-}
-
-func gitCommit() string {
-	out, err := exec.Command("git", "describe", "--always", "--dirty").Output()
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(out))
 }
 
 // write puts the CSVs, plots and markdown into dir.

@@ -84,7 +84,7 @@ func sweep(ctx context.Context, e *env, d string) (pts []point, rules []string, 
 		pts = append(pts, p)
 		// Let the half-open state of the point expire from the server
 		// and the SYN-ACK retransmissions end before the next one.
-		if err := sleep(ctx, time.Second); err != nil {
+		if err := host.Sleep(ctx, time.Second); err != nil {
 			return pts, rules, err
 		}
 	}
@@ -190,7 +190,7 @@ func measure(ctx context.Context, e *env, d string, sw *lab.Synwall, rate int) (
 	}()
 	// Legitimate connections spread over the flood, from half a second
 	// after it starts to a second before it ends.
-	if err := sleep(ctx, 500*time.Millisecond); err != nil {
+	if err := host.Sleep(ctx, 500*time.Millisecond); err != nil {
 		<-fc
 		return p, err
 	}
@@ -212,7 +212,7 @@ func measure(ctx context.Context, e *env, d string, sw *lab.Synwall, rate int) (
 		if swCPU1, err = procCPU(sw.PID()); err != nil {
 			return p, err
 		}
-		if err := sleep(ctx, statsSettle); err != nil {
+		if err := host.Sleep(ctx, statsSettle); err != nil {
 			return p, err
 		}
 		if p.RSSkB, err = host.ProcStatusKB(sw.PID(), "VmRSS"); err != nil {
