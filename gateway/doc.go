@@ -42,7 +42,9 @@
 //     cookie, so an evicted entry only costs precision: the MSS comes back
 //     as its class, window scale, SACK and ECN from the low bits of our
 //     TSval when the client echoes timestamps, and are lost otherwise (as
-//     with Linux syncookies).
+//     with Linux syncookies). An entry keeps the tuple's seeded 64-bit hash
+//     (the flow table's), not the tuple, so that it takes half a cache line;
+//     it serves only a tuple with that hash whose cookie names it.
 //   - A handshake ACK whose TSecr does not echo a TSval we could have sent
 //     while the cookie was valid is a bad cookie.
 //   - The flow table is keyed by the client-side tuple, with buckets of

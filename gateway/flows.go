@@ -285,9 +285,19 @@ func (ft *flowTable) bucket(t *cookies.Tuple) (int, uint32) {
 }
 
 func (ft *flowTable) bucketKey(k *flowKey) (int, uint32) {
+	return ft.split(ft.hash(k))
+}
+
+// hash is the seeded hash of k that names its bucket and tag (split). The
+// SYN cache keeps it as the fingerprint of a tuple (cacheEntry.fp).
+func (ft *flowTable) hash(k *flowKey) uint64 {
 	s := &ft.seed
 	h := mix(k[0]^s[0], k[1]^s[1]) ^ mix(k[2]^s[2], k[3]^s[3]) ^ mix(k[4]^s[0], s[1]^s[2])
-	h = mix(h, s[3])
+	return mix(h, s[3])
+}
+
+// split returns the bucket and tag of hash h.
+func (ft *flowTable) split(h uint64) (int, uint32) {
 	return int(h & ft.mask), uint32(h>>32)&^tagView | tagUsed
 }
 

@@ -223,7 +223,8 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 	// a new ISN arrives.
 	var fk flowKey
 	fk.set(tup)
-	if fi, tag := e.flows.bucketKey(&fk); e.flows.mayHave(fi, tag) {
+	fp := e.flows.hash(&fk)
+	if fi, tag := e.flows.split(fp); e.flows.mayHave(fi, tag) {
 		mu := e.flows.lock(fi)
 		mu.Lock()
 		if f := e.findFlow(fi, tag, &fk, nowNs); f != nil {
@@ -276,7 +277,7 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 	ci, ctag := e.cache.bucket(cookie)
 	cl := &e.cache.locks[ci]
 	cl.Lock()
-	k := e.cache.find(ci, ctag, tup)
+	k := e.cache.find(ci, ctag, fp)
 	if c := &e.cache.entries[max(k, 0)]; k >= 0 && c.clientISN == seq && c.cookie == cookie && c.ts == tsOK {
 		// A retransmitted SYN gets the same SYN-ACK.
 		ourTS = c.ourTS
@@ -298,7 +299,7 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 			ourTS = cookies.EncodeTS(uint32(now.UnixMilli()), tso)
 		}
 		// Field by field, every field: a literal is built aside and copied.
-		c.tuple = *tup
+		c.fp = fp
 		c.clientISN, c.cookie, c.ourTS, c.clientTS = seq, cookie, ourTS, o.TSVal
 		c.mss, c.ws, c.advWS = clientMSS, ws, advWS
 		c.sack, c.ts, c.ecn = sackOK, tsOK, ecnOK
@@ -324,7 +325,8 @@ func (w *Worker) fromClient(pkt []byte, p *header.Packet, svc *policy.Service, t
 	nowNs := now.UnixNano()
 	var k flowKey
 	k.set(tup)
-	fi, tag := e.flows.bucketKey(&k)
+	h := e.flows.hash(&k)
+	fi, tag := e.flows.split(h)
 	if flags&(header.FIN|header.RST) == 0 {
 		var x xlate
 		if e.flows.view(fi, tag, &k, nowNs, &x) {
@@ -355,7 +357,7 @@ func (w *Worker) fromClient(pkt []byte, p *header.Packet, svc *policy.Service, t
 			r.Verdict, r.Event = Drop, EventUnknown
 			return
 		}
-		w.handshake(p, svc, tup, fi, tag, now, r)
+		w.handshake(p, svc, tup, h, fi, tag, now, r)
 		return
 	}
 	f.lastSeen = nowNs
@@ -383,7 +385,7 @@ func (w *Worker) locked(f *flow, flags uint8, client bool, nowNs int64) {
 // handshake checks the ACK that completes the client's handshake and opens
 // the server side with a SYN carrying the client's ISN and options. The
 // caller holds the lock of flow bucket fi.
-func (w *Worker) handshake(p *header.Packet, svc *policy.Service, tup *cookies.Tuple, fi int, tag uint32, now time.Time, r *Result) {
+func (w *Worker) handshake(p *header.Packet, svc *policy.Service, tup *cookies.Tuple, fp uint64, fi int, tag uint32, now time.Time, r *Result) {
 	e := w.e
 	t := p.TCP
 	o := &p.Opts
@@ -395,7 +397,7 @@ func (w *Worker) handshake(p *header.Packet, svc *policy.Service, tup *cookies.T
 	ci, ctag := e.cache.bucket(cookie)
 	cl := &e.cache.locks[ci]
 	cl.Lock()
-	if k := e.cache.find(ci, ctag, tup); k >= 0 {
+	if k := e.cache.find(ci, ctag, fp); k >= 0 {
 		if c := &e.cache.entries[k]; c.clientISN == clientISN && c.cookie == cookie {
 			ent, hit = *c, true
 			e.cache.tags[k] = 0

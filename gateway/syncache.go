@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"encoding/binary"
 	"sync"
 
 	"github.com/synwall/synwall/cookies"
@@ -11,7 +10,12 @@ import (
 // resend the same SYN-ACK and to open the server side with the client's
 // exact options (RFC 4987 §3.5).
 type cacheEntry struct {
-	tuple     cookies.Tuple
+	// fp is the tuple's seeded 64-bit hash (flowTable.hash), not the tuple
+	// itself, so that an entry is half a cache line. An entry is used only
+	// for a SYN or ACK whose cookie, a SipHash MAC over the tuple and the
+	// client's ISN, names it and whose tuple has the same hash, and an ACK
+	// must also pass the full cookie check.
+	fp        uint64
 	clientISN uint32
 	cookie    uint32 // our SYN-ACK's sequence number
 	ourTS     uint32 // TSval of our SYN-ACK (when timestamps were agreed)
@@ -80,26 +84,16 @@ func (c *synCache) bucket(cookie uint32) (int, uint32) {
 	return int(cookies.MAC(cookie) & c.mask), cookie | 1
 }
 
-// find returns the index of the entry for t in bucket i, or -1. The caller
-// holds the bucket's lock.
-func (c *synCache) find(i int, tag uint32, t *cookies.Tuple) int {
+// find returns the index of the entry for the tuple of hash fp in bucket
+// i, or -1. The caller holds the bucket's lock.
+func (c *synCache) find(i int, tag uint32, fp uint64) int {
 	base := i * c.per
 	for j, g := range c.tags[base : base+c.per] {
-		if g == tag && sameTuple(&c.entries[base+j].tuple, t) {
+		if g == tag && c.entries[base+j].fp == fp {
 			return base + j
 		}
 	}
 	return -1
-}
-
-// sameTuple is a == b compared a word at a time (the generic comparison
-// of the struct calls out to compare bytes).
-func sameTuple(a, b *cookies.Tuple) bool {
-	return binary.LittleEndian.Uint64(a.Src[0:]) == binary.LittleEndian.Uint64(b.Src[0:]) &&
-		binary.LittleEndian.Uint64(a.Src[8:]) == binary.LittleEndian.Uint64(b.Src[8:]) &&
-		binary.LittleEndian.Uint64(a.Dst[0:]) == binary.LittleEndian.Uint64(b.Dst[0:]) &&
-		binary.LittleEndian.Uint64(a.Dst[8:]) == binary.LittleEndian.Uint64(b.Dst[8:]) &&
-		a.SrcPort == b.SrcPort && a.DstPort == b.DstPort && a.V6 == b.V6
 }
 
 // victim returns the slot of bucket i that a new entry takes: the one after
