@@ -127,13 +127,12 @@ type xlate struct {
 	serverShift, clientBelievesServer uint8
 }
 
-func (f *flow) xlate() xlate {
-	return xlate{
-		delta: f.delta, tsOff: f.tsOff,
-		useTS: f.useTS, rescaleC2S: f.rescaleC2S, rescaleS2C: f.rescaleS2C,
-		clientShift: f.clientShift, serverBelievesClient: f.serverBelievesClient,
-		serverShift: f.serverShift, clientBelievesServer: f.clientBelievesServer,
-	}
+// xlateInto fills x from f a field at a time (see xlate.set).
+func (f *flow) xlateInto(x *xlate) {
+	x.delta, x.tsOff = f.delta, f.tsOff
+	x.useTS, x.rescaleC2S, x.rescaleS2C = f.useTS, f.rescaleC2S, f.rescaleS2C
+	x.clientShift, x.serverBelievesClient = f.clientShift, f.serverBelievesClient
+	x.serverShift, x.clientBelievesServer = f.serverShift, f.clientBelievesServer
 }
 
 func boolBit(v bool, bit uint32) uint32 {

@@ -306,10 +306,14 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 	}
 	cl.Unlock()
 
-	so := synOpts{mss: adv.MSS4, ws: advWS, sack: sackOK, ts: tsOK, tsVal: ourTS, tsEcr: o.TSVal}
+	// Field by field: a literal is built aside in narrow stores and copied
+	// with wide loads, which stall store forwarding.
+	var so synOpts
+	so.mss = adv.MSS4
 	if p.V6 {
 		so.mss = adv.MSS6
 	}
+	so.ws, so.sack, so.ts, so.tsVal, so.tsEcr = advWS, sackOK, tsOK, ourTS, o.TSVal
 	fl := header.SYN | header.ACK
 	if ecnOK {
 		fl |= header.ECE
@@ -365,7 +369,8 @@ func (w *Worker) fromClient(pkt []byte, p *header.Packet, svc *policy.Service, t
 		w.heldClient(pkt, p, f, flags, meta, nowNs, r)
 		return
 	}
-	x := f.xlate()
+	var x xlate
+	f.xlateInto(&x)
 	w.translateC2S(pkt, p, &x, flags, meta, r)
 	w.locked(f, flags, true, nowNs)
 }
@@ -468,7 +473,9 @@ func (w *Worker) handshake(p *header.Packet, svc *policy.Service, tup *cookies.T
 // the client's ISN and options.
 func (w *Worker) synToServer(f *flow, k int) []byte {
 	win := uint32(f.lastWin) << f.clientShift // a SYN's window is never scaled (RFC 7323 §2.2)
-	so := synOpts{mss: f.mss, ws: f.sentWS, sack: f.sack, ts: f.clientTS, tsVal: f.lastTS}
+	// Field by field, as in syn.
+	var so synOpts
+	so.mss, so.ws, so.sack, so.ts, so.tsVal = f.mss, f.sentWS, f.sack, f.clientTS, f.lastTS
 	fl := header.SYN
 	if f.ecn {
 		fl |= header.ECE | header.CWR
@@ -568,7 +575,8 @@ func (w *Worker) fromServer(pkt []byte, p *header.Packet, flags uint8, meta Meta
 		return
 	}
 	f.lastSeen = nowNs
-	x := f.xlate()
+	var x xlate
+	f.xlateInto(&x)
 	w.translateS2C(pkt, p, &x, meta, r)
 	w.locked(f, flags, false, nowNs)
 }
@@ -601,7 +609,9 @@ func (w *Worker) serverUp(p *header.Packet, f *flow, nowNs int64, r *Result) {
 	w.inj[n] = w.ackToServer(f, n)
 	n++
 	win := f.c2sWindow(f.lastWin)
-	so := synOpts{ws: -1, ts: f.useTS, tsVal: f.lastTS, tsEcr: f.serverTS}
+	// Field by field, as in syn.
+	var so synOpts
+	so.ws, so.ts, so.tsVal, so.tsEcr = -1, f.useTS, f.lastTS, f.serverTS
 	t := &f.tuple
 	for k := 0; k < int(f.npend); k++ {
 		seq, data := e.pending.get(f.pend[k])
@@ -616,7 +626,9 @@ func (w *Worker) serverUp(p *header.Packet, f *flow, nowNs int64, r *Result) {
 // ackToServer builds, in buffer k, the ACK that completes the server's
 // handshake.
 func (w *Worker) ackToServer(f *flow, k int) []byte {
-	so := synOpts{ws: -1, ts: f.useTS, tsVal: f.lastTS, tsEcr: f.serverTS}
+	// Field by field, as in syn.
+	var so synOpts
+	so.ws, so.ts, so.tsVal, so.tsEcr = -1, f.useTS, f.lastTS, f.serverTS
 	t := &f.tuple
 	return buildSegment(w.bufs[k][:], t.V6, &t.Src, &t.Dst, t.SrcPort, t.DstPort,
 		f.clientISN+1, f.serverISN+1, header.ACK, f.c2sWindow(f.lastWin), &so, nil)
@@ -625,7 +637,8 @@ func (w *Worker) ackToServer(f *flow, k int) []byte {
 // refused tells the client, as the server, that the connection is refused.
 func (w *Worker) refused(f *flow, r *Result) {
 	t := &f.tuple
-	so := synOpts{ws: -1}
+	var so synOpts
+	so.ws = -1
 	w.inj[0] = buildSegment(w.bufs[0][:], t.V6, &t.Dst, &t.Src, t.DstPort, t.SrcPort,
 		f.cookieISN+1, 0, header.RST, 0, &so, nil)
 	w.e.removeFlow(f)
