@@ -96,3 +96,27 @@ func TestTupleHash(t *testing.T) {
 		}
 	}
 }
+
+// TestFlowKeySetAddrs checks that the key built from a packet's addresses
+// and ports is the key of the tuple they make.
+func TestFlowKeySetAddrs(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := 0; i < 1000; i++ {
+		var tup cookies.Tuple
+		tup.V6 = i%2 == 1
+		n := 4
+		if tup.V6 {
+			n = 16
+		}
+		for j := 0; j < n; j++ {
+			tup.Src[j], tup.Dst[j] = byte(r.Uint32()), byte(r.Uint32())
+		}
+		tup.SrcPort, tup.DstPort = uint16(r.Uint32()), uint16(r.Uint32())
+		var want, got flowKey
+		want.set(&tup)
+		got.setAddrs(&tup.Src, &tup.Dst, tup.SrcPort, tup.DstPort, tup.V6)
+		if got != want {
+			t.Fatalf("setAddrs(%+v) = %x, want %x (set)", tup, got, want)
+		}
+	}
+}

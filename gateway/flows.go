@@ -270,6 +270,18 @@ func (k *flowKey) set(t *cookies.Tuple) {
 	k[4] = uint64(t.SrcPort)<<32 | uint64(t.DstPort)<<16 | v6
 }
 
+// setAddrs is set for the tuple of addresses src and dst (as
+// header.Packet holds them) and ports, without building the tuple.
+func (k *flowKey) setAddrs(src, dst *[16]byte, sport, dport uint16, v6 bool) {
+	var f uint64
+	if v6 {
+		f = 1
+	}
+	k[0], k[1] = binary.LittleEndian.Uint64(src[0:]), binary.LittleEndian.Uint64(src[8:])
+	k[2], k[3] = binary.LittleEndian.Uint64(dst[0:]), binary.LittleEndian.Uint64(dst[8:])
+	k[4] = uint64(sport)<<32 | uint64(dport)<<16 | f
+}
+
 func (a *flowKey) equal(b *flowKey) bool {
 	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4]
 }

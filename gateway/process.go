@@ -109,13 +109,13 @@ func (w *Worker) process(pkt []byte, meta Meta, now time.Time, r *Result) {
 		w.fromServer(pkt, p, flags, meta, now, r)
 		return
 	}
-	tup := &w.tup
-	setTuple(tup, &p.Src, &p.Dst, sport, dport, p.V6)
 	if flags&header.SYN != 0 {
+		tup := &w.tup
+		setTuple(tup, &p.Src, &p.Dst, sport, dport, p.V6)
 		w.syn(p, svc, act, tup, flags, now, r)
 		return
 	}
-	w.fromClient(pkt, p, svc, tup, flags, meta, now, r)
+	w.fromClient(pkt, p, svc, sport, dport, flags, meta, now, r)
 }
 
 // lastService is the last service a worker found for one family. The
@@ -324,11 +324,11 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 }
 
 // fromClient handles a client segment without SYN.
-func (w *Worker) fromClient(pkt []byte, p *header.Packet, svc *policy.Service, tup *cookies.Tuple, flags uint8, meta Meta, now time.Time, r *Result) {
+func (w *Worker) fromClient(pkt []byte, p *header.Packet, svc *policy.Service, sport, dport uint16, flags uint8, meta Meta, now time.Time, r *Result) {
 	e := w.e
 	nowNs := now.UnixNano()
 	var k flowKey
-	k.set(tup)
+	k.setAddrs(&p.Src, &p.Dst, sport, dport, p.V6)
 	h := e.flows.hash(&k)
 	fi, tag := e.flows.split(h)
 	if flags&(header.FIN|header.RST) == 0 {
@@ -338,6 +338,9 @@ func (w *Worker) fromClient(pkt []byte, p *header.Packet, svc *policy.Service, t
 			return
 		}
 	}
+	// The tuple only from here: the lock-free path needs the key alone.
+	tup := &w.tup
+	setTuple(tup, &p.Src, &p.Dst, sport, dport, p.V6)
 	mu := e.flows.lock(fi)
 	mu.Lock()
 	defer mu.Unlock()
@@ -529,10 +532,8 @@ func (w *Worker) fromServer(pkt []byte, p *header.Packet, flags uint8, meta Meta
 	e := w.e
 	t := p.TCP
 	nowNs := now.UnixNano()
-	tup := &w.tup
-	setTuple(tup, &p.Dst, &p.Src, t.DestinationPort(), t.SourcePort(), p.V6)
 	var k flowKey
-	k.set(tup)
+	k.setAddrs(&p.Dst, &p.Src, t.DestinationPort(), t.SourcePort(), p.V6)
 	fi, tag := e.flows.bucketKey(&k)
 	if flags&(header.SYN|header.FIN|header.RST) == 0 {
 		var x xlate
