@@ -1,11 +1,12 @@
 package limit
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"math"
 	"math/bits"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 )
@@ -92,12 +93,13 @@ func (b *Bucket) Allow(now int64) bool {
 	}
 }
 
-// slot is one bucket of a PerSource table and the prefix that owns it.
+// slot is one bucket of a PerSource table and the prefix that owns it, as
+// two words (k1 is 0 for IPv4).
 type slot struct {
-	mu  sync.Mutex
-	v6  bool
-	key [16]byte
-	tat int64
+	mu     sync.Mutex
+	v6     bool
+	k0, k1 uint64
+	tat    int64
 }
 
 // A slot that was never used has a zero key and tat; a source whose masked
@@ -109,10 +111,10 @@ type slot struct {
 type PerSource struct {
 	slots  []slot
 	mask   uint64
-	seed   maphash.Seed
+	seed   [3]uint64
 	p      atomic.Pointer[params]
-	mask4  [16]byte
-	mask6  [16]byte
+	mask4  uint64    // the IPv4 prefix mask over the address's first word
+	mask6  [2]uint64 // the IPv6 prefix mask over the address's two words
 	prefix [2]int
 }
 
@@ -131,9 +133,13 @@ func NewPerSource(slots int, rate float64, burst uint32, prefix4, prefix6 int) (
 		return nil, fmt.Errorf("limit: IPv6 prefix /%d out of range (allowed 48..128)", prefix6)
 	}
 	n := 1 << bits.Len(uint(slots-1))
-	s := &PerSource{slots: make([]slot, n), mask: uint64(n - 1), seed: maphash.MakeSeed(), prefix: [2]int{prefix4, prefix6}}
-	s.mask4 = prefixMask(prefix4)
-	s.mask6 = prefixMask(prefix6)
+	s := &PerSource{slots: make([]slot, n), mask: uint64(n - 1), prefix: [2]int{prefix4, prefix6}}
+	for i := range s.seed {
+		s.seed[i] = rand.Uint64()
+	}
+	m4, m6 := prefixMask(prefix4), prefixMask(prefix6)
+	s.mask4 = uint64(binary.LittleEndian.Uint32(m4[:4]))
+	s.mask6 = [2]uint64{binary.LittleEndian.Uint64(m6[:8]), binary.LittleEndian.Uint64(m6[8:])}
 	if err := s.SetLimit(rate, burst); err != nil {
 		return nil, err
 	}
@@ -153,6 +159,12 @@ func prefixMask(bits int) [16]byte {
 		}
 	}
 	return m
+}
+
+// mix folds the 128-bit product of a and b (as in wyhash).
+func mix(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
 }
 
 // SetLimit changes the rate and burst of every bucket, keeping their state.
@@ -175,28 +187,27 @@ func (s *PerSource) Prefixes() (prefix4, prefix6 int) { return s.prefix[0], s.pr
 // Allow takes one token from the bucket of src's prefix at time now
 // (nanoseconds) and reports whether there was one. src holds an IPv4
 // address in its first 4 bytes (the rest ignored) unless v6.
+//
+// The prefix is masked and hashed a word at a time. The hash is a seeded
+// multiply-fold mix: it must keep senders from aiming at a slot they cannot
+// see, and a collision only hands a prefix a full bucket (see the package
+// documentation), so it needs to be unpredictable, not a PRF.
 func (s *PerSource) Allow(src [16]byte, v6 bool, now int64) bool {
-	var key [16]byte
+	var k0, k1, fam uint64
 	if v6 {
-		for i := range key {
-			key[i] = src[i] & s.mask6[i]
-		}
+		k0 = binary.LittleEndian.Uint64(src[0:]) & s.mask6[0]
+		k1 = binary.LittleEndian.Uint64(src[8:]) & s.mask6[1]
+		fam = 1
 	} else {
-		for i := range 4 {
-			key[i] = src[i] & s.mask4[i]
-		}
+		k0 = uint64(binary.LittleEndian.Uint32(src[0:])) & s.mask4
 	}
-	var k [17]byte
-	copy(k[:16], key[:])
-	if v6 {
-		k[16] = 1
-	}
-	sl := &s.slots[maphash.Bytes(s.seed, k[:])&s.mask]
+	h := mix(mix(k0^s.seed[0], k1^s.seed[1]), s.seed[2]^fam)
+	sl := &s.slots[h&s.mask]
 	p := s.p.Load()
 	sl.mu.Lock()
-	if sl.key != key || sl.v6 != v6 {
+	if sl.k0 != k0 || sl.k1 != k1 || sl.v6 != v6 {
 		// A new prefix takes the slot over with a full bucket.
-		sl.key, sl.v6, sl.tat = key, v6, math.MinInt64/2
+		sl.k0, sl.k1, sl.v6, sl.tat = k0, k1, v6, math.MinInt64/2
 	}
 	t, ok := p.allow(sl.tat, now)
 	sl.tat = t

@@ -346,3 +346,32 @@ func BenchmarkPerSource(b *testing.B) {
 		})
 	}
 }
+
+// TestPerSourceSpread: consecutive prefixes, as a sweep of one range
+// sends, spread over the slots like random ones (about 1-1/e of the slots
+// used when there are as many prefixes as slots), for both families.
+func TestPerSourceSpread(t *testing.T) {
+	for _, isV6 := range []bool{false, true} {
+		s, err := NewPerSource(1<<12, 10, 5, 32, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range s.Slots() {
+			src := v4(198, 18, byte(i>>8), byte(i))
+			if isV6 {
+				src = v6(0, byte(i)) // consecutive /64s
+				src[6] = byte(i >> 8)
+			}
+			s.Allow(src, isV6, sec)
+		}
+		used := 0
+		for i := range s.slots {
+			if s.slots[i].k0 != 0 {
+				used++
+			}
+		}
+		if min := s.Slots() * 55 / 100; used < min {
+			t.Errorf("v6 %t: %d sources took %d of %d slots, want at least %d", isV6, s.Slots(), used, s.Slots(), min)
+		}
+	}
+}
