@@ -98,3 +98,21 @@ func BenchmarkCheckFlags(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/float64(b.N), "ok/op")
 }
+
+// BenchmarkParseOptionsLinuxSYN: the options of a Linux SYN.
+func BenchmarkParseOptionsLinuxSYN(b *testing.B) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	segs := make([]TCP, 64)
+	for i := range segs {
+		segs[i] = seg(SYN, linuxSYNOpts(rng), nil)
+	}
+	var o Options
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if ParseOptions(segs[i&63], &o) != OK {
+			b.Fatal("ParseOptions failed")
+		}
+		i++
+	}
+}

@@ -56,7 +56,8 @@ func ParseOptions(t TCP, o *Options) Reason {
 		return BadDataOffset
 	}
 	// The two layouts of nearly every segment past the handshake: no
-	// options, or NOP, NOP, timestamps (RFC 7323 Appendix A).
+	// options, or NOP, NOP, timestamps (RFC 7323 Appendix A); and the SYN
+	// of Linux.
 	switch {
 	case end == TCPMinimumSize:
 		*o = Options{}
@@ -69,9 +70,42 @@ func ParseOptions(t TCP, o *Options) Reason {
 			TSOffset: 24,
 		}
 		return OK
+	case end == TCPMinimumSize+20:
+		if parseLinuxSYN(t[:end], o) {
+			return OK
+		}
 	}
+	return parseOptions(t[:end], o)
+}
+
+// parseLinuxSYN parses the options of a SYN as Linux lays them out (MSS;
+// SACK-permitted, or two NOPs, then timestamps; NOP and window scale) and
+// reports true, or reports false without touching o for any other layout.
+// t is a TCP header of 40 bytes.
+func parseLinuxSYN(t TCP, o *Options) bool {
+	_ = t[39]
+	mss := binary.BigEndian.Uint32(t[20:])
+	sts := binary.BigEndian.Uint32(t[24:])
+	ws := binary.BigEndian.Uint32(t[36:])
+	if mss>>16 != 0x0204 || (sts != 0x0402080a && sts != 0x0101080a) || ws>>8 != 0x010303 {
+		return false
+	}
+	// Cleared, then field by field: a literal would be built aside and
+	// copied in wider loads than its stores, which stalls store forwarding.
 	*o = Options{}
-	b := t[:end]
+	w := uint8(ws)
+	o.MSS, o.HasMSS = uint16(mss), true
+	o.WScale, o.HasWScale, o.WScaleClamped = min(w, MaxWScale), true, w > MaxWScale
+	o.SACKPermitted = sts == 0x0402080a
+	o.HasTS, o.TSOffset = true, 28
+	o.TSVal, o.TSEcr = binary.BigEndian.Uint32(t[28:]), binary.BigEndian.Uint32(t[32:])
+	return true
+}
+
+// parseOptions is ParseOptions for any layout; b is the header cut to its
+// data offset.
+func parseOptions(b TCP, o *Options) Reason {
+	*o = Options{}
 	for i := TCPMinimumSize; i < len(b); {
 		kind := b[i]
 		if kind <= OptNOP {
