@@ -54,7 +54,62 @@ func TestBuildSegmentChecksum(t *testing.T) {
 		if want := p.TCP.Checksum(); got != want {
 			t.Fatalf("case %d: buildSegment checksum = %#04x, want %#04x (SetTCPChecksum)", i, got, want)
 		}
+		if !v6 && !header.VerifyIPv4Checksum(header.IPv4(out)) {
+			t.Fatalf("case %d: IPv4 header checksum %#04x does not verify", i, header.IPv4(out).Checksum())
+		}
+		// Every field reads back as written.
+		tc := p.TCP
+		fields := []struct {
+			name      string
+			got, want uint64
+		}{
+			{"v6", b2u(p.V6), b2u(v6)},
+			{"src", addrWord(&p.Src), addrWord(&src)},
+			{"dst", addrWord(&p.Dst), addrWord(&dst)},
+			{"sport", uint64(tc.SourcePort()), uint64(sport)},
+			{"dport", uint64(tc.DestinationPort()), uint64(dport)},
+			{"seq", uint64(tc.SequenceNumber()), uint64(seq)},
+			{"ack", uint64(tc.AckNumber()), uint64(ack)},
+			{"flags", uint64(tc.Flags()), uint64(flags)},
+			{"reserved", uint64(tc[12] & 0xf), 0},
+			{"window", uint64(tc.WindowSize()), uint64(win)},
+			{"urgent", uint64(tc[18])<<8 | uint64(tc[19]), 0},
+			{"payload", uint64(len(p.Payload)), uint64(len(payload))},
+			{"mss", uint64(p.Opts.MSS), uint64(o.mss)},
+			{"ts", b2u(p.Opts.HasTS), b2u(o.ts)},
+			{"sack", b2u(p.Opts.SACKPermitted), b2u(o.sack)},
+			{"ws", b2u(p.Opts.HasWScale), b2u(o.ws >= 0)},
+		}
+		for _, f := range fields {
+			if f.got != f.want {
+				t.Fatalf("case %d: built %s = %#x, want %#x", i, f.name, f.got, f.want)
+			}
+		}
+		if !v6 {
+			h := header.IPv4(out)
+			if h[8] != 64 || h[9] != 6 || h[6] != 0x40 || h[7] != 0 || h[4] != 0 || h[5] != 0 || h[1] != 0 {
+				t.Fatalf("case %d: IPv4 header % x, want TTL 64, TCP, DF, ID 0, TOS 0", i, h[:20])
+			}
+		} else if out[7] != 64 || out[6] != 6 {
+			t.Fatalf("case %d: IPv6 header % x, want hop limit 64, TCP", i, out[:40])
+		}
 	}
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// addrWord folds an address into a word for comparing.
+func addrWord(a *[16]byte) uint64 {
+	var w uint64
+	for i, c := range a {
+		w = w*31 + uint64(c) + uint64(i)
+	}
+	return w
 }
 
 // TestTupleHash checks that the seeded tuple hash, which the SYN cache
