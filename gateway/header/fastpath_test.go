@@ -99,3 +99,38 @@ func TestParseLinuxSYN(t *testing.T) {
 		t.Errorf("the fast path took %d of 2000 Linux SYNs, want all", hits)
 	}
 }
+
+// TestParseTSSACK checks the fast path for NOP, NOP, timestamps, NOP, NOP,
+// SACK against the general loop, for 1 to 3 blocks, as laid out and with
+// any one byte changed.
+func TestParseTSSACK(t *testing.T) {
+	rng := rand.New(rand.NewPCG(45, 46))
+	hits := 0
+	for i := 0; i < 3000; i++ {
+		n := 1 + i%3
+		opts := []byte{OptNOP, OptNOP, OptTimestamps, 10, 0, 0, 0, 0, 0, 0, 0, 0, OptNOP, OptNOP, OptSACK, byte(2 + 8*n)}
+		for j := 4; j < 12; j++ {
+			opts[j] = byte(rng.Uint32())
+		}
+		for j := 0; j < 8*n; j++ {
+			opts = append(opts, byte(rng.Uint32()))
+		}
+		var o Options
+		if parseTSSACK(TCP(seg(ACK, opts, nil)), &o) {
+			hits++
+		}
+		m := append([]byte(nil), opts...)
+		m[rng.IntN(len(m))] = byte(rng.Uint32())
+		for _, b := range [][]byte{opts, m} {
+			s := TCP(seg(ACK, b, nil))
+			var fast, slow Options
+			rf, rs := ParseOptions(s, &fast), parseOptions(s[:s.DataOffset()], &slow)
+			if rf != rs || (rf == OK && fast != slow) {
+				t.Fatalf("ParseOptions(% x) = %v %+v, general loop %v %+v", b, rf, fast, rs, slow)
+			}
+		}
+	}
+	if hits != 3000 {
+		t.Errorf("the fast path took %d of 3000 segments, want all", hits)
+	}
+}

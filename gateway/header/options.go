@@ -75,6 +75,9 @@ func ParseOptions(t TCP, o *Options) Reason {
 			return OK
 		}
 	}
+	if end > TCPMinimumSize+12 && parseTSSACK(t[:end], o) {
+		return OK
+	}
 	return parseOptions(t[:end], o)
 }
 
@@ -99,6 +102,24 @@ func parseLinuxSYN(t TCP, o *Options) bool {
 	o.SACKPermitted = sts == 0x0402080a
 	o.HasTS, o.TSOffset = true, 28
 	o.TSVal, o.TSEcr = binary.BigEndian.Uint32(t[28:]), binary.BigEndian.Uint32(t[32:])
+	return true
+}
+
+// parseTSSACK parses NOP, NOP, timestamps, NOP, NOP, SACK (1 to 3
+// blocks), as Linux lays out a segment that carries SACK blocks, and
+// reports true, or reports false without touching o for any other layout.
+// t is a TCP header longer than 32 bytes.
+func parseTSSACK(t TCP, o *Options) bool {
+	n := (len(t) - 36) / 8
+	if len(t) < 44 || (len(t)-36)%8 != 0 || n > MaxSACKBlocks ||
+		binary.BigEndian.Uint32(t[20:]) != 0x0101080a ||
+		binary.BigEndian.Uint32(t[32:]) != 0x01010500|uint32(2+8*n) {
+		return false
+	}
+	*o = Options{} // then field by field, as in parseLinuxSYN
+	o.HasTS, o.TSOffset = true, 24
+	o.TSVal, o.TSEcr = binary.BigEndian.Uint32(t[24:]), binary.BigEndian.Uint32(t[28:])
+	o.SACKOffset, o.SACKBlocks = 36, n
 	return true
 }
 
