@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -45,4 +47,47 @@ func TestWorkerLookupFollowsPolicy(t *testing.T) {
 		h.expect(append([]byte(nil), syn...), Accept, EventUnguarded)
 		h.expect(h.craft(seg{fromServer: true, flags: header.ACK, seq: 9, ack: 9}), Accept, EventUnguarded)
 	})
+}
+
+// withIPv4Options returns an IPv4 packet with n bytes of NOP options
+// inserted after the fixed header, lengths and header checksum fixed.
+func withIPv4Options(b []byte, n int) []byte {
+	out := append(append(append([]byte(nil), b[:20]...), make([]byte, n)...), b[20:]...)
+	for i := 20; i < 20+n; i++ {
+		out[i] = 1 // NOP (RFC 791 §3.1)
+	}
+	out[0] = 0x40 | byte((20+n)/4)
+	binary.BigEndian.PutUint16(out[2:], uint16(len(out)))
+	header.SetIPv4Checksum(header.IPv4(out))
+	return out
+}
+
+// TestEarlyDropIPv4Options: packets with invalid flags are dropped with the
+// reason of their direction, and unguarded ones pass, whatever the length
+// of the IPv4 header (a 40-byte one is as long as an IPv6 header).
+func TestEarlyDropIPv4Options(t *testing.T) {
+	h := newHarness(t, false, testAdvertise())
+	tests := []struct {
+		name    string
+		s       seg
+		verdict Verdict
+		event   Event
+		reason  header.Reason
+	}{
+		{"client SYN+FIN", seg{flags: header.SYN | header.FIN}, Drop, EventMalformed, header.SynFin},
+		{"server SYN alone", seg{fromServer: true, flags: header.SYN}, Drop, EventMalformed, header.ServerSyn},
+		{"client null", seg{flags: 0}, Drop, EventMalformed, header.NullFlags},
+		{"unguarded SYN+FIN", seg{flags: header.SYN | header.FIN, dport: 9}, Accept, EventUnguarded, 0}, // no reason set
+	}
+	for _, tt := range tests {
+		for _, n := range []int{0, 4, 20, 40} {
+			t.Run(fmt.Sprintf("%s/options=%d", tt.name, n), func(t *testing.T) {
+				pkt := withIPv4Options(h.craft(tt.s), n)
+				r := h.run(pkt, Meta{})
+				if r.Verdict != tt.verdict || r.Event != tt.event || r.Reason != tt.reason {
+					t.Errorf("Process = %v/%v/%v, want %v/%v/%v", r.Verdict, r.Event, r.Reason, tt.verdict, tt.event, tt.reason)
+				}
+			})
+		}
+	}
 }

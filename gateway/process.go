@@ -148,6 +148,26 @@ func (w *Worker) lookup(pol *policy.Policy, v6 bool, a *[16]byte, port uint16) *
 	return s
 }
 
+// lookupAddr is lookup for an address as the packet holds it (4 bytes
+// unless v6, then 16), for the early drop, which has not parsed the packet.
+func (w *Worker) lookupAddr(pol *policy.Policy, v6 bool, a []byte, port uint16) *policy.Service {
+	var a0, a1 uint64
+	c := &w.last[0]
+	if v6 {
+		a0, a1, c = binary.LittleEndian.Uint64(a[0:8]), binary.LittleEndian.Uint64(a[8:16]), &w.last[1]
+	} else {
+		a0 = uint64(binary.LittleEndian.Uint32(a[0:4]))
+	}
+	if c.pol == pol && c.a0 == a0 && c.a1 == a1 && c.port == port {
+		return c.svc
+	}
+	s := pol.LookupIP(a, port)
+	if s != nil {
+		*c = lastService{pol: pol, a0: a0, a1: a1, port: port, svc: s}
+	}
+	return s
+}
+
 // setTuple fills t. It copies the addresses a word at a time, as Parse
 // stores them, so that the loads are served from the stores in flight.
 func setTuple(t *cookies.Tuple, src, dst *[16]byte, sport, dport uint16, v6 bool) {
@@ -166,6 +186,7 @@ func setTuple(t *cookies.Tuple, src, dst *[16]byte, sport, dport uint16, v6 bool
 // that counts instead of dropping) to the full path.
 func (w *Worker) dropInvalidFlagsEarly(pkt []byte, r *Result) bool {
 	var toff int
+	var v6 bool
 	var src, dst []byte
 	switch {
 	case len(pkt) >= 40 && pkt[0]>>4 == 4:
@@ -179,7 +200,7 @@ func (w *Worker) dropInvalidFlagsEarly(pkt []byte, r *Result) bool {
 		if pkt[6] != 6 { // TCP right after the fixed header only
 			return false
 		}
-		toff = 40
+		toff, v6 = 40, true
 		src, dst = pkt[8:24], pkt[24:40]
 	default:
 		return false
@@ -194,8 +215,8 @@ func (w *Worker) dropInvalidFlagsEarly(pkt []byte, r *Result) bool {
 		return false
 	}
 	sport, dport := binary.BigEndian.Uint16(pkt[toff:]), binary.BigEndian.Uint16(pkt[toff+2:])
-	if pol.LookupIP(dst, dport) == nil {
-		if pol.LookupIP(src, sport) == nil {
+	if w.lookupAddr(pol, v6, dst, dport) == nil {
+		if w.lookupAddr(pol, v6, src, sport) == nil {
 			return false
 		}
 		reason = header.CheckFlags(flags, true)
