@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/synwall/synwall/bench/internal/host"
+	"github.com/synwall/synwall/deploy/lab"
 )
 
 type report struct {
@@ -50,7 +51,7 @@ func (rep *report) markdown() string {
 		}
 		fmt.Fprintf(&b, "| %s | %.0f | %s | %.0f | %d | %d/%d (%.0f%%) | %v | %v | %.0f%% | %s | %s | %d |\n",
 			r.Name, r.rate(uint64(r.HpingSent+r.GenSent)), own, r.rate(r.AtAttacker), r.Handshakes,
-			r.Load.OK, r.Load.Attempts, 100*r.Load.SuccessRate(), roundD(r.Load.ConnectP50), roundD(r.Load.ConnectP99),
+			r.Load.OK, r.Load.Attempts, 100*r.Load.SuccessRate(), lab.Round(r.Load.ConnectP50), lab.Round(r.Load.ConnectP99),
 			100*r.Busy, cpu, rss, r.Drops)
 	}
 
@@ -90,13 +91,3 @@ func (rep *report) markdown() string {
 	return b.String()
 }
 
-func roundD(d time.Duration) time.Duration {
-	switch {
-	case d >= time.Second:
-		return d.Round(time.Millisecond)
-	case d >= time.Millisecond:
-		return d.Round(10 * time.Microsecond)
-	default:
-		return d.Round(time.Microsecond)
-	}
-}

@@ -243,7 +243,7 @@ func printSummary(w io.Writer, r DemoResult) {
 		if v == 0 {
 			return "-"
 		}
-		return round(v).String()
+		return Round(v).String()
 	}
 	fmt.Fprintf(tw, "connect p50\t%s\t%s\n", ms(b.ConnectP50), ms(p.ConnectP50))
 	fmt.Fprintf(tw, "connect p99\t%s\t%s\n", ms(b.ConnectP99), ms(p.ConnectP99))

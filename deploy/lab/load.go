@@ -53,8 +53,8 @@ func (r LoadResult) SuccessRate() float64 {
 
 func (r LoadResult) String() string {
 	s := fmt.Sprintf("%d/%d ok (%.1f%%), connect p50 %v p99 %v max %v, total p50 %v p99 %v, in %v",
-		r.OK, r.Attempts, 100*r.SuccessRate(), round(r.ConnectP50), round(r.ConnectP99), round(r.ConnectMax),
-		round(r.TotalP50), round(r.TotalP99), round(r.Elapsed))
+		r.OK, r.Attempts, 100*r.SuccessRate(), Round(r.ConnectP50), Round(r.ConnectP99), Round(r.ConnectMax),
+		Round(r.TotalP50), Round(r.TotalP99), Round(r.Elapsed))
 	if len(r.Errors) > 0 {
 		keys := make([]string, 0, len(r.Errors))
 		for k := range r.Errors {
@@ -70,7 +70,9 @@ func (r LoadResult) String() string {
 	return s
 }
 
-func round(d time.Duration) time.Duration {
+// Round shortens d for reports: milliseconds from a second up, 10 µs from a
+// millisecond up, microseconds below.
+func Round(d time.Duration) time.Duration {
 	switch {
 	case d >= time.Second:
 		return d.Round(time.Millisecond)
