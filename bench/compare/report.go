@@ -90,4 +90,3 @@ func (rep *report) markdown() string {
 	}
 	return b.String()
 }
-
