@@ -39,6 +39,7 @@ type options struct {
 	conns   int
 	out     string
 	synwall string
+	hpings  int
 	flood   time.Duration
 }
 
@@ -49,6 +50,7 @@ func main() {
 	flag.IntVar(&o.conns, "conns", 0, "legitimate connections per defense (default 200, 60 with -short)")
 	flag.StringVar(&o.out, "out", "bench/COMPARE.md", "write the markdown report to `FILE` (empty: only print it)")
 	flag.StringVar(&o.synwall, "synwall", "", "synwall `BINARY`; empty builds ./cmd/synwall")
+	flag.IntVar(&o.hpings, "hping", 1, "`N` hping3 -S --flood instances side by side, all from the attacker's own address (1..4)")
 	flag.Parse()
 	o.flood = 10 * time.Second
 	if o.short {
@@ -59,6 +61,10 @@ func main() {
 		if o.short {
 			o.conns = 60
 		}
+	}
+	if o.hpings < 1 || o.hpings > 4 {
+		fmt.Fprintf(os.Stderr, "compare: -hping %d not in [1, 4]\n", o.hpings)
+		os.Exit(2)
 	}
 	if o.rate < 1 || o.rate > 2_000_000 {
 		fmt.Fprintf(os.Stderr, "compare: -rate %d not in [1, 2000000]\n", o.rate)
@@ -341,11 +347,13 @@ func measure(ctx context.Context, e *env, d defense) (r result, err error) {
 		end  time.Time
 		err  error
 	}
-	hc, gc := make(chan floodDone, 1), make(chan floodDone, 1)
-	go func() {
-		f, err := l.Flood(ctx, lab.Flood{Target: lab.ServerV4, Port: lab.HTTPPort, Flags: []string{"-S"}, Duration: o.flood})
-		hc <- floodDone{f.Sent, time.Now(), err}
-	}()
+	hc, gc := make(chan floodDone, o.hpings), make(chan floodDone, 1)
+	for range o.hpings {
+		go func() {
+			f, err := l.Flood(ctx, lab.Flood{Target: lab.ServerV4, Port: lab.HTTPPort, Flags: []string{"-S"}, Duration: o.flood})
+			hc <- floodDone{f.Sent, time.Now(), err}
+		}()
+	}
 	go func() {
 		gctx, cancel := context.WithTimeout(ctx, o.flood+5*time.Second)
 		defer cancel()
@@ -375,7 +383,16 @@ func measure(ctx context.Context, e *env, d defense) (r result, err error) {
 	if err != nil {
 		return r, err
 	}
-	h, g := <-hc, <-gc
+	var h floodDone
+	for range o.hpings {
+		f := <-hc
+		h.sent += f.sent
+		h.err = errors.Join(h.err, f.err)
+		if f.end.After(h.end) {
+			h.end = f.end
+		}
+	}
+	g := <-gc
 	if err := errors.Join(h.err, g.err); err != nil {
 		return r, err
 	}

@@ -34,8 +34,8 @@ func (rep *report) markdown() string {
 	fmt.Fprintf(&b, "- Machine: %d × %s, Linux %s, %s, commit %s\n", runtime.NumCPU(), host.CPUModel(), host.Kernel(), runtime.Version(), host.GitCommit())
 	fmt.Fprintf(&b, "- Date: %s\n", rep.started.UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "- Command (as root, from the repository root): `%s`\n", rep.command)
-	fmt.Fprintf(&b, "- Workload per defense, in one namespace lab (deploy/lab): `hping3 -S --flood` (one source, 198.18.2.2) and `bench/synflood` at %d pps (random sources in 198.19.0.0/16, MSS/SACK/TS/wscale options) against %s for %v, while the client makes %d HTTP connections (GET /small, 10 at a time, 3 s timeout) spread over the flood.\n\n",
-		o.rate, "198.18.3.2:80", o.flood, o.conns)
+	fmt.Fprintf(&b, "- Workload per defense, in one namespace lab (deploy/lab): %s (one source, 198.18.2.2) and `bench/synflood` at %d pps (random sources in 198.19.0.0/16, MSS/SACK/TS/wscale options) against %s for %v, while the client makes %d HTTP connections (GET /small, 10 at a time, 3 s timeout) spread over the flood.\n\n",
+		hpingWords(o.hpings), o.rate, "198.18.3.2:80", o.flood, o.conns)
 
 	fmt.Fprintf(&b, "| defense | flood sent/s | SYN-ACKs/s (own counter) | SYN-ACKs/s at attacker | handshakes | legit ok | connect p50 | connect p99 | machine CPU busy | synwall CPU | synwall RSS (peak) | drops |\n")
 	fmt.Fprintf(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
@@ -78,7 +78,7 @@ func (rep *report) markdown() string {
 
 	fmt.Fprintf(&b, "\n## How to read it\n\n")
 	for _, s := range []string{
-		"*flood sent/s*: hping3's and synflood's own packet counts over the flood's wall time.",
+		"*flood sent/s*: hping3's (all instances summed) and synflood's own packet counts over the flood's wall time.",
 		"*SYN-ACKs/s (own counter)*: what the defense says it answered — synwall's `events.syn_answered`, SYNPROXY's `syn_received` (every SYN it takes gets a cookie SYN-ACK), the server's `TcpExtSyncookiesSent`. Without cookies the server has no such counter (—).",
 		"*SYN-ACKs/s at attacker*: an iptables counter in the attacker namespace's raw PREROUTING, before the lab's rule that drops them: every SYN-ACK sent to a flood source, whoever sent it, retransmissions included. It covers the no-defense case and checks the own counters.",
 		"*handshakes*: completed three-way handshakes during the phase (server `TcpPassiveOpens`, SYNPROXY `cookie_valid`, synwall `events.handshake`); the flood never completes one, so these are the client's.",
@@ -89,4 +89,12 @@ func (rep *report) markdown() string {
 		fmt.Fprintf(&b, "- %s\n", s)
 	}
 	return b.String()
+}
+
+// hpingWords describes the hping3 part of the flood.
+func hpingWords(n int) string {
+	if n <= 1 {
+		return "`hping3 -S --flood`"
+	}
+	return fmt.Sprintf("%d × `hping3 -S --flood` side by side", n)
 }
