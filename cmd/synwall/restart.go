@@ -96,30 +96,46 @@ func saveState(dir string, eng *gateway.Engine, now time.Time) (path string, siz
 
 // loadState reads dir/state if there is one and removes it whatever its
 // content: a state file is used once. A missing file is nil without a log
-// line; a file that cannot be used is nil with an error log line saying
-// why, and the daemon starts fresh.
+// line; a file that cannot be used (among others a symlink, a FIFO or
+// another non-regular file, one owned by another user or readable by
+// others) is nil with an error log line saying why, and the daemon starts
+// fresh.
 func loadState(dir string, now time.Time, log *slog.Logger) *gateway.State {
 	if dir == "" {
 		return nil
 	}
 	path := filepath.Join(dir, stateFileName)
-	f, err := os.Open(path)
+	// Not through a symlink, and without blocking on a FIFO: only a
+	// regular file this user wrote is taken.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	if err != nil {
-		log.Error("state file refused; starting fresh", "file", path, "err", err)
-		return nil
-	}
 	defer func() {
-		f.Close()
+		if f != nil {
+			f.Close()
+		}
 		if err := os.Remove(path); err != nil {
 			log.Warn("removing the state file", "file", path, "err", err)
 		}
 	}()
-	if fi, err := f.Stat(); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		log.Error("state file refused; starting fresh", "file", path, "err",
-			fmt.Sprintf("mode %04o lets group or others access it; synwall writes 0600", fi.Mode().Perm()))
+	if err != nil {
+		log.Error("state file refused; starting fresh", "file", path, "err", err)
+		return nil
+	}
+	fi, err := f.Stat()
+	if err == nil {
+		switch st, _ := fi.Sys().(*syscall.Stat_t); {
+		case !fi.Mode().IsRegular():
+			err = fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
+		case fi.Mode().Perm()&0o077 != 0:
+			err = fmt.Errorf("mode %04o lets group or others access it; synwall writes 0600", fi.Mode().Perm())
+		case st == nil || st.Uid != uint32(os.Geteuid()):
+			err = errors.New("owned by another user than the one synwall runs as")
+		}
+	}
+	if err != nil {
+		log.Error("state file refused; starting fresh", "file", path, "err", err)
 		return nil
 	}
 	st, err := gateway.ReadState(f, now)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -120,6 +121,24 @@ func TestStateFileRefused(t *testing.T) {
 		}, "checksum"},
 		{"not a state file", func(p string) { os.WriteFile(p, []byte("hello, world, this is not it at all, no"), 0o600) }, "not a synwall state file"},
 		{"readable by others", func(p string) { os.Chmod(p, 0o644) }, "group or others"},
+		// A good state file elsewhere, reached through a symlink.
+		{"a symlink", func(p string) {
+			real := filepath.Join(filepath.Dir(filepath.Dir(p)), "elsewhere")
+			os.Rename(p, real)
+			os.Symlink(real, p)
+		}, "symbolic links"},
+		// A FIFO must not block the start; should a reader block on it, a
+		// writer comes after 2 s with something else.
+		{"a FIFO", func(p string) {
+			os.Remove(p)
+			syscall.Mkfifo(p, 0o600)
+			time.AfterFunc(2*time.Second, func() {
+				if w, err := os.OpenFile(p, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+					w.Write([]byte("written into the FIFO meanwhile"))
+					w.Close()
+				}
+			})
+		}, "not a regular file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -140,6 +159,20 @@ func TestStateFileRefused(t *testing.T) {
 			}
 		})
 	}
+	t.Run("owned by another user", func(t *testing.T) {
+		dir := t.TempDir()
+		path, _, err := saveState(dir, eng, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(path, os.Geteuid()+1, -1); err != nil {
+			t.Skipf("chown to another user: %v", err)
+		}
+		var log bytes.Buffer
+		if st := loadState(dir, time.Now(), testLogger(&log)); st != nil || !strings.Contains(log.String(), "another user") {
+			t.Errorf("loadState of a file of another user = %v, log %q; want refused", st, log.String())
+		}
+	})
 	t.Run("too old", func(t *testing.T) {
 		dir := t.TempDir()
 		if _, _, err := saveState(dir, eng, time.Now().Add(-gateway.MaxStateAge-time.Minute)); err != nil {
