@@ -40,8 +40,8 @@ func (c SamplerConfig) withDefaults() (SamplerConfig, error) {
 	if c.Path == "" {
 		return c, errors.New("observe: sampler without a file path")
 	}
-	if c.Rate < 0 || c.Snaplen < 0 || c.Slots < 0 || c.MaxBytes < 0 || c.Files < 0 {
-		return c, fmt.Errorf("observe: negative sampler setting %+v", c)
+	if !(c.Rate >= 0) || c.Snaplen < 0 || c.Slots < 0 || c.MaxBytes < 0 || c.Files < 0 {
+		return c, fmt.Errorf("observe: negative (or NaN) sampler setting %+v", c)
 	}
 	if c.Rate == 0 {
 		c.Rate = DefaultSampleRate

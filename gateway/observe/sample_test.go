@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -235,6 +236,7 @@ func TestSamplerConfig(t *testing.T) {
 	for _, c := range []SamplerConfig{
 		{},
 		{Path: "x", Rate: -1},
+		{Path: "x", Rate: math.NaN()}, // would sample every packet
 		{Path: "x", Snaplen: 10},
 		{Path: "x", MaxBytes: 100},
 		{Path: "x", Files: 5000},
