@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -81,7 +82,10 @@ func (d *daemon) status(now time.Time) statusDoc {
 		s.Uptime = now.Sub(d.started).Seconds()
 	}
 	s.Mode.Backend = d.qcfg.Backend.String()
-	s.Mode.Queues = fmt.Sprintf("%d-%d", d.rules.QueueFirst, d.rules.QueueLast)
+	// The queues bound (qcfg is fixed before the workers start); d.rules is
+	// rewritten by reloads, on another goroutine.
+	qs := d.qcfg.Queues
+	s.Mode.Queues = fmt.Sprintf("%d-%d", qs[0], qs[len(qs)-1])
 	s.Mode.FailOpen = d.qcfg.FailOpen
 	s.Mode.Hooks = d.flags.hook
 	s.Mode.Policy = policyName(d.flags.policy)
@@ -107,7 +111,7 @@ func (d *daemon) status(now time.Time) statusDoc {
 	s.Capacity.Pending = tableUse{int64(c.PendingUsed), int64(c.PendingSlots)}
 	if ks, err := queue.ReadKernelQueueStats(); err == nil {
 		for _, k := range ks {
-			if k.Queue < d.rules.QueueFirst || k.Queue > d.rules.QueueLast {
+			if !slices.Contains(qs, k.Queue) {
 				continue
 			}
 			s.Kernel.Waiting += uint64(k.Waiting)

@@ -223,3 +223,26 @@ func TestOpsMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusDuringReload: the status reports the queues the daemon bound,
+// and reads nothing a reload rewrites meanwhile (d.rules is replaced by
+// the reload goroutine while the control socket serves; go test -race).
+func TestStatusDuringReload(t *testing.T) {
+	d := opsDaemon(t, opsFlags{logSummary: 10 * time.Second})
+	done := make(chan statusDoc)
+	go func() {
+		var s statusDoc
+		for range 50 {
+			s = d.status(time.Now())
+		}
+		done <- s
+	}()
+	for i := range 50 {
+		r := d.rules // as reload does with rules for other queues
+		r.QueueFirst, r.QueueLast = uint16(7+i), uint16(8+i)
+		d.rules = r
+	}
+	if s := <-done; s.Mode.Queues != "3-4" {
+		t.Errorf("status queues = %q, want the bound 3-4", s.Mode.Queues)
+	}
+}
