@@ -239,10 +239,16 @@ synwall" does the same under systemd.`, stderr)
 	}
 }
 
-// saveForRestart writes the state file once the queues are unbound. On
-// failure the daemon stops as on SIGTERM (rules removed) rather than
-// re-executing without its flows.
+// saveForRestart writes the state file once the queues are unbound (none
+// without a state directory: the next process starts fresh). On failure
+// the daemon stops as on SIGTERM (rules removed) rather than re-executing
+// without its flows.
 func (d *daemon) saveForRestart() error {
+	if d.flags.stateDir == "" {
+		// --state-dir "" disables restoring, not the restart itself.
+		d.log.Warn("graceful restart without --state-dir: cookie keys and flows are not handed over")
+		return errRestart
+	}
 	now := time.Now()
 	path, size, err := saveState(d.flags.stateDir, d.engine, now)
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -259,5 +260,24 @@ func TestCmdRestart(t *testing.T) {
 				t.Errorf("cmdRestart(%s pid file) = %d, want %d", tc.name, code, exitFailure)
 			}
 		})
+	}
+}
+
+// TestSaveForRestartNoStateDir: without a state directory a graceful
+// restart still re-executes (the next process starts fresh) rather than
+// stopping the daemon and removing its rules.
+func TestSaveForRestartNoStateDir(t *testing.T) {
+	d, _ := metricsDaemon(t)
+	d.restarting.Store(true)
+	if err := d.saveForRestart(); !errors.Is(err, errRestart) || !d.restarting.Load() {
+		t.Errorf("saveForRestart with --state-dir \"\" = %v, restarting %v; want errRestart, still restarting", err, d.restarting.Load())
+	}
+	dir := filepath.Join(t.TempDir(), "state")
+	d.flags.stateDir = dir
+	if err := d.saveForRestart(); !errors.Is(err, errRestart) {
+		t.Errorf("saveForRestart(%s) = %v, want errRestart", dir, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, stateFileName)); err != nil {
+		t.Errorf("state file: %v", err)
 	}
 }
