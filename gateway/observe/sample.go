@@ -177,13 +177,19 @@ func (s *Sampler) Stats() SamplerStats {
 }
 
 // Open creates the first file, so that a bad path is an error before
-// anything runs. Run calls it when nobody did.
+// anything runs, rotating one left at Path. Run calls it when nobody did.
 func (s *Sampler) Open() error {
 	if s.files != nil {
 		return nil
 	}
 	f := &pcapFiles{cfg: s.cfg}
-	if err := f.open(); err != nil {
+	// The current file of an earlier run (a restart) is rotated, not
+	// truncated: its samples are kept as Path.1.
+	open := f.open
+	if _, err := os.Lstat(s.cfg.Path); err == nil {
+		open = f.rotate
+	}
+	if err := open(); err != nil {
 		return err
 	}
 	s.files = f

@@ -258,3 +258,24 @@ func TestSamplerConfig(t *testing.T) {
 		t.Error("Run with an impossible path = nil error, want one")
 	}
 }
+
+// TestSamplerKeepsEarlierFile: the current file of an earlier run (a
+// restart) is rotated to Path.1, not truncated.
+func TestSamplerKeepsEarlierFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "drops.pcapng")
+	if err := os.WriteFile(path, []byte("samples of the run before"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSampler(SamplerConfig{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runSampler(t, s)
+	stop()
+	if b, err := os.ReadFile(path + ".1"); string(b) != "samples of the run before" {
+		t.Errorf("%s.1 = %q, %v; want the earlier file", path, b, err)
+	}
+	if got := readPcapng(t, path); len(got) != 0 {
+		t.Errorf("new file holds %d packets, want none", len(got))
+	}
+}
