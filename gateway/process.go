@@ -239,6 +239,20 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 	e := w.e
 	nowNs := now.UnixNano()
 
+	// Rate limits: per source prefix for the service, then the global
+	// bound on SYN-ACKs (so that synwall is no strong reflector). A refused SYN
+	// touches no state: it neither ends nor marks the tuple's flow.
+	if svc.ID < len(act.perSvc) {
+		if l := act.perSvc[svc.ID]; l != nil && !l.Allow(p.Src, p.V6, nowNs) && !act.pol.Allowed(addrOf(&p.Src, p.V6)) {
+			r.Verdict, r.Event = Drop, EventSynLimited
+			return
+		}
+	}
+	if act.synAck != nil && !act.synAck.Allow(nowNs) {
+		r.Verdict, r.Event = Drop, EventSynLimited
+		return
+	}
+
 	// A tuple reused after its flow began to close starts afresh; an
 	// established flow is only marked, and replaced when a valid ACK for
 	// a new ISN arrives.
@@ -258,19 +272,6 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 			}
 		}
 		mu.Unlock()
-	}
-
-	// Rate limits: per source prefix for the service, then the global
-	// bound on SYN-ACKs (so that synwall is no strong reflector).
-	if svc.ID < len(act.perSvc) {
-		if l := act.perSvc[svc.ID]; l != nil && !l.Allow(p.Src, p.V6, nowNs) && !act.pol.Allowed(addrOf(&p.Src, p.V6)) {
-			r.Verdict, r.Event = Drop, EventSynLimited
-			return
-		}
-	}
-	if act.synAck != nil && !act.synAck.Allow(nowNs) {
-		r.Verdict, r.Event = Drop, EventSynLimited
-		return
 	}
 
 	o := &p.Opts
@@ -299,8 +300,12 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 	cl := &e.cache.locks[ci]
 	cl.Lock()
 	k := e.cache.find(ci, ctag, fp)
-	if c := &e.cache.entries[max(k, 0)]; k >= 0 && c.clientISN == seq && c.cookie == cookie && c.ts == tsOK {
-		// A retransmitted SYN gets the same SYN-ACK.
+	if c := &e.cache.entries[max(k, 0)]; k >= 0 && c.clientISN == seq && c.cookie == cookie && c.ts == tsOK &&
+		c.mss == clientMSS && c.ws == ws && c.advWS == advWS && c.sack == sackOK && c.ecn == ecnOK {
+		// A retransmitted SYN gets the same SYN-ACK. One with other
+		// options (a client retrying without window scaling, say)
+		// replaces the entry, so the server side is opened with the
+		// options the new SYN-ACK agreed to.
 		ourTS = c.ourTS
 		e.st.cacheRetransmits.Add(1)
 	} else {
