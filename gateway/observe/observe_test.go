@@ -396,3 +396,29 @@ func BenchmarkProcessSpread(b *testing.B) {
 		w.Process(pkts[i&4095], gateway.Meta{}, t0, &r)
 	}
 }
+
+// TestTopKMerge: merged over workers, a count still bounds the true count
+// from above, by at most its error, also for a key one worker's full table
+// evicted.
+func TestTopKMerge(t *testing.T) {
+	x, y, z := hhKey{a0: 1 << 40}, hhKey{a0: 2 << 40}, hhKey{a0: 3 << 40}
+	a, b := newTopK(2), newTopK(2)
+	for k, n := range map[hhKey]int{x: 5, y: 10} {
+		for range n {
+			a.add(k, 1)
+		}
+	}
+	a.add(z, 1) // evicts x (5): z counts 6 ± 5
+	for range 3 {
+		b.add(x, 1)
+	}
+	m := hhMerge{}
+	m.add(&a)
+	m.add(&b)
+	truth := map[hhKey]uint64{x: 8, y: 10, z: 1}
+	for _, e := range m.top(5, 1) {
+		if tc := truth[e.key]; e.count < tc || e.count-e.err > tc {
+			t.Errorf("%v: count %d ± %d does not bound the true count %d", e.key.addr(), e.count, e.err, tc)
+		}
+	}
+}

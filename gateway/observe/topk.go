@@ -79,24 +79,40 @@ func (t *topK) decay() {
 	t.n = j
 }
 
-// hhMerge sums the tables of several workers (counts and error bounds add
-// up, as for any merge of Space-Saving summaries).
-type hhMerge map[hhKey][2]uint64
+// hhMerge sums the tables of several workers as mergeable Space-Saving
+// summaries: counts and error bounds add up, and a key missing from a full
+// table may have been counted there up to that table's smallest count, so
+// that much is added to its count and its error bound. Counts thus stay
+// overestimates, by at most their error bound.
+type hhMerge struct {
+	keys  map[hhKey][3]uint64 // counts, error bounds, floors of the tables holding the key
+	floor uint64              // sum of the smallest counts of the full tables
+}
 
-func (m hhMerge) add(t *topK) {
+func (m *hhMerge) add(t *topK) {
+	if m.keys == nil {
+		m.keys = map[hhKey][3]uint64{}
+	}
+	var least uint64
+	if t.n > 0 && t.n == len(t.keys) {
+		least = slices.Min(t.counts[:t.n])
+		m.floor += least
+	}
 	for i := range t.n {
-		v := m[t.keys[i]]
+		v := m.keys[t.keys[i]]
 		v[0] += t.counts[i]
 		v[1] += t.errs[i]
-		m[t.keys[i]] = v
+		v[2] += least
+		m.keys[t.keys[i]] = v
 	}
 }
 
 // top returns the n largest entries, largest first, counts scaled by scale.
-func (m hhMerge) top(n int, scale uint64) []hhEntry {
-	out := make([]hhEntry, 0, len(m))
-	for k, v := range m {
-		out = append(out, hhEntry{key: k, count: v[0] * scale, err: v[1] * scale})
+func (m *hhMerge) top(n int, scale uint64) []hhEntry {
+	out := make([]hhEntry, 0, len(m.keys))
+	for k, v := range m.keys {
+		missed := m.floor - v[2] // from the full tables without k
+		out = append(out, hhEntry{key: k, count: (v[0] + missed) * scale, err: (v[1] + missed) * scale})
 	}
 	slices.SortFunc(out, func(a, b hhEntry) int {
 		if c := cmp.Compare(b.count, a.count); c != 0 {
