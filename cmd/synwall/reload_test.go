@@ -129,3 +129,32 @@ func TestReload(t *testing.T) {
 		t.Fatalf("stats reloads = %v, want ok 1 failed 1", doc.Reloads)
 	}
 }
+
+// TestReloadKeepsQueues: a reloaded policy that names other queues or
+// another fail mode gets rules for the queues the process has bound; the
+// change waits for a restart.
+func TestReloadKeepsQueues(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	writePolicy(t, path, strings.Replace(reloadPolicy, "WINDOW", "65535", 1)+"queue: {numbers: \"2-3\", fail: closed}\n")
+	f := &runFlags{policy: path, hook: "forward", backend: "raw", mark: 0x5359}
+	d, err := newDaemon(f, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("newDaemon: %v", err)
+	}
+	writePolicy(t, path, strings.Replace(strings.Replace(reloadPolicy, "WINDOW", "65535", 1), "198.18.3.2/32", "198.18.3.0/24", 1)+
+		"queue: {numbers: \"6-9\", fail: open}\n")
+	p, err := loadPolicy(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := d.rulesFor(p)
+	if err != nil {
+		t.Fatalf("rulesFor: %v", err)
+	}
+	if r.QueueFirst != 2 || r.QueueLast != 3 || r.FailOpen {
+		t.Errorf("rules after reload: queues %d-%d, fail open %v; want the bound 2-3, fail closed", r.QueueFirst, r.QueueLast, r.FailOpen)
+	}
+	if len(r.Services) != 1 || r.Services[0].Prefix.String() != "198.18.3.0/24" {
+		t.Errorf("rules after reload guard %v, want the new policy's 198.18.3.0/24", r.Services)
+	}
+}

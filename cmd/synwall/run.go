@@ -479,7 +479,7 @@ func (d *daemon) reload() {
 		return
 	}
 	p = discoverAll(context.Background(), p, uint32(d.flags.mark), d.log)
-	r, err := d.flags.rules(p)
+	r, err := d.rulesFor(p)
 	if err != nil {
 		refuse(err)
 		return
@@ -508,6 +508,21 @@ func (d *daemon) reload() {
 	if later := policy.NeedsRestart(old, p); len(later) > 0 {
 		d.log.Warn("some changes take effect only after a restart", "changes", strings.Join(later, "; "))
 	}
+}
+
+// rulesFor turns a reloaded policy into firewall rules for this process:
+// the services come from p, but the queue numbers and the fail mode stay
+// those the running process bound. A change of queue.numbers or queue.fail
+// takes effect at the next (graceful) restart, as the reload's log says;
+// rules naming queues nobody reads would drop, or pass, all guarded
+// traffic.
+func (d *daemon) rulesFor(p *policy.Policy) (queue.Rules, error) {
+	r, err := d.flags.rules(p)
+	if err != nil {
+		return r, err
+	}
+	r.QueueFirst, r.QueueLast, r.FailOpen = d.rules.QueueFirst, d.rules.QueueLast, d.rules.FailOpen
+	return r, r.Validate()
 }
 
 func sameRules(a, b queue.Rules) bool {
