@@ -44,7 +44,7 @@ type Config struct {
 	// worker.
 	TopK int
 	// TopEvery feeds 1 packet in TopEvery of a worker to the heavy-hitter
-	// tables (deterministically, every TopEvery-th); counts are scaled back
+	// tables (at keyed pseudo-random positions, see Worker.sampled); counts are scaled back
 	// up. 1 feeds every packet; but a flood from spread sources misses
 	// the tables on every packet, and each miss scans a table twice
 	// (BenchmarkProcessSpread), so the default feeds 1 in 8.
@@ -228,8 +228,7 @@ func (w *Worker) record(pkt []byte, c Class, now time.Time) {
 		h = siphash.Hash(w.o.k0, w.o.k1, b[:])
 	}
 	w.tick++
-	every := uint64(w.o.cfg.TopEvery)
-	feed := ok && w.tick%every == 0
+	feed := ok && w.sampled(w.tick)
 	w.mu.Lock()
 	cs, svc, pfx := &w.answered, &w.top.svcAnswered, &w.top.pfxAnswered
 	if c != ClassInvalid {
@@ -258,6 +257,19 @@ func (w *Worker) record(pkt []byte, c Class, now time.Time) {
 	if c != ClassInvalid && w.o.cfg.Sampler != nil {
 		w.o.cfg.Sampler.Offer(pkt, c, now)
 	}
+}
+
+// sampled says whether the n-th recorded packet of the worker feeds the
+// heavy-hitter tables: one in TopEvery, at positions drawn from a keyed mix
+// of n (SplitMix64's finalizer over n under the observer's secret), so that
+// no sender can line its packets up with the samples (a fixed "every
+// TopEvery-th" would let two alternating sources hide one of them).
+func (w *Worker) sampled(n uint64) bool {
+	z := w.o.k1 + n*0x9e3779b97f4a7c15
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	z ^= z >> 31
+	return z%uint64(w.o.cfg.TopEvery) == 0
 }
 
 // latency is a histogram of processing times with power-of-two buckets.

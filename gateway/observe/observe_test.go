@@ -219,8 +219,9 @@ func TestTopEvery(t *testing.T) {
 		w.Process(tcpPacket(netip.MustParseAddr("198.18.2.9"), netip.MustParseAddr("198.18.3.2"), 1, 80, header.ACK), gateway.Meta{}, t0, &r)
 	}
 	s := o.Snapshot(t0)
-	if got := s.Current.Top.PrefixesDropped[0].Count; got != 400 {
-		t.Errorf("scaled count = %d, want 400", got)
+	// 1 in 4 of 400 at random positions, scaled by 4: 400 ± 35 (one sigma).
+	if got := s.Current.Top.PrefixesDropped[0].Count; got < 280 || got > 520 {
+		t.Errorf("scaled count = %d, want 400 ± 120", got)
 	}
 	if got := s.Current.Classes[0]; got.Class != "bad_cookie" || got.Count != 400 {
 		t.Errorf("class = %+v, want bad_cookie 400 (classes are counted exactly)", got)
@@ -419,6 +420,32 @@ func TestTopKMerge(t *testing.T) {
 	for _, e := range m.top(5, 1) {
 		if tc := truth[e.key]; e.count < tc || e.count-e.err > tc {
 			t.Errorf("%v: count %d ± %d does not bound the true count %d", e.key.addr(), e.count, e.err, tc)
+		}
+	}
+}
+
+// TestTopEveryAlternating: two sources that alternate packet by packet are
+// both seen; sampling at fixed positions would take only one of them.
+func TestTopEveryAlternating(t *testing.T) {
+	o, _ := New(Config{Rand: fixedRand{}, TopEvery: 2}, t0)
+	w, _ := o.Wrap(&fakeProc{res: gateway.Result{Verdict: gateway.Drop, Event: gateway.EventBadCookie}})
+	a, b := netip.MustParseAddr("198.18.2.9"), netip.MustParseAddr("198.18.7.9")
+	var r gateway.Result
+	for i := range 800 {
+		src := a
+		if i%2 == 1 {
+			src = b
+		}
+		w.Process(tcpPacket(src, netip.MustParseAddr("198.18.3.2"), 1, 80, header.ACK), gateway.Meta{}, t0, &r)
+	}
+	top := o.Snapshot(t0).Current.Top.PrefixesDropped
+	if len(top) != 2 {
+		t.Fatalf("top prefixes = %+v, want both 198.18.2.0/24 and 198.18.7.0/24", top)
+	}
+	for _, p := range top {
+		// 400 packets each, half of them sampled and scaled by 2: 400 ± 20.
+		if p.Count < 300 || p.Count > 500 {
+			t.Errorf("prefix %s counted %d, want about 400", p.Prefix, p.Count)
 		}
 	}
 }
