@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -182,28 +181,26 @@ func reexec(extra ...string) error {
 // again (it rewrites its pid file when ready).
 func cmdRestart(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("restart", "[--pid-file FILE] [--wait DURATION]", `Asks the running gateway for a graceful restart by sending it SIGUSR2: it
-verdicts every packet it has read, unbinds its queues, saves its cookie keys
-and flows to its --state-dir, keeps its firewall rules, and re-executes the
-synwall binary now on disk with the same arguments and PID. The new process
-restores the flows (proxied connections go on), accepts the SYN-ACKs sent
-before, binds the queues and replaces the rules. While no queue is bound the
-fail mode applies: fail-closed drops guarded packets (TCP retransmits them),
-fail-open passes them unexamined. Use it after an upgrade or for a change
-that "synwall reload" cannot apply; "systemctl kill -s USR2 --kill-whom=main
+verdicts every packet it has read, saves its cookie keys and flows to its
+--state-dir, keeps its firewall rules, and re-executes the synwall binary
+now on disk with the same arguments and PID. The new process restores the
+flows (proxied connections go on), accepts the SYN-ACKs sent before, and
+replaces the rules. With the raw backend and --handoff (the defaults) the
+bound queue sockets pass to the new process: the queues never unbind and
+packets wait in the kernel queue for the pause. Otherwise the queues are
+unbound meanwhile and the fail mode applies: fail-closed drops guarded
+packets (TCP retransmits them), fail-open passes them unexamined. Use it
+after an upgrade or for a change that "synwall reload" cannot apply;
+"systemctl kill -s USR2 --kill-whom=main
 synwall" does the same under systemd.`, stderr)
 	pidFile := fs.String("pid-file", defaultPidFile, "the `FILE` given to synwall run --pid-file")
 	wait := fs.Duration("wait", 60*time.Second, "how long to wait for the daemon to be ready again; 0 returns at once")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	b, err := os.ReadFile(*pidFile)
+	pid, err := daemonPID(*pidFile)
 	if err != nil {
-		fmt.Fprintf(stderr, "synwall restart: %v (is synwall run --pid-file %s running?)\n", err, *pidFile)
-		return exitFailure
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
-		fmt.Fprintf(stderr, "synwall restart: %s does not hold a PID\n", *pidFile)
+		fmt.Fprintln(stderr, "synwall restart:", err)
 		return exitFailure
 	}
 	before, _ := os.Stat(*pidFile)

@@ -213,9 +213,10 @@ SIGINT or SIGTERM, when it removes its rules and exits 0. SIGHUP (or synwall
 reload) re-reads the policy file: a valid one is swapped in without losing
 flows or the SYN cache; an invalid one is refused, logged and counted, and
 the old policy stays. SIGUSR2 (or synwall restart) is a graceful restart:
-the queues are drained and unbound, cookie keys and flows saved to
---state-dir, the rules left in place, and the binary on disk re-executed
-with the same PID; it restores the flows and takes over. Needs
+what was read is verdicted, cookie keys and flows saved to --state-dir,
+the rules left in place (and the queue sockets handed over, see
+--handoff), and the binary on disk re-executed with the same PID; it
+restores the flows and takes over. Needs
 CAP_NET_ADMIN and CAP_NET_RAW.`, stderr)
 	f.register(fs, true)
 	f.ops.register(fs)
