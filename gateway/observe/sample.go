@@ -182,7 +182,7 @@ func (s *Sampler) Open() error {
 	if s.files != nil {
 		return nil
 	}
-	f := &pcapFiles{cfg: s.cfg}
+	f := &pcapFiles{cfg: s.cfg, openFile: os.OpenFile, now: time.Now}
 	// The current file of an earlier run (a restart) is rotated, not
 	// truncated: its samples are kept as Path.1.
 	open := f.open
@@ -256,7 +256,16 @@ type pcapFiles struct {
 	cw   *countWriter
 	ng   *pcapgo.NgWriter
 	buf  []byte // one block, reused
+	// retryAt is set while no file could be opened: the next attempt.
+	retryAt time.Time
+	// openFile and now are os.OpenFile and time.Now, replaced in tests.
+	openFile func(name string, flag int, perm os.FileMode) (*os.File, error)
+	now      func() time.Time
 }
+
+// errPcapRetry is counted as a write error while a failed file waits for
+// its next attempt.
+var errPcapRetry = errors.New("observe: pcap file unavailable, retrying")
 
 // Name returns the path of the i-th file: Path for 0, Path.i after.
 func fileName(path string, i int) string {
@@ -268,7 +277,7 @@ func fileName(path string, i int) string {
 
 // open creates a new current file with its section and interfaces.
 func (f *pcapFiles) open() error {
-	file, err := os.OpenFile(f.cfg.Path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	file, err := f.openFile(f.cfg.Path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("observe: pcap file: %w", err)
 	}
@@ -326,8 +335,22 @@ func (f *pcapFiles) rotate() error {
 // write appends one packet, rotating first when the file is full (or was
 // closed after an error).
 func (f *pcapFiles) write(sl *slot, s *Sampler) error {
-	if f.file == nil || f.cw.n+int64(sl.n)+64 > f.cfg.MaxBytes {
+	switch {
+	case f.file == nil && !f.retryAt.IsZero():
+		// The last open failed. Try again in place, at most once a
+		// second, so that a lasting error (a full disk, a removed
+		// directory) never rotates the kept files away.
+		if f.now().Before(f.retryAt) {
+			return errPcapRetry
+		}
+		if err := f.open(); err != nil {
+			f.retryAt = f.now().Add(time.Second)
+			return err
+		}
+		f.retryAt = time.Time{}
+	case f.file == nil || f.cw.n+int64(sl.n)+64 > f.cfg.MaxBytes:
 		if err := f.rotate(); err != nil {
+			f.retryAt = f.now().Add(time.Second)
 			return err
 		}
 		s.rotations.Add(1)

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -277,5 +278,46 @@ func TestSamplerKeepsEarlierFile(t *testing.T) {
 	}
 	if got := readPcapng(t, path); len(got) != 0 {
 		t.Errorf("new file holds %d packets, want none", len(got))
+	}
+}
+
+// TestSamplerOpenFailureKeepsFiles: while the current file cannot be
+// opened (a full disk, say), the writer retries in place once a second and
+// does not rotate the kept files away packet after packet.
+func TestSamplerOpenFailureKeepsFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "drops.pcapng")
+	for i, text := range []string{"", "newest", "oldest"} {
+		if i > 0 {
+			if err := os.WriteFile(fileName(path, i), []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	clock := time.Unix(1000, 0)
+	opens := 0
+	f := &pcapFiles{
+		cfg: SamplerConfig{Path: path, Snaplen: 64, MaxBytes: 1 << 20, Files: 3},
+		openFile: func(string, int, os.FileMode) (*os.File, error) {
+			opens++
+			return nil, syscall.ENOSPC
+		},
+		now: func() time.Time { return clock },
+	}
+	s := &Sampler{}
+	sl := &slot{when: clock, class: ClassBadCookie, orig: 40, n: 40, data: make([]byte, 64)}
+	for range 50 { // 50 packets, 5 s
+		if err := f.write(sl, s); err == nil {
+			t.Fatal("write with no file = nil error")
+		}
+		clock = clock.Add(100 * time.Millisecond)
+	}
+	// The first failure rotated once (the oldest file went, as a rotation
+	// does); after that only in-place retries, one a second.
+	if b, err := os.ReadFile(fileName(path, 2)); err != nil || string(b) != "newest" {
+		t.Errorf("%s = %q, %v; want the earlier newest file kept", fileName(path, 2), b, err)
+	}
+	if opens < 5 || opens > 7 {
+		t.Errorf("%d open attempts in 5 s, want about one a second", opens)
 	}
 }
