@@ -26,7 +26,7 @@ test: setup
 	$(GO) test -race -count=1 -timeout 30m -p 1 ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./gateway/ ./gateway/reference/ ./cookies/ ./gateway/header/ | tee bench/engine.txt
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/gateway/ ./internal/gateway/reference/ ./internal/cookies/ ./internal/gateway/header/ | tee bench/engine.txt
 
 clean:
 	rm -rf bin

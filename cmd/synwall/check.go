@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/synwall/synwall/policy"
+	"github.com/synwall/synwall/internal/policy"
 )
 
 // loadPolicy reads path, or returns the embedded default when path is empty.

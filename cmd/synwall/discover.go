@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/synwall/synwall/policy"
-	"github.com/synwall/synwall/queue"
+	"github.com/synwall/synwall/internal/policy"
+	"github.com/synwall/synwall/internal/queue"
 )
 
 // Probing limits of discoverAll.

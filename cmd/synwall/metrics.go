@@ -14,10 +14,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/synwall/synwall/gateway"
-	"github.com/synwall/synwall/gateway/header"
-	"github.com/synwall/synwall/gateway/observe"
-	"github.com/synwall/synwall/queue"
+	"github.com/synwall/synwall/internal/engine"
+	"github.com/synwall/synwall/internal/gateway/header"
+	"github.com/synwall/synwall/internal/observe"
+	"github.com/synwall/synwall/internal/queue"
 )
 
 // Prometheus metrics of the daemon. The collector reads the counters the
@@ -126,11 +126,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 
 	es := d.engine.Stats()
-	for e := gateway.Event(1); e < gateway.NumEvents; e++ {
+	for e := engine.Event(1); e < engine.NumEvents; e++ {
 		counter(descPackets, es.Events[e], e.String())
 	}
-	for dir := gateway.Direction(0); dir < gateway.NumDirections; dir++ {
-		for _, v := range []gateway.Verdict{gateway.Accept, gateway.Drop} {
+	for dir := engine.Direction(0); dir < engine.NumDirections; dir++ {
+		for _, v := range []engine.Verdict{engine.Accept, engine.Drop} {
 			counter(descDirection, es.Packets[dir][v], dir.String(), v.String())
 		}
 	}
@@ -148,9 +148,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descPending, es.PendingHeld, "held")
 	counter(descPending, es.PendingDropped, "dropped")
 	counter(descServerSynRetransmits, es.SynRetransmits)
-	counter(descCookies, es.Events[gateway.EventHandshake], "valid")
-	counter(descCookies, es.Events[gateway.EventBadCookie], "invalid")
-	counter(descCookies, es.Events[gateway.EventExpiredCookie], "expired")
+	counter(descCookies, es.Events[engine.EventHandshake], "valid")
+	counter(descCookies, es.Events[engine.EventBadCookie], "invalid")
+	counter(descCookies, es.Events[engine.EventExpiredCookie], "expired")
 	c.collectOps(ch)
 
 	if d.queue != nil {

@@ -21,8 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/synwall/synwall/gateway"
-	"github.com/synwall/synwall/queue"
+	"github.com/synwall/synwall/internal/engine"
+	"github.com/synwall/synwall/internal/queue"
 )
 
 // metricsDaemon builds a daemon from reloadPolicy the way synwall run does,
@@ -156,18 +156,18 @@ func TestMetricsCount(t *testing.T) {
 
 	w := d.engine.NewWorker()
 	now := time.Now()
-	var r gateway.Result
-	process := func(pkt []byte) gateway.Result {
-		w.Process(pkt, gateway.Meta{}, now, &r)
+	var r engine.Result
+	process := func(pkt []byte) engine.Result {
+		w.Process(pkt, engine.Meta{}, now, &r)
 		return r
 	}
 	res := process(segment(t, false, "S", 1000, 0, ""))
-	if res.Event != gateway.EventSynAnswered || len(res.Inject) != 1 {
+	if res.Event != engine.EventSynAnswered || len(res.Inject) != 1 {
 		t.Fatalf("SYN: event %v, %d injected", res.Event, len(res.Inject))
 	}
 	cookie := gopacket.NewPacket(res.Inject[0], layers.LayerTypeIPv4, gopacket.Default).
 		Layer(layers.LayerTypeTCP).(*layers.TCP).Seq
-	if res = process(segment(t, false, "A", 1001, cookie+1, "")); res.Event != gateway.EventHandshake {
+	if res = process(segment(t, false, "A", 1001, cookie+1, "")); res.Event != engine.EventHandshake {
 		t.Fatalf("ACK: event %v, want handshake", res.Event)
 	}
 	process(flagged(t, layers.TCP{SYN: true, FIN: true, Seq: 7}))
@@ -212,7 +212,7 @@ func TestMetricsCount(t *testing.T) {
 	// Every event and every reason is exported, zero or not, so rate()
 	// works from the first scrape.
 	s := series(t, reg)
-	for e := gateway.Event(1); e < gateway.NumEvents; e++ {
+	for e := engine.Event(1); e < engine.NumEvents; e++ {
 		if _, ok := s["synwall_packets_total{event="+e.String()+"}"]; !ok {
 			t.Errorf("no synwall_packets_total for event %s", e)
 		}
@@ -284,10 +284,10 @@ func TestMetricsConcurrentScrape(t *testing.T) {
 	go func() {
 		defer close(done)
 		w := d.engine.NewWorker()
-		var r gateway.Result
+		var r engine.Result
 		now := time.Now()
 		for _, p := range pkts {
-			w.Process(p, gateway.Meta{}, now, &r)
+			w.Process(p, engine.Meta{}, now, &r)
 		}
 	}()
 	const key = "synwall_packets_total{event=syn_answered}"
@@ -385,8 +385,8 @@ func TestServeMetrics(t *testing.T) {
 	go func() { done <- serveMetricsOn(ctx, ln, reg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
 
 	w := d.engine.NewWorker()
-	var r gateway.Result
-	w.Process(segment(t, false, "S", 1000, 0, ""), gateway.Meta{}, time.Now(), &r)
+	var r engine.Result
+	w.Process(segment(t, false, "S", 1000, 0, ""), engine.Meta{}, time.Now(), &r)
 
 	url := "http://" + ln.Addr().String() + "/metrics"
 	resp, err := http.Get(url)

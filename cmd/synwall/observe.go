@@ -12,10 +12,10 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/synwall/synwall/gateway"
-	"github.com/synwall/synwall/gateway/header"
-	"github.com/synwall/synwall/gateway/observe"
-	"github.com/synwall/synwall/queue"
+	"github.com/synwall/synwall/internal/engine"
+	"github.com/synwall/synwall/internal/gateway"
+	"github.com/synwall/synwall/internal/gateway/header"
+	"github.com/synwall/synwall/internal/observe"
 )
 
 // DefaultControlSocket is where synwall run serves its status.
@@ -82,7 +82,7 @@ func newOps(f *opsFlags, eng *gateway.Engine) (*ops, error) {
 
 // processor returns a queue worker's processor: an engine worker wrapped
 // by the observer.
-func (o *ops) processor(eng *gateway.Engine) queue.Processor {
+func (o *ops) processor(eng *gateway.Engine) engine.Processor {
 	w, err := o.obs.Wrap(eng.NewWorker())
 	if err != nil { // only for a nil processor
 		panic(err)
@@ -158,18 +158,18 @@ type counts struct {
 }
 
 func countsOf(now time.Time, s gateway.Stats) counts {
-	c := counts{t: now, answered: s.Events[gateway.EventSynAnswered], handshakes: s.Events[gateway.EventHandshake]}
+	c := counts{t: now, answered: s.Events[engine.EventSynAnswered], handshakes: s.Events[engine.EventHandshake]}
 	for _, n := range s.Events {
 		c.packets += n
 	}
 	for r := header.OK + 1; r < header.NumReasons; r++ {
 		c.drops[observe.Class(r)] = s.Drops[r]
 	}
-	c.drops[observe.ClassPolicyDrop] = s.Events[gateway.EventPolicyDrop]
-	c.drops[observe.ClassRateLimited] = s.Events[gateway.EventSynLimited]
-	c.drops[observe.ClassBadCookie] = s.Events[gateway.EventBadCookie]
-	c.drops[observe.ClassExpiredCookie] = s.Events[gateway.EventExpiredCookie]
-	c.drops[observe.ClassNoFlow] = s.Events[gateway.EventUnknown]
+	c.drops[observe.ClassPolicyDrop] = s.Events[engine.EventPolicyDrop]
+	c.drops[observe.ClassRateLimited] = s.Events[engine.EventSynLimited]
+	c.drops[observe.ClassBadCookie] = s.Events[engine.EventBadCookie]
+	c.drops[observe.ClassExpiredCookie] = s.Events[engine.EventExpiredCookie]
+	c.drops[observe.ClassNoFlow] = s.Events[engine.EventUnknown]
 	return c
 }
 

@@ -15,7 +15,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
-	"github.com/synwall/synwall/gateway"
+	"github.com/synwall/synwall/internal/engine"
 )
 
 const reloadPolicy = `version: 1
@@ -67,9 +67,9 @@ func TestReload(t *testing.T) {
 	}
 	w := d.engine.NewWorker()
 	now := time.Now()
-	var r gateway.Result
-	process := func(pkt []byte) gateway.Result {
-		w.Process(pkt, gateway.Meta{}, now, &r)
+	var r engine.Result
+	process := func(pkt []byte) engine.Result {
+		w.Process(pkt, engine.Meta{}, now, &r)
 		return r
 	}
 
@@ -77,7 +77,7 @@ func TestReload(t *testing.T) {
 	// SYN-ACK → established.
 	const clientISN, serverISN = 1000, 90000
 	res := process(segment(t, false, "S", clientISN, 0, ""))
-	if res.Event != gateway.EventSynAnswered || len(res.Inject) != 1 {
+	if res.Event != engine.EventSynAnswered || len(res.Inject) != 1 {
 		t.Fatalf("SYN: event %v, %d injected", res.Event, len(res.Inject))
 	}
 	synack := gopacket.NewPacket(res.Inject[0], layers.LayerTypeIPv4, gopacket.Default).Layer(layers.LayerTypeTCP).(*layers.TCP)
@@ -85,16 +85,16 @@ func TestReload(t *testing.T) {
 		t.Fatalf("SYN-ACK window %d, want the policy's 65535", synack.Window)
 	}
 	cookie := synack.Seq
-	if res = process(segment(t, false, "A", clientISN+1, cookie+1, "")); res.Event != gateway.EventHandshake {
+	if res = process(segment(t, false, "A", clientISN+1, cookie+1, "")); res.Event != engine.EventHandshake {
 		t.Fatalf("ACK: event %v", res.Event)
 	}
-	if res = process(segment(t, true, "SA", serverISN, clientISN+1, "")); res.Event != gateway.EventServerUp {
+	if res = process(segment(t, true, "SA", serverISN, clientISN+1, "")); res.Event != engine.EventServerUp {
 		t.Fatalf("server SYN-ACK: event %v", res.Event)
 	}
 	data := func(when string) {
 		t.Helper()
 		res := process(segment(t, true, "PA", serverISN+1, clientISN+1, "hello"))
-		if res.Event != gateway.EventTranslated {
+		if res.Event != engine.EventTranslated {
 			t.Fatalf("%s: server data: event %v, want translated", when, res.Event)
 		}
 		got := gopacket.NewPacket(res.Packet, layers.LayerTypeIPv4, gopacket.Default).Layer(layers.LayerTypeTCP).(*layers.TCP)

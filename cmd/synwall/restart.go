@@ -13,9 +13,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/synwall/synwall/cookies"
-	"github.com/synwall/synwall/gateway"
-	"github.com/synwall/synwall/queue"
+	"github.com/synwall/synwall/internal/cookies"
+	"github.com/synwall/synwall/internal/gateway"
+	"github.com/synwall/synwall/internal/queue"
 )
 
 // Graceful restart (synwall restart, or SIGUSR2 to the daemon):

@@ -14,8 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/synwall/synwall/cookies"
-	"github.com/synwall/synwall/gateway"
+	"github.com/synwall/synwall/internal/cookies"
+	"github.com/synwall/synwall/internal/engine"
+	"github.com/synwall/synwall/internal/gateway"
 )
 
 // restartEngine returns an engine with one established flow through the
@@ -38,18 +39,18 @@ func restartEngine(t *testing.T, secret []byte) (*gateway.Engine, cookies.Config
 		t.Fatal(err)
 	}
 	w := eng.NewWorker()
-	var r gateway.Result
-	w.Process(segment(t, false, "S", 100, 0, ""), gateway.Meta{}, time.Now(), &r)
-	if r.Event != gateway.EventSynAnswered {
+	var r engine.Result
+	w.Process(segment(t, false, "S", 100, 0, ""), engine.Meta{}, time.Now(), &r)
+	if r.Event != engine.EventSynAnswered {
 		t.Fatalf("SYN: %v, want syn_answered", r.Event)
 	}
 	sa := parseTCP(t, r.Inject[0])
-	w.Process(segment(t, false, "A", 101, sa.seq+1, ""), gateway.Meta{}, time.Now(), &r)
-	if r.Event != gateway.EventHandshake {
+	w.Process(segment(t, false, "A", 101, sa.seq+1, ""), engine.Meta{}, time.Now(), &r)
+	if r.Event != engine.EventHandshake {
 		t.Fatalf("ACK: %v, want handshake", r.Event)
 	}
-	w.Process(segment(t, true, "SA", 5000, 101, ""), gateway.Meta{}, time.Now(), &r)
-	if r.Event != gateway.EventServerUp {
+	w.Process(segment(t, true, "SA", 5000, 101, ""), engine.Meta{}, time.Now(), &r)
+	if r.Event != engine.EventServerUp {
 		t.Fatalf("server SYN-ACK: %v, want server_up", r.Event)
 	}
 	return eng, cfg

@@ -14,12 +14,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/synwall/synwall/internal/engine"
+
 	"golang.org/x/sync/errgroup"
 
-	"github.com/synwall/synwall/cookies"
-	"github.com/synwall/synwall/gateway"
-	"github.com/synwall/synwall/policy"
-	"github.com/synwall/synwall/queue"
+	"github.com/synwall/synwall/internal/cookies"
+	"github.com/synwall/synwall/internal/gateway"
+	"github.com/synwall/synwall/internal/policy"
+	"github.com/synwall/synwall/internal/queue"
 )
 
 // runFlags are the flags of `synwall run` and `synwall rules`.
@@ -340,7 +342,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	if d.ops, err = newOps(&d.flags.ops, d.engine); err != nil {
 		return fmt.Errorf("%w: %v", errSetup, err)
 	}
-	q, err := queue.Open(d.qcfg, func() queue.Processor { return d.ops.processor(d.engine) }, inj)
+	q, err := queue.Open(d.qcfg, func() engine.Processor { return d.ops.processor(d.engine) }, inj)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errSetup, err)
 	}

@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/synwall/synwall/gateway"
-	"github.com/synwall/synwall/gateway/header"
-	"github.com/synwall/synwall/queue"
+	"github.com/synwall/synwall/internal/engine"
+	"github.com/synwall/synwall/internal/gateway/header"
+	"github.com/synwall/synwall/internal/queue"
 )
 
 // statsDoc is the stats file: counters by section, names in snake_case.
@@ -36,11 +36,11 @@ func (d *daemon) snapshot() statsDoc {
 		Queue: map[string]uint64{}, Kernel: map[string]uint64{}, Inject: map[string]uint64{},
 		Reloads: map[string]uint64{"ok": d.reloads.ok.Load(), "failed": d.reloads.failed.Load()},
 	}
-	for e := gateway.Event(1); e < gateway.NumEvents; e++ {
+	for e := engine.Event(1); e < engine.NumEvents; e++ {
 		doc.Events[e.String()] = es.Events[e]
 	}
-	for dir := gateway.Direction(0); dir < gateway.NumDirections; dir++ {
-		for _, v := range []gateway.Verdict{gateway.Accept, gateway.Drop} {
+	for dir := engine.Direction(0); dir < engine.NumDirections; dir++ {
+		for _, v := range []engine.Verdict{engine.Accept, engine.Drop} {
 			doc.Directions[dir.String()+"/"+v.String()] = es.Packets[dir][v]
 		}
 	}

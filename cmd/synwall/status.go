@@ -12,8 +12,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/synwall/synwall/gateway/observe"
-	"github.com/synwall/synwall/queue"
+	"github.com/synwall/synwall/internal/observe"
+	"github.com/synwall/synwall/internal/queue"
 )
 
 // statusVersion is the version of statusDoc; a change that removes or

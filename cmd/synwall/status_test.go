@@ -15,8 +15,9 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/synwall/synwall/gateway"
-	"github.com/synwall/synwall/queue"
+	"github.com/synwall/synwall/internal/engine"
+	"github.com/synwall/synwall/internal/gateway"
+	"github.com/synwall/synwall/internal/queue"
 )
 
 // opsDaemon is a daemon with its observer, fed a SYN flood from
@@ -31,16 +32,16 @@ func opsDaemon(t *testing.T, f opsFlags) *daemon {
 	}
 	d.started = time.Now().Add(-time.Minute)
 	p := d.ops.processor(d.engine)
-	var r gateway.Result
+	var r engine.Result
 	for i := range 200 {
 		syn := flagged(t, layers.TCP{SrcPort: layers.TCPPort(20000 + i), SYN: true, Seq: 7})
-		p.Process(syn, gateway.Meta{}, time.Now(), &r)
-		if r.Event != gateway.EventSynAnswered {
+		p.Process(syn, engine.Meta{}, time.Now(), &r)
+		if r.Event != engine.EventSynAnswered {
 			t.Fatalf("SYN: event %v, want syn_answered", r.Event)
 		}
 	}
 	for i := range 30 {
-		p.Process(flagged(t, layers.TCP{SrcPort: layers.TCPPort(30000 + i), SYN: true, FIN: true}), gateway.Meta{}, time.Now(), &r)
+		p.Process(flagged(t, layers.TCP{SrcPort: layers.TCPPort(30000 + i), SYN: true, FIN: true}), engine.Meta{}, time.Now(), &r)
 	}
 	return d
 }
@@ -53,9 +54,9 @@ func TestRates(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	for i := range 15 {
 		var s gateway.Stats
-		s.Events[gateway.EventSynAnswered] = uint64(i * 100)
-		s.Events[gateway.EventHandshake] = uint64(i * i)
-		s.Events[gateway.EventBadCookie] = 5
+		s.Events[engine.EventSynAnswered] = uint64(i * 100)
+		s.Events[engine.EventHandshake] = uint64(i * i)
+		s.Events[engine.EventBadCookie] = 5
 		r.add(t0.Add(time.Duration(i)*time.Second), s)
 	}
 	one, _ := r.over(1)

@@ -1,0 +1,200 @@
+package gateway
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/synwall/synwall/internal/engine"
+	"github.com/synwall/synwall/internal/gateway/header"
+)
+
+// TestConcurrentWorkers runs whole connections on two workers of one engine
+// while a third goroutine sweeps, reads counters and reloads the policy.
+// Run with -race.
+func TestConcurrentWorkers(t *testing.T) {
+	h := newHarness(t, false, testAdvertise(), func(c *Config) { c.Flows = 512; c.CacheBuckets, c.CacheEntries = 16, 4 })
+	pol := h.e.Policy()
+	const perWorker = 300
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	errs := make(chan string, 2)
+	for wi := 0; wi < 2; wi++ {
+		wg.Add(1)
+		go func(wi int) {
+			defer wg.Done()
+			w := h.e.NewWorker()
+			now := h.now
+			var r engine.Result
+			for i := 0; i < perWorker; i++ {
+				cl := netip.AddrFrom4([4]byte{198, 18, byte(10 + wi), byte(i)})
+				port := uint16(10000 + i)
+				w.Process(craftPacket(t, cl, server4, port, serverPort, seg{flags: header.SYN, seq: 100, win: 1, mss: 1460, ts: true, tsVal: 1}), engine.Meta{}, now, &r)
+				if r.Event != engine.EventSynAnswered {
+					errs <- "SYN: " + r.Event.String()
+					return
+				}
+				sa := decode(t, r.Inject[0])
+				w.Process(craftPacket(t, cl, server4, port, serverPort, seg{flags: header.ACK, seq: 101, ack: sa.Seq + 1, win: 1, ts: true, tsVal: 2, tsEcr: sa.TSVal, payload: "x"}), engine.Meta{}, now, &r)
+				if r.Event != engine.EventHandshake {
+					errs <- "ACK: " + r.Event.String()
+					return
+				}
+				w.Process(craftPacket(t, server4, cl, serverPort, port, seg{flags: header.SYN | header.ACK, seq: 5000, ack: 101, win: 1, ts: true, tsVal: 9, tsEcr: 2}), engine.Meta{}, now, &r)
+				if r.Event != engine.EventServerUp || len(r.Inject) != 2 {
+					errs <- "server SYN-ACK: " + r.Event.String()
+					return
+				}
+				w.Process(craftPacket(t, cl, server4, port, serverPort, seg{flags: header.ACK, seq: 102, ack: sa.Seq + 2, win: 1, ts: true, tsVal: 3, tsEcr: sa.TSVal}), engine.Meta{}, now, &r)
+				if r.Event != engine.EventTranslated {
+					errs <- "data: " + r.Event.String()
+					return
+				}
+				now = now.Add(time.Millisecond)
+			}
+		}(wi)
+	}
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			h.e.Expire(h.now)
+			_ = h.e.Stats()
+			if err := h.e.SetPolicy(pol); err != nil {
+				errs <- err.Error()
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(done)
+	select {
+	case e := <-errs:
+		t.Fatal(e)
+	default:
+	}
+	st := h.e.Stats()
+	if st.Events[engine.EventServerUp] != 2*perWorker || st.Events[engine.EventTranslated] != 2*perWorker {
+		t.Errorf("server_up %d translated %d, want %d each", st.Events[engine.EventServerUp], st.Events[engine.EventTranslated], 2*perWorker)
+	}
+	if got := h.e.pending.freeCount(); got != 64 {
+		t.Errorf("free pending slots %d, want 64", got)
+	}
+}
+
+// TestConcurrentLockFreeTranslation: two workers translate data of the same
+// established flows both ways, mostly on the lock-free path, while a third
+// churns a flow through every state in the same bucket (its slot's view is
+// published and withdrawn, the slot reused) and marks other flows with a new
+// SYN. Every translation must be exact. Run with -race.
+func TestConcurrentLockFreeTranslation(t *testing.T) {
+	h := newHarness(t, false, testAdvertise(), func(c *Config) { c.Flows = FlowBucketSize }) // one bucket
+	const stable = 8
+	type conn struct {
+		c2s, s2c         []byte
+		wantAck, wantSeq uint32 // translated ACK (c2s) and sequence number (s2c)
+		syn              []byte // a retransmission of the connection's SYN
+	}
+	handshake := func(w *Worker, port uint16, isn uint32) (cookie uint32, ok bool) {
+		var r engine.Result
+		cl := netip.AddrFrom4([4]byte{198, 18, 1, byte(port)})
+		w.Process(craftPacket(t, cl, server4, port, serverPort, seg{flags: header.SYN, seq: isn, win: 1000, mss: 1460, ts: true, tsVal: 1}), engine.Meta{}, h.now, &r)
+		if r.Event != engine.EventSynAnswered {
+			return 0, false
+		}
+		cookie = binary.BigEndian.Uint32(r.Inject[0][24:])
+		tsVal := binary.BigEndian.Uint32(r.Inject[0][len(r.Inject[0])-8:])
+		w.Process(craftPacket(t, cl, server4, port, serverPort, seg{flags: header.ACK, seq: isn + 1, ack: cookie + 1, win: 1000, ts: true, tsVal: 2, tsEcr: tsVal}), engine.Meta{}, h.now, &r)
+		if r.Event != engine.EventHandshake {
+			return 0, false
+		}
+		w.Process(craftPacket(t, server4, cl, serverPort, port, seg{flags: header.SYN | header.ACK, seq: 5000 + isn, ack: isn + 1, win: 1000, mss: 1400, ts: true, tsVal: 9, tsEcr: 2}), engine.Meta{}, h.now, &r)
+		return cookie, r.Event == engine.EventServerUp
+	}
+	var conns []conn
+	for i := 0; i < stable; i++ {
+		port, isn := uint16(20000+i), uint32(100*i)
+		cookie, ok := handshake(h.w, port, isn)
+		if !ok {
+			t.Fatalf("handshake %d failed", i)
+		}
+		cl := netip.AddrFrom4([4]byte{198, 18, 1, byte(port)})
+		conns = append(conns, conn{
+			c2s:     craftPacket(t, cl, server4, port, serverPort, seg{flags: header.ACK | header.PSH, seq: isn + 1, ack: cookie + 7, win: 1000, payload: "data"}),
+			s2c:     craftPacket(t, server4, cl, serverPort, port, seg{flags: header.ACK, seq: 5000 + isn + 1, ack: isn + 5, win: 1000, payload: "reply"}),
+			wantAck: 5000 + isn + 7, wantSeq: cookie + 1,
+			syn: craftPacket(t, cl, server4, port, serverPort, seg{flags: header.SYN, seq: isn, win: 1000, mss: 1460}),
+		})
+	}
+	done := make(chan struct{})
+	errs := make(chan string, 3)
+	var wg sync.WaitGroup
+	for wi := 0; wi < 2; wi++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := h.e.NewWorker()
+			var r engine.Result
+			buf := make([]byte, 0, 256)
+			for n := 0; ; n++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				c := &conns[n%stable]
+				buf = append(buf[:0], c.c2s...)
+				w.Process(buf, engine.Meta{}, h.now, &r)
+				if got := binary.BigEndian.Uint32(buf[28:]); r.Event != engine.EventTranslated || got != c.wantAck {
+					errs <- fmt.Sprintf("c2s %d: %v ack %d, want translated ack %d", n%stable, r.Event, got, c.wantAck)
+					return
+				}
+				buf = append(buf[:0], c.s2c...)
+				w.Process(buf, engine.Meta{}, h.now, &r)
+				if got := binary.BigEndian.Uint32(buf[24:]); r.Event != engine.EventTranslated || got != c.wantSeq {
+					errs <- fmt.Sprintf("s2c %d: %v seq %d, want translated seq %d", n%stable, r.Event, got, c.wantSeq)
+					return
+				}
+			}
+		}()
+	}
+	w := h.e.NewWorker()
+	var r engine.Result
+	for i := 0; i < 500; i++ {
+		port, isn := uint16(30000), uint32(7+1000*i)
+		cl := netip.AddrFrom4([4]byte{198, 18, 1, byte(port)})
+		cookie, ok := handshake(w, port, isn) // removes the closing flow of the last round
+		if !ok {
+			t.Errorf("churn handshake %d failed", i)
+			break
+		}
+		data := craftPacket(t, cl, server4, port, serverPort, seg{flags: header.ACK, seq: isn + 1, ack: cookie + 1, win: 1000, payload: "x"})
+		w.Process(data, engine.Meta{}, h.now, &r)
+		if got, want := binary.BigEndian.Uint32(data[28:]), 5000+isn+1; r.Event != engine.EventTranslated || got != want {
+			t.Errorf("churn data %d: %v ack %d, want translated ack %d", i, r.Event, got, want)
+			break
+		}
+		w.Process(craftPacket(t, cl, server4, port, serverPort, seg{flags: header.RST | header.ACK, seq: isn + 1, ack: cookie + 1, win: 0}), engine.Meta{}, h.now, &r)
+		if r.Event != engine.EventTranslated {
+			t.Errorf("churn RST %d: %v", i, r.Event)
+			break
+		}
+		if i%50 == 0 { // a new SYN on a stable flow: its view is withdrawn for good
+			w.Process(append([]byte(nil), conns[i/50%stable].syn...), engine.Meta{}, h.now, &r)
+		}
+		h.e.Expire(h.now)
+	}
+	close(done)
+	wg.Wait()
+	select {
+	case e := <-errs:
+		t.Fatal(e)
+	default:
+	}
+}
