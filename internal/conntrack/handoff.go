@@ -208,7 +208,7 @@ type transport interface {
 	// create sends one create message per flow, all with one sendmsg, and
 	// sets errs[i] to the outcome of flows[i] (nil: created; a
 	// syscall.Errno otherwise). Its own error means no outcome is known.
-	create(flows []*Flow, errs []error, timeout, mark uint32) error
+	create(flows []*Flow, errs []error, status, timeout, mark uint32) error
 	// get reads the entry whose original tuple is client → server.
 	get(client, server netip.AddrPort) (e entry, found bool, err error)
 	// remove deletes the entry of that tuple if its id is id. ENOENT
@@ -248,6 +248,7 @@ type Handoff struct {
 	flows    []*Flow
 	errs     []error // outcome per sent flow
 	bad      []error // Validate's verdict per request of a run
+	status   uint32  // CTA_STATUS of creates (see createStatus)
 	logLimit logLimiter
 }
 
@@ -265,6 +266,7 @@ func newHandoff(cfg Config, t, query transport) (*Handoff, error) {
 		flows:    make([]*Flow, 0, cfg.MaxBatch),
 		errs:     make([]error, cfg.MaxBatch),
 		bad:      make([]error, cfg.MaxBatch),
+		status:   createStatus,
 		logLimit: logLimiter{window: cfg.LogWindow},
 	}, nil
 }
@@ -392,12 +394,19 @@ func (h *Handoff) createRun(run []request) {
 	if len(h.flows) > 0 {
 		h.batches.Add(1)
 		h.messages.Add(uint64(len(h.flows)))
-		if err := h.t.create(h.flows, errs, h.timeoutSeconds(), h.cfg.Mark); err != nil {
+		if err := h.t.create(h.flows, errs, h.status, h.timeoutSeconds(), h.cfg.Mark); err != nil {
 			for i := range errs {
 				errs[i] = err
 			}
 		} else {
 			for i, f := range h.flows {
+				if errors.Is(errs[i], syscall.EBUSY) && h.status == createStatus {
+					// This kernel confirms entries after CTA_STATUS.
+					h.status = createStatusUnconfirmed
+				}
+				if errors.Is(errs[i], syscall.EBUSY) {
+					errs[i] = h.createOne(f)
+				}
 				if errors.Is(errs[i], syscall.EEXIST) {
 					errs[i] = h.replaceStale(f)
 				}
@@ -433,14 +442,20 @@ func (h *Handoff) replaceStale(f *Flow) error {
 		}
 		h.replaced.Add(1)
 	}
+	err = h.createOne(f)
+	if errors.Is(err, syscall.EEXIST) {
+		return ErrExists
+	}
+	return err
+}
+
+// createOne creates one entry on its own (the retries of the rare paths).
+func (h *Handoff) createOne(f *Flow) error {
 	var one [1]error
 	h.batches.Add(1)
 	h.messages.Add(1)
-	if err := h.t.create([]*Flow{f}, one[:], h.timeoutSeconds(), h.cfg.Mark); err != nil {
+	if err := h.t.create([]*Flow{f}, one[:], h.status, h.timeoutSeconds(), h.cfg.Mark); err != nil {
 		return err
-	}
-	if errors.Is(one[0], syscall.EEXIST) {
-		return ErrExists
 	}
 	return one[0]
 }

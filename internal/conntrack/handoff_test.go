@@ -25,6 +25,10 @@ type fakeKernel struct {
 	calls   []string
 	failFor map[uint16]error // create fails for these client ports
 	sendErr error            // create fails as a whole
+	// unconfirmed: the kernel confirms entries after CTA_STATUS, so a
+	// status with CONFIRMED fails with EBUSY.
+	unconfirmed bool
+	statuses    []uint32 // status of every create message
 	batches [][]uint16       // client ports per create call
 }
 
@@ -34,7 +38,7 @@ func newFakeKernel() *fakeKernel {
 	return &fakeKernel{table: map[[2]netip.AddrPort]entry{}, failFor: map[uint16]error{}}
 }
 
-func (k *fakeKernel) create(flows []*Flow, errs []error, timeout, mark uint32) error {
+func (k *fakeKernel) create(flows []*Flow, errs []error, status, timeout, mark uint32) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	var ports []uint16
@@ -47,6 +51,11 @@ func (k *fakeKernel) create(flows []*Flow, errs []error, timeout, mark uint32) e
 		return k.sendErr
 	}
 	for i, f := range flows {
+		k.statuses = append(k.statuses, status)
+		if k.unconfirmed && status&ipsConfirmed != 0 {
+			errs[i] = syscall.EBUSY
+			continue
+		}
 		if err := k.failFor[f.Client.Port()]; err != nil {
 			errs[i] = err
 			continue
@@ -488,5 +497,31 @@ func TestOffsets(t *testing.T) {
 	}
 	if got := (OptWindowScale | OptTimestamps).String(); got != "wscale,ts" {
 		t.Errorf("Options.String() = %q, want wscale,ts", got)
+	}
+}
+
+// TestHandoffStatusFallback: on a kernel that refuses CONFIRMED in a
+// create's status, the Handoff retries without it and keeps doing so.
+func TestHandoffStatusFallback(t *testing.T) {
+	k := newFakeKernel()
+	k.unconfirmed = true
+	var res results
+	h := newTestHandoff(t, k, Config{}, &res)
+	for p := 1; p <= 2; p++ {
+		f := flowPort(uint16(p))
+		h.Submit(&f)
+	}
+	runUntil(t, h, &res, 2)
+	f := flowPort(3)
+	h.Submit(&f)
+	runUntil(t, h, &res, 3)
+	for _, r := range res.list() {
+		if r.Err != nil {
+			t.Errorf("create %d: %v", r.Flow.Client.Port(), r.Err)
+		}
+	}
+	want := []uint32{createStatus, createStatus, createStatusUnconfirmed, createStatusUnconfirmed, createStatusUnconfirmed}
+	if diff := cmp.Diff(want, k.statuses); diff != "" {
+		t.Errorf("statuses sent (-want +got):\n%s", diff)
 	}
 }

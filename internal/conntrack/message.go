@@ -84,6 +84,7 @@ const (
 	// enum ip_conntrack_status
 	ipsSeenReply = 1 << 1
 	ipsAssured   = 1 << 2
+	ipsConfirmed = 1 << 3
 	ipsSeqAdjust = 1 << 6
 
 	// IP_CT_TCP_FLAG_* (struct nf_ct_tcp_flags, per direction)
@@ -217,13 +218,27 @@ func seqAdjPosition(f *Flow) uint32 {
 	return 1
 }
 
+// Status bits sent with a create. ctnetlink refuses (EBUSY) a CTA_STATUS
+// that differs from the new entry's status in an unchangeable bit
+// (nf_ct_change_status_common: EXPECTED, CONFIRMED, DYING), and whether
+// the entry is already CONFIRMED at that point depends on the kernel:
+// ctnetlink_create_conntrack on 6.18 sets IPS_CONFIRMED before it applies
+// CTA_STATUS (measured: SEEN_REPLY|ASSURED alone fails with EBUSY), other
+// versions confirm only on insertion. The Handoff sends createStatus first
+// and switches to createStatusUnconfirmed for good on EBUSY.
+const (
+	createStatus            = ipsSeenReply | ipsAssured | ipsConfirmed
+	createStatusUnconfirmed = ipsSeenReply | ipsAssured
+)
+
 // appendCreate appends an IPCTNL_MSG_CT_NEW request that creates f's
 // entry (NLM_F_CREATE|NLM_F_EXCL: an existing entry for the tuple is an
 // error, EEXIST, never changed).
 //
 // The entry is what kernel SYNPROXY leaves behind once its handshake is
 // done (nf_synproxy_core.c, the SYN_RECV case of ipv4_synproxy_hook):
-//   - both tuples, TCP state ESTABLISHED, status SEEN_REPLY|ASSURED;
+//   - both tuples, TCP state ESTABLISHED, status SEEN_REPLY|ASSURED
+//     (see createStatus for CONFIRMED);
 //   - both window scales, with IP_CT_TCP_FLAG_WINDOW_SCALE in both
 //     directions when scaling was agreed (nlattr_to_tcp ignores the scales
 //     otherwise), SACK_PERM likewise, and BE_LIBERAL both ways: the entry
@@ -234,13 +249,13 @@ func seqAdjPosition(f *Flow) uint32 {
 //     SYN-ACK, TSOFF = server TSval − ITS (0 without timestamps, which the
 //     kernel reads as "do not touch timestamps");
 //   - timeout and mark.
-func appendCreate(b []byte, seq uint32, f *Flow, timeout, mark uint32) []byte {
+func appendCreate(b []byte, seq uint32, f *Flow, status, timeout, mark uint32) []byte {
 	e := encoder{b}
 	m := e.begin(ipctnlMsgCtNew, nlmFRequest|nlmFAck|nlmFCreate|nlmFExcl, seq, family(f))
 	e.tuple(ctaTupleOrig, f.Client, f.Server)
 	e.tuple(ctaTupleReply, f.Server, f.Client)
 	e.be32(ctaTimeout, timeout)
-	e.be32(ctaStatus, ipsSeenReply|ipsAssured)
+	e.be32(ctaStatus, status)
 	if mark != 0 {
 		e.be32(ctaMark, mark)
 	}

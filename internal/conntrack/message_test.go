@@ -136,7 +136,7 @@ func TestAppendCreate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := appendCreate(nil, 42, &tt.f, timeout, mark)
+			b := appendCreate(nil, 42, &tt.f, createStatusUnconfirmed, timeout, mark)
 			got, h := decodeCreate(t, b)
 			want := tt.want
 			want.TupleOrig = tuple(tt.f.Client, tt.f.Server)
@@ -173,7 +173,7 @@ func TestAppendCreateBatch(t *testing.T) {
 		f.Client = netip.AddrPortFrom(f.Client.Addr(), uint16(40000+i))
 		f.CookieISN += uint32(i)
 		flows = append(flows, f)
-		b = appendCreate(b, uint32(100+i), &f, 60, 1)
+		b = appendCreate(b, uint32(100+i), &f, createStatus, 60, 1)
 	}
 	for i := 0; len(b) > 0; i++ {
 		m, rest, err := nextMessage(b)
@@ -196,7 +196,7 @@ func TestAppendCreateNoAllocs(t *testing.T) {
 	f := testFlow6()
 	buf := make([]byte, 0, 4096)
 	allocs := testing.AllocsPerRun(100, func() {
-		buf = appendCreate(buf[:0], 1, &f, 60, 1)
+		buf = appendCreate(buf[:0], 1, &f, createStatus, 60, 1)
 	})
 	if allocs != 0 {
 		t.Errorf("appendCreate allocates %v times per message, want 0", allocs)
@@ -247,7 +247,7 @@ func TestParseEntry(t *testing.T) {
 	// A kernel answer is a NEW message with the entry's attributes; build
 	// one with the encoder plus the attributes only the kernel sends.
 	f := testFlow4()
-	b := appendCreate(nil, 1, &f, 60, 0x53570000)
+	b := appendCreate(nil, 1, &f, createStatusUnconfirmed, 60, 0x53570000)
 	e := encoder{b}
 	e.be32(ctaID, 0xabcdef)
 	binary.NativeEndian.PutUint32(e.b, uint32(len(e.b)))
@@ -302,7 +302,7 @@ func TestParseMalformed(t *testing.T) {
 
 func FuzzParseEntry(f *testing.F) {
 	fl := testFlow6()
-	b := appendCreate(nil, 1, &fl, 60, 1)
+	b := appendCreate(nil, 1, &fl, createStatus, 60, 1)
 	f.Add(b[nlmsgHdrLen:])
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _ = parseEntry(data)

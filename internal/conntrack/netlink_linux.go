@@ -131,11 +131,11 @@ func (c *nlConn) recv() ([]byte, error) {
 // acknowledgement per message (the kernel handles every message of the
 // datagram in turn, acknowledging each with its sequence number, whether it
 // failed or not: netlink_rcv_skb).
-func (c *nlConn) create(flows []*Flow, errs []error, timeout, mark uint32) error {
+func (c *nlConn) create(flows []*Flow, errs []error, status, timeout, mark uint32) error {
 	base := c.seq + 1
 	c.wbuf = c.wbuf[:0]
 	for _, f := range flows {
-		c.wbuf = appendCreate(c.wbuf, c.nextSeq(), f, timeout, mark)
+		c.wbuf = appendCreate(c.wbuf, c.nextSeq(), f, status, timeout, mark)
 	}
 	if err := c.send(c.wbuf); err != nil {
 		return err
@@ -174,7 +174,7 @@ func (c *nlConn) create(flows []*Flow, errs []error, timeout, mark uint32) error
 			if err != nil {
 				got[i] = err
 			} else if errno != 0 {
-				got[i] = syscall.Errno(-errno)
+				got[i] = syscall.Errno(errno)
 			}
 			seen[i] = true
 			pending--
@@ -212,7 +212,7 @@ func (c *nlConn) request(build func(b []byte, seq uint32) []byte, fn func(messag
 					return err
 				}
 				if errno != 0 {
-					return syscall.Errno(-errno)
+					return syscall.Errno(errno)
 				}
 				return nil
 			case nlmsgDone:

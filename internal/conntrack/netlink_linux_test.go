@@ -1,0 +1,402 @@
+package conntrack
+
+// Kernel tests. Each builds a network namespace of its own (a name with
+// the PID), opens its netlink sockets inside it with the OS thread locked,
+// and deletes it at the end: the root namespace's conntrack table is never
+// touched. Without the privilege to build namespaces they skip; without
+// the ip tool they skip too, except in CI (CI=true) where that fails.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	ct "github.com/ti-mo/conntrack"
+
+	"github.com/synwall/synwall/deploy/lab"
+)
+
+func needTools(t *testing.T, names ...string) {
+	t.Helper()
+	if err := lab.Require(names...); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%v (CI=true: the tools must be installed)", err)
+		}
+		t.Skipf("%v", err)
+	}
+}
+
+var nsSeq atomic.Int64
+
+// newNetns adds a network namespace for this test and deletes it at the
+// end.
+func newNetns(t *testing.T) string {
+	t.Helper()
+	needTools(t, "ip")
+	name := fmt.Sprintf("swct%d-%d", os.Getpid(), nsSeq.Add(1))
+	out, err := exec.Command("ip", "netns", "add", name).CombinedOutput()
+	if err != nil {
+		if strings.Contains(string(out), "Operation not permitted") || strings.Contains(string(out), "Permission denied") {
+			t.Skipf("needs root (CAP_SYS_ADMIN) to build a network namespace: ip netns add: %v: %s", err, out)
+		}
+		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v: %s", name, err, out)
+		}
+	})
+	return name
+}
+
+// openIn opens a Handoff and a github.com/ti-mo/conntrack connection (the
+// independent reader) inside ns.
+func openIn(t *testing.T, ns string, cfg Config) (*Handoff, *ct.Conn) {
+	t.Helper()
+	var h *Handoff
+	var c *ct.Conn
+	err := lab.InNetns(ns, func() error {
+		var err error
+		if h, err = New(cfg); err != nil {
+			return err
+		}
+		c, err = ct.Dial(nil)
+		return err
+	})
+	if errors.Is(err, syscall.EPERM) || errors.Is(err, lab.ErrPermission) {
+		t.Skipf("needs CAP_NET_ADMIN for ctnetlink: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("open in %s: %v", ns, err)
+	}
+	t.Cleanup(func() {
+		h.Close()
+		c.Close()
+	})
+	return h, c
+}
+
+// runHandoff runs h until the test ends.
+func runHandoff(t *testing.T, h *Handoff) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	})
+}
+
+// submitWait submits flows and waits for their results.
+func submitWait(t *testing.T, h *Handoff, res chan Result, flows ...Flow) []Result {
+	t.Helper()
+	for i := range flows {
+		if !h.Submit(&flows[i]) {
+			t.Fatalf("Submit(%v) = false", &flows[i])
+		}
+	}
+	return collect(t, res, len(flows))
+}
+
+func collect(t *testing.T, res chan Result, n int) []Result {
+	t.Helper()
+	var out []Result
+	timeout := time.After(10 * time.Second)
+	for len(out) < n {
+		select {
+		case r := <-res:
+			out = append(out, r)
+		case <-timeout:
+			t.Fatalf("got %d results, want %d", len(out), n)
+		}
+	}
+	return out
+}
+
+func getFlow(t *testing.T, c *ct.Conn, f *Flow) (ct.Flow, error) {
+	t.Helper()
+	q := ct.Flow{TupleOrig: tuple(f.Client, f.Server)}
+	return c.Get(q)
+}
+
+func TestKernelCreateReadBack(t *testing.T) {
+	noTS := testFlow4()
+	noTS.Opts = OptWindowScale | OptSACK
+	noTS.Client = netip.AddrPortFrom(noTS.Client.Addr(), 40001)
+	sameISN := testFlow6()
+	sameISN.ServerISN = sameISN.CookieISN
+	sameISN.Client = netip.AddrPortFrom(sameISN.Client.Addr(), 40002)
+	tests := []struct {
+		name        string
+		f           Flow
+		wantSeqAdj  bool
+		wantFlags   uint16 // seen flags per direction, as the kernel reports them (flags<<8, mask 0)
+		wantSynprox ct.SynProxy
+	}{
+		{"ipv4", testFlow4(), true, 0x0b00, ct.SynProxy{ISN: 0x10000000, ITS: 1000, TSOff: 4000}},
+		{"ipv6", testFlow6(), true, 0x0b00, ct.SynProxy{ISN: 0x10000000, ITS: 1000, TSOff: 4000}},
+		{"ipv4 without timestamps", noTS, true, 0x0b00, ct.SynProxy{ISN: 0x10000000}},
+		{"ipv6 equal ISNs", sameISN, false, 0x0b00, ct.SynProxy{ISN: 0x10000000, ITS: 1000, TSOff: 4000}},
+	}
+	ns := newNetns(t)
+	res := make(chan Result, 16)
+	h, c := openIn(t, ns, Config{Done: func(r Result) { res <- r }, Timeout: 300 * time.Second})
+	runHandoff(t, h)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := submitWait(t, h, res, tt.f)[0]
+			if r.Err != nil {
+				t.Fatalf("create %v: %v", &tt.f, r.Err)
+			}
+			got, err := getFlow(t, c, &tt.f)
+			if err != nil {
+				t.Fatalf("ti-mo Get(%v): %v", &tt.f, err)
+			}
+			if got.Status.SeqAdjust() != tt.wantSeqAdj || !got.Status.SeenReply() || !got.Status.Assured() || !got.Status.Confirmed() {
+				t.Errorf("status = %v, want SEQ_ADJUST %v, SEEN_REPLY, ASSURED, CONFIRMED", got.Status, tt.wantSeqAdj)
+			}
+			var wantAdj ct.SequenceAdjust
+			if tt.wantSeqAdj {
+				off := tt.f.SeqOffset()
+				wantAdj = ct.SequenceAdjust{Direction: true, Position: tt.f.ServerISN, OffsetBefore: off, OffsetAfter: off}
+			}
+			if diff := cmp.Diff(wantAdj, got.SeqAdjReply); diff != "" {
+				t.Errorf("reply sequence adjustment read back (-want +got):\n%s", diff)
+			}
+			if got.SeqAdjOrig.OffsetBefore != 0 || got.SeqAdjOrig.OffsetAfter != 0 {
+				t.Errorf("original direction adjusted: %v, want no offset", got.SeqAdjOrig)
+			}
+			if diff := cmp.Diff(tt.wantSynprox, got.SynProxy); diff != "" {
+				t.Errorf("synproxy extension read back (-want +got):\n%s", diff)
+			}
+			wantTCP := ct.ProtoInfoTCP{State: uint8(StateEstablished), OriginalWindowScale: 7, ReplyWindowScale: 9,
+				OriginalFlags: tt.wantFlags, ReplyFlags: tt.wantFlags}
+			if got.ProtoInfo.TCP == nil {
+				t.Fatalf("no TCP protoinfo read back")
+			}
+			if diff := cmp.Diff(wantTCP, *got.ProtoInfo.TCP); diff != "" {
+				t.Errorf("TCP protoinfo read back (-want +got):\n%s", diff)
+			}
+			if got.Mark != DefaultMark {
+				t.Errorf("mark = %#x, want %#x", got.Mark, DefaultMark)
+			}
+			if got.Timeout == 0 || got.Timeout > 300 {
+				t.Errorf("timeout = %d, want 1..300", got.Timeout)
+			}
+			if diff := cmp.Diff(tuple(tt.f.Server, tt.f.Client), got.TupleReply, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+				t.Errorf("reply tuple (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if n, err := h.Count(); err != nil || n != len(tests) {
+		t.Errorf("Count() = %d, %v, want %d", n, err, len(tests))
+	}
+}
+
+// TestKernelTiMoSeqAdjQuirk shows why the correction position is sent
+// non-zero: an entry created with github.com/ti-mo/conntrack from a
+// SequenceAdjust whose position is 0 silently has no sequence adjustment.
+func TestKernelTiMoSeqAdjQuirk(t *testing.T) {
+	ns := newNetns(t)
+	_, c := openIn(t, ns, Config{})
+	for _, pos := range []uint32{0, 0x30000000} {
+		t.Run(fmt.Sprintf("position %#x", pos), func(t *testing.T) {
+			f := testFlow4()
+			f.Client = netip.AddrPortFrom(f.Client.Addr(), uint16(41000+pos%7))
+			fl := ct.Flow{
+				TupleOrig: tuple(f.Client, f.Server), TupleReply: tuple(f.Server, f.Client),
+				Timeout: 60, Status: ct.StatusSeenReply | ct.StatusAssured | ct.StatusConfirmed,
+				ProtoInfo:   ct.ProtoInfo{TCP: &ct.ProtoInfoTCP{State: 3}},
+				SeqAdjReply: ct.SequenceAdjust{Position: pos, OffsetBefore: f.SeqOffset(), OffsetAfter: f.SeqOffset()},
+			}
+			if err := c.Create(fl); err != nil {
+				t.Fatalf("ti-mo Create: %v", err)
+			}
+			got, err := getFlow(t, c, &f)
+			if err != nil {
+				t.Fatalf("ti-mo Get: %v", err)
+			}
+			want := pos != 0
+			if got.Status.SeqAdjust() != want {
+				t.Errorf("ti-mo Create with position %#x: SEQ_ADJUST = %v, want %v (status %v)", pos, got.Status.SeqAdjust(), want, got.Status)
+			}
+		})
+	}
+}
+
+func TestKernelBatch(t *testing.T) {
+	const n = 200
+	ns := newNetns(t)
+	res := make(chan Result, n)
+	h, c := openIn(t, ns, Config{Done: func(r Result) { res <- r }, MaxBatch: 64, QueueLen: n})
+	var flows []Flow
+	for i := range n {
+		f := testFlow4()
+		if i%2 == 1 {
+			f = testFlow6()
+		}
+		f.Client = netip.AddrPortFrom(f.Client.Addr(), uint16(20000+i))
+		f.CookieISN += uint32(i)
+		flows = append(flows, f)
+	}
+	// Queued before Run starts: the batches are full.
+	for i := range flows {
+		if !h.Submit(&flows[i]) {
+			t.Fatalf("Submit #%d = false", i)
+		}
+	}
+	runHandoff(t, h)
+	for i, r := range collect(t, res, n) {
+		if r.Err != nil {
+			t.Errorf("flow %d: %v", i, r.Err)
+		}
+	}
+	s := h.Stats()
+	if s.Created != n || s.Batches != 4 || s.Messages != n {
+		t.Errorf("Stats = %+v, want %d created in 4 batches", s, n)
+	}
+	if got, err := h.Count(); err != nil || got != n {
+		t.Errorf("Count() = %d, %v, want %d", got, err, n)
+	}
+	dump, err := c.DumpFilter(ct.NewFilter().Mark(DefaultMark).MarkMask(DefaultMarkMask), nil)
+	if err != nil {
+		t.Fatalf("ti-mo DumpFilter: %v", err)
+	}
+	adjusted := 0
+	for _, f := range dump {
+		if f.Status.SeqAdjust() && f.SynProxy.ISN != 0 {
+			adjusted++
+		}
+	}
+	if len(dump) != n || adjusted != n {
+		t.Errorf("ti-mo dump: %d entries, %d with SEQ_ADJUST and synproxy ISN, want %d", len(dump), adjusted, n)
+	}
+}
+
+// TestKernelBatchOutcomes: one datagram with a message the kernel refuses
+// between two good ones; each gets its own outcome.
+func TestKernelBatchOutcomes(t *testing.T) {
+	ns := newNetns(t)
+	h, c := openIn(t, ns, Config{})
+	nl := h.t.(*nlConn)
+	good1, bad, good2 := testFlow4(), testFlow4(), testFlow6()
+	bad.Client = netip.AddrPortFrom(bad.Client.Addr(), 40001)
+	bad.ServerWScale = 15 // above TCP_MAX_WSCALE: the attribute policy refuses it (ERANGE)
+	errs := make([]error, 3)
+	if err := nl.create([]*Flow{&good1, &bad, &good2}, errs, createStatus, 60, DefaultMark); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if errs[0] != nil || !errors.Is(errs[1], syscall.ERANGE) || errs[2] != nil {
+		t.Errorf("create outcomes = %v, want [nil ERANGE nil]", errs)
+	}
+	for _, f := range []*Flow{&good1, &good2} {
+		if _, err := getFlow(t, c, f); err != nil {
+			t.Errorf("Get(%v) after the batch: %v", f, err)
+		}
+	}
+	if _, err := getFlow(t, c, &bad); err == nil {
+		t.Errorf("Get(%v): the refused entry exists", &bad)
+	}
+}
+
+// setState moves an entry to a TCP state through ctnetlink, as the packet
+// path would.
+func setState(t *testing.T, c *ct.Conn, f *Flow, st TCPState) {
+	t.Helper()
+	u := ct.Flow{TupleOrig: tuple(f.Client, f.Server), ProtoInfo: ct.ProtoInfo{TCP: &ct.ProtoInfoTCP{State: uint8(st)}}}
+	if err := c.Update(u); err != nil {
+		t.Fatalf("ti-mo Update to %s: %v", st, err)
+	}
+	got, err := getFlow(t, c, f)
+	if err != nil || TCPState(got.ProtoInfo.TCP.State) != st {
+		t.Fatalf("entry after Update: %+v, %v, want state %s", got.ProtoInfo.TCP, err, st)
+	}
+}
+
+func TestKernelStaleAndFailure(t *testing.T) {
+	ns := newNetns(t)
+	res := make(chan Result, 16)
+	h, c := openIn(t, ns, Config{Done: func(r Result) { res <- r }})
+	runHandoff(t, h)
+
+	f := testFlow4()
+	if r := submitWait(t, h, res, f)[0]; r.Err != nil {
+		t.Fatalf("create: %v", r.Err)
+	}
+	// A second create on the live entry fails and leaves it alone.
+	again := f
+	again.CookieISN++
+	if r := submitWait(t, h, res, again)[0]; !errors.Is(r.Err, ErrExists) {
+		t.Errorf("create over a live entry: %v, want ErrExists", r.Err)
+	}
+	if s := h.Stats(); s.Failed[FailExists] != 1 {
+		t.Errorf("Failed[exists] = %d, want 1", s.Failed[FailExists])
+	}
+	if got, err := getFlow(t, c, &f); err != nil || got.SynProxy.ISN != f.CookieISN {
+		t.Errorf("entry after the refused create: ISN %#x, %v, want %#x", got.SynProxy.ISN, err, f.CookieISN)
+	}
+	// RemoveStale leaves a live entry.
+	h.RemoveStale(f.Client, f.Server, 1)
+	if r := collect(t, res, 1)[0]; !errors.Is(r.Err, ErrLiveEntry) || r.Removed || r.State != StateEstablished {
+		t.Errorf("RemoveStale on a live entry = %+v, want ErrLiveEntry, not removed", r)
+	}
+	// In TIME_WAIT the entry goes.
+	setState(t, c, &f, StateTimeWait)
+	h.RemoveStale(f.Client, f.Server, 2)
+	if r := collect(t, res, 1)[0]; r.Err != nil || !r.Removed || r.State != StateTimeWait {
+		t.Errorf("RemoveStale on a TIME_WAIT entry = %+v, want removed", r)
+	}
+	if _, err := getFlow(t, c, &f); err == nil {
+		t.Errorf("entry still there after RemoveStale")
+	}
+	// Nothing there: nothing to do.
+	h.RemoveStale(f.Client, f.Server, 3)
+	if r := collect(t, res, 1)[0]; r.Err != nil || r.Found || r.Removed {
+		t.Errorf("RemoveStale on no entry = %+v, want nothing found", r)
+	}
+	// A create over a CLOSE entry replaces it.
+	if r := submitWait(t, h, res, f)[0]; r.Err != nil {
+		t.Fatalf("create: %v", r.Err)
+	}
+	setState(t, c, &f, StateClose)
+	if r := submitWait(t, h, res, again)[0]; r.Err != nil {
+		t.Fatalf("create over a CLOSE entry: %v", r.Err)
+	}
+	got, err := getFlow(t, c, &f)
+	if err != nil || got.SynProxy.ISN != again.CookieISN || TCPState(got.ProtoInfo.TCP.State) != StateEstablished {
+		t.Errorf("entry after replacing: ISN %#x state %v, %v; want ISN %#x established", got.SynProxy.ISN, got.ProtoInfo.TCP, err, again.CookieISN)
+	}
+	if s := h.Stats(); s.Replaced != 1 || s.StaleRemoved != 1 || s.StaleChecked != 3 {
+		t.Errorf("Stats = %+v, want Replaced 1, StaleRemoved 1, StaleChecked 3", s)
+	}
+	if n, err := h.Count(); err != nil || n != 1 {
+		t.Errorf("Count() = %d, %v, want 1", n, err)
+	}
+}
+
+// TestKernelCountIgnoresOthers: entries without synwall's mark are not
+// counted.
+func TestKernelCountIgnoresOthers(t *testing.T) {
+	ns := newNetns(t)
+	h, c := openIn(t, ns, Config{})
+	other := testFlow4()
+	fl := ct.NewFlow(6, ct.StatusAssured|ct.StatusConfirmed, other.Client.Addr(), other.Server.Addr(), other.Client.Port(), other.Server.Port(), 60, 0x1234)
+	fl.ProtoInfo = ct.ProtoInfo{TCP: &ct.ProtoInfoTCP{State: 3}}
+	if err := c.Create(fl); err != nil {
+		t.Fatalf("ti-mo Create: %v", err)
+	}
+	if n, err := h.Count(); err != nil || n != 0 {
+		t.Errorf("Count() = %d, %v, want 0 (the one entry has another mark)", n, err)
+	}
+}
