@@ -28,8 +28,8 @@ type fakeKernel struct {
 	// unconfirmed: the kernel confirms entries after CTA_STATUS, so a
 	// status with CONFIRMED fails with EBUSY.
 	unconfirmed bool
-	statuses    []uint32 // status of every create message
-	batches [][]uint16       // client ports per create call
+	statuses    []uint32   // status of every create message
+	batches     [][]uint16 // client ports per create call
 }
 
 var _ transport = (*fakeKernel)(nil)
