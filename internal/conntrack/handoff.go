@@ -551,3 +551,60 @@ func (l *logLimiter) allow(now time.Time) (bool, int) {
 	l.last, l.suppressed = now, 0
 	return true, n
 }
+
+// Probe tells whether the kernel of the Handoff's namespace can carry
+// flows: it creates an entry with a sequence offset and the synproxy
+// extension for a tuple no connection uses (198.18.255.254:9 →
+// 198.18.255.255:9, benchmarking space, RFC 2544; discard port), reads it
+// back, requires IPS_SEQ_ADJUST and synwall's mark, and deletes it. It also
+// learns which status bits this kernel accepts on a create. Call it before
+// Run; a non-nil error means: keep every flow in user space, and say so.
+func (h *Handoff) Probe() error {
+	h.qmu.Lock()
+	defer h.qmu.Unlock()
+	if h.query == nil {
+		return ErrClosed
+	}
+	f := Flow{
+		Client:    netip.MustParseAddrPort("198.18.255.254:9"),
+		Server:    netip.MustParseAddrPort("198.18.255.255:9"),
+		Opts:      OptTimestamps,
+		CookieISN: 0x10000, ServerISN: 0x20000, ITS: 1, ServerTSval: 2,
+	}
+	// A leftover of an interrupted probe would make the create fail.
+	if e, found, err := h.query.get(f.Client, f.Server); err == nil && found {
+		_ = h.query.remove(f.Client, f.Server, e.ID)
+	}
+	var errs [1]error
+	status := uint32(createStatus)
+	for {
+		errs[0] = nil
+		if err := h.query.create([]*Flow{&f}, errs[:], status, 1, h.cfg.Mark); err != nil {
+			return fmt.Errorf("conntrack: probe: %w", err)
+		}
+		if errors.Is(errs[0], syscall.EBUSY) && status == createStatus {
+			status = createStatusUnconfirmed
+			continue
+		}
+		break
+	}
+	if errs[0] != nil {
+		return fmt.Errorf("conntrack: probe: creating an entry: %w", errs[0])
+	}
+	h.status = status
+	e, found, err := h.query.get(f.Client, f.Server)
+	if err == nil && found {
+		err = h.query.remove(f.Client, f.Server, e.ID)
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("conntrack: probe: %w", err)
+	case !found:
+		return errors.New("conntrack: probe: the entry created is not there")
+	case e.Status&ipsSeqAdjust == 0:
+		return errors.New("conntrack: probe: the kernel dropped the sequence adjustment (no IPS_SEQ_ADJUST)")
+	case e.Mark != h.cfg.Mark:
+		return fmt.Errorf("conntrack: probe: the entry's mark is %#x, want %#x (no CONFIG_NF_CONNTRACK_MARK?)", e.Mark, h.cfg.Mark)
+	}
+	return nil
+}

@@ -29,6 +29,7 @@ type fakeKernel struct {
 	// status with CONFIRMED fails with EBUSY.
 	unconfirmed bool
 	statuses    []uint32   // status of every create message
+	noSeqAdj    bool       // the kernel drops sequence adjustments
 	batches     [][]uint16 // client ports per create call
 }
 
@@ -66,7 +67,11 @@ func (k *fakeKernel) create(flows []*Flow, errs []error, status, timeout, mark u
 			continue
 		}
 		k.nextID++
-		k.table[key] = entry{ID: k.nextID, Mark: mark, State: StateEstablished}
+		e := entry{ID: k.nextID, Mark: mark, Status: status, State: StateEstablished}
+		if f.SeqOffset() != 0 && !k.noSeqAdj {
+			e.Status |= ipsSeqAdjust
+		}
+		k.table[key] = e
 	}
 	return nil
 }
@@ -523,5 +528,36 @@ func TestHandoffStatusFallback(t *testing.T) {
 	want := []uint32{createStatus, createStatus, createStatusUnconfirmed, createStatusUnconfirmed, createStatusUnconfirmed}
 	if diff := cmp.Diff(want, k.statuses); diff != "" {
 		t.Errorf("statuses sent (-want +got):\n%s", diff)
+	}
+}
+
+func TestProbeFake(t *testing.T) {
+	tests := []struct {
+		name        string
+		unconfirmed bool
+		noSeqAdj    bool
+		wantErr     bool
+		wantStatus  uint32
+	}{
+		{"confirmed before status", false, false, false, createStatus},
+		{"confirmed after status", true, false, false, createStatusUnconfirmed},
+		{"no sequence adjustment", false, true, true, createStatus},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := newFakeKernel()
+			k.unconfirmed, k.noSeqAdj = tt.unconfirmed, tt.noSeqAdj
+			var res results
+			h := newTestHandoff(t, k, Config{}, &res)
+			if err := h.Probe(); (err != nil) != tt.wantErr {
+				t.Fatalf("Probe() = %v, want error %v", err, tt.wantErr)
+			}
+			if h.status != tt.wantStatus {
+				t.Errorf("status after Probe = %#x, want %#x", h.status, tt.wantStatus)
+			}
+			if n, _ := k.countMark(0, 0); n != 0 {
+				t.Errorf("Probe left %d entries", n)
+			}
+		})
 	}
 }

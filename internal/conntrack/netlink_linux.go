@@ -142,6 +142,7 @@ func (c *nlConn) create(flows []*Flow, errs []error, status, timeout, mark uint3
 	}
 	pending := len(flows)
 	got := errs[:len(flows)]
+	clear(got)
 	if cap(c.seen) < len(flows) {
 		c.seen = make([]bool, len(flows))
 	}

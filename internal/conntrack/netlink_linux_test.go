@@ -400,3 +400,17 @@ func TestKernelCountIgnoresOthers(t *testing.T) {
 		t.Errorf("Count() = %d, %v, want 0 (the one entry has another mark)", n, err)
 	}
 }
+
+func TestKernelProbe(t *testing.T) {
+	ns := newNetns(t)
+	h, _ := openIn(t, ns, Config{})
+	if err := h.Probe(); err != nil {
+		t.Fatalf("Probe() = %v, want nil on this kernel", err)
+	}
+	if h.status != createStatus {
+		t.Errorf("status learned = %#x, want %#x (6.18 confirms before CTA_STATUS)", h.status, createStatus)
+	}
+	if n, err := h.Count(); err != nil || n != 0 {
+		t.Errorf("Count() after Probe = %d, %v, want 0 (the probe entry deleted)", n, err)
+	}
+}
