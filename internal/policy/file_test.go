@@ -104,7 +104,8 @@ func errorsUnwrap(err error) error {
 }
 
 func TestFormatDefaultMatchesEmbedded(t *testing.T) {
-	// The embedded default is written in the effective form already.
+	// The embedded default leaves the defaults out; its effective form,
+	// as `synwall check` prints it, has them all.
 	p, err := Default()
 	if err != nil {
 		t.Fatal(err)
