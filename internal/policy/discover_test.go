@@ -151,7 +151,7 @@ func TestWithAdvertise(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldWeb := old.Lookup(netip.MustParseAddr("198.18.3.2"), 443)
+	oldWeb := lookup(old, netip.MustParseAddr("198.18.3.2"), 443)
 	a := Advertise{MSS4: 1200, MSS6: 1230, WScale: NoWScale, Window: 29200, ECN: true, Discover: true}
 
 	np, err := old.WithAdvertise("web", a)
@@ -163,8 +163,8 @@ func TestWithAdvertise(t *testing.T) {
 	if d := cmp.Diff(pristine, old, ignore); d != "" {
 		t.Errorf("old policy changed (-before +after):\n%s", d)
 	}
-	if s := old.Lookup(netip.MustParseAddr("198.18.3.2"), 443); s != oldWeb || s.Advertise != pristine.Services[0].Advertise {
-		t.Errorf("old.Lookup(web) = %+v, want the old service", s)
+	if s := lookup(old, netip.MustParseAddr("198.18.3.2"), 443); s != oldWeb || s.Advertise != pristine.Services[0].Advertise {
+		t.Errorf("old.LookupIP(web) = %+v, want the old service", s)
 	}
 	// The new one equals it except for web's Advertise.
 	if d := cmp.Diff(old, np, ignore, cmpopts.IgnoreFields(Service{}, "Advertise")); d != "" {
@@ -177,8 +177,8 @@ func TestWithAdvertise(t *testing.T) {
 		t.Errorf("new ssh Advertise = %+v, want %+v", got, want)
 	}
 	for _, addr := range []string{"198.18.3.2", "2001:db8:3::2"} {
-		if s := np.Lookup(netip.MustParseAddr(addr), 80); s != np.Services[0] {
-			t.Errorf("new.Lookup(%s, 80) = %p, want the new web service %p", addr, s, np.Services[0])
+		if s := lookup(np, netip.MustParseAddr(addr), 80); s != np.Services[0] {
+			t.Errorf("new.LookupIP(%s, 80) = %p, want the new web service %p", addr, s, np.Services[0])
 		}
 	}
 	if !np.Allowed(netip.MustParseAddr("198.18.9.7")) || !np.Denied(netip.MustParseAddr("2001:db8:66::1")) {
