@@ -5,7 +5,7 @@
 // port, with the options a Linux client sends (MSS, SACK-permitted,
 // timestamps, window scale) and valid checksums.
 //
-//	ip netns exec <attacker> go run ./bench/synflood -dst 198.18.3.2:80 -rate 100000 -duration 10s [-count N] [-sources 198.19.0.0/16] [-distinct N] [-seed S]
+//	cd bench && ip netns exec <attacker> go run ./synflood -dst 198.18.3.2:80 -rate 100000 -duration 10s [-count N] [-sources 198.19.0.0/16] [-distinct N] [-seed S]
 //
 // Sources and destination must lie inside 198.18.0.0/15 (RFC 2544
 // benchmarking addresses); anything else is refused. The lab routes
