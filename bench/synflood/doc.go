@@ -7,7 +7,7 @@
 //
 //	cd bench && ip netns exec <attacker> go run ./synflood -dst 198.18.3.2:80 -rate 100000 -duration 10s [-count N] [-sources 198.19.0.0/16] [-distinct N] [-seed S]
 //
-//	ip netns exec <attacker> go run ./bench/synflood -dst '[2001:db8:3::2]:80' -rate 100000 -duration 10s [-sources 2001:db8:ff::/48]
+//	cd bench && ip netns exec <attacker> go run ./synflood -dst '[2001:db8:3::2]:80' -rate 100000 -duration 10s [-sources 2001:db8:ff::/48]
 //
 // Sources and destination must lie inside 198.18.0.0/15 (RFC 2544
 // benchmarking addresses) or 2001:db8::/32 (RFC 3849), both of the same
