@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/synwall/synwall/internal/firewall"
+
 	"github.com/synwall/synwall/internal/engine"
 
 	"golang.org/x/sync/errgroup"
@@ -113,37 +115,37 @@ func (f *runFlags) failOpen(p *policy.Policy) (bool, error) {
 	return false, fmt.Errorf("--fail %q: want closed or open", f.fail)
 }
 
-func (f *runFlags) hooks() ([]queue.Hook, error) {
+func (f *runFlags) hooks() ([]firewall.Hook, error) {
 	switch f.hook {
 	case "forward":
-		return []queue.Hook{queue.HookForward}, nil
+		return []firewall.Hook{firewall.HookForward}, nil
 	case "input":
-		return []queue.Hook{queue.HookInput}, nil
+		return []firewall.Hook{firewall.HookInput}, nil
 	case "both":
-		return []queue.Hook{queue.HookForward, queue.HookInput}, nil
+		return []firewall.Hook{firewall.HookForward, firewall.HookInput}, nil
 	}
 	return nil, fmt.Errorf("--hook %q: want forward, input or both", f.hook)
 }
 
 // rules turns the policy's services into firewall rules.
-func (f *runFlags) rules(p *policy.Policy) (queue.Rules, error) {
+func (f *runFlags) rules(p *policy.Policy) (firewall.Rules, error) {
 	hooks, err := f.hooks()
 	if err != nil {
-		return queue.Rules{}, err
+		return firewall.Rules{}, err
 	}
 	first, last, err := f.queueRange(p)
 	if err != nil {
-		return queue.Rules{}, err
+		return firewall.Rules{}, err
 	}
 	open, err := f.failOpen(p)
 	if err != nil {
-		return queue.Rules{}, err
+		return firewall.Rules{}, err
 	}
-	r := queue.Rules{Hooks: hooks, QueueFirst: first, QueueLast: last, CPUFanout: f.fanout, FailOpen: open, Mark: uint32(f.mark)}
+	r := firewall.Rules{Hooks: hooks, QueueFirst: first, QueueLast: last, CPUFanout: f.fanout, FailOpen: open, Mark: uint32(f.mark)}
 	for _, s := range p.Services {
 		for _, pfx := range s.Prefixes {
 			for _, pr := range s.Ports {
-				r.Services = append(r.Services, queue.RuleService{Prefix: pfx, Ports: queue.PortRange{Lo: pr.Lo, Hi: pr.Hi}})
+				r.Services = append(r.Services, firewall.Service{Prefix: pfx, Ports: firewall.PortRange{Lo: pr.Lo, Hi: pr.Hi}})
 			}
 		}
 	}
@@ -170,14 +172,14 @@ then run synwall with the same policy and queue numbers.`, stderr)
 		fmt.Fprintln(stderr, "synwall rules:", err)
 		return exitUsage
 	}
-	for _, fam := range []queue.Family{queue.IPv4, queue.IPv6} {
+	for _, fam := range []firewall.Family{firewall.IPv4, firewall.IPv6} {
 		text, err := r.IPTables(fam)
 		if err != nil {
 			fmt.Fprintln(stderr, "synwall rules:", err)
 			return exitFailure
 		}
 		tool := "iptables-restore --noflush"
-		if fam == queue.IPv6 {
+		if fam == firewall.IPv6 {
 			tool = "ip6tables-restore --noflush"
 		}
 		fmt.Fprintf(stdout, "# %s: feed to %s\n%s\n", fam, tool, text)
@@ -268,7 +270,7 @@ type daemon struct {
 	flags   *runFlags
 	log     *slog.Logger
 	engine  *gateway.Engine
-	rules   queue.Rules
+	rules   firewall.Rules
 	qcfg    queue.Config
 	queue   queue.Queue
 	inj     *queue.RawInjector
@@ -364,7 +366,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		return fmt.Errorf("%w: %v", errSetup, err)
 	}
 
-	fw := &queue.Firewall{Rules: d.rules}
+	fw := &firewall.Installer{Rules: d.rules}
 	if err := waitBound(gctx, q, 10*time.Second); err != nil {
 		cancel()
 		if werr := g.Wait(); werr != nil {
@@ -494,7 +496,7 @@ func (d *daemon) reload() {
 	}
 	if !sameRules(r, d.rules) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := (&queue.Firewall{Rules: r}).Install(ctx)
+		err := (&firewall.Installer{Rules: r}).Install(ctx)
 		cancel()
 		if err != nil {
 			if rerr := d.engine.SetPolicy(old); rerr != nil {
@@ -519,7 +521,7 @@ func (d *daemon) reload() {
 // takes effect at the next (graceful) restart, as the reload's log says;
 // rules naming queues nobody reads would drop, or pass, all guarded
 // traffic.
-func (d *daemon) rulesFor(p *policy.Policy) (queue.Rules, error) {
+func (d *daemon) rulesFor(p *policy.Policy) (firewall.Rules, error) {
 	r, err := d.flags.rules(p)
 	if err != nil {
 		return r, err
@@ -528,10 +530,10 @@ func (d *daemon) rulesFor(p *policy.Policy) (queue.Rules, error) {
 	return r, r.Validate()
 }
 
-func sameRules(a, b queue.Rules) bool {
-	x, _ := a.IPTables(queue.IPv4)
-	y, _ := b.IPTables(queue.IPv4)
-	x6, _ := a.IPTables(queue.IPv6)
-	y6, _ := b.IPTables(queue.IPv6)
+func sameRules(a, b firewall.Rules) bool {
+	x, _ := a.IPTables(firewall.IPv4)
+	y, _ := b.IPTables(firewall.IPv4)
+	x6, _ := a.IPTables(firewall.IPv6)
+	y6, _ := b.IPTables(firewall.IPv6)
 	return x == y && x6 == y6
 }
