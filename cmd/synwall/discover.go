@@ -6,21 +6,13 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/synwall/synwall/internal/daemon"
+	"github.com/synwall/synwall/internal/firewall"
+
 	"github.com/synwall/synwall/internal/probe"
 
 	"github.com/synwall/synwall/internal/policy"
-	"github.com/synwall/synwall/internal/queue"
 )
-
-// discoverAll is discover without the failure count.
-func discoverAll(ctx context.Context, p *policy.Policy, mark uint32, log *slog.Logger) *policy.Policy {
-	np, _ := discover(ctx, p, mark, log)
-	return np
-}
-
-func discover(ctx context.Context, p *policy.Policy, mark uint32, log *slog.Logger) (*policy.Policy, int) {
-	return probe.Discoverer{Mark: mark, Log: log}.Discover(ctx, p)
-}
 
 func cmdDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("discover", "[--policy FILE]", `Probes the backend of every service with advertise.discover: connects to
@@ -30,7 +22,7 @@ timestamps, ECN, window) and resets the connection. Prints each probe and the
 advertise values that result. Changes nothing.
 Exit status 0 when every probe succeeded, 1 when one failed.`, stderr)
 	path := fs.String("policy", "", "policy `FILE` (YAML); the embedded default when empty")
-	mark := fs.Uint("mark", uint(queue.DefaultMark), "firewall `mark` of the probe sockets (exempted by synwall's rules)")
+	mark := fs.Uint("mark", firewall.DefaultMark, "firewall `mark` of the probe sockets (exempted by synwall's rules)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -38,12 +30,12 @@ Exit status 0 when every probe succeeded, 1 when one failed.`, stderr)
 		fmt.Fprintf(stderr, "synwall discover: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
-	p, err := loadPolicy(*path)
+	p, err := daemon.LoadPolicy(*path)
 	if err != nil {
 		fmt.Fprintf(stderr, "synwall discover: %v\n", err)
 		return exitSetup
 	}
-	np, failed := discover(ctx, p, uint32(*mark), slog.New(slog.NewTextHandler(stdout, nil)))
+	np, failed := probe.Discoverer{Mark: uint32(*mark), Log: slog.New(slog.NewTextHandler(stdout, nil))}.Discover(ctx, p)
 	n := 0
 	for _, s := range np.Services {
 		if !s.Advertise.Discover {
