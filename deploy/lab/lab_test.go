@@ -124,6 +124,16 @@ func TestAttackerStaysSilent(t *testing.T) {
 	if c := inputCounters(t, l, l.Server, "iptables"); c[0] != 3 {
 		t.Errorf("server counted %d RSTs from hping3 -R, want 3", c[0])
 	}
+	// Answers to spoofed sources of either family go back to the attacker.
+	for _, a := range []string{"198.19.7.9", "2001:db8:ff::7:9"} {
+		out, err := l.Exec(ctx, l.Gateway, "ip", "route", "get", a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out, "dev "+IfAttacker) {
+			t.Errorf("gateway: ip route get %s = %q, want it via %s", a, strings.TrimSpace(out), IfAttacker)
+		}
+	}
 }
 
 // inputCounters returns the packet counters of the INPUT rules in order.

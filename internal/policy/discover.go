@@ -6,8 +6,8 @@ import (
 	"net/netip"
 )
 
-// ErrNoProbeTarget is returned by ProbeTargets for a service with no address
-// or no port to probe.
+// ErrNoProbeTarget is returned by ProbeTargets for a service with no
+// address or no port to probe.
 var ErrNoProbeTarget = errors.New("policy: service has no address or port to probe")
 
 // ProbeTargets returns one probe target per address family of s, IPv4
