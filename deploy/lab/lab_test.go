@@ -315,9 +315,9 @@ while :; do sleep 0.05; done
 	if err != nil {
 		t.Fatal(err)
 	}
-	// run --hook forward --fail closed --stats-file F --queues 0-1 --backend raw
-	if st.Events["syn_answered"] != 1 || st.Other["args"]["n"] != 11 {
-		t.Errorf("Stats() = %+v, want syn_answered 1 and 11 arguments", st)
+	// run --hook forward --fail closed --stats-file F --pid-file "" --queues 0-1 --backend raw
+	if st.Events["syn_answered"] != 1 || st.Other["args"]["n"] != 13 {
+		t.Errorf("Stats() = %+v, want syn_answered 1 and 13 arguments", st)
 	}
 	if err := sw.Stop(); err != nil {
 		t.Errorf("Stop: %v", err)
