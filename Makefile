@@ -3,6 +3,7 @@
 #   make test   every test: vet, unit/fuzz-seed/scenario tests with -race, end-to-end lab tests (root)
 GO      ?= go
 BIN     ?= bin/synwall
+LABBIN  ?= bin/synwall-lab
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
@@ -13,11 +14,14 @@ all: build
 setup:
 	./deploy/setup.sh
 
+# synwall is the production binary; synwall-lab drives it in the
+# network-namespace lab (demo, lab up|down) and is never installed.
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/synwall
+	$(GO) build -o $(LABBIN) ./cmd/synwall-lab
 
 demo: setup build
-	$(BIN) demo
+	$(LABBIN) demo --synwall $(BIN)
 
 # The end-to-end packages create network namespaces and floods; they run one
 # package at a time (-p 1) so that two floods never share the two cores.

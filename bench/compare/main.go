@@ -22,7 +22,7 @@ import (
 )
 
 // The weak server of every defense but syncookies (which only turns cookies
-// on): the values of `synwall demo`.
+// on): the values of `synwall-lab demo`.
 const (
 	synBacklog    = 64
 	listenBacklog = 16

@@ -19,7 +19,7 @@ import (
 	"github.com/synwall/synwall/deploy/lab"
 )
 
-// The weak server behind every defense: the values of `synwall demo` and
+// The weak server behind every defense: the values of `synwall-lab demo` and
 // bench/compare.
 const (
 	synBacklog    = 64

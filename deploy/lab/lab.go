@@ -258,7 +258,7 @@ func (l *Lab) Down() error {
 }
 
 // Remove deletes the namespaces of the lab with this prefix, those that
-// exist. It is what `synwall lab down` uses for a lab built by another
+// exist. It is what `synwall-lab lab down` uses for a lab built by another
 // process.
 func Remove(prefix string) error {
 	cli, atk, gw, srv := Names(prefix)
