@@ -13,7 +13,8 @@
 //
 //   - raw: guarded traffic is exempted from conntrack (CT --notrack; synwall
 //     keeps its own flow table, and the translated sequence numbers would
-//     look out of window to conntrack), and packets carrying DefaultMark
+//     look out of window to conntrack) — with Rules.Conntrack only the
+//     clients' SYNs are (see below) — and packets carrying DefaultMark
 //     (0x5359, "SY": what synwall injects and its discover probes) are
 //     never tracked and RETURN before any other rule.
 //   - filter: marked packets RETURN, then guarded traffic goes to NFQUEUE.
@@ -27,6 +28,17 @@
 //     source always lands on one queue. With HookInput, loopback traffic
 //     RETURNs: the host talking to itself needs no guard, and a discover
 //     probe of the host's own service must see the real SYN-ACK.
+//
+// # Flows carried by the kernel
+//
+// With Rules.Conntrack the daemon hands each proxied connection to
+// conntrack once its handshake is done (package conntrack), and the rules
+// let the kernel carry it: only the clients' SYNs are untracked, packets of
+// synwall's ESTABLISHED entries (its conntrack mark) RETURN before the
+// queue rules, a SYNPROXY rule that never matches keeps the kernel's
+// timestamp-adjusting hooks registered, and net.netfilter.nf_conntrack_tcp_loose
+// is 0 while the rules are installed (Install records the operator's value
+// in the rules, Remove puts it back). See Conntrack for why each is needed.
 //
 // Rules.FailOpen adds --queue-bypass, which covers only "no program bound
 // to the queue" (the daemon died or is restarting without socket

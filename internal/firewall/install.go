@@ -61,26 +61,69 @@ func (fw *Installer) stale(ctx context.Context, f Family) (map[string]*installed
 // transaction that also removes whatever an earlier synwall left behind, so
 // installing twice never duplicates a rule. A family without services only
 // has its stale rules removed.
+//
+// With Rules.Conntrack it first sets net.netfilter.nf_conntrack_tcp_loose
+// to 0 (before any guarded packet is tracked) and records the value it
+// found in the rules; without it, a value an earlier synwall recorded is
+// put back.
 func (fw *Installer) Install(ctx context.Context) error {
 	if err := fw.Rules.Validate(); err != nil {
 		return err
 	}
+	save, err := fw.saveText(ctx, IPv4)
+	if err != nil {
+		return err
+	}
+	r := fw.Rules
+	restoreLoose := ""
+	if ct := r.Conntrack; ct != nil {
+		orig, err := fw.prepareLoose(ctx, save)
+		if err != nil {
+			return err
+		}
+		if _, err := fw.sysctl(ctx, looseSysctl, "0"); err != nil {
+			return fmt.Errorf("%w: %v", ErrLoose, err)
+		}
+		c := *ct
+		c.looseMarker = orig
+		r.Conntrack = &c
+	} else {
+		restoreLoose = looseFromSave(save)
+	}
 	for _, f := range []Family{IPv4, IPv6} {
-		if err := fw.apply(ctx, f, fw.Rules); err != nil {
+		if err := fw.apply(ctx, f, r); err != nil {
+			return err
+		}
+	}
+	if restoreLoose != "" {
+		if _, err := fw.sysctl(ctx, looseSysctl, restoreLoose); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// Remove deletes every rule and chain tagged synwall, in both families. It
+// Remove deletes every rule and chain tagged synwall, in both families,
+// and puts back the value of nf_conntrack_tcp_loose the rules recorded. It
 // does nothing when there are none.
 func (fw *Installer) Remove(ctx context.Context) error {
 	var errs []error
+	save, err := fw.saveText(ctx, IPv4)
+	errs = append(errs, err)
 	for _, f := range []Family{IPv4, IPv6} {
 		errs = append(errs, fw.apply(ctx, f, Rules{}))
 	}
+	if v := looseFromSave(save); v != "" {
+		_, err := fw.sysctl(ctx, looseSysctl, v)
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+func (fw *Installer) saveText(ctx context.Context, f Family) (string, error) {
+	save, _ := tools(f)
+	out, err := fw.command(ctx, nil, save)
+	return string(out), err
 }
 
 // apply replaces synwall's rules of family f by r's (none for a zero r).

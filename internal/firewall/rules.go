@@ -83,6 +83,10 @@ type Rules struct {
 	FailOpen bool
 	// Mark identifies injected packets; DefaultMark when zero.
 	Mark uint32
+	// Conntrack, when set, lets the kernel carry the flows synwall hands
+	// to conntrack (package conntrack); nil keeps every guarded packet
+	// untracked and queued. See Conntrack.
+	Conntrack *Conntrack
 }
 
 // DefaultMark is the firewall mark ("SY") of the packets synwall sends
@@ -134,6 +138,9 @@ func (r Rules) Validate() error {
 	}
 	if r.CPUFanout && r.QueueLast == r.QueueFirst {
 		return errors.New("firewall: CPU fanout needs more than one queue")
+	}
+	if c := r.Conntrack; c != nil && c.Mark&c.mask() == 0 {
+		return fmt.Errorf("firewall: conntrack mark %#x has no bit inside mask %#x", c.Mark, c.mask())
 	}
 	return nil
 }
@@ -237,7 +244,14 @@ func (r Rules) tables(f Family) []table {
 	// Injected packets: never tracked, never queued.
 	add(&raw, ChainRawOut, markMatch+" ", "CT --notrack")
 	add(&raw, ChainRawOut, markMatch+" ", "RETURN")
+	ct := r.Conntrack
 	for _, s := range svcs {
+		if ct != nil {
+			// Only the clients' SYNs go untracked, so that the entry a
+			// hand-off creates is the first for its tuple (see Conntrack).
+			add(&raw, ChainRawPre, fmt.Sprintf("-d %s -p tcp -m tcp --dport %s %s", s.Prefix, s.Ports.iptables(), synMatch), "CT --notrack")
+			continue
+		}
 		add(&raw, ChainRawPre, fmt.Sprintf("-d %s -p tcp -m tcp --dport %s ", s.Prefix, s.Ports.iptables()), "CT --notrack")
 		if fwd {
 			add(&raw, ChainRawPre, fmt.Sprintf("-s %s -p tcp -m tcp --sport %s ", s.Prefix, s.Ports.iptables()), "CT --notrack")
@@ -246,6 +260,9 @@ func (r Rules) tables(f Family) []table {
 			add(&raw, ChainRawOut, fmt.Sprintf("-s %s -p tcp -m tcp --sport %s ", s.Prefix, s.Ports.iptables()), "CT --notrack")
 		}
 	}
+	if ct != nil && ct.looseMarker != "" {
+		add(&raw, ChainRawPre, ct.looseMarkerSpec(), "RETURN")
+	}
 
 	filter := table{name: "filter"}
 	q := r.queueTarget()
@@ -253,6 +270,10 @@ func (r Rules) tables(f Family) []table {
 		filter.chains = append(filter.chains, ChainForward)
 		filter.jumps = append(filter.jumps, "FORWARD "+ChainForward)
 		add(&filter, ChainForward, markMatch+" ", "RETURN")
+		if ct != nil {
+			add(&filter, ChainForward, ct.establishedSpec(), "RETURN")
+			filter.rules = append(filter.rules, ct.synproxyRule(ChainForward, f))
+		}
 		for _, s := range svcs {
 			if r.splitSYN() {
 				add(&filter, ChainForward, fmt.Sprintf("-d %s -p tcp -m tcp --dport %s %s", s.Prefix, s.Ports.iptables(), synMatch), r.synTarget())
@@ -271,6 +292,13 @@ func (r Rules) tables(f Family) []table {
 		// service) must see the real server's SYN-ACK.
 		add(&filter, ChainInput, "-i lo ", "RETURN")
 		add(&filter, ChainOutput, "-o lo ", "RETURN")
+		if ct != nil {
+			add(&filter, ChainInput, ct.establishedSpec(), "RETURN")
+			add(&filter, ChainOutput, ct.establishedSpec(), "RETURN")
+			if !fwd { // one SYNPROXY rule per namespace and family is enough
+				filter.rules = append(filter.rules, ct.synproxyRule(ChainInput, f))
+			}
+		}
 		for _, s := range svcs {
 			if r.splitSYN() {
 				add(&filter, ChainInput, fmt.Sprintf("-d %s -p tcp -m tcp --dport %s %s", s.Prefix, s.Ports.iptables(), synMatch), r.synTarget())
@@ -449,17 +477,35 @@ func (r Rules) NFTables() (string, error) {
 		body()
 		b.WriteString("\t}\n")
 	}
+	ct := r.Conntrack
 	chain("raw-pre", "prerouting", "raw", func() {
 		for _, s := range r.Services {
+			if ct != nil {
+				fmt.Fprintf(&b, "\t\t%s tcp flags & (fin|syn|rst|ack) == syn notrack%s\n", match(s, "dst"), c)
+				continue
+			}
 			fmt.Fprintf(&b, "\t\t%s notrack%s\n", match(s, "dst"), c)
 			if fwd {
 				fmt.Fprintf(&b, "\t\t%s notrack%s\n", match(s, "src"), c)
 			}
 		}
 	})
+	// established returns synwall's conntrack entries before the queue;
+	// synproxy is the rule that never matches (see Conntrack).
+	established := func() {
+		if ct != nil {
+			fmt.Fprintf(&b, "\t\t%s return%s\n", ct.nftEstablished(), c)
+		}
+	}
+	synproxy := func() {
+		if ct != nil {
+			fmt.Fprintf(&b, "\t\t# %s\n", synproxyWhy)
+			fmt.Fprintf(&b, "\t\tmeta l4proto tcp meta mark & 0x0 == 0x1 synproxy mss %d wscale 7 timestamp sack-perm%s\n", synproxyMSS(IPv4), c)
+		}
+	}
 	chain("raw-out", "output", "raw", func() {
 		fmt.Fprintf(&b, "\t\t%s notrack%s\n\t\t%s return%s\n", mark, c, mark, c)
-		if in {
+		if in && ct == nil {
 			for _, s := range r.Services {
 				fmt.Fprintf(&b, "\t\t%s notrack%s\n", match(s, "src"), c)
 			}
@@ -468,6 +514,8 @@ func (r Rules) NFTables() (string, error) {
 	if fwd {
 		chain("forward", "forward", "filter - 10", func() {
 			fmt.Fprintf(&b, "\t\t%s return%s\n", mark, c)
+			established()
+			synproxy()
 			for _, s := range r.Services {
 				synRule(s)
 				fmt.Fprintf(&b, "\t\t%s %s%s\n\t\t%s %s%s\n", match(s, "dst"), q, c, match(s, "src"), q, c)
@@ -477,6 +525,10 @@ func (r Rules) NFTables() (string, error) {
 	if in {
 		chain("input", "input", "filter - 10", func() {
 			fmt.Fprintf(&b, "\t\t%s return%s\n\t\tiifname \"lo\" return%s\n", mark, c, c)
+			established()
+			if !fwd {
+				synproxy()
+			}
 			for _, s := range r.Services {
 				synRule(s)
 				fmt.Fprintf(&b, "\t\t%s %s%s\n", match(s, "dst"), q, c)
@@ -484,6 +536,7 @@ func (r Rules) NFTables() (string, error) {
 		})
 		chain("output", "output", "filter - 10", func() {
 			fmt.Fprintf(&b, "\t\t%s return%s\n\t\toifname \"lo\" return%s\n", mark, c, c)
+			established()
 			for _, s := range r.Services {
 				fmt.Fprintf(&b, "\t\t%s %s%s\n", match(s, "src"), q, c)
 			}
