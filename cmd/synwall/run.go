@@ -31,6 +31,7 @@ type runFlags struct {
 	backend     string
 	fail        string
 	fanout      bool
+	conntrack   bool
 	mark        uint
 	statsFile   string
 	metricsAddr string
@@ -52,6 +53,7 @@ func (f *runFlags) register(fs *flag.FlagSet, run bool) {
 	fs.StringVar(&f.fail, "fail", "", "what happens to traffic synwall cannot take: `closed` (dropped; the default) or open (accepted unexamined); overrides the policy's queue.fail")
 	fs.BoolVar(&f.fanout, "cpu-fanout", false, "spread packets over the queues by CPU (--queue-cpu-fanout) instead of by address hash")
 	fs.UintVar(&f.mark, "mark", firewall.DefaultMark, "firewall `mark` of packets synwall injects (exempted from the queue and conntrack)")
+	fs.BoolVar(&f.conntrack, "conntrack", true, "hand each proxied connection to conntrack once its handshake is done, so that the kernel translates it (sets net.netfilter.nf_conntrack_tcp_loose=0 while running; off by itself, with a log line, where the kernel cannot)")
 	if !run {
 		return
 	}
@@ -89,7 +91,7 @@ func parseQueues(s string) (daemon.QueueRange, error) {
 
 // traffic turns the flags shared by run and rules into daemon.Traffic.
 func (f *runFlags) traffic() (daemon.Traffic, error) {
-	t := daemon.Traffic{CPUFanout: f.fanout, Mark: uint32(f.mark)}
+	t := daemon.Traffic{CPUFanout: f.fanout, Mark: uint32(f.mark), Conntrack: f.conntrack}
 	switch f.hook {
 	case "forward":
 		t.Hooks = []firewall.Hook{firewall.HookForward}

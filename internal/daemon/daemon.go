@@ -89,6 +89,10 @@ type Traffic struct {
 	FailOpen  *bool           // nil: the policy's queue.fail
 	CPUFanout bool
 	Mark      uint32 // of what synwall sends itself; firewall.DefaultMark when 0
+	// Conntrack hands each proxied connection to conntrack once its
+	// handshake is done, so that the kernel carries it (synwall run's
+	// --conntrack, on by default; off by itself where the kernel cannot).
+	Conntrack bool
 }
 
 // QueueRange is a contiguous range of NFQUEUE numbers, First <= Last.
@@ -137,6 +141,9 @@ func (t Traffic) Rules(p *policy.Policy) (firewall.Rules, error) {
 		return firewall.Rules{}, err
 	}
 	r := firewall.Rules{Hooks: t.Hooks, QueueFirst: first, QueueLast: last, CPUFanout: t.CPUFanout, FailOpen: t.failOpen(p), Mark: t.mark()}
+	if t.Conntrack {
+		r.Conntrack = conntrackRules()
+	}
 	for _, s := range p.Services {
 		for _, pfx := range s.Prefixes {
 			for _, pr := range s.Ports {
@@ -178,6 +185,8 @@ type Daemon struct {
 	restarting atomic.Bool    // stopping for a graceful restart
 
 	ops *ops // observer, pcap sampler, rates (ops.go)
+
+	kflows kernelFlows // the hand-off to conntrack (conntrack.go)
 
 	// Seams for tests: the backend prober of discover, the clock of flow
 	// expiry, and the housekeeping period.
@@ -290,6 +299,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
+	// Decided before the rules are installed (they differ with and without
+	// the hand-off) and before anything reads the counters.
+	d.startConntrack(gctx, g)
 	// The queues are bound before the rules send traffic to them, and the
 	// rules are removed (below) after the queue workers stopped.
 	g.Go(func() error { return q.Run(gctx) })
@@ -337,7 +349,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}()
 	d.log.Info("ready", "queues", fmt.Sprintf("%d-%d", d.rules.QueueFirst, d.rules.QueueLast),
 		"backend", d.qcfg.Backend, "fail_open", d.qcfg.FailOpen, "hooks", hooksName(d.cfg.Traffic.Hooks),
-		"services", len(d.rules.Services), "policy", policyName(d.cfg.PolicyFile))
+		"services", len(d.rules.Services), "policy", policyName(d.cfg.PolicyFile), "conntrack_handoff", d.kflows.h != nil)
 	if d.cfg.PidFile != "" {
 		if err := os.WriteFile(d.cfg.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			d.log.Warn("writing pid file", "err", err)
@@ -394,7 +406,9 @@ func (d *Daemon) housekeep(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			d.engine.Expire(d.now())
+			now := d.now()
+			d.engine.Expire(now)
+			d.countKernelFlows(now)
 			d.writeStats()
 		}
 	}

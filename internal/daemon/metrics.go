@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/synwall/synwall/internal/conntrack"
 	"github.com/synwall/synwall/internal/engine"
 	"github.com/synwall/synwall/internal/gateway/header"
 	"github.com/synwall/synwall/internal/observe"
@@ -86,6 +87,13 @@ var (
 		"Time the engine takes for one packet, sampled (1 packet in 64 per worker).")
 	descPcap = desc("pcap_samples_total",
 		"Dropped packets offered to the pcap sampler, by outcome: written, limited (over --pcap-rate), ring_full (writer behind), write_error.", "result")
+
+	descConntrackOn = desc("conntrack_handoff_enabled",
+		"1 when established flows are handed to conntrack (the kernel carries them), 0 when every flow stays in user space (disabled, or unsupported: see the log and the status).")
+	descConntrackFlows = desc("conntrack_flows",
+		"Conntrack entries carrying synwall's mark, counted every few seconds: the connections the kernel carries for synwall, in every TCP state.")
+	descConntrackHandoffs = desc("conntrack_handoffs_total",
+		"Hand-offs to conntrack by result: created, queue_full (refused before reaching the kernel), or the failure's reason (exists, table_full, bad_flow, kernel); a flow that was not handed off stays in user space.", "result")
 )
 
 // collector is a prometheus.Collector over a daemon's counters.
@@ -109,6 +117,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descQueueSends, descQueueInjected, descQueueErrors, descKernelDropped, descKernelWaiting,
 		descInject, descInjectCalls, descReloads, descServices, descStart, descBuild,
 		descCookies, descRateLimited, descDropSources, descProcessing, descPcap,
+		descConntrackOn, descConntrackFlows, descConntrackHandoffs,
 	} {
 		ch <- d
 	}
@@ -201,6 +210,21 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descStart, float64(d.started.UnixNano())/1e9)
 	}
 	gauge(descBuild, 1, d.cfg.Version)
+
+	cs := d.conntrackStatus()
+	on := 0.0
+	if cs.On {
+		on = 1
+		if cs.Flows >= 0 {
+			gauge(descConntrackFlows, float64(cs.Flows))
+		}
+		counter(descConntrackHandoffs, cs.Created, "created")
+		counter(descConntrackHandoffs, cs.QueueFull, "queue_full")
+		for r := conntrack.FailReason(1); r < conntrack.NumFailReasons; r++ {
+			counter(descConntrackHandoffs, cs.Failed[r.String()], r.String())
+		}
+	}
+	gauge(descConntrackOn, on)
 }
 
 // reloadCounts returns the reload counters. They are written by the

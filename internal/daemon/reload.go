@@ -77,8 +77,8 @@ func (d *Daemon) reload(ctx context.Context) {
 }
 
 // rulesFor turns a reloaded policy into firewall rules for this process:
-// the services come from p, but the queue numbers and the fail mode stay
-// those the running process bound. A change of queue.numbers or queue.fail
+// the services come from p, but the queue numbers, the fail mode and the
+// hand-off to conntrack stay those the running process set up. A change of queue.numbers or queue.fail
 // takes effect at the next (graceful) restart, as the reload's log says;
 // rules naming queues nobody reads would drop, or pass, all guarded
 // traffic.
@@ -88,6 +88,8 @@ func (d *Daemon) rulesFor(p *policy.Policy) (firewall.Rules, error) {
 		return r, err
 	}
 	r.QueueFirst, r.QueueLast, r.FailOpen = d.rules.QueueFirst, d.rules.QueueLast, d.rules.FailOpen
+	// The hand-off to conntrack was decided at start too.
+	r.Conntrack = d.rules.Conntrack
 	return r, r.Validate()
 }
 

@@ -24,6 +24,10 @@ type statsDoc struct {
 	Kernel     map[string]uint64 `json:"kernel_queue"`
 	Inject     map[string]uint64 `json:"inject"`
 	Reloads    map[string]uint64 `json:"reloads"`
+	// Conntrack counts the hand-off to the kernel: created, queue_full,
+	// failed_<reason>, and flows (entries at the last count; absent when
+	// unknown or off).
+	Conntrack map[string]uint64 `json:"conntrack"`
 }
 
 func (d *Daemon) snapshot() statsDoc {
@@ -34,7 +38,17 @@ func (d *Daemon) snapshot() statsDoc {
 		Uptime: now.Sub(d.started).Seconds(),
 		Events: map[string]uint64{}, Directions: map[string]uint64{}, Drops: map[string]uint64{}, Engine: map[string]uint64{},
 		Queue: map[string]uint64{}, Kernel: map[string]uint64{}, Inject: map[string]uint64{},
-		Reloads: map[string]uint64{"ok": d.reloads.ok.Load(), "failed": d.reloads.failed.Load()},
+		Reloads:   map[string]uint64{"ok": d.reloads.ok.Load(), "failed": d.reloads.failed.Load()},
+		Conntrack: map[string]uint64{},
+	}
+	if cs := d.conntrackStatus(); cs.On {
+		doc.Conntrack["created"], doc.Conntrack["queue_full"] = cs.Created, cs.QueueFull
+		for k, v := range cs.Failed {
+			doc.Conntrack["failed_"+k] = v
+		}
+		if cs.Flows >= 0 {
+			doc.Conntrack["flows"] = uint64(cs.Flows)
+		}
 	}
 	for e := engine.Event(1); e < engine.NumEvents; e++ {
 		doc.Events[e.String()] = es.Events[e]

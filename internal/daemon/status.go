@@ -55,6 +55,8 @@ type Status struct {
 		Failed uint64 `json:"failed"`
 	} `json:"reloads"`
 	Pcap *PcapStatus `json:"pcap,omitempty"`
+	// Conntrack is the hand-off of established flows to the kernel.
+	Conntrack ConntrackStatus `json:"conntrack"`
 }
 
 // TableUse is how full a fixed-size table is.
@@ -123,5 +125,6 @@ func (d *Daemon) status(now time.Time) Status {
 		}
 	}
 	s.Reloads.OK, s.Reloads.Failed = d.reloadCounts()
+	s.Conntrack = d.conntrackStatus()
 	return s
 }

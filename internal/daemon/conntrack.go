@@ -1,0 +1,129 @@
+package daemon
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/synwall/synwall/internal/conntrack"
+	"github.com/synwall/synwall/internal/firewall"
+)
+
+// The hand-off of established flows to conntrack (package conntrack): the
+// daemon opens the ctnetlink sockets in its namespace, probes the kernel,
+// runs the Handoff's batching goroutine, and counts the kernel's entries
+// that carry synwall's mark for the status, the metrics and the stats
+// file. Without support (no ctnetlink, no permission, a kernel that drops
+// the sequence adjustment) it runs every flow in user space, with the
+// rules that go with that, and says so in the log, the status and the
+// metrics.
+
+// conntrackCountEvery is how often the entries are counted (a dump the
+// kernel filters by mark): the status and the metrics read the last count.
+const conntrackCountEvery = 5 * time.Second
+
+// kernelFlows is the daemon's side of the hand-off.
+type kernelFlows struct {
+	h   *conntrack.Handoff // nil: off
+	off string             // why it is off ("" when on)
+
+	flows     atomic.Int64 // entries with synwall's mark at the last count; -1 before
+	lastCount time.Time    // housekeeping's own
+}
+
+// conntrackRules is the firewall side of the hand-off with conntrack's
+// default mark.
+func conntrackRules() *firewall.Conntrack {
+	return &firewall.Conntrack{Mark: conntrack.DefaultMark, Mask: conntrack.DefaultMarkMask}
+}
+
+// startConntrack opens and probes the hand-off if the rules ask for it,
+// and runs it in g. On failure it turns the hand-off off: d.rules loses
+// its Conntrack part before the rules are installed.
+func (d *Daemon) startConntrack(ctx context.Context, g *errgroup.Group) {
+	d.kflows.flows.Store(-1)
+	if d.rules.Conntrack == nil {
+		d.kflows.off = "disabled (--conntrack=false)"
+		return
+	}
+	fail := func(err error) {
+		d.kflows.off = err.Error()
+		d.rules.Conntrack = nil
+		d.log.Warn("conntrack hand-off unavailable: every flow stays in user space", "err", err)
+	}
+	h, err := conntrack.New(conntrack.Config{
+		Mark: d.rules.Conntrack.Mark, MarkMask: d.rules.Conntrack.Mask,
+		Logger: d.log, Done: d.handoffDone,
+	})
+	if err != nil {
+		fail(err)
+		return
+	}
+	if err := h.Probe(); err != nil {
+		h.Close()
+		fail(err)
+		return
+	}
+	d.kflows.h = h
+	d.log.Info("conntrack hand-off on: the kernel carries proxied connections once their handshake is done",
+		"mark", conntrack.DefaultMark, "mask", conntrack.DefaultMarkMask)
+	g.Go(func() error {
+		err := h.Run(ctx)
+		h.Close()
+		return err
+	})
+}
+
+// handoffDone receives the outcome of each hand-off request.
+func (d *Daemon) handoffDone(r conntrack.Result) {}
+
+// countKernelFlows refreshes the count of synwall's entries (housekeeping).
+func (d *Daemon) countKernelFlows(now time.Time) {
+	k := &d.kflows
+	if k.h == nil || now.Sub(k.lastCount) < conntrackCountEvery {
+		return
+	}
+	k.lastCount = now
+	n, err := k.h.Count()
+	if err != nil {
+		d.log.Warn("counting conntrack entries", "err", err)
+		k.flows.Store(-1)
+		return
+	}
+	k.flows.Store(int64(n))
+}
+
+// ConntrackStatus is the hand-off's part of the status document.
+type ConntrackStatus struct {
+	On bool `json:"on"`
+	// Off says why the hand-off is off.
+	Off string `json:"off,omitempty"`
+	// Flows is the number of entries with synwall's mark at the last count
+	// (every few seconds): the connections the kernel carries; -1 before
+	// the first count or when counting failed.
+	Flows     int64             `json:"flows"`
+	Created   uint64            `json:"created"`
+	QueueFull uint64            `json:"queue_full"`
+	Failed    map[string]uint64 `json:"failed,omitempty"`
+}
+
+func (d *Daemon) conntrackStatus() ConntrackStatus {
+	k := &d.kflows
+	s := ConntrackStatus{On: k.h != nil, Off: k.off, Flows: k.flows.Load()}
+	if k.h == nil {
+		return s
+	}
+	st := k.h.Stats()
+	s.Created, s.QueueFull = st.Created, st.QueueFull
+	for r := conntrack.FailReason(1); r < conntrack.NumFailReasons; r++ {
+		if st.Failed[r] > 0 {
+			if s.Failed == nil {
+				s.Failed = map[string]uint64{}
+			}
+			s.Failed[r.String()] = st.Failed[r]
+		}
+	}
+	return s
+}
