@@ -76,6 +76,19 @@
 // Count reports how many entries carry synwall's mark, from a dump the
 // kernel filters by mark; nothing is counted per packet.
 //
+// # What synwall still knows of a handed-off connection
+//
+// Known answers, without a system call or an allocation, whether this
+// process handed a connection off and the kernel still has its entry, and
+// with which offsets. A registry records each connection when its create
+// succeeds and forgets it on the kernel's DESTROY event for the entry (a
+// third socket, subscribed to NFNLGRP_CONNTRACK_DESTROY; after lost events
+// a dump by mark decides), bounded by Config.MaxKnown. The packet path
+// uses it for the two things the kernel gets wrong: a new SYN on a tuple
+// whose entry may be stale (RemoveStale before the handshake goes on), and
+// a server's RST, whose sequence number the kernel would rewrite to
+// cookie ISN + 1 (above) and which synwall therefore translates itself.
+//
 // # Namespaces
 //
 // New opens its netlink sockets in the network namespace of the calling

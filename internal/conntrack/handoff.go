@@ -56,6 +56,8 @@ type Config struct {
 	LogWindow time.Duration
 	// Now is the clock (for the log window); nil is time.Now.
 	Now func() time.Time
+	// MaxKnown bounds the registry of handed-off connections (Known).
+	MaxKnown int
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -88,6 +90,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.MaxKnown == 0 {
+		c.MaxKnown = DefaultMaxKnown
+	}
+	if c.MaxKnown < 0 {
+		return c, fmt.Errorf("conntrack: MaxKnown %d is negative", c.MaxKnown)
 	}
 	return c, nil
 }
@@ -191,6 +199,13 @@ type Stats struct {
 	StaleChecked, StaleRemoved uint64
 	Batches                    uint64 // sendmsg calls carrying creates
 	Messages                   uint64 // create messages sent
+	// Known is the size of the registry of handed-off connections,
+	// KnownFull the connections it had no room for; Destroyed counts the
+	// kernel's DESTROY events of synwall's entries, Resyncs the dumps after
+	// lost events, EventErrors failed reads of the events.
+	Known                         int
+	KnownFull, Destroyed, Resyncs uint64
+	EventErrors                   uint64
 }
 
 // FailedTotal sums Failed.
@@ -216,6 +231,17 @@ type transport interface {
 	remove(client, server netip.AddrPort, id uint32) error
 	// countMark counts the entries whose mark matches mark under mask.
 	countMark(mark, mask uint32) (int, error)
+	// dumpMark calls fn with the original tuple of each such TCP entry.
+	dumpMark(mark, mask uint32, fn func(tupleKey)) error
+	close() error
+}
+
+// eventSource delivers the kernel's DESTROY events.
+type eventSource interface {
+	// read waits up to about a second for events and calls fn with the
+	// original tuple and mark of each destroyed TCP entry. lost reports
+	// that the kernel dropped events (the socket's buffer overflowed).
+	read(fn func(k tupleKey, mark uint32)) (lost bool, err error)
 	close() error
 }
 
@@ -227,11 +253,13 @@ type request struct {
 // Handoff creates conntrack entries for proxied connections, in batches, on
 // its own goroutine (Run). It is safe for concurrent use.
 type Handoff struct {
-	cfg   Config
-	q     chan request
-	t     transport // used by Run only
-	query transport // Count and Probe, under qmu
-	qmu   sync.Mutex
+	cfg    Config
+	q      chan request
+	t      transport // used by Run only
+	query  transport // Count, Probe and resynchronisation, under qmu
+	qmu    sync.Mutex
+	events eventSource // nil: no registry upkeep from the kernel
+	known  *registry
 
 	closeOnce sync.Once
 	closeErr  error
@@ -242,6 +270,8 @@ type Handoff struct {
 	failed                     [NumFailReasons]atomic.Uint64
 	staleChecked, staleRemoved atomic.Uint64
 	batches, messages          atomic.Uint64
+	destroyed, resyncs         atomic.Uint64 // the events watcher's
+	eventErrs                  atomic.Uint64
 
 	// Run's own state.
 	batch    []request
@@ -252,7 +282,7 @@ type Handoff struct {
 	logLimit logLimiter
 }
 
-func newHandoff(cfg Config, t, query transport) (*Handoff, error) {
+func newHandoff(cfg Config, t, query transport, events eventSource) (*Handoff, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -262,6 +292,8 @@ func newHandoff(cfg Config, t, query transport) (*Handoff, error) {
 		q:        make(chan request, cfg.QueueLen),
 		t:        t,
 		query:    query,
+		events:   events,
+		known:    newRegistry(cfg.MaxKnown),
 		batch:    make([]request, 0, cfg.MaxBatch),
 		flows:    make([]*Flow, 0, cfg.MaxBatch),
 		errs:     make([]error, cfg.MaxBatch),
@@ -315,6 +347,11 @@ func (h *Handoff) Stats() Stats {
 		StaleRemoved: h.staleRemoved.Load(),
 		Batches:      h.batches.Load(),
 		Messages:     h.messages.Load(),
+		Known:        h.KnownCount(),
+		KnownFull:    h.known.full.Load(),
+		Destroyed:    h.destroyed.Load(),
+		Resyncs:      h.resyncs.Load(),
+		EventErrors:  h.eventErrs.Load(),
 	}
 	for i := range s.Failed {
 		s.Failed[i] = h.failed[i].Load()
@@ -340,6 +377,14 @@ func (h *Handoff) Count() (int, error) {
 // while the kernel works on a batch form the next one, so batches grow with
 // the load and a lone request waits for nobody. Run must be called once.
 func (h *Handoff) Run(ctx context.Context) error {
+	if h.events != nil {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() {
+			defer close(done)
+			h.watch(ctx)
+		}()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -466,6 +511,7 @@ func (h *Handoff) finishCreate(f *Flow, err error) {
 	}
 	if err == nil {
 		h.created.Add(1)
+		h.known.add(f)
 	} else {
 		r := failReason(err)
 		h.failed[r].Add(1)
@@ -492,6 +538,7 @@ func (h *Handoff) removeStale(r *request) {
 		if res.Err = h.t.remove(r.flow.Client, r.flow.Server, e.ID); res.Err == nil {
 			res.Removed = true
 			h.staleRemoved.Add(1)
+			h.known.remove(keyOf(r.flow.Client, r.flow.Server))
 		}
 	}
 	if res.Err != nil && !errors.Is(res.Err, ErrLiveEntry) {
@@ -526,6 +573,9 @@ func (h *Handoff) Close() error {
 		}
 		if h.query != nil && h.query != h.t {
 			errs = append(errs, h.query.close())
+		}
+		if h.events != nil {
+			errs = append(errs, h.events.close())
 		}
 		h.query = nil
 		h.closeErr = errors.Join(errs...)
@@ -607,4 +657,51 @@ func (h *Handoff) Probe() error {
 		return fmt.Errorf("conntrack: probe: the entry's mark is %#x, want %#x (no CONFIG_NF_CONNTRACK_MARK?)", e.Mark, h.cfg.Mark)
 	}
 	return nil
+}
+
+// watch keeps the registry in step with the kernel until ctx is done:
+// every DESTROY event of an entry with synwall's mark removes its
+// connection; after lost events a dump by mark decides.
+func (h *Handoff) watch(ctx context.Context) {
+	mask := h.cfg.MarkMask
+	for ctx.Err() == nil {
+		lost, err := h.events.read(func(k tupleKey, mark uint32) {
+			if mark&mask == h.cfg.Mark&mask {
+				h.destroyed.Add(1)
+				h.known.remove(k)
+			}
+		})
+		if err != nil {
+			h.eventErrs.Add(1)
+			h.logFailure("conntrack: reading destroy events", &Flow{}, err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		if lost {
+			h.resync()
+		}
+	}
+}
+
+// resync removes from the registry what the kernel no longer has.
+func (h *Handoff) resync() {
+	before := h.known.keys()
+	live := map[tupleKey]struct{}{}
+	h.qmu.Lock()
+	var err error
+	if h.query == nil {
+		err = ErrClosed
+	} else {
+		err = h.query.dumpMark(h.cfg.Mark, h.cfg.MarkMask, func(k tupleKey) { live[k] = struct{}{} })
+	}
+	h.qmu.Unlock()
+	if err != nil {
+		h.logFailure("conntrack: resynchronising after lost events", &Flow{}, err)
+		return
+	}
+	h.resyncs.Add(1)
+	h.known.forget(before, live)
 }

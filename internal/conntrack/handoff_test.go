@@ -107,6 +107,17 @@ func (k *fakeKernel) countMark(mark, mask uint32) (int, error) {
 	return n, nil
 }
 
+func (k *fakeKernel) dumpMark(mark, mask uint32, fn func(tupleKey)) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for key, e := range k.table {
+		if e.Mark&mask == mark&mask {
+			fn(keyOf(key[0], key[1]))
+		}
+	}
+	return nil
+}
+
 func (k *fakeKernel) close() error { return nil }
 
 func (k *fakeKernel) put(port uint16, st TCPState) {
@@ -169,7 +180,7 @@ func runUntil(t *testing.T, h *Handoff, res *results, n int) {
 func newTestHandoff(t *testing.T, k *fakeKernel, cfg Config, res *results) *Handoff {
 	t.Helper()
 	cfg.Done = res.done
-	h, err := newHandoff(cfg, k, k)
+	h, err := newHandoff(cfg, k, k, nil)
 	if err != nil {
 		t.Fatalf("newHandoff: %v", err)
 	}
@@ -208,7 +219,7 @@ func TestHandoffBatches(t *testing.T) {
 				}
 			}
 			s := h.Stats()
-			want := Stats{Submitted: uint64(tt.n), Created: uint64(tt.n), Batches: uint64(len(tt.want)), Messages: uint64(tt.n)}
+			want := Stats{Submitted: uint64(tt.n), Created: uint64(tt.n), Batches: uint64(len(tt.want)), Messages: uint64(tt.n), Known: tt.n}
 			if diff := cmp.Diff(want, s); diff != "" {
 				t.Errorf("Stats (-want +got):\n%s", diff)
 			}

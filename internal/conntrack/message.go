@@ -444,3 +444,102 @@ func parseEntry(data []byte) (entry, error) {
 	})
 	return en, err
 }
+
+// ipctnlMsgCtDeleteType is the type of a DESTROY event (and of a delete
+// request).
+const ipctnlMsgCtDeleteType = nfnlSubsysCTNetlink<<8 | ipctnlMsgCtDelete
+
+// tupleKey is a connection's original tuple as a map key: client, server
+// (IPv4 as IPv4-mapped IPv6), ports.
+type tupleKey struct {
+	client, server [16]byte
+	cport, sport   uint16
+}
+
+func keyOf(client, server netip.AddrPort) tupleKey {
+	return tupleKey{
+		client: client.Addr().As16(), server: server.Addr().As16(),
+		cport: client.Port(), sport: server.Port(),
+	}
+}
+
+// parseTuple reads a CTA_TUPLE_* attribute's payload. ok is false for
+// anything but TCP.
+func parseTuple(v []byte) (k tupleKey, ok bool, err error) {
+	var proto uint8
+	err = walkAttrs(v, func(typ uint16, v []byte) error {
+		switch typ {
+		case ctaTupleIP:
+			return walkAttrs(v, func(typ uint16, v []byte) error {
+				switch typ {
+				case ctaIPV4Src, ctaIPV4Dst:
+					if len(v) != 4 {
+						return errAttribute
+					}
+					a := netip.AddrFrom4([4]byte(v)).As16()
+					if typ == ctaIPV4Src {
+						k.client = a
+					} else {
+						k.server = a
+					}
+				case ctaIPV6Src, ctaIPV6Dst:
+					if len(v) != 16 {
+						return errAttribute
+					}
+					if typ == ctaIPV6Src {
+						k.client = [16]byte(v)
+					} else {
+						k.server = [16]byte(v)
+					}
+				}
+				return nil
+			})
+		case ctaTupleProto:
+			return walkAttrs(v, func(typ uint16, v []byte) error {
+				switch typ {
+				case ctaProtoNum:
+					if len(v) < 1 {
+						return errAttribute
+					}
+					proto = v[0]
+				case ctaProtoSrc, ctaProtoDst:
+					if len(v) != 2 {
+						return errAttribute
+					}
+					p := binary.BigEndian.Uint16(v)
+					if typ == ctaProtoSrc {
+						k.cport = p
+					} else {
+						k.sport = p
+					}
+				}
+				return nil
+			})
+		}
+		return nil
+	})
+	return k, err == nil && proto == ipprotoTCP, err
+}
+
+// parseOrigMark reads the original tuple and the mark of an entry message's
+// payload (after the nlmsghdr).
+func parseOrigMark(data []byte) (k tupleKey, mark uint32, ok bool, err error) {
+	if len(data) < nfgenLen {
+		return k, 0, false, errShortMessage
+	}
+	err = walkAttrs(data[nfgenLen:], func(typ uint16, v []byte) error {
+		switch typ {
+		case ctaTupleOrig:
+			var e error
+			k, ok, e = parseTuple(v)
+			return e
+		case ctaMark:
+			if len(v) != 4 {
+				return errAttribute
+			}
+			mark = binary.BigEndian.Uint32(v)
+		}
+		return nil
+	})
+	return k, mark, ok && err == nil, err
+}

@@ -10,7 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// New opens two ctnetlink sockets (one for Run, one for Count and Probe) in
+// New opens three ctnetlink sockets (one for Run, one for Count and Probe,
+// one subscribed to the kernel's DESTROY events, see Known) in
 // the network namespace of the calling OS thread, and returns a Handoff
 // that creates its entries there. A caller that works in another namespace
 // locks its thread and joins that namespace around New; the sockets keep
@@ -25,10 +26,17 @@ func New(cfg Config) (*Handoff, error) {
 		t.close()
 		return nil, err
 	}
-	h, err := newHandoff(cfg, t, q)
+	ev, err := dialEvents()
 	if err != nil {
 		t.close()
 		q.close()
+		return nil, err
+	}
+	h, err := newHandoff(cfg, t, q, ev)
+	if err != nil {
+		t.close()
+		q.close()
+		ev.close()
 		return nil, err
 	}
 	return h, nil
@@ -273,4 +281,102 @@ func (c *nlConn) countMark(mark, mask uint32) (int, error) {
 		return 0, fmt.Errorf("conntrack: dump by mark: %w", err)
 	}
 	return n, nil
+}
+
+func (c *nlConn) dumpMark(mark, mask uint32, fn func(tupleKey)) error {
+	err := c.request(func(b []byte, seq uint32) []byte {
+		return appendDumpMark(b, seq, mark, mask)
+	}, func(m message) error {
+		if !isCtNew(m) {
+			return nil
+		}
+		k, _, ok, err := parseOrigMark(m.data)
+		if err != nil {
+			return err
+		}
+		if ok {
+			fn(k)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("conntrack: dump by mark: %w", err)
+	}
+	return nil
+}
+
+// evConn is a ctnetlink socket subscribed to DESTROY events.
+type evConn struct {
+	fd   int
+	rbuf []byte
+}
+
+var _ eventSource = (*evConn)(nil)
+
+// eventsRcvBuf holds a burst of events (a few hundred bytes each).
+const eventsRcvBuf = 4 << 20
+
+func dialEvents() (*evConn, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
+	if err != nil {
+		return nil, fmt.Errorf("conntrack: netlink socket: %w", err)
+	}
+	c := &evConn{fd: fd, rbuf: make([]byte, rbufLen)}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		c.close()
+		return nil, fmt.Errorf("conntrack: netlink bind: %w", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_ADD_MEMBERSHIP, unix.NFNLGRP_CONNTRACK_DESTROY); err != nil {
+		c.close()
+		return nil, fmt.Errorf("conntrack: subscribing to destroy events: %w", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, eventsRcvBuf); err != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, eventsRcvBuf)
+	}
+	tv := unix.NsecToTimeval(time.Second.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		c.close()
+		return nil, fmt.Errorf("conntrack: netlink receive timeout: %w", err)
+	}
+	return c, nil
+}
+
+func (c *evConn) close() error {
+	if c.fd < 0 {
+		return nil
+	}
+	err := unix.Close(c.fd)
+	c.fd = -1
+	return err
+}
+
+func (c *evConn) read(fn func(tupleKey, uint32)) (bool, error) {
+	n, _, err := unix.Recvfrom(c.fd, c.rbuf, 0)
+	switch {
+	case err == unix.EAGAIN || err == unix.EINTR:
+		return false, nil
+	case err == unix.ENOBUFS:
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("conntrack: events recv: %w", err)
+	}
+	b := c.rbuf[:n]
+	for len(b) > 0 {
+		m, rest, err := nextMessage(b)
+		if err != nil {
+			return false, err
+		}
+		b = rest
+		if m.typ != ipctnlMsgCtDeleteType {
+			continue
+		}
+		k, mark, ok, err := parseOrigMark(m.data)
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			fn(k, mark)
+		}
+	}
+	return false, nil
 }

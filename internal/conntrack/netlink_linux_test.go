@@ -414,3 +414,38 @@ func TestKernelProbe(t *testing.T) {
 		t.Errorf("Count() after Probe = %d, %v, want 0 (the probe entry deleted)", n, err)
 	}
 }
+
+// TestKernelKnownFollowsDestroy: the registry forgets a connection when
+// its entry goes, whoever removes it.
+func TestKernelKnownFollowsDestroy(t *testing.T) {
+	ns := newNetns(t)
+	res := make(chan Result, 4)
+	h, c := openIn(t, ns, Config{Done: func(r Result) { res <- r }})
+	runHandoff(t, h)
+	f4, f6 := testFlow4(), testFlow6()
+	for _, r := range submitWait(t, h, res, f4, f6) {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	for _, f := range []Flow{f4, f6} {
+		if _, ok := h.Known(f.Client, f.Server); !ok {
+			t.Fatalf("Known(%v) = false after the create", &f)
+		}
+	}
+	// Deleted by someone else (conntrack -D, a timeout): a DESTROY event.
+	if err := c.Delete(ct4(f4)); err != nil {
+		t.Fatalf("ti-mo Delete: %v", err)
+	}
+	waitFor(t, "the destroy event", func() bool { _, ok := h.Known(f4.Client, f4.Server); return !ok })
+	if _, ok := h.Known(f6.Client, f6.Server); !ok {
+		t.Error("the other connection was forgotten")
+	}
+	if s := h.Stats(); s.Destroyed != 1 || s.Known != 1 {
+		t.Errorf("Stats = %+v, want Destroyed 1 Known 1", s)
+	}
+}
+
+func ct4(f Flow) ct.Flow {
+	return ct.Flow{TupleOrig: tuple(f.Client, f.Server), TupleReply: tuple(f.Server, f.Client)}
+}
