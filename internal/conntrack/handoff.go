@@ -231,8 +231,9 @@ type transport interface {
 	remove(client, server netip.AddrPort, id uint32) error
 	// countMark counts the entries whose mark matches mark under mask.
 	countMark(mark, mask uint32) (int, error)
-	// dumpMark calls fn with the original tuple of each such TCP entry.
-	dumpMark(mark, mask uint32, fn func(tupleKey)) error
+	// dumpMark calls fn with the original tuple and the offsets of each
+	// such TCP entry.
+	dumpMark(mark, mask uint32, fn func(tupleKey, Offsets)) error
 	close() error
 }
 
@@ -695,7 +696,7 @@ func (h *Handoff) resync() {
 	if h.query == nil {
 		err = ErrClosed
 	} else {
-		err = h.query.dumpMark(h.cfg.Mark, h.cfg.MarkMask, func(k tupleKey) { live[k] = struct{}{} })
+		err = h.query.dumpMark(h.cfg.Mark, h.cfg.MarkMask, func(k tupleKey, _ Offsets) { live[k] = struct{}{} })
 	}
 	h.qmu.Unlock()
 	if err != nil {
@@ -704,4 +705,55 @@ func (h *Handoff) resync() {
 	}
 	h.resyncs.Add(1)
 	h.known.forget(before, live)
+}
+
+// Load records in the registry every connection the kernel carries with
+// synwall's mark, with its offsets: after a graceful restart, the
+// connections the previous process handed off. Call it before Run.
+func (h *Handoff) Load() (int, error) {
+	h.qmu.Lock()
+	defer h.qmu.Unlock()
+	if h.query == nil {
+		return 0, ErrClosed
+	}
+	n := 0
+	err := h.query.dumpMark(h.cfg.Mark, h.cfg.MarkMask, func(k tupleKey, o Offsets) {
+		if h.known.put(k, o) {
+			n++
+		}
+	})
+	return n, err
+}
+
+// RemoveStaleNow is RemoveStale done at once on the calling goroutine (a
+// get and, for a stale entry, a delete: two round trips to the kernel),
+// for a SYN whose tuple Known reports, before the SYN-ACK goes out: the
+// client's ACK must not find the stale entry.
+func (h *Handoff) RemoveStaleNow(client, server netip.AddrPort) Result {
+	h.qmu.Lock()
+	defer h.qmu.Unlock()
+	h.staleChecked.Add(1)
+	res := Result{Op: OpRemoveStale, Flow: Flow{Client: client, Server: server}}
+	if h.query == nil {
+		res.Err = ErrClosed
+		return res
+	}
+	e, found, err := h.query.get(client, server)
+	switch {
+	case err != nil:
+		res.Err = err
+	case !found:
+		h.known.remove(keyOf(client, server))
+	case !e.State.Stale():
+		res.Found, res.State = true, e.State
+		res.Err = fmt.Errorf("%w (%s)", ErrLiveEntry, e.State)
+	default:
+		res.Found, res.State = true, e.State
+		if res.Err = h.query.remove(client, server, e.ID); res.Err == nil {
+			res.Removed = true
+			h.staleRemoved.Add(1)
+			h.known.remove(keyOf(client, server))
+		}
+	}
+	return res
 }

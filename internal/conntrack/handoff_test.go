@@ -107,12 +107,12 @@ func (k *fakeKernel) countMark(mark, mask uint32) (int, error) {
 	return n, nil
 }
 
-func (k *fakeKernel) dumpMark(mark, mask uint32, fn func(tupleKey)) error {
+func (k *fakeKernel) dumpMark(mark, mask uint32, fn func(tupleKey, Offsets)) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for key, e := range k.table {
 		if e.Mark&mask == mark&mask {
-			fn(keyOf(key[0], key[1]))
+			fn(keyOf(key[0], key[1]), Offsets{})
 		}
 	}
 	return nil

@@ -524,9 +524,18 @@ func parseTuple(v []byte) (k tupleKey, ok bool, err error) {
 // parseOrigMark reads the original tuple and the mark of an entry message's
 // payload (after the nlmsghdr).
 func parseOrigMark(data []byte) (k tupleKey, mark uint32, ok bool, err error) {
+	k, _, mark, ok, err = parseHanded(data)
+	return k, mark, ok, err
+}
+
+// parseHanded reads, besides the original tuple and the mark, the offsets
+// of an entry synwall created: the reply direction's sequence offset and
+// the synproxy extension's timestamp offset.
+func parseHanded(data []byte) (k tupleKey, off Offsets, mark uint32, ok bool, err error) {
 	if len(data) < nfgenLen {
-		return k, 0, false, errShortMessage
+		return k, off, 0, false, errShortMessage
 	}
+	var its uint32
 	err = walkAttrs(data[nfgenLen:], func(typ uint16, v []byte) error {
 		switch typ {
 		case ctaTupleOrig:
@@ -538,8 +547,34 @@ func parseOrigMark(data []byte) (k tupleKey, mark uint32, ok bool, err error) {
 				return errAttribute
 			}
 			mark = binary.BigEndian.Uint32(v)
+		case ctaSeqAdjReply:
+			return walkAttrs(v, func(typ uint16, v []byte) error {
+				if typ == ctaSeqAdjOffsetAfter {
+					if len(v) != 4 {
+						return errAttribute
+					}
+					off.Seq = binary.BigEndian.Uint32(v)
+				}
+				return nil
+			})
+		case ctaSynproxy:
+			return walkAttrs(v, func(typ uint16, v []byte) error {
+				if typ != ctaSynproxyITS && typ != ctaSynproxyTSOff {
+					return nil
+				}
+				if len(v) != 4 {
+					return errAttribute
+				}
+				if typ == ctaSynproxyITS {
+					its = binary.BigEndian.Uint32(v)
+				} else {
+					off.TS = binary.BigEndian.Uint32(v)
+				}
+				return nil
+			})
 		}
 		return nil
 	})
-	return k, mark, ok && err == nil, err
+	off.Timestamps = its != 0 || off.TS != 0
+	return k, off, mark, ok && err == nil, err
 }

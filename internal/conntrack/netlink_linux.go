@@ -283,19 +283,19 @@ func (c *nlConn) countMark(mark, mask uint32) (int, error) {
 	return n, nil
 }
 
-func (c *nlConn) dumpMark(mark, mask uint32, fn func(tupleKey)) error {
+func (c *nlConn) dumpMark(mark, mask uint32, fn func(tupleKey, Offsets)) error {
 	err := c.request(func(b []byte, seq uint32) []byte {
 		return appendDumpMark(b, seq, mark, mask)
 	}, func(m message) error {
 		if !isCtNew(m) {
 			return nil
 		}
-		k, _, ok, err := parseOrigMark(m.data)
+		k, off, _, ok, err := parseHanded(m.data)
 		if err != nil {
 			return err
 		}
 		if ok {
-			fn(k)
+			fn(k, off)
 		}
 		return nil
 	})

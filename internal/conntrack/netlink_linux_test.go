@@ -449,3 +449,45 @@ func TestKernelKnownFollowsDestroy(t *testing.T) {
 func ct4(f Flow) ct.Flow {
 	return ct.Flow{TupleOrig: tuple(f.Client, f.Server), TupleReply: tuple(f.Server, f.Client)}
 }
+
+// TestKernelLoadAfterRestart: a second Handoff in the same namespace (the
+// process after a graceful restart) learns the connections the first one
+// handed off, with their offsets, from the kernel.
+func TestKernelLoadAfterRestart(t *testing.T) {
+	ns := newNetns(t)
+	res := make(chan Result, 4)
+	h1, c := openIn(t, ns, Config{Done: func(r Result) { res <- r }})
+	runHandoff(t, h1)
+	f4, f6 := testFlow4(), testFlow6()
+	f6.Opts = OptSACK // no timestamps
+	for _, r := range submitWait(t, h1, res, f4, f6) {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	h2, _ := openIn(t, ns, Config{})
+	if n, err := h2.Load(); err != nil || n != 2 {
+		t.Fatalf("Load() = %d, %v, want 2", n, err)
+	}
+	for _, f := range []Flow{f4, f6} {
+		got, ok := h2.Known(f.Client, f.Server)
+		if want := offsetsOf(&f); !ok || got != want {
+			t.Errorf("Known(%v) after Load = %+v, %v; want %+v", &f, got, ok, want)
+		}
+	}
+	// RemoveStaleNow on the reloaded one: a live entry stays, a stale one
+	// goes, and the registry follows.
+	if r := h2.RemoveStaleNow(f4.Client, f4.Server); !errors.Is(r.Err, ErrLiveEntry) {
+		t.Errorf("RemoveStaleNow(live) = %+v, want ErrLiveEntry", r)
+	}
+	setState(t, c, &f4, StateTimeWait)
+	if r := h2.RemoveStaleNow(f4.Client, f4.Server); r.Err != nil || !r.Removed {
+		t.Errorf("RemoveStaleNow(time_wait) = %+v, want removed", r)
+	}
+	if _, ok := h2.Known(f4.Client, f4.Server); ok {
+		t.Error("Known after RemoveStaleNow removed the entry")
+	}
+	if _, err := getFlow(t, c, &f4); err == nil {
+		t.Error("the stale entry is still in the kernel")
+	}
+}

@@ -64,7 +64,11 @@ func offsetsOf(f *Flow) Offsets {
 
 // add records f; false when the registry is full.
 func (r *registry) add(f *Flow) bool {
-	k := keyOf(f.Client, f.Server)
+	return r.put(keyOf(f.Client, f.Server), offsetsOf(f))
+}
+
+// put records k with o; false when the registry is full.
+func (r *registry) put(k tupleKey, o Offsets) bool {
 	s := r.shard(&k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -75,7 +79,7 @@ func (r *registry) add(f *Flow) bool {
 		}
 		r.n.Add(1)
 	}
-	s.m[k] = offsetsOf(f)
+	s.m[k] = o
 	return true
 }
 

@@ -72,6 +72,58 @@ type Result struct {
 	// Dir is the way the packet goes relative to the guarded service, once
 	// the engine could tell (DirNone before that and for unguarded packets).
 	Dir Direction
+	// Handoff, when Valid, is a connection the kernel can carry from now
+	// on (package conntrack): the engine sets it with the server's SYN-ACK
+	// that completes a proxied handshake, if hand-offs are on and the
+	// server's options are what the SYN-ACK told the client.
+	Handoff Handoff
+}
+
+// Handoff describes a proxied connection whose handshake is done on both
+// sides, for the kernel to carry: what its conntrack entry needs. It is a
+// fixed-size value without pointers, filled in place in the Result.
+type Handoff struct {
+	Valid bool
+	V6    bool
+	// Client and Server hold the addresses (IPv4 in the first 4 bytes).
+	Client, Server         [16]byte
+	ClientPort, ServerPort uint16
+	// WScale: both sides scale windows, by ClientWScale (the client's SYN)
+	// and ServerWScale (the SYN-ACK the client saw, which is also the
+	// server's); SACK and Timestamps: agreed by both sides.
+	WScale, SACK, Timestamps   bool
+	ClientWScale, ServerWScale uint8
+	// CookieISN is the sequence number of synwall's SYN-ACK to the client,
+	// ServerISN that of the server's SYN-ACK; ITS and ServerTSval are their
+	// TSvals (with Timestamps).
+	CookieISN, ServerISN uint32
+	ITS, ServerTSval     uint32
+}
+
+// HandoffSkip is why the engine kept a connection in user space instead of
+// handing it to the kernel. Zero is invalid.
+type HandoffSkip uint8
+
+const (
+	SkipInvalid    HandoffSkip = iota
+	SkipWScale                 // the server scales its window otherwise than the SYN-ACK told the client (the kernel never rescales)
+	SkipSACK                   // SACK agreed with the client, not by the server, or the reverse
+	SkipTimestamps             // timestamps agreed with the client, not by the server, or the reverse
+	SkipMSS                    // the server's MSS is below the one the SYN-ACK announced
+	NumHandoffSkips
+)
+
+var skipNames = [NumHandoffSkips]string{
+	SkipInvalid: "invalid", SkipWScale: "wscale", SkipSACK: "sack",
+	SkipTimestamps: "timestamps", SkipMSS: "mss",
+}
+
+// String returns a snake_case name for metrics.
+func (s HandoffSkip) String() string {
+	if s < NumHandoffSkips {
+		return skipNames[s]
+	}
+	return "invalid"
 }
 
 // Direction is the way a packet goes between a client and a guarded
