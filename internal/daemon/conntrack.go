@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/synwall/synwall/internal/conntrack"
+	"github.com/synwall/synwall/internal/engine"
 	"github.com/synwall/synwall/internal/firewall"
 )
 
@@ -31,6 +32,8 @@ type kernelFlows struct {
 
 	flows     atomic.Int64 // entries with synwall's mark at the last count; -1 before
 	lastCount time.Time    // housekeeping's own
+
+	path kernelPathStats // the queue workers' side (kernelpath.go)
 }
 
 // conntrackRules is the firewall side of the hand-off with conntrack's
@@ -39,10 +42,13 @@ func conntrackRules() *firewall.Conntrack {
 	return &firewall.Conntrack{Mark: conntrack.DefaultMark, Mask: conntrack.DefaultMarkMask}
 }
 
-// startConntrack opens and probes the hand-off if the rules ask for it,
-// and runs it in g. On failure it turns the hand-off off: d.rules loses
-// its Conntrack part before the rules are installed.
-func (d *Daemon) startConntrack(ctx context.Context, g *errgroup.Group) {
+// openConntrack opens and probes the hand-off if the rules ask for it,
+// and loads what the kernel already carries for synwall (the connections
+// of the process before a graceful restart). On failure it turns the
+// hand-off off: d.rules loses its Conntrack part before the rules are
+// installed. It runs before the queue workers are made, which wrap their
+// processors in the kernel path when the hand-off is on.
+func (d *Daemon) openConntrack() {
 	d.kflows.flows.Store(-1)
 	if d.rules.Conntrack == nil {
 		d.kflows.off = "disabled (--conntrack=false)"
@@ -66,14 +72,36 @@ func (d *Daemon) startConntrack(ctx context.Context, g *errgroup.Group) {
 		fail(err)
 		return
 	}
+	n, err := h.Load()
+	if err != nil {
+		d.log.Warn("reading the connections conntrack carries for synwall", "err", err)
+	}
 	d.kflows.h = h
 	d.log.Info("conntrack hand-off on: the kernel carries proxied connections once their handshake is done",
-		"mark", conntrack.DefaultMark, "mask", conntrack.DefaultMarkMask)
+		"mark", conntrack.DefaultMark, "mask", conntrack.DefaultMarkMask, "carried_already", n)
+}
+
+// runConntrack runs the hand-off's goroutine in g until ctx ends.
+func (d *Daemon) runConntrack(ctx context.Context, g *errgroup.Group) {
+	h := d.kflows.h
+	if h == nil {
+		return
+	}
 	g.Go(func() error {
 		err := h.Run(ctx)
 		h.Close()
 		return err
 	})
+}
+
+// processor is a queue worker's Processor: the engine's worker wrapped by
+// the observer, and by the kernel path when the hand-off is on.
+func (d *Daemon) processor() engine.Processor {
+	p := d.ops.processor(d.engine)
+	if d.kflows.h != nil {
+		return newKernelPath(p, d.kflows.h, &d.kflows.path)
+	}
+	return p
 }
 
 // handoffDone receives the outcome of each hand-off request.
@@ -107,6 +135,14 @@ type ConntrackStatus struct {
 	Created   uint64            `json:"created"`
 	QueueFull uint64            `json:"queue_full"`
 	Failed    map[string]uint64 `json:"failed,omitempty"`
+	// Known is how many handed-off connections this process knows of
+	// (for stale entries and server RSTs).
+	Known int `json:"known"`
+	// RSTTranslated counts server RSTs of handed-off connections synwall
+	// translated itself; StaleRemoved stale entries removed before a
+	// SYN-ACK on their tuple.
+	RSTTranslated uint64 `json:"rst_translated"`
+	StaleRemoved  uint64 `json:"stale_removed"`
 }
 
 func (d *Daemon) conntrackStatus() ConntrackStatus {
@@ -116,7 +152,8 @@ func (d *Daemon) conntrackStatus() ConntrackStatus {
 		return s
 	}
 	st := k.h.Stats()
-	s.Created, s.QueueFull = st.Created, st.QueueFull
+	s.Created, s.QueueFull, s.Known = st.Created, st.QueueFull, st.Known
+	s.RSTTranslated, s.StaleRemoved = k.path.rstTranslated.Load(), k.path.staleRemoved.Load()
 	for r := conntrack.FailReason(1); r < conntrack.NumFailReasons; r++ {
 		if st.Failed[r] > 0 {
 			if s.Failed == nil {

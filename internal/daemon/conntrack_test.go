@@ -42,8 +42,7 @@ func TestConntrackRulesFollowStart(t *testing.T) {
 
 func TestConntrackOffStatus(t *testing.T) {
 	d := testDaemon(t, testConfig(""))
-	var g errgroup.Group
-	d.startConntrack(context.Background(), &g)
+	d.openConntrack()
 	s := d.status(time.Now()).Conntrack
 	if s.On || !strings.Contains(s.Off, "disabled") || s.Flows != -1 {
 		t.Errorf("status with --conntrack=false = %+v, want off, disabled, flows -1", s)
@@ -79,9 +78,10 @@ func TestConntrackInNamespace(t *testing.T) {
 			t.Errorf("hand-off task: %v", err)
 		}
 	})
-	if err := lab.InNetns(ns, func() error { d.startConntrack(ctx, &g); return nil }); err != nil {
+	if err := lab.InNetns(ns, func() error { d.openConntrack(); return nil }); err != nil {
 		t.Fatal(err)
 	}
+	d.runConntrack(ctx, &g)
 	if d.kflows.h == nil {
 		t.Fatalf("hand-off off in a fresh namespace: %s", d.kflows.off)
 	}

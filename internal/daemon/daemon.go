@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/synwall/synwall/internal/cookies"
-	"github.com/synwall/synwall/internal/engine"
 	"github.com/synwall/synwall/internal/firewall"
 	"github.com/synwall/synwall/internal/gateway"
 	"github.com/synwall/synwall/internal/policy"
@@ -299,7 +298,10 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 	d.inj = inj
 	defer inj.Close()
-	q, err := queue.Open(d.qcfg, func() engine.Processor { return d.ops.processor(d.engine) }, inj)
+	// Decided before the workers are made (their processors differ) and
+	// before the rules are installed (they differ too).
+	d.openConntrack()
+	q, err := queue.Open(d.qcfg, d.processor, inj)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrSetup, err)
 	}
@@ -308,9 +310,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
-	// Decided before the rules are installed (they differ with and without
-	// the hand-off) and before anything reads the counters.
-	d.startConntrack(gctx, g)
+	d.runConntrack(gctx, g)
 	// The queues are bound before the rules send traffic to them, and the
 	// rules are removed (below) after the queue workers stopped.
 	g.Go(func() error { return q.Run(gctx) })

@@ -14,7 +14,7 @@ import (
 // synwall hands to conntrack (package conntrack creates their entries,
 // with the sequence and timestamp offsets, carrying Mark).
 //
-// With Rules.Conntrack set the rules change in four ways:
+// With Rules.Conntrack set the rules change in five ways:
 //
 //   - raw: only the clients' SYNs to guarded services are exempted from
 //     conntrack, as kernel SYNPROXY's own setup does. Every other guarded
@@ -29,6 +29,10 @@ import (
 //     the rules themselves (a rule in SYNWALL-RAW-PRE that only returns),
 //     so that Remove, or a later synwall after a crash or a graceful
 //     restart, puts back the operator's value.
+//   - filter: a server's RST of such an entry goes to the queue: the
+//     kernel's SYNPROXY hook, seeing the entry in CLOSE, would rewrite its
+//     sequence number to the entry's ISN + 1 (out of the client's window
+//     once data has flowed); synwall translates it and sends it untracked.
 //   - filter: packets of an ESTABLISHED entry that carries synwall's mark
 //     RETURN before the queue rules (synwall lets them pass; the rest of
 //     the chain decides, as for everything synwall does not guard), and
@@ -55,6 +59,18 @@ func (c *Conntrack) mask() uint32 {
 		return 0xffffffff
 	}
 	return c.Mask
+}
+
+// serverRSTSpec matches a server's RST of a connection synwall handed
+// to conntrack: it goes to the queue instead of through the kernel,
+// because the kernel's SYNPROXY hook would rewrite its sequence number to
+// the entry's ISN + 1 (synwall translates it and injects it untracked).
+func (c *Conntrack) serverRSTSpec() string {
+	return fmt.Sprintf("-p tcp -m tcp --tcp-flags RST RST -m conntrack --ctstate ESTABLISHED --ctdir REPLY -m connmark --mark 0x%x/0x%x ", c.Mark, c.mask())
+}
+
+func (c *Conntrack) nftServerRST() string {
+	return fmt.Sprintf("tcp flags & rst == rst ct state established ct direction reply ct mark & 0x%x == 0x%x", c.mask(), c.Mark&c.mask())
 }
 
 // establishedSpec matches packets of synwall's established entries.

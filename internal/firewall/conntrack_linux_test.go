@@ -64,7 +64,7 @@ func TestFirewallInstallConntrack(t *testing.T) {
 				if got := lines(text, "-j SYNPROXY"); len(got) != 1 {
 					t.Errorf("%s: SYNPROXY rules %q, want 1", tool, got)
 				}
-				if got := lines(text, "--ctstate ESTABLISHED", "connmark"); len(got) != 3 {
+				if got := lines(text, "--ctstate ESTABLISHED", "connmark", "RETURN"); len(got) != 3 {
 					t.Errorf("%s: %d established rules, want 3", tool, len(got))
 				}
 			}

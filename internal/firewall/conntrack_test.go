@@ -24,6 +24,9 @@ func TestIPTablesConntrack(t *testing.T) {
 		tag         = "-m comment --comment synwall"
 		established = "-A %s -m conntrack --ctstate ESTABLISHED -m connmark --mark 0x53570000/0xffff0000 " + tag + " -j RETURN"
 	)
+	rst := func(chain string) string {
+		return "-A " + chain + " -p tcp -m tcp --tcp-flags RST RST -m conntrack --ctstate ESTABLISHED --ctdir REPLY -m connmark --mark 0x53570000/0xffff0000 " + tag + " -j NFQUEUE --queue-num 0"
+	}
 	synproxy := func(chain string, mss string) string {
 		return "-A " + chain + ` -p tcp -m mark --mark 0x1/0x0 -m comment --comment "` + synproxyWhy + `" ` + tag +
 			" -j SYNPROXY --sack-perm --timestamp --wscale 7 --mss " + mss
@@ -48,6 +51,7 @@ func TestIPTablesConntrack(t *testing.T) {
 			},
 			chains: map[string][]string{"SYNWALL-FWD": {
 				"-A SYNWALL-FWD -m mark --mark 0x5359 " + tag + " -j RETURN",
+				rst("SYNWALL-FWD"),
 				strings.Replace(established, "%s", "SYNWALL-FWD", 1),
 				synproxy("SYNWALL-FWD", "1460"),
 				"-A SYNWALL-FWD -d 198.18.0.0/24 -p tcp -m tcp --dport 80 " + tag + " -j NFQUEUE --queue-num 0",
@@ -73,6 +77,7 @@ func TestIPTablesConntrack(t *testing.T) {
 				"SYNWALL-OUT": {
 					"-A SYNWALL-OUT -m mark --mark 0x5359 " + tag + " -j RETURN",
 					"-A SYNWALL-OUT -o lo " + tag + " -j RETURN",
+					rst("SYNWALL-OUT"),
 					strings.Replace(established, "%s", "SYNWALL-OUT", 1),
 					"-A SYNWALL-OUT -s 2001:db8::/64 -p tcp -m tcp --sport 443 " + tag + " -j NFQUEUE --queue-num 0",
 				},
@@ -115,7 +120,7 @@ func TestIPTablesConntrackOneSynproxy(t *testing.T) {
 		if got := lines(text, "-j SYNPROXY"); len(got) != 1 || !strings.HasPrefix(got[0], "-A SYNWALL-FWD ") {
 			t.Errorf("%s: SYNPROXY rules %q, want one in SYNWALL-FWD", fam, got)
 		}
-		if got := lines(text, "--ctstate ESTABLISHED"); len(got) != 3 {
+		if got := lines(text, "--ctstate ESTABLISHED", "-j RETURN"); len(got) != 3 {
 			t.Errorf("%s: %d established rules, want 3 (FWD, IN, OUT): %q", fam, len(got), got)
 		}
 	}
@@ -170,6 +175,7 @@ func TestNFTablesConntrack(t *testing.T) {
 		{"ip daddr 198.18.0.0/24 tcp dport 80 tcp flags & (fin|syn|rst|ack) == syn notrack", 1},
 		{"ip saddr 198.18.0.0/24 tcp sport 80 notrack", 0},
 		{"ct state established ct mark & 0xffff0000 == 0x53570000 return", 3},
+		{"tcp flags & rst == rst ct state established ct direction reply ct mark & 0xffff0000 == 0x53570000 queue", 2},
 		{"meta mark & 0x0 == 0x1 synproxy", 1},
 		{"# " + synproxyWhy, 1},
 	} {

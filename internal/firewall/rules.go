@@ -277,6 +277,7 @@ func (r Rules) tables(f Family) []table {
 		filter.jumps = append(filter.jumps, "FORWARD "+ChainForward)
 		add(&filter, ChainForward, markMatch+" ", "RETURN")
 		if ct != nil {
+			add(&filter, ChainForward, ct.serverRSTSpec(), q)
 			add(&filter, ChainForward, ct.establishedSpec(), "RETURN")
 			filter.rules = append(filter.rules, ct.synproxyRule(ChainForward, f))
 		}
@@ -300,6 +301,7 @@ func (r Rules) tables(f Family) []table {
 		add(&filter, ChainOutput, "-o lo ", "RETURN")
 		if ct != nil {
 			add(&filter, ChainInput, ct.establishedSpec(), "RETURN")
+			add(&filter, ChainOutput, ct.serverRSTSpec(), q)
 			add(&filter, ChainOutput, ct.establishedSpec(), "RETURN")
 			if !fwd { // one SYNPROXY rule per namespace and family is enough
 				filter.rules = append(filter.rules, ct.synproxyRule(ChainInput, f))
@@ -499,6 +501,11 @@ func (r Rules) NFTables() (string, error) {
 			fmt.Fprintf(&b, "\t\t%s return%s\n", ct.nftEstablished(), c)
 		}
 	}
+	serverRST := func() {
+		if ct != nil {
+			fmt.Fprintf(&b, "\t\t%s %s%s\n", ct.nftServerRST(), q, c)
+		}
+	}
 	synproxy := func() {
 		if ct != nil {
 			fmt.Fprintf(&b, "\t\t# %s\n", synproxyWhy)
@@ -516,6 +523,7 @@ func (r Rules) NFTables() (string, error) {
 	if fwd {
 		chain("forward", "forward", "filter - 10", func() {
 			fmt.Fprintf(&b, "\t\t%s return%s\n", mark, c)
+			serverRST()
 			established()
 			synproxy()
 			for _, s := range r.Services {
@@ -538,6 +546,7 @@ func (r Rules) NFTables() (string, error) {
 		})
 		chain("output", "output", "filter - 10", func() {
 			fmt.Fprintf(&b, "\t\t%s return%s\n\t\toifname \"lo\" return%s\n", mark, c, c)
+			serverRST()
 			established()
 			for _, s := range r.Services {
 				fmt.Fprintf(&b, "\t\t%s %s%s\n", match(s, "src"), q, c)
