@@ -41,9 +41,10 @@ type runFlags struct {
 	stateDir    string
 	handoff     bool
 
-	controlSocket string
-	pcap          daemon.PcapConfig
-	logSummary    time.Duration
+	controlSocket  string
+	conntrackDelay time.Duration
+	pcap           daemon.PcapConfig
+	logSummary     time.Duration
 }
 
 func (f *runFlags) register(fs *flag.FlagSet, run bool) {
@@ -65,6 +66,7 @@ func (f *runFlags) register(fs *flag.FlagSet, run bool) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.stateDir, "state-dir", daemon.DefaultStateDir, "`DIR` of the state file a graceful restart (SIGUSR2, synwall restart) hands to the next process; empty disables restoring")
 	fs.BoolVar(&f.handoff, "handoff", true, "on a graceful restart, hand the bound queue sockets to the next process (raw backend): the queues never unbind")
+	fs.DurationVar(&f.conntrackDelay, "conntrack-delay", 0, "hold each hand-off to conntrack back this `long` (tests and demonstrations of a hand-off during a transfer; leave 0)")
 	fs.StringVar(&f.controlSocket, "control-socket", daemon.DefaultControlSocket, "serve the status (synwall status) on this unix `SOCKET`; its directory is created 0750, the socket is 0660; empty disables")
 	fs.StringVar(&f.pcap.File, "pcap-file", "", "write a sample of dropped packets to this pcapng `FILE` (rotated to FILE.1, FILE.2, ...; 0600); off when empty")
 	fs.Float64Var(&f.pcap.Rate, "pcap-rate", observe.DefaultSampleRate, "most dropped packets sampled per `second` for --pcap-file")
@@ -133,12 +135,15 @@ func (f *runFlags) config(log *slog.Logger) (daemon.Config, error) {
 	if f.logSummary < 0 {
 		return daemon.Config{}, fmt.Errorf("--log-summary %v: want a positive interval or 0", f.logSummary)
 	}
+	if f.conntrackDelay < 0 {
+		return daemon.Config{}, fmt.Errorf("--conntrack-delay %v: want 0 or more", f.conntrackDelay)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return daemon.Config{
 		PolicyFile: f.policy, Traffic: t, Backend: backend,
 		StatsFile: f.statsFile, PidFile: f.pidFile, StateDir: f.stateDir, Handoff: f.handoff,
-		ControlSocket: f.controlSocket, Pcap: f.pcap, LogSummary: f.logSummary,
+		ControlSocket: f.controlSocket, Pcap: f.pcap, LogSummary: f.logSummary, ConntrackDelay: f.conntrackDelay,
 		MetricsAddr: f.metricsAddr, Registry: reg,
 		Log: log, Version: version,
 	}, nil

@@ -58,6 +58,10 @@ type Config struct {
 	Now func() time.Time
 	// MaxKnown bounds the registry of handed-off connections (Known).
 	MaxKnown int
+	// Delay holds every create back this long after Submit: for tests and
+	// demonstrations of a hand-off in the middle of a transfer. Zero in
+	// production.
+	Delay time.Duration
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -94,8 +98,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxKnown == 0 {
 		c.MaxKnown = DefaultMaxKnown
 	}
-	if c.MaxKnown < 0 {
-		return c, fmt.Errorf("conntrack: MaxKnown %d is negative", c.MaxKnown)
+	if c.MaxKnown < 0 || c.Delay < 0 {
+		return c, fmt.Errorf("conntrack: MaxKnown %d and Delay %v must not be negative", c.MaxKnown, c.Delay)
 	}
 	return c, nil
 }
@@ -249,6 +253,7 @@ type eventSource interface {
 type request struct {
 	op   Op
 	flow Flow
+	at   int64 // when it was queued (ns), with Config.Delay only
 }
 
 // Handoff creates conntrack entries for proxied connections, in batches, on
@@ -311,7 +316,11 @@ func (h *Handoff) Mark() (mark, mask uint32) { return h.cfg.Mark, h.cfg.MarkMask
 // allocates; it returns false, and counts, when the queue is full (the flow
 // then stays in user space).
 func (h *Handoff) Submit(f *Flow) bool {
-	return h.enqueue(request{op: OpCreate, flow: *f})
+	r := request{op: OpCreate, flow: *f}
+	if h.cfg.Delay > 0 {
+		r.at = h.cfg.Now().UnixNano()
+	}
+	return h.enqueue(r)
 }
 
 // RemoveStale queues the deletion of the entry whose original tuple is
@@ -392,6 +401,14 @@ func (h *Handoff) Run(ctx context.Context) error {
 			return nil
 		case r := <-h.q:
 			h.batch = append(h.batch[:0], r)
+		}
+		if h.cfg.Delay > 0 {
+			wait := time.Duration(h.batch[0].at + int64(h.cfg.Delay) - h.cfg.Now().UnixNano())
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
 		}
 	fill:
 		for len(h.batch) < cap(h.batch) {

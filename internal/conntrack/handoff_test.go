@@ -572,3 +572,19 @@ func TestProbeFake(t *testing.T) {
 		})
 	}
 }
+
+// TestHandoffDelay: with Config.Delay a create waits that long after its
+// Submit.
+func TestHandoffDelay(t *testing.T) {
+	k := newFakeKernel()
+	var res results
+	const delay = 50 * time.Millisecond
+	h := newTestHandoff(t, k, Config{Delay: delay}, &res)
+	start := time.Now()
+	f := flowPort(1)
+	h.Submit(&f)
+	runUntil(t, h, &res, 1)
+	if el := time.Since(start); el < delay {
+		t.Errorf("created after %v, want at least %v", el, delay)
+	}
+}

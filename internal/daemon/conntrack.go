@@ -61,7 +61,7 @@ func (d *Daemon) openConntrack() {
 	}
 	h, err := conntrack.New(conntrack.Config{
 		Mark: d.rules.Conntrack.Mark, MarkMask: d.rules.Conntrack.Mask,
-		Logger: d.log, Done: d.handoffDone,
+		Logger: d.log, Done: d.handoffDone, Delay: d.cfg.ConntrackDelay,
 	})
 	if err != nil {
 		fail(err)

@@ -53,6 +53,11 @@ type Config struct {
 	Inherited    *queue.Handoff
 	InheritedErr error
 
+	// ConntrackDelay holds each hand-off to conntrack back this long (for
+	// tests and demonstrations of a hand-off during a transfer); 0 in
+	// production.
+	ConntrackDelay time.Duration
+
 	ControlSocket string        // unix socket of the status; empty disables
 	Pcap          PcapConfig    // sample of dropped packets; off without File
 	LogSummary    time.Duration // interval of the drop summaries in the log; 0 disables

@@ -57,11 +57,11 @@ type kernelPath struct {
 	c     carrier
 	st    *kernelPathStats
 
-	budget     int // stale checks left in this second
-	budgetSec  int64
-	buf        [maxRST]byte
-	inj        [1][]byte
-	flow       conntrack.Flow
+	budget    int // stale checks left in this second
+	budgetSec int64
+	buf       [maxRST]byte
+	inj       [1][]byte
+	flow      conntrack.Flow
 }
 
 // maxRST is the largest server RST translated (headers and any payload);
