@@ -1,0 +1,213 @@
+package lab
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// End-to-end tests of the conntrack hand-off: established flows carried by
+// the kernel, and the flows that stay in user space.
+
+// handoffPolicy guards the lab's server and learns its options
+// (advertise.discover), so that the SYN-ACKs tell clients what the server
+// will do and the kernel can carry the flows whole.
+const handoffPolicy = `version: 1
+services:
+  - name: lab
+    addresses: [198.18.3.2/32, "2001:db8:3::2/128"]
+    ports: [80, 5201, 9000]
+    advertise:
+      discover: true
+`
+
+// fixedPolicy advertises window scale 7 whatever the server does: the
+// lab's servers scale by more, so their flows cannot be handed off.
+const fixedPolicy = `version: 1
+services:
+  - name: lab
+    addresses: [198.18.3.2/32, "2001:db8:3::2/128"]
+    ports: [80, 5201, 9000]
+    advertise:
+      discover: false
+      wscale: 7
+`
+
+func writePolicy(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// queuedTotal sums the kernel's per-queue packet sequence numbers
+// (id_sequence, the 8th column of /proc/net/netfilter/nfnetlink_queue) in
+// the gateway: how many packets the kernel has queued to synwall so far.
+func queuedTotal(t *testing.T, l *Lab) uint64 {
+	t.Helper()
+	out, err := l.Exec(context.Background(), l.Gateway, "cat", "/proc/net/netfilter/nfnetlink_queue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		v, err := strconv.ParseUint(f[7], 10, 64)
+		if err != nil {
+			t.Fatalf("nfnetlink_queue line %q: %v", line, err)
+		}
+		n += v
+	}
+	return n
+}
+
+// download fetches n bytes of /bytes from url with curl in the client
+// namespace (limited to rate bytes/s when rate is not empty) and checks
+// the body's SHA-256.
+func download(t *testing.T, l *Lab, url string, rate string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	args := []string{"-sS", "--fail", "-g", "--connect-timeout", "10", "--max-time", "60", "-o", "-"}
+	if rate != "" {
+		args = append(args, "--limit-rate", rate)
+	}
+	h := sha256.New()
+	cw := &countWriter{h: h}
+	cmd := l.Cmd(ctx, l.Client, "curl", append(args, url)...)
+	var stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = cw, &stderr
+	t0 := time.Now()
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("curl %s: %v: %s", url, err, stderr.String())
+	}
+	if cw.n != BigSize {
+		t.Fatalf("curl %s got %d bytes, want %d", url, cw.n, BigSize)
+	}
+	if want := BodySHA256(BigSize); string(h.Sum(nil)) != string(want[:]) {
+		t.Fatalf("curl %s: the body arrived altered", url)
+	}
+	el := time.Since(t0)
+	t.Logf("%s: %d bytes in %v (%.0f Mbit/s)", url, cw.n, el.Round(time.Millisecond), float64(cw.n)*8/el.Seconds()/1e6)
+}
+
+// TestConntrackHandoff: with the hand-off a 20 MB download over IPv4 and
+// IPv6 arrives intact while the kernel queues a handful of its packets to
+// synwall (the handshake); with --conntrack=false every segment crosses
+// the queue. The kernel's own queue counters tell.
+func TestConntrackHandoff(t *testing.T) {
+	needTools(t, "curl")
+	for _, mode := range []struct {
+		name      string
+		conntrack bool
+	}{{"handoff", true}, {"user space", false}} {
+		t.Run(mode.name, func(t *testing.T) {
+			l := newLab(t)
+			if _, err := l.StartServers(ServerConfig{}); err != nil {
+				t.Fatal(err)
+			}
+			sw := startSynwall(t, l, SynwallConfig{Policy: writePolicy(t, handoffPolicy),
+				Args: []string{fmt.Sprintf("--conntrack=%v", mode.conntrack)}})
+			for _, url := range []string{"http://198.18.3.2/big", "http://[2001:db8:3::2]/big"} {
+				before := queuedTotal(t, l)
+				download(t, l, url, "")
+				queued := queuedTotal(t, l) - before
+				t.Logf("%s: %d packets queued to synwall", url, queued)
+				// 20 MB is at least 320 full-size GSO super-packets (64 KB)
+				// and about 14,000 segments; the handshake is a few packets.
+				if mode.conntrack && queued > 40 {
+					t.Errorf("%s: the kernel queued %d packets of a handed-off download, want the handshake's few", url, queued)
+				}
+				if !mode.conntrack && queued < 300 {
+					t.Errorf("%s: only %d packets queued with --conntrack=false, want every segment", url, queued)
+				}
+			}
+			st := statsAfter(t, sw)
+			ct := st.Other["conntrack"]
+			t.Logf("conntrack: %v; events: %v", ct, st.Events)
+			if mode.conntrack {
+				if ct["created"] < 2 || ct["engine_handed_off"] < 2 {
+					t.Errorf("conntrack counters %v, want at least 2 entries created from 2 engine records", ct)
+				}
+			} else if len(ct) != 0 {
+				t.Errorf("conntrack counters %v with the hand-off off, want none", ct)
+			}
+		})
+	}
+}
+
+// TestConntrackOptionsDiffer: a server that scales its window otherwise
+// than the SYN-ACK told the client keeps working, in user space: no entry
+// is created, and synwall translates (and rescales) every segment.
+func TestConntrackOptionsDiffer(t *testing.T) {
+	l := newLab(t)
+	if _, err := l.StartServers(ServerConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	sw := startSynwall(t, l, SynwallConfig{Policy: writePolicy(t, fixedPolicy)})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, srv := range []netip.Addr{ServerV4, ServerV6} {
+		before := queuedTotal(t, l)
+		ap := netip.AddrPortFrom(srv, BulkPort)
+		if err := l.BulkUp(ctx, ap, 2_000_000); err != nil {
+			t.Errorf("upload to %v: %v", ap, err)
+		}
+		if err := l.BulkDown(ctx, ap, 2_000_000); err != nil {
+			t.Errorf("download from %v: %v", ap, err)
+		}
+		if queued := queuedTotal(t, l) - before; queued < 100 {
+			t.Errorf("%v: %d packets queued, want the flows' segments (they stay in user space)", srv, queued)
+		}
+	}
+	st := statsAfter(t, sw)
+	ct := st.Other["conntrack"]
+	t.Logf("conntrack: %v; events: %v", ct, st.Events)
+	if ct["created"] != 0 || ct["engine_handed_off"] != 0 || ct["engine_wscale"] < 4 {
+		t.Errorf("conntrack counters %v, want nothing handed off and 4 flows kept for their window scale", ct)
+	}
+	if st.Events["translated"] < 100 {
+		t.Errorf("synwall translated %d packets, want the flows' segments", st.Events["translated"])
+	}
+}
+
+// TestConntrackInFlightHandoff: a rate-limited 20 MB download whose flow
+// is handed off while data flows (--conntrack-delay holds the hand-off
+// back 300 ms, about 6 MB into the transfer): what was queued before the
+// entry existed is translated by synwall, the rest by the kernel, none
+// twice and none lost (the body's hash), over IPv4 and IPv6.
+func TestConntrackInFlightHandoff(t *testing.T) {
+	needTools(t, "curl")
+	l := newLab(t)
+	if _, err := l.StartServers(ServerConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	sw := startSynwall(t, l, SynwallConfig{Policy: writePolicy(t, handoffPolicy), Args: []string{"--conntrack-delay", "300ms"}})
+	for _, url := range []string{"http://198.18.3.2/big", "http://[2001:db8:3::2]/big"} {
+		before := queuedTotal(t, l)
+		download(t, l, url, "20M")
+		t.Logf("%s: %d packets queued to synwall", url, queuedTotal(t, l)-before)
+	}
+	st := statsAfter(t, sw)
+	ct := st.Other["conntrack"]
+	t.Logf("conntrack: %v; events: %v", ct, st.Events)
+	if ct["created"] < 2 {
+		t.Errorf("conntrack counters %v, want 2 entries created mid-transfer", ct)
+	}
+	// 300 ms at 20 MB/s is about 6 MB in user space before the hand-off.
+	if st.Events["translated"] < 100 {
+		t.Errorf("synwall translated %d packets before the hand-offs, want the first ~6 MB of each download", st.Events["translated"])
+	}
+}
