@@ -91,10 +91,12 @@ func main() {
 
 // sample is one iperf3 run.
 type sample struct {
-	gbps   float64
-	busy   float64 // machine CPU busy share (1: every core)
-	queued uint64  // packets the kernel queued to synwall during the run
-	sent   int     // hping3's packets, under the flood
+	gbps    float64
+	busy    float64 // machine CPU busy share (1: every core)
+	queued  uint64  // packets the kernel queued to synwall during the run
+	sent    int     // hping3's packets, under the flood
+	created uint64  // conntrack entries synwall created during the run
+	kept    uint64  // flows synwall kept in user space (engine or create failure)
 }
 
 // cpuPerGbps is busy cores per Gbit/s.
@@ -117,6 +119,7 @@ type env struct {
 	synwall string
 	policy  string
 	rules   []string
+	sw      *lab.Synwall // the running synwall, if any
 }
 
 func run(ctx context.Context, o options) (err error) {
@@ -174,8 +177,8 @@ func run(ctx context.Context, o options) (err error) {
 			if err != nil {
 				return fmt.Errorf("%s: %w", s.name, err)
 			}
-			fmt.Fprintf(os.Stderr, "round %d %-28s quiet %.2f Gbit/s (%.2f cores/Gbit/s, %d queued)  flood %.2f Gbit/s (%.2f cores/Gbit/s, %d queued, hping3 %d)\n",
-				round, s.name, q.gbps, q.cpuPerGbps(), q.queued, f.gbps, f.cpuPerGbps(), f.queued, f.sent)
+			fmt.Fprintf(os.Stderr, "round %d %-28s quiet %.2f Gbit/s (%.2f cores/Gbit/s, %d queued, %d/%d handed off/kept)  flood %.2f Gbit/s (%.2f cores/Gbit/s, %d queued, %d/%d, hping3 %d)\n",
+				round, s.name, q.gbps, q.cpuPerGbps(), q.queued, q.created, q.kept, f.gbps, f.cpuPerGbps(), f.queued, f.created, f.kept, f.sent)
 			quiet[i], flood[i] = append(quiet[i], q), append(flood[i], f)
 		}
 	}
@@ -197,7 +200,11 @@ func setups() []setup {
 			if err != nil {
 				return nil, err
 			}
-			return sw.Stop, nil
+			e.sw = sw
+			return func() error {
+				e.sw = nil
+				return sw.Stop()
+			}, nil
 		}
 	}
 	return []setup{
@@ -281,10 +288,40 @@ func queued(ctx context.Context, l *lab.Lab) (uint64, error) {
 	return n, nil
 }
 
+// handoffs reads synwall's conntrack counters: entries created, and
+// flows kept in user space (by the engine, or a failed create).
+func handoffs(e *env) (created, kept uint64, err error) {
+	if e.sw == nil {
+		return 0, 0, nil
+	}
+	st, err := e.sw.Stats()
+	if err != nil {
+		return 0, 0, err
+	}
+	for k, v := range st.Other["conntrack"] {
+		switch {
+		case k == "created":
+			created += v
+		case k == "queue_full", strings.HasPrefix(k, "failed_"),
+			k == "engine_wscale", k == "engine_sack", k == "engine_timestamps", k == "engine_mss":
+			kept += v
+		}
+	}
+	return created, kept, nil
+}
+
+// statsSettle is how long synwall's stats file (rewritten every second)
+// takes to include what happened.
+const statsSettle = 1100 * time.Millisecond
+
 // iperf runs one iperf3 stream and reads the machine's CPU and synwall's
 // queue around it.
 func iperf(ctx context.Context, e *env) (sample, error) {
 	var s sample
+	cr0, kept0, err := handoffs(e)
+	if err != nil {
+		return s, err
+	}
 	q0, err := queued(ctx, e.l)
 	if err != nil {
 		return s, err
@@ -306,6 +343,16 @@ func iperf(ctx context.Context, e *env) (sample, error) {
 		return s, err
 	}
 	s.gbps, s.busy, s.queued = bps/1e9, host.CPUShare(c0, c1).Busy(), q1-min(q0, q1)
+	if e.sw != nil {
+		if err := host.Sleep(ctx, statsSettle); err != nil {
+			return s, err
+		}
+		cr1, kept1, err := handoffs(e)
+		if err != nil {
+			return s, err
+		}
+		s.created, s.kept = cr1-min(cr0, cr1), kept1-min(kept0, kept1)
+	}
 	return s, nil
 }
 
@@ -411,11 +458,15 @@ func markdown(o options, started time.Time, command string, setups []setup, quie
 		}
 		b.WriteString(".\n")
 	}
-	fmt.Fprintf(&b, "\nEach run:\n\n| round | set-up | quiet Gbit/s | busy | flood Gbit/s | busy | hping3 sent |\n|---:|---|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "\nEach run (*entries*: conntrack entries synwall created during the run / flows it kept in user space; iperf3 opens two connections):\n\n| round | set-up | quiet Gbit/s | busy | entries | flood Gbit/s | busy | entries | hping3 sent |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for r := 0; r < o.rounds; r++ {
 		for i, s := range setups {
 			qq, ff := quiet[i][r], flood[i][r]
-			fmt.Fprintf(&b, "| %d | %s | %.2f | %.0f%% | %.2f | %.0f%% | %d |\n", r+1, s.name, qq.gbps, 100*qq.busy, ff.gbps, 100*ff.busy, ff.sent)
+			qe, fe := "—", "—"
+			if s.synwall {
+				qe, fe = fmt.Sprintf("%d / %d", qq.created, qq.kept), fmt.Sprintf("%d / %d", ff.created, ff.kept)
+			}
+			fmt.Fprintf(&b, "| %d | %s | %.2f | %.0f%% | %s | %.2f | %.0f%% | %s | %d |\n", r+1, s.name, qq.gbps, 100*qq.busy, qe, ff.gbps, 100*ff.busy, fe, ff.sent)
 		}
 	}
 	fmt.Fprintf(&b, "\nSet-ups:\n\n")
