@@ -8,7 +8,10 @@
 //   - kernel SYNPROXY: the gateway's SYNPROXY target for the server's HTTP
 //     and iperf3 ports, as its documentation sets it up (raw PREROUTING
 //     `CT --notrack` for SYNs, FORWARD `SYNPROXY` for INVALID and
-//     UNTRACKED, `DROP` for INVALID, nf_conntrack_tcp_loose=0);
+//     UNTRACKED, `DROP` for INVALID, nf_conntrack_tcp_loose=0), and for
+//     the port the flood goes to (8080, guarded, nothing listens: the
+//     defenses answer the flood themselves, and without one the server
+//     answers with RSTs and keeps no half-open connections);
 //   - synwall, conntrack hand-off: `synwall run` on handoff-policy.yaml
 //     (the server's options learned by advertise.discover, no SYN rate
 //     limits, so that it answers the flood as SYNPROXY does): established
@@ -209,16 +212,22 @@ func setups() []setup {
 	}
 	return []setup{
 		{"kernel forwarding", "no defense: the gateway forwards", func(context.Context, *env) (func() error, error) { return nil, nil }, false},
-		{"kernel SYNPROXY", "SYNPROXY --sack-perm --timestamp --wscale 7 --mss 1460 for ports 80 and 5201; nf_conntrack_tcp_loose=0", installSynproxy, false},
+		{"kernel SYNPROXY", "SYNPROXY --sack-perm --timestamp --wscale 7 --mss 1460 for ports 80, 5201 and 8080; nf_conntrack_tcp_loose=0", installSynproxy, false},
 		{"synwall, conntrack hand-off", "synwall run --policy handoff-policy.yaml (hand-off on, the default)", startSynwall(), true},
 		{"synwall, user space", "synwall run --policy handoff-policy.yaml --conntrack=false", startSynwall("--conntrack=false"), true},
 	}
 }
 
+// floodPort is where the flood goes: a guarded port the server does not
+// listen on. Without a defense the server answers each SYN with an RST and
+// keeps nothing; a port it listens on would leave half-open connections
+// whose SYN-ACK retransmissions, for a minute, cross the next set-ups.
+const floodPort = 8080
+
 // synproxyRules are the SYNPROXY documentation's rules for the server's
-// HTTP and iperf3 ports.
+// HTTP and iperf3 ports and the flood's port.
 func synproxyRules() [][]string {
-	srv, ports := lab.ServerV4.String(), fmt.Sprintf("%d,%d", lab.HTTPPort, lab.IperfPort)
+	srv, ports := lab.ServerV4.String(), fmt.Sprintf("%d,%d,%d", lab.HTTPPort, lab.IperfPort, floodPort)
 	return [][]string{
 		{"-t", "raw", "PREROUTING", "-p", "tcp", "-m", "tcp", "--syn", "-d", srv, "-m", "multiport", "--dports", ports, "-j", "CT", "--notrack"},
 		{"-t", "filter", "FORWARD", "-p", "tcp", "-d", srv, "-m", "multiport", "--dports", ports,
@@ -380,7 +389,7 @@ func measure(ctx context.Context, e *env, s setup) (quiet, flooded sample, err e
 	}
 	fc := make(chan done, 1)
 	go func() {
-		f, err := e.l.Flood(fctx, lab.Flood{Target: lab.ServerV4, Port: lab.HTTPPort, Flags: []string{"-S"}, Duration: e.o.run + 3*time.Second})
+		f, err := e.l.Flood(fctx, lab.Flood{Target: lab.ServerV4, Port: floodPort, Flags: []string{"-S"}, Duration: e.o.run + 3*time.Second})
 		fc <- done{f.Sent, err}
 	}()
 	if err := host.Sleep(ctx, time.Second); err != nil {
@@ -424,7 +433,7 @@ func markdown(o options, started time.Time, command string, setups []setup, quie
 	fmt.Fprintf(&b, "- Machine: %d × %s, Linux %s, %s, commit %s\n", runtime.NumCPU(), host.CPUModel(), host.Kernel(), runtime.Version(), host.GitCommit())
 	fmt.Fprintf(&b, "- Date: %s\n", started.UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "- Command (as root, from bench/): `%s`\n", command)
-	fmt.Fprintf(&b, "- One iperf3 stream client → 198.18.3.2:5201 for %v, quiet and during one `hping3 -S --flood` to 198.18.3.2:80 from the attacker namespace; %d round(s), the set-ups alternating.\n\n", o.run, o.rounds)
+	fmt.Fprintf(&b, "- One iperf3 stream client → 198.18.3.2:5201 for %v, quiet and during one `hping3 -S --flood` to 198.18.3.2:%d (guarded, nothing listens) from the attacker namespace; %d round(s), the set-ups alternating.\n\n", o.run, floodPort, o.rounds)
 	gbps := func(s sample) float64 { return s.gbps }
 	cpu := func(s sample) float64 { return s.cpuPerGbps() }
 	q := func(s sample) float64 { return float64(s.queued) }
