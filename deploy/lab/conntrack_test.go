@@ -40,6 +40,38 @@ services:
       wscale: 7
 `
 
+// synwallMode is one way established flows go through synwall.
+type synwallMode struct {
+	name string
+	cfg  SynwallConfig
+	// check asserts, from the stats, that n connections went this way.
+	check func(t *testing.T, st Stats, n uint64)
+}
+
+// synwallModes are the two ways: carried by the kernel (the conntrack
+// hand-off, with a policy that discovers the server's options so that it
+// applies) and translated by synwall (--conntrack=false, the embedded
+// default policy).
+func synwallModes(t *testing.T) []synwallMode {
+	return []synwallMode{
+		{"kernel", SynwallConfig{Policy: writePolicy(t, handoffPolicy)}, func(t *testing.T, st Stats, n uint64) {
+			t.Helper()
+			if ct := st.Other["conntrack"]; ct["created"] < n {
+				t.Errorf("conntrack counters %v, want at least %d entries created", ct, n)
+			}
+		}},
+		{"user space", SynwallConfig{Args: []string{"--conntrack=false"}}, func(t *testing.T, st Stats, n uint64) {
+			t.Helper()
+			if ct := st.Other["conntrack"]; len(ct) != 0 {
+				t.Errorf("conntrack counters %v with the hand-off off, want none", ct)
+			}
+			if st.Events["translated"] < n {
+				t.Errorf("synwall translated %d packets, want at least %d", st.Events["translated"], n)
+			}
+		}},
+	}
+}
+
 func writePolicy(t *testing.T, text string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "policy.yaml")

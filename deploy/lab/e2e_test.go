@@ -27,65 +27,78 @@ func (c *countWriter) Write(p []byte) (int, error) {
 
 // TestSynwallBigTransfer: a real curl in the client namespace fetches the
 // 20 MB body through synwall over IPv4 and IPv6; it arrives intact and the
-// server saw the real client address.
+// server saw the real client address. In both modes: the flows carried by
+// the kernel (conntrack hand-off) and translated by synwall.
 func TestSynwallBigTransfer(t *testing.T) {
 	needTools(t, "curl")
-	l := newLab(t)
-	srv, err := l.StartServers(ServerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sw := startSynwall(t, l, SynwallConfig{})
-	want := BodySHA256(BigSize)
-	for _, tc := range []struct {
-		name   string
-		url    string
-		client netip.Addr
-	}{
-		{"IPv4", "http://198.18.3.2/big", ClientV4},
-		{"IPv6", "http://[2001:db8:3::2]/big", ClientV6},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-			defer cancel()
-			h := sha256.New()
-			cw := &countWriter{h: h}
-			cmd := l.Cmd(ctx, l.Client, "curl", "-sS", "--fail", "-g", "--connect-timeout", "10", "--max-time", "20", "-o", "-", tc.url)
-			var stderr strings.Builder
-			cmd.Stdout, cmd.Stderr = cw, &stderr
-			t0 := time.Now()
-			if err := cmd.Run(); err != nil {
-				t.Fatalf("curl %s: %v: %s", tc.url, err, stderr.String())
+	for _, mode := range synwallModes(t) {
+		t.Run(mode.name, func(t *testing.T) {
+			l := newLab(t)
+			srv, err := l.StartServers(ServerConfig{})
+			if err != nil {
+				t.Fatal(err)
 			}
-			el := time.Since(t0)
-			if cw.n != BigSize {
-				t.Fatalf("curl %s got %d bytes, want %d", tc.url, cw.n, BigSize)
+			sw := startSynwall(t, l, mode.cfg)
+			want := BodySHA256(BigSize)
+			for _, tc := range []struct {
+				name   string
+				url    string
+				client netip.Addr
+			}{
+				{"IPv4", "http://198.18.3.2/big", ClientV4},
+				{"IPv6", "http://[2001:db8:3::2]/big", ClientV6},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+					defer cancel()
+					h := sha256.New()
+					cw := &countWriter{h: h}
+					cmd := l.Cmd(ctx, l.Client, "curl", "-sS", "--fail", "-g", "--connect-timeout", "10", "--max-time", "20", "-o", "-", tc.url)
+					var stderr strings.Builder
+					cmd.Stdout, cmd.Stderr = cw, &stderr
+					t0 := time.Now()
+					if err := cmd.Run(); err != nil {
+						t.Fatalf("curl %s: %v: %s", tc.url, err, stderr.String())
+					}
+					el := time.Since(t0)
+					if cw.n != BigSize {
+						t.Fatalf("curl %s got %d bytes, want %d", tc.url, cw.n, BigSize)
+					}
+					if got := h.Sum(nil); string(got) != string(want[:]) {
+						t.Errorf("curl %s: SHA-256 %x, want %x", tc.url, got, want)
+					}
+					if n := srv.Seen(tc.client); n != 1 {
+						t.Errorf("server saw %d requests from %v, want 1 (remotes: %v)", n, tc.client, srv.Remotes())
+					}
+					t.Logf("%s: %d bytes in %v (%.0f Mbit/s)", tc.url, cw.n, el.Round(time.Millisecond), float64(cw.n)*8/el.Seconds()/1e6)
+				})
 			}
-			if got := h.Sum(nil); string(got) != string(want[:]) {
-				t.Errorf("curl %s: SHA-256 %x, want %x", tc.url, got, want)
+			st := statsAfter(t, sw)
+			t.Logf("synwall stats: events %v drops %v queue %v conntrack %v", st.Events, st.Drops, st.Queue, st.Other["conntrack"])
+			if st.Events["handshake"] < 2 {
+				t.Errorf("synwall counted %d handshakes, want >= 2 (the transfers did not go through it?)", st.Events["handshake"])
 			}
-			if n := srv.Seen(tc.client); n != 1 {
-				t.Errorf("server saw %d requests from %v, want 1 (remotes: %v)", n, tc.client, srv.Remotes())
-			}
-			t.Logf("%s: %d bytes in %v (%.0f Mbit/s)", tc.url, cw.n, el.Round(time.Millisecond), float64(cw.n)*8/el.Seconds()/1e6)
+			mode.check(t, st, 2)
 		})
-	}
-	st := statsAfter(t, sw)
-	t.Logf("synwall stats: events %v drops %v queue %v", st.Events, st.Drops, st.Queue)
-	if st.Events["handshake"] < 2 {
-		t.Errorf("synwall counted %d handshakes, want >= 2 (the transfers did not go through it?)", st.Events["handshake"])
 	}
 }
 
 // TestSynwallOptionMatrix: whatever TCP options the client offers
 // (timestamps, SACK, window scaling on or off; a small or a full MSS),
-// connections through synwall carry data both ways intact.
+// connections through synwall carry data both ways intact, carried by the
+// kernel or translated by synwall.
 func TestSynwallOptionMatrix(t *testing.T) {
+	for _, mode := range synwallModes(t) {
+		t.Run(mode.name, func(t *testing.T) { optionMatrix(t, mode) })
+	}
+}
+
+func optionMatrix(t *testing.T, mode synwallMode) {
 	l := newLab(t)
 	if _, err := l.StartServers(ServerConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	sw := startSynwall(t, l, SynwallConfig{})
+	sw := startSynwall(t, l, mode.cfg)
 	const size = 300_000
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -138,10 +151,11 @@ func TestSynwallOptionMatrix(t *testing.T) {
 		}
 	}
 	st := statsAfter(t, sw)
-	t.Logf("synwall stats: events %v drops %v", st.Events, st.Drops)
+	t.Logf("synwall stats: events %v drops %v conntrack %v", st.Events, st.Drops, st.Other["conntrack"])
 	if st.Events["handshake"] < 64 {
 		t.Errorf("synwall counted %d handshakes, want >= 64 (32 cases × 2 connections)", st.Events["handshake"])
 	}
+	mode.check(t, st, 64)
 }
 
 // TestSynwallDropsInvalid: packets with invalid flag sets, random ACKs and

@@ -58,6 +58,9 @@ func (c *hashCounter) Write(p []byte) (int, error) {
 var (
 	restartDone   = regexp.MustCompile(`graceful restart done" queues_handed_over=(\d+) queues_unbound_for=(\S+)( queues_paused_for=\S+)?`)
 	restoredFlows = regexp.MustCompile(`msg="state restored" flows=(\d+)`)
+	// carriedAlready: the new process found connections the old one
+	// handed to conntrack.
+	carriedAlready = regexp.MustCompile(`conntrack hand-off on.* carried_already=[1-9]`)
 )
 
 // TestSynwallGracefulRestart: a rate-limited 20 MB download through
@@ -74,10 +77,15 @@ func TestSynwallGracefulRestart(t *testing.T) {
 	for _, tc := range []struct {
 		name, fail string
 		handoff    bool
+		// kernel: the download's flow is handed to conntrack (a policy
+		// that discovers the server's options): it lives on in the kernel
+		// across the restart, and the state carries none of it.
+		kernel bool
 	}{
-		{"handoff", "closed", true},
-		{"unbind-fail-closed", "closed", false},
-		{"unbind-fail-open", "open", false},
+		{"handoff", "closed", true, false},
+		{"unbind-fail-closed", "closed", false, false},
+		{"unbind-fail-open", "open", false, false},
+		{"conntrack", "closed", true, true},
 	} {
 		fail := tc.fail
 		t.Run(tc.name, func(t *testing.T) {
@@ -92,6 +100,9 @@ func TestSynwallGracefulRestart(t *testing.T) {
 			stateDir := filepath.Join(dir, "state")
 			cfg := SynwallConfig{Fail: fail, Args: []string{"--pid-file", pidFile, "--state-dir", stateDir, "--handoff=" + strconv.FormatBool(tc.handoff)}}
 			cfg.Binary = bin
+			if tc.kernel {
+				cfg.Policy = writePolicy(t, handoffPolicy)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			sw, err := l.StartSynwall(ctx, cfg)
@@ -171,7 +182,12 @@ func TestSynwallGracefulRestart(t *testing.T) {
 			if m != nil {
 				t.Logf("%s: queues unbound for %s%s; synwall restart returned after %v", tc.name, m[2], m[3], took.Round(time.Millisecond))
 			}
-			if m := restoredFlows.FindStringSubmatch(sw.Stderr()); m == nil || m[1] == "0" {
+			switch m := restoredFlows.FindStringSubmatch(sw.Stderr()); {
+			case tc.kernel && (m == nil || m[1] != "0"):
+				t.Errorf("the daemon restored flows (log match %q); the download's flow is the kernel's, want none in the state", m)
+			case tc.kernel && !carriedAlready.MatchString(sw.Stderr()):
+				t.Errorf("the new process did not find the download's flow in conntrack (no carried_already >= 1 in the log)")
+			case !tc.kernel && (m == nil || m[1] == "0"):
 				t.Errorf("the daemon restored no flow (log match %q); the download's flow should be one", m)
 			}
 
@@ -198,7 +214,11 @@ func TestSynwallGracefulRestart(t *testing.T) {
 				t.Errorf("new connections after the restart: %v, want 5/5", r)
 			}
 			st := statsAfter(t, sw)
-			if st.Events["handshake"] < 5 || st.Events["translated"] == 0 {
+			if tc.kernel {
+				if ct := st.Other["conntrack"]; st.Events["handshake"] < 5 || ct["created"] < 5 {
+					t.Errorf("after the restart synwall counted %d handshakes and %d hand-offs; want the new connections", st.Events["handshake"], ct["created"])
+				}
+			} else if st.Events["handshake"] < 5 || st.Events["translated"] == 0 {
 				t.Errorf("after the restart synwall counted %d handshakes and %d translated packets; want the new connections and the download through it",
 					st.Events["handshake"], st.Events["translated"])
 			}
