@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -241,5 +243,56 @@ func TestConntrackInFlightHandoff(t *testing.T) {
 	// 300 ms at 20 MB/s is about 6 MB in user space before the hand-off.
 	if st.Events["translated"] < 100 {
 		t.Errorf("synwall translated %d packets before the hand-offs, want the first ~6 MB of each download", st.Events["translated"])
+	}
+}
+
+// TestConntrackPortReuse: a client that reconnects from the same port
+// right after a handed-off connection ended (the server closed first, so
+// the gateway's entry is in TIME_WAIT) gets through synwall again: the new
+// SYN's tuple is one synwall handed off, so the stale entry is removed
+// before the SYN-ACK goes out, and the new connection is handed off anew.
+// Without that, the client's handshake ACK would match the stale entry and
+// reach the server unproxied.
+func TestConntrackPortReuse(t *testing.T) {
+	l := newLab(t)
+	if _, err := l.StartServers(ServerConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	sw := startSynwall(t, l, SynwallConfig{Policy: writePolicy(t, handoffPolicy)})
+	const n, port = 1_000_000, 45678
+	for i := range 3 {
+		err := InNetns(l.Client, func() error {
+			d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: ClientV4.AsSlice(), Port: port}}
+			c, err := d.Dial("tcp", netip.AddrPortFrom(ServerV4, BulkPort).String())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			if _, err := fmt.Fprintf(c, "source %d\n", n); err != nil {
+				return err
+			}
+			h := sha256.New()
+			got, err := io.Copy(h, c)
+			if err != nil {
+				return fmt.Errorf("after %d bytes: %w", got, err)
+			}
+			if want := BodySHA256(n); got != n || string(h.Sum(nil)) != string(want[:]) {
+				return fmt.Errorf("got %d bytes (want %d), intact: %v", got, n, string(h.Sum(nil)) == string(want[:]))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("connection %d from port %d: %v", i+1, port, err)
+		}
+		out, _ := l.Exec(context.Background(), l.Gateway, "conntrack", "-L", "-p", "tcp", "--sport", strconv.Itoa(port))
+		t.Logf("after connection %d: %s", i+1, strings.TrimSpace(out))
+		time.Sleep(200 * time.Millisecond) // the client's last ACK
+	}
+	st := statsAfter(t, sw)
+	ct := st.Other["conntrack"]
+	t.Logf("conntrack: %v", ct)
+	if ct["created"] != 3 || ct["stale_removed"] != 2 {
+		t.Errorf("conntrack counters %v, want 3 entries created and 2 stale ones removed", ct)
 	}
 }
