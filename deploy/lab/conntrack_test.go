@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -294,5 +296,69 @@ func TestConntrackPortReuse(t *testing.T) {
 	t.Logf("conntrack: %v", ct)
 	if ct["created"] != 3 || ct["stale_removed"] != 2 {
 		t.Errorf("conntrack counters %v, want 3 entries created and 2 stale ones removed", ct)
+	}
+}
+
+// resetPolicy guards the lab's server with the port of
+// TestConntrackServerReset's listener (the probe goes to port 80).
+const resetPolicy = `version: 1
+services:
+  - name: lab
+    addresses: [198.18.3.2/32, "2001:db8:3::2/128"]
+    ports: [80, 7001]
+    advertise:
+      discover: true
+`
+
+// TestConntrackServerReset: a server that aborts a handed-off connection
+// after sending data (SO_LINGER 0) resets the client at once, over IPv4
+// and IPv6. The kernel would rewrite such a RST's sequence number to the
+// cookie ISN + 1, which the client ignores; synwall's rules send it to the
+// queue and synwall translates it.
+func TestConntrackServerReset(t *testing.T) {
+	l := newLab(t)
+	if _, err := l.StartServers(ServerConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	sw := startSynwall(t, l, SynwallConfig{Policy: writePolicy(t, resetPolicy)})
+	for _, srv := range []netip.Addr{ServerV4, ServerV6} {
+		ap := netip.AddrPortFrom(srv, 7001)
+		ln, err := ListenIn(l.Server, "tcp", ap.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write(make([]byte, 100_000))
+			time.Sleep(300 * time.Millisecond) // the hand-off is done, the data is across
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close() // RST
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := DialIn(ctx, l.Client, "tcp", ap.String())
+		cancel()
+		if err != nil {
+			ln.Close()
+			t.Fatalf("dial %v: %v", ap, err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		t0 := time.Now()
+		n, err := io.Copy(io.Discard, c)
+		c.Close()
+		ln.Close()
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("%v: read %d bytes, then %v after %v; want the server's reset (ECONNRESET)", ap, n, err, time.Since(t0).Round(time.Millisecond))
+		} else {
+			t.Logf("%v: %d bytes, then reset after %v", ap, n, time.Since(t0).Round(time.Millisecond))
+		}
+	}
+	st := statsAfter(t, sw)
+	ct := st.Other["conntrack"]
+	t.Logf("conntrack: %v", ct)
+	if ct["created"] < 2 || ct["rst_translated"] < 2 {
+		t.Errorf("conntrack counters %v, want 2 entries created and 2 server RSTs translated by synwall", ct)
 	}
 }
