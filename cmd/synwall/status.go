@@ -177,6 +177,7 @@ func renderStatus(w io.Writer, s *daemon.Status) {
 			s.Kernel.Waiting, s.Kernel.QueueFull, s.Kernel.SocketFull, s.Queue.ENOBUFS, s.Queue.InjectErrors)
 	}
 	fmt.Fprintf(w, "policy reloads: %d ok, %d failed\n", s.Reloads.OK, s.Reloads.Failed)
+	fmt.Fprintln(w, conntrackLine(s.Conntrack))
 
 	// Counts and sources of the last complete window (the current one
 	// may have just begun); totals since start from the current one.
@@ -247,4 +248,32 @@ func human(v float64) string {
 		return fmt.Sprintf("%d", int64(v))
 	}
 	return strings.TrimSuffix(fmt.Sprintf("%.1f", v), ".0")
+}
+
+// conntrackLine summarises the hand-off of established flows to the
+// kernel.
+func conntrackLine(c daemon.ConntrackStatus) string {
+	if !c.On {
+		off := c.Off
+		if off == "" {
+			off = "off"
+		}
+		return "conntrack hand-off: off (" + off + "): every flow in user space"
+	}
+	flows := "not counted yet"
+	if c.Flows >= 0 {
+		flows = fmt.Sprint(c.Flows)
+	}
+	var failed uint64
+	for _, v := range c.Failed {
+		failed += v
+	}
+	var kept uint64
+	for k, v := range c.Engine {
+		if k != "handed_off" {
+			kept += v
+		}
+	}
+	return fmt.Sprintf("conntrack hand-off: on; the kernel carries %s connections; %d handed off, %d kept in user space (server options), %d failed, %d refused (queue full); %d server RSTs translated, %d stale entries removed",
+		flows, c.Created, kept, failed, c.QueueFull, c.RSTTranslated, c.StaleRemoved)
 }

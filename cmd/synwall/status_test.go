@@ -88,3 +88,21 @@ func TestStatusNotRunning(t *testing.T) {
 		t.Errorf("status -h = %d, want 0", code)
 	}
 }
+
+func TestConntrackLine(t *testing.T) {
+	tests := []struct {
+		in   daemon.ConntrackStatus
+		want string
+	}{
+		{daemon.ConntrackStatus{Off: "disabled (--conntrack=false)", Flows: -1}, "conntrack hand-off: off (disabled (--conntrack=false)): every flow in user space"},
+		{daemon.ConntrackStatus{On: true, Flows: -1}, "conntrack hand-off: on; the kernel carries not counted yet connections; 0 handed off, 0 kept in user space (server options), 0 failed, 0 refused (queue full); 0 server RSTs translated, 0 stale entries removed"},
+		{daemon.ConntrackStatus{On: true, Flows: 7, Created: 9, QueueFull: 1, Failed: map[string]uint64{"exists": 2},
+			Engine: map[string]uint64{"handed_off": 12, "wscale": 3, "sack": 1}, RSTTranslated: 4, StaleRemoved: 5},
+			"conntrack hand-off: on; the kernel carries 7 connections; 9 handed off, 4 kept in user space (server options), 2 failed, 1 refused (queue full); 4 server RSTs translated, 5 stale entries removed"},
+	}
+	for _, tt := range tests {
+		if got := conntrackLine(tt.in); got != tt.want {
+			t.Errorf("conntrackLine(%+v) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

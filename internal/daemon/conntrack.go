@@ -143,6 +143,10 @@ type ConntrackStatus struct {
 	// SYN-ACK on their tuple.
 	RSTTranslated uint64 `json:"rst_translated"`
 	StaleRemoved  uint64 `json:"stale_removed"`
+	// Engine is what the engine decided when handshakes completed:
+	// handed_off (a record for the kernel), or kept in user space by
+	// reason (wscale, sack, timestamps, mss).
+	Engine map[string]uint64 `json:"engine"`
 }
 
 func (d *Daemon) conntrackStatus() ConntrackStatus {
