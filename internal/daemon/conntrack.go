@@ -34,6 +34,10 @@ type kernelFlows struct {
 	lastCount time.Time    // housekeeping's own
 
 	path kernelPathStats // the queue workers' side (kernelpath.go)
+
+	// The summary line's state (housekeeping's own).
+	lastSummary time.Time
+	lastLogged  ConntrackStatus
 }
 
 // conntrackRules is the firewall side of the hand-off with conntrack's
@@ -121,6 +125,38 @@ func (d *Daemon) countKernelFlows(now time.Time) {
 		return
 	}
 	k.flows.Store(int64(n))
+}
+
+// summarizeConntrack logs, every --log-summary interval in which anything
+// happened, one line on the hand-off: the connections the kernel carries
+// and what was handed off, kept in user space or failed meanwhile.
+func (d *Daemon) summarizeConntrack(now time.Time) {
+	k := &d.kflows
+	every := d.cfg.LogSummary
+	if k.h == nil || every <= 0 || now.Sub(k.lastSummary) < every {
+		return
+	}
+	k.lastSummary = now
+	cur := d.conntrackStatus()
+	last := k.lastLogged
+	k.lastLogged = cur
+	sum := func(m map[string]uint64, skip string) uint64 {
+		var n uint64
+		for key, v := range m {
+			if key != skip {
+				n += v
+			}
+		}
+		return n
+	}
+	created, failed := cur.Created-last.Created, sum(cur.Failed, "")-sum(last.Failed, "")
+	kept := sum(cur.Engine, "handed_off") - sum(last.Engine, "handed_off")
+	refused, rst, stale := cur.QueueFull-last.QueueFull, cur.RSTTranslated-last.RSTTranslated, cur.StaleRemoved-last.StaleRemoved
+	if created+failed+kept+refused+rst+stale == 0 && cur.Flows == last.Flows {
+		return
+	}
+	d.log.Info("conntrack hand-off", "kernel_flows", cur.Flows, "handed_off", created, "kept_in_user_space", kept,
+		"failed", failed, "queue_full", refused, "rst_translated", rst, "stale_removed", stale, "window", every)
 }
 
 // ConntrackStatus is the hand-off's part of the status document.

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -110,5 +111,35 @@ func TestConntrackInNamespace(t *testing.T) {
 	}
 	if doc := d.snapshot(); doc.Conntrack["flows"] != 1 || doc.Conntrack["created"] != 1 {
 		t.Errorf("stats file conntrack = %v, want flows 1, created 1", doc.Conntrack)
+	}
+}
+
+func TestSummarizeConntrack(t *testing.T) {
+	var buf strings.Builder
+	cfg := testConfig("")
+	cfg.Log = slog.New(slog.NewTextHandler(&buf, nil))
+	cfg.LogSummary = 10 * time.Second
+	d := testDaemon(t, cfg)
+	// A hand-off that is on, without a kernel: its counters are all zero.
+	h, err := conntrack.New(conntrack.Config{})
+	if err != nil {
+		t.Skipf("ctnetlink sockets: %v", err)
+	}
+	defer h.Close()
+	d.kflows.h = h
+	d.kflows.flows.Store(-1)
+	t0 := time.Unix(1000, 0)
+	d.summarizeConntrack(t0)
+	if buf.Len() != 0 {
+		t.Errorf("a summary with nothing to say: %q", buf.String())
+	}
+	d.kflows.path.rstTranslated.Add(3)
+	d.summarizeConntrack(t0.Add(5 * time.Second))
+	if buf.Len() != 0 {
+		t.Errorf("a summary within the interval: %q", buf.String())
+	}
+	d.summarizeConntrack(t0.Add(10 * time.Second))
+	if got := buf.String(); !strings.Contains(got, `msg="conntrack hand-off"`) || !strings.Contains(got, "rst_translated=3") {
+		t.Errorf("summary = %q, want one line with rst_translated=3", got)
 	}
 }

@@ -423,6 +423,7 @@ func (d *Daemon) housekeep(ctx context.Context) {
 			now := d.now()
 			d.engine.Expire(now)
 			d.countKernelFlows(now)
+			d.summarizeConntrack(now)
 			d.writeStats()
 		}
 	}
