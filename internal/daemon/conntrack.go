@@ -136,10 +136,14 @@ func (d *Daemon) summarizeConntrack(now time.Time) {
 	if k.h == nil || every <= 0 || now.Sub(k.lastSummary) < every {
 		return
 	}
+	first := k.lastSummary.IsZero()
 	k.lastSummary = now
 	cur := d.conntrackStatus()
 	last := k.lastLogged
 	k.lastLogged = cur
+	if first { // the counters to compare with
+		return
+	}
 	sum := func(m map[string]uint64, skip string) uint64 {
 		var n uint64
 		for key, v := range m {
