@@ -238,6 +238,9 @@ func (s *Stage) SetPolicy(p *policy.Policy) error {
 	if p.InvalidFlags == policy.InvalidFlagsCount {
 		bp.InvalidFlagsCount = 1
 	}
+	if len(p.Deny) > 0 {
+		bp.HasDeny = 1
+	}
 	if r := p.Limits.SynAckRate; !r.IsZero() {
 		bp.SynackLimit = 1
 		bp.SynackIntervalNs, bp.SynackTauNs = gcraParams(r.PerSecond(), p.Limits.SynAckBurst)

@@ -150,6 +150,8 @@ type synstageSynstagePolicy struct {
 	_                 structs.HostLayout
 	InvalidFlagsCount uint32
 	SynackLimit       uint32
+	HasDeny           uint32
+	Pad               uint32
 	SynackIntervalNs  uint64
 	SynackTauNs       uint64
 }

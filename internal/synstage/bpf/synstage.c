@@ -608,10 +608,31 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 			count(SYNSTAGE_PASS_UNPARSED);
 			return ACT_PASS;
 		}
-		reason = parse_options(optlen);
-		if (reason != SYNSTAGE_REASON_OK) {
-			count(reason);
-			return ACT_DROP;
+		/* The two layouts of nearly every segment, as the engine's
+		 * ParseOptions takes them first: NOP, NOP, timestamps (RFC 7323
+		 * Appendix A), and a Linux SYN (MSS; SACK-permitted or two
+		 * NOPs; timestamps; NOP, window scale). */
+		__u32 w0 = be32(&p->opt[0]);
+		if (optlen == 12 && w0 == 0x0101080a) {
+			vop->has_ts = 1;
+			vop->tsval = be32(&p->opt[4]);
+		} else if (optlen == 20 && w0 >> 16 == 0x0204 &&
+			   (be32(&p->opt[4]) == 0x0402080a || be32(&p->opt[4]) == 0x0101080a) &&
+			   be32(&p->opt[16]) >> 8 == 0x010303) {
+			__u8 ws = p->opt[19];
+			vop->mss = w0 & 0xffff;
+			vop->has_mss = 1;
+			vop->sack_ok = p->opt[4] == 4;
+			vop->has_ts = 1;
+			vop->tsval = be32(&p->opt[8]);
+			vop->wscale = ws > 14 ? 14 : ws;
+			vop->has_wscale = 1;
+		} else {
+			reason = parse_options(optlen);
+			if (reason != SYNSTAGE_REASON_OK) {
+				count(reason);
+				return ACT_DROP;
+			}
 		}
 	}
 
@@ -634,7 +655,7 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 		__builtin_memcpy(sk.addr, src, 4);
 		sk.prefixlen = 8 + 32;
 	}
-	if (trie_lookup(&deny, gen, &sk)) {
+	if (pol->has_deny && trie_lookup(&deny, gen, &sk)) {
 		count(SYNSTAGE_DROP_DENIED);
 		return ACT_DROP;
 	}

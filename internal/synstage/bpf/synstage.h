@@ -80,6 +80,8 @@ struct synstage_key {
 struct synstage_policy {
 	__u32 invalid_flags_count; /* 1: count invalid flags and let them through */
 	__u32 synack_limit;        /* 1: global SYN-ACK limit in force */
+	__u32 has_deny;            /* 1: the deny list is not empty */
+	__u32 pad;
 	__u64 synack_interval_ns;  /* GCRA emission interval */
 	__u64 synack_tau_ns;       /* interval * burst */
 };
