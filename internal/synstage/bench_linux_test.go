@@ -74,9 +74,9 @@ func BenchmarkProgram(b *testing.B) {
 	for _, pk := range benchPackets(b) {
 		frame := ethernet(pk.ip)
 		for _, x := range []struct {
-			name string
-			prog *ebpf.Program
-			xdp  bool
+			name  string
+			prog  *ebpf.Program
+			xdp   bool
 			empty *ebpf.Program
 		}{{"tc", p.s.objs.SynstageTc, false, emptyTC}, {"xdp", p.s.objs.SynstageXdp, true, emptyXDP}} {
 			if got := p.runBPF(x.prog, x.xdp, frame); got.Kind != pk.want {

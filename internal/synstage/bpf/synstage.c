@@ -507,8 +507,10 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 			return ACT_PASS;
 		}
 		/* Extension headers (RFC 8200 §4) are left to the engine. */
-		if (p->ip[6] != 6) {
-			count(SYNSTAGE_PASS_UNPARSED);
+		__u8 nh = p->ip[6];
+		if (nh != 6) {
+			count(nh == 0 || nh == 43 || nh == 44 || nh == 50 || nh == 51 || nh == 60 || nh == 135 || nh == 139 || nh == 140 ?
+			      SYNSTAGE_PASS_UNPARSED : SYNSTAGE_PASS_UNGUARDED);
 			return ACT_PASS;
 		}
 	} else {
