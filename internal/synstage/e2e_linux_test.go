@@ -9,10 +9,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"golang.org/x/sys/unix"
@@ -291,4 +295,85 @@ func TestEndToEndHping(t *testing.T) {
 		t.Errorf("Stats().Unguarded = %d, want at least %d", st.Unguarded, unguarded)
 	}
 	t.Logf("stage stats: %+v", st)
+}
+
+// tcxPrograms returns how many tcx ingress programs interface ifname of
+// namespace ns has.
+func tcxPrograms(t *testing.T, ns, ifname string) int {
+	t.Helper()
+	var n int
+	err := lab.InNetns(ns, func() error {
+		ifi, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return err
+		}
+		r, err := link.QueryPrograms(link.QueryOptions{Target: ifi.Index, Attach: ebpf.AttachTCXIngress})
+		if err != nil {
+			return err
+		}
+		n = len(r.Programs)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestAttachClose attaches the program with tcx and with native XDP (veth
+// drivers have it) and checks that Close detaches both; attaching to an
+// interface that does not exist fails with ErrUnavailable.
+func TestAttachClose(t *testing.T) {
+	l := labUp(t, "ip", "iptables", "ip6tables")
+	s, err := Load(Options{})
+	if errors.Is(err, unix.EPERM) {
+		t.Skipf("loading BPF needs root: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = lab.InNetns(l.Gateway, func() error {
+		if err := s.Attach(lab.IfClient, AttachTCX); err != nil {
+			return err
+		}
+		if err := s.Attach(lab.IfAttacker, AttachXDP); err != nil {
+			return err
+		}
+		if err := s.Attach("nosuch0", AttachTCX); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("Attach(nosuch0) = %v, want ErrUnavailable", err)
+		}
+		if err := s.Attach(lab.IfServer, AttachInvalid); err == nil {
+			t.Error("Attach with an invalid mode succeeded")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Attach: %v", err)
+	}
+	want := []Attachment{{lab.IfClient, AttachTCX}, {lab.IfAttacker, AttachXDP}}
+	if diff := cmp.Diff(want, s.Attachments()); diff != "" {
+		t.Errorf("Attachments() (-want +got):\n%s", diff)
+	}
+	ctx := context.Background()
+	if n := tcxPrograms(t, l.Gateway, lab.IfClient); n != 1 {
+		t.Errorf("%d tcx programs on %s, want 1", n, lab.IfClient)
+	}
+	out, err := l.Exec(ctx, l.Gateway, "ip", "link", "show", "dev", lab.IfAttacker)
+	if err != nil || !strings.Contains(out, "xdp") {
+		t.Errorf("ip link show %s: %v %q, want an XDP program", lab.IfAttacker, err, out)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if n := tcxPrograms(t, l.Gateway, lab.IfClient); n != 0 {
+		t.Errorf("%d tcx programs on %s after Close, want 0", n, lab.IfClient)
+	}
+	out, err = l.Exec(ctx, l.Gateway, "ip", "link", "show", "dev", lab.IfAttacker)
+	if err != nil || strings.Contains(out, "xdp") {
+		t.Errorf("ip link show %s after Close: %v %q, want no XDP program", lab.IfAttacker, err, out)
+	}
+	if err := s.SetPolicy(labPolicy(t, nil)); !errors.Is(err, ErrClosed) {
+		t.Errorf("SetPolicy after Close = %v, want ErrClosed", err)
+	}
 }

@@ -58,9 +58,9 @@ func TestDifferentialLimits(t *testing.T) {
 	a := netip.MustParseAddr
 	sources := []netip.Addr{
 		a("198.18.0.5"), a("198.18.0.6"), // one /24: five answers between them
-		a("198.18.0.77"),                 // allowed: answered past its /24's limit
-		a("198.18.0.66"),                 // denied
-		a("198.18.7.1"),                  // a new /24: a full bucket
+		a("198.18.0.77"), // allowed: answered past its /24's limit
+		a("198.18.0.66"), // denied
+		a("198.18.7.1"),  // a new /24: a full bucket
 		a("2001:db8::5"), a("2001:db8::6"), a("2001:db8::77"), a("2001:db8::66"),
 		a("2001:db8:0:1::5"),
 	}
@@ -82,8 +82,8 @@ func TestDifferentialLimits(t *testing.T) {
 	// 30 SYN-ACKs in all (the global burst), 8 from each denied source,
 	// the rest refused by a limit.
 	want := map[string]int{
-		"answer ":                 30,
-		"drop policy_drop":        16,
+		"answer ":          30,
+		"drop policy_drop": 16,
 		"drop " + engine.EventSynLimited.String(): n - 30 - 16,
 	}
 	for k, v := range want {
