@@ -50,12 +50,10 @@ func (b *builder) err() error { return errors.Join(b.errs...) }
 // Everything else (cookies, global limits, queue, invalid flags) gets its
 // default, as in a file that leaves them out.
 func New(services []*Service, t Tables) (*Policy, error) {
-	p := &Policy{Tables: t}
+	p := defaultPolicy()
+	p.Tables = t
 	fillTables(&p.Tables)
 	p.Cookies.Period = p.Tables.CookiePeriod
-	p.Limits = Limits{SynAckRate: PerSecond(DefaultSynAckRate), SynAckBurst: DefaultSynAckBurst}
-	p.InvalidFlags = InvalidFlagsDrop
-	p.Queue = Queue{Numbers: []uint16{0, 1}, MaxLen: DefaultQueueMaxLen}
 	for i, s := range services {
 		if s == nil {
 			return nil, &Error{Path: fmt.Sprintf("services[%d]", i), Msg: "nil service"}
@@ -83,30 +81,6 @@ func New(services []*Service, t Tables) (*Policy, error) {
 	}
 	b := &builder{}
 	return b.build(p)
-}
-
-func defaultMSS6(mss4 uint16) uint16 {
-	return max(mss4-20, MinMSS6)
-}
-
-func fillTables(t *Tables) {
-	fill := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	fillD := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	fill(&t.CacheBuckets, DefaultCacheBuckets)
-	fill(&t.CacheEntries, DefaultCacheEntries)
-	fill(&t.Flows, DefaultFlows)
-	fillD(&t.HandshakeTimeout, DefaultHandshakeTimeout)
-	fillD(&t.IdleTimeout, DefaultIdleTimeout)
-	fillD(&t.Linger, DefaultLinger)
-	fillD(&t.CookiePeriod, DefaultCookiePeriod)
 }
 
 func (b *builder) intRange(path string, v, lo, hi int) {
@@ -185,6 +159,14 @@ func (b *builder) build(p *Policy) (*Policy, error) {
 	if len(slices.Compact(slices.Clone(q.Numbers))) != len(q.Numbers) {
 		b.errf("queue.numbers", "queue numbers repeat")
 	}
+	switch n := len(q.Numbers); {
+	case q.SYNQueues == SYNQueuesHalf || n == 0:
+	case n == 1:
+		b.errf("queue.syn_queues", "%d: SYN queues of their own need at least two queue numbers (have one; use half or leave it out)", q.SYNQueues)
+	case q.SYNQueues < 1 || q.SYNQueues >= n:
+		b.errf("queue.syn_queues", "%d out of range (allowed 1..%d with %d queues, or half)", q.SYNQueues, n-1, n)
+	}
+	q.SYNQueues = ResolveSYNQueues(q.SYNQueues, len(q.Numbers))
 	b.intRange("queue.max_len", int(q.MaxLen), MinQueueMaxLen, MaxQueueML)
 
 	p.Allow = b.prefixList("allow", p.Allow, &p.allow)

@@ -53,33 +53,6 @@ func Parse(name string, data []byte) (*Policy, error) {
 	return d.build(p)
 }
 
-// defaultPolicy returns a Policy holding every default and no services.
-func defaultPolicy() *Policy {
-	p := &Policy{}
-	fillTables(&p.Tables)
-	p.Cookies.Period = p.Tables.CookiePeriod
-	p.Limits = Limits{SynAckRate: PerSecond(DefaultSynAckRate), SynAckBurst: DefaultSynAckBurst}
-	p.InvalidFlags = InvalidFlagsDrop
-	p.Queue = Queue{Numbers: []uint16{0}, MaxLen: DefaultQueueMaxLen}
-	return p
-}
-
-// defaultService returns a service holding the defaults of a file.
-func defaultService() *Service {
-	return &Service{
-		Mode: ModeProxy,
-		Advertise: Advertise{
-			MSS4: DefaultMSS4, MSS6: defaultMSS6(DefaultMSS4), WScale: DefaultWScale,
-			SACK: true, Timestamps: true, Window: DefaultWindow,
-		},
-		Limit: defaultSourceLimit(),
-	}
-}
-
-func defaultSourceLimit() SourceLimit {
-	return SourceLimit{Rate: PerSecond(DefaultSourceRate), Burst: DefaultSourceBurst, Prefix4: DefaultPrefix4, Prefix6: DefaultPrefix6}
-}
-
 func join(path, key string) string {
 	if path == "" {
 		return key
@@ -331,7 +304,7 @@ func (d *decoder) tables(n *yaml.Node, t *Tables) {
 }
 
 func (d *decoder) queue(n *yaml.Node, q *Queue) {
-	f := d.fields(n, "queue", "numbers", "max_len", "fail")
+	f := d.fields(n, "queue", "numbers", "syn_queues", "max_len", "fail")
 	if f == nil {
 		return
 	}
@@ -349,6 +322,13 @@ func (d *decoder) queue(n *yaml.Node, q *Queue) {
 			for x := int(r.Lo); x <= int(r.Hi); x++ {
 				q.Numbers = append(q.Numbers, uint16(x))
 			}
+		}
+	}
+	if v := f["syn_queues"]; v != nil {
+		if v.Kind == yaml.ScalarNode && v.Value == "half" {
+			q.SYNQueues = SYNQueuesHalf
+		} else if c, ok := d.count(v, "queue.syn_queues", 1, MaxQueues-1); ok {
+			q.SYNQueues = int(c)
 		}
 	}
 	if v := f["max_len"]; v != nil {

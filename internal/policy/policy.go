@@ -127,6 +127,12 @@ type Cookies struct {
 type Queue struct {
 	Numbers []uint16 // NFQUEUE numbers, one worker each, ascending
 	MaxLen  uint32   // kernel queue length (queue_maxlen)
+	// SYNQueues is how many of Numbers, from the first, take the clients'
+	// SYNs, spread over them by address hash; the others take everything
+	// else, so that a SYN flood never delays established flows. Zero with
+	// one queue: SYNs and the rest share it. By default half of the
+	// queues (SYNQueuesHalf in a file).
+	SYNQueues int
 	// FailOpen makes the kernel accept packets the queue cannot take
 	// (NfQaCfgFlagFailOpen). That lets a flood through when synwall falls
 	// behind; the default, fail closed, drops them.
@@ -162,22 +168,6 @@ type Tables struct {
 	IdleTimeout      time.Duration // established flow without packets (10s..24h; default 10m)
 	Linger           time.Duration // after FIN both ways or RST (1s..5m; default 10s)
 	CookiePeriod     time.Duration // same as Cookies.Period (5s..5m; default 30s)
-}
-
-// Lookup returns the service guarding addr:port, or nil. It does not
-// allocate. IPv4-mapped IPv6 addresses are looked up as IPv4. A nil Policy
-// guards nothing.
-func (p *Policy) Lookup(addr netip.Addr, port uint16) *Service {
-	if p == nil {
-		return nil
-	}
-	if addr.Is4() || addr.Is4In6() {
-		return p.lookup4(addr4(addr.Unmap()), port)
-	}
-	if !addr.IsValid() {
-		return nil
-	}
-	return p.lookup6(addr6(addr), port)
 }
 
 // Allowed reports whether addr is in the allow list. It does not allocate.

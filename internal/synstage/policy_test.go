@@ -9,7 +9,7 @@ import (
 )
 
 // TestServicePrefixes holds the trie model (longest prefix, then its merged
-// ranges) to Policy.Lookup on nested prefixes (a policy refuses ports
+// ranges) to Policy.LookupIP on nested prefixes (a policy refuses ports
 // shared by two of them), so that the fall back to shorter prefixes for the
 // ports a longer one does not guard is exercised.
 func TestServicePrefixes(t *testing.T) {
@@ -44,9 +44,9 @@ func TestServicePrefixes(t *testing.T) {
 		if rng.IntN(4) == 0 {
 			port = uint16(rng.IntN(65536))
 		}
-		got, want := name(lookupPrefixes(ps, a, port)), name(p.Lookup(a, port))
+		got, want := name(lookupPrefixes(ps, a, port)), name(p.LookupIP(a.AsSlice(), port))
 		if got != want {
-			t.Errorf("lookupPrefixes(%v, %d) = %q, want %q (Policy.Lookup)", a, port, got, want)
+			t.Errorf("lookupPrefixes(%v, %d) = %q, want %q (Policy.LookupIP)", a, port, got, want)
 		}
 	}
 	for _, e := range ps {
