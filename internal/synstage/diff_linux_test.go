@@ -92,7 +92,11 @@ type pair struct {
 	tcOnly bool
 }
 
-func newPair(tb testing.TB, pol *policy.Policy) *pair {
+func newPair(tb testing.TB, pol *policy.Policy) *pair { return newPairCache(tb, pol, false) }
+
+// newPairCache is newPair with the engine's SYN cache in the stage's maps
+// when shared is set.
+func newPairCache(tb testing.TB, pol *policy.Policy, shared bool) *pair {
 	tb.Helper()
 	s := loadStage(tb)
 	keys := cookies.Keys{Period: 30 * time.Second}
@@ -103,9 +107,20 @@ func newPair(tb testing.TB, pol *policy.Policy) *pair {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e, err := gateway.New(gateway.Config{Policy: pol, Cookies: jar, Start: t0, Flows: 1024, CacheBuckets: 64, CacheEntries: 4, PendingSlots: 16})
+	cfg := gateway.Config{Policy: pol, Cookies: jar, Start: t0, Flows: 1024, PendingSlots: 16}
+	if shared {
+		if cfg.CacheMemory, err = s.CacheMemory(); err != nil {
+			tb.Fatalf("CacheMemory: %v", err)
+		}
+	}
+	e, err := gateway.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if shared {
+		if err := s.ShareCache(e.FlowSeed()); err != nil {
+			tb.Fatalf("ShareCache: %v", err)
+		}
 	}
 	if err := s.SetPolicy(pol); err != nil {
 		tb.Fatalf("SetPolicy: %v", err)

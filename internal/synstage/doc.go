@@ -86,6 +86,38 @@
 // read the old generation keeps using it to the end; the old maps are
 // replaced only by the next SetPolicy but one.
 //
+// # One SYN cache
+//
+// The engine's SYN cache (gateway synCache) can live in the program's maps:
+// Stage.CacheMemory maps the three BPF_F_MMAPABLE arrays (a ring position
+// per bucket, a word per slot, the entries; the layout is
+// synstage_cache_entry in bpf/synstage.h, held by tests on both sides to
+// gateway's CacheEntrySize and Cache*Offset constants) into the process
+// for gateway.Config.CacheMemory, and Stage.ShareCache gives the program
+// the engine's tuple-hash seed (Engine.FlowSeed), with which an entry names
+// its tuple. From then on the program writes, for every SYN it answers, the
+// entry the engine's Worker.syn would write: bucket from the cookie's MAC
+// bits, the next slot of the bucket's ring, the client's ISN, MSS, window
+// scale, SACK, ECN and TSval, our TSval. The handshake ACK finds it in the
+// engine (a cache hit), which opens the server side with the client's
+// exact options, timestamps or not, and a SYN retransmitted to the engine
+// gets the program's SYN-ACK again.
+//
+// Both sides write without a common lock. A bucket's ring position is an
+// atomic counter that every writer increments to take a slot. Each slot
+// has a 64-bit word, seq<<32 | tag: a writer claims the slot with a
+// compare-and-swap that makes seq odd and the tag 0, writes the entry, and
+// publishes it with an atomic add that makes seq even and sets the tag; a
+// slot whose seq is odd is being written, and a writer that finds it so (or
+// loses the compare-and-swap) leaves the entry uncached, which costs only
+// precision (the cookie and the timestamp bits still serve the ACK). A
+// reader (the engine) reads the word, the entry and the word again, and
+// trusts the entry only if the word is unchanged; it takes an entry for a
+// handshake with a compare-and-swap from that word. Engine workers keep
+// their per-bucket mutex among themselves. The program's atomics are full
+// barriers, the engine's Go atomics sequentially consistent, so an entry's
+// fields are visible before the word that publishes them.
+//
 // # Limits
 //
 // Per-source SYN limits have the engine's semantics (gateway buildActive,
@@ -114,10 +146,6 @@
 //     reusing a port while the old connection lingers): the handshake ACK
 //     then meets the old flow. The same flow table would let the stage pass
 //     such SYNs on.
-//   - The client's options of an answered SYN are not in the engine's SYN
-//     cache: the engine falls back to the cookie and the timestamp bits,
-//     as after a cache eviction (MSS class instead of the exact MSS;
-//     window scale, SACK and ECN lost without timestamps).
 //   - A SYN sent by a local stack through a veth arrives checksum-partial;
 //     the SYN-ACK carries a complete checksum and keeps the partial state,
 //     which the receiving stack trusts without checking. Forwarded further

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/synwall/synwall/internal/cookies"
+	"github.com/synwall/synwall/internal/gateway"
 	"github.com/synwall/synwall/internal/policy"
 )
 
@@ -48,6 +49,9 @@ type Stage struct {
 	inner    [2][]*ebpf.Map
 	limitIDs map[limitName]uint32
 	closed   bool
+
+	cacheBuckets, cachePer int
+	cacheMem               *gateway.CacheMemory
 }
 
 type attachment struct {
@@ -79,7 +83,14 @@ func Load(opts Options) (*Stage, error) {
 	if opts.SourceLimitEntries > 0 {
 		spec.Maps["source_limits"].MaxEntries = uint32(opts.SourceLimitEntries)
 	}
-	s := &Stage{spec: spec, limitIDs: map[limitName]uint32{}}
+	buckets, per := cacheSize(opts)
+	if buckets*per > 1<<26 {
+		return nil, fmt.Errorf("%w: a SYN cache of %d×%d entries is too large to share", ErrUnavailable, buckets, per)
+	}
+	spec.Maps["cache_heads"].MaxEntries = uint32(buckets)
+	spec.Maps["cache_slots"].MaxEntries = uint32(buckets * per)
+	spec.Maps["cache_entries"].MaxEntries = uint32(buckets * per)
+	s := &Stage{spec: spec, limitIDs: map[limitName]uint32{}, cacheBuckets: buckets, cachePer: per}
 	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
@@ -88,6 +99,77 @@ func Load(opts Options) (*Stage, error) {
 		return nil, fmt.Errorf("%w: loading: %w", ErrUnavailable, err)
 	}
 	return s, nil
+}
+
+// cacheSize returns the SYN cache's geometry as the engine makes it.
+func cacheSize(opts Options) (buckets, per int) {
+	b, per := opts.CacheBuckets, opts.CacheEntries
+	if b <= 0 {
+		b = gateway.DefaultCacheBuckets
+	}
+	if per <= 0 {
+		per = gateway.DefaultCacheEntries
+	}
+	buckets = 1
+	for buckets < b {
+		buckets <<= 1
+	}
+	return buckets, per
+}
+
+// CacheMemory returns the program's SYN cache maps, mapped into this
+// process, for gateway.Config.CacheMemory: the engine then keeps its SYN
+// cache there and finds the entries the program writes for the SYNs it
+// answers. The mappings stay until the process exits (the engine may
+// outlive the stage); the program writes entries only after ShareCache.
+func (s *Stage) CacheMemory() (*gateway.CacheMemory, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if s.cacheMem != nil {
+		return s.cacheMem, nil
+	}
+	mm := func(m *ebpf.Map, n, size int) ([]byte, error) {
+		l := n * size
+		pg := unix.Getpagesize()
+		b, err := unix.Mmap(m.FD(), 0, (l+pg-1)/pg*pg, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+		if err != nil {
+			return nil, fmt.Errorf("synstage: mapping the SYN cache: %w", err)
+		}
+		return b[:l], nil
+	}
+	n := s.cacheBuckets * s.cachePer
+	var mem gateway.CacheMemory
+	var err error
+	if mem.Heads, err = mm(s.objs.CacheHeads, s.cacheBuckets, gateway.CacheHeadSize); err != nil {
+		return nil, err
+	}
+	if mem.Slots, err = mm(s.objs.CacheSlots, n, gateway.CacheSlotSize); err != nil {
+		return nil, err
+	}
+	if mem.Entries, err = mm(s.objs.CacheEntries, n, gateway.CacheEntrySize); err != nil {
+		return nil, err
+	}
+	s.cacheMem = &mem
+	return s.cacheMem, nil
+}
+
+// ShareCache lets the program write SYN-cache entries for an engine that
+// keeps its cache in CacheMemory: seed is the engine's FlowSeed, with which
+// the program names an entry's tuple as the engine does.
+func (s *Stage) ShareCache(seed [4]uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	c := synstageSynstageCacheConfig{Mask: uint32(s.cacheBuckets - 1), Per: uint32(s.cachePer), Enabled: 1, Seed: seed}
+	if err := s.objs.CacheConfig.Put(uint32(0), &c); err != nil {
+		return fmt.Errorf("synstage: writing the SYN cache configuration: %w", err)
+	}
+	return nil
 }
 
 // Attach attaches the program to the ingress of interface ifname: with

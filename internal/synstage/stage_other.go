@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/synwall/synwall/internal/cookies"
+	"github.com/synwall/synwall/internal/gateway"
 	"github.com/synwall/synwall/internal/policy"
 )
 
@@ -21,4 +22,6 @@ func (*Stage) SetKeys(time.Time, uint64, [4]cookies.CounterKey) error { return E
 func (*Stage) SetPolicy(*policy.Policy) error                         { return ErrUnavailable }
 func (*Stage) Stats() (Stats, error)                                  { return Stats{}, ErrUnavailable }
 func (*Stage) Attachments() []Attachment                              { return nil }
+func (*Stage) CacheMemory() (*gateway.CacheMemory, error)             { return nil, ErrUnavailable }
+func (*Stage) ShareCache([4]uint64) error                             { return ErrUnavailable }
 func (*Stage) Close() error                                           { return nil }

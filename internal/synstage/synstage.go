@@ -52,6 +52,10 @@ type Options struct {
 	// SourceLimitEntries sizes the LRU table of per-source SYN limiters
 	// (all services together); zero keeps the program's 65536.
 	SourceLimitEntries int
+	// CacheBuckets and CacheEntries size the SYN cache the program shares
+	// with the engine (buckets rounded up to a power of two); zero takes
+	// the engine's defaults. They must be the engine's sizes.
+	CacheBuckets, CacheEntries int
 }
 
 // Attachment is one interface the program is attached to.

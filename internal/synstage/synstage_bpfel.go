@@ -44,6 +44,12 @@ type synstageScratch struct {
 		_ structs.HostLayout
 		B [116]uint8
 	}
+	_  [4]byte
+	Ce synstageSynstageCacheEntry
+	Fk struct {
+		_ structs.HostLayout
+		W [5]uint64
+	}
 }
 
 type synstageSynstageAdv uint32
@@ -53,6 +59,31 @@ const (
 	synstageSynstageAdvSYNSTAGE_ADV_TS   synstageSynstageAdv = 2
 	synstageSynstageAdvSYNSTAGE_ADV_ECN  synstageSynstageAdv = 4
 )
+
+type synstageSynstageCacheConfig struct {
+	_       structs.HostLayout
+	Mask    uint32
+	Per     uint32
+	Enabled uint32
+	Pad     uint32
+	Seed    [4]uint64
+}
+
+type synstageSynstageCacheEntry struct {
+	_         structs.HostLayout
+	Fp        uint64
+	ClientIsn uint32
+	Cookie    uint32
+	OurTs     uint32
+	ClientTs  uint32
+	Mss       uint16
+	Ws        int8
+	AdvWs     int8
+	Sack      uint8
+	Ts        uint8
+	Ecn       uint8
+	Pad       uint8
+}
 
 type synstageSynstageCounter uint32
 
@@ -194,6 +225,10 @@ type synstageSynstageState struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	synstageMapAllow        = "allow"
+	synstageMapCacheConfig  = "cache_config"
+	synstageMapCacheEntries = "cache_entries"
+	synstageMapCacheHeads   = "cache_heads"
+	synstageMapCacheSlots   = "cache_slots"
 	synstageMapCounters     = "counters"
 	synstageMapDeny         = "deny"
 	synstageMapEnums        = "enums"
@@ -261,6 +296,10 @@ type synstageProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type synstageMapSpecs struct {
 	Allow        *ebpf.MapSpec `ebpf:"allow"`
+	CacheConfig  *ebpf.MapSpec `ebpf:"cache_config"`
+	CacheEntries *ebpf.MapSpec `ebpf:"cache_entries"`
+	CacheHeads   *ebpf.MapSpec `ebpf:"cache_heads"`
+	CacheSlots   *ebpf.MapSpec `ebpf:"cache_slots"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	Deny         *ebpf.MapSpec `ebpf:"deny"`
 	Enums        *ebpf.MapSpec `ebpf:"enums"`
@@ -302,6 +341,10 @@ func (o *synstageObjects) Close() error {
 // It can be passed to loadSynstageObjects or ebpf.CollectionSpec.LoadAndAssign.
 type synstageMaps struct {
 	Allow        *ebpf.Map `ebpf:"allow"`
+	CacheConfig  *ebpf.Map `ebpf:"cache_config"`
+	CacheEntries *ebpf.Map `ebpf:"cache_entries"`
+	CacheHeads   *ebpf.Map `ebpf:"cache_heads"`
+	CacheSlots   *ebpf.Map `ebpf:"cache_slots"`
 	Counters     *ebpf.Map `ebpf:"counters"`
 	Deny         *ebpf.Map `ebpf:"deny"`
 	Enums        *ebpf.Map `ebpf:"enums"`
@@ -319,6 +362,10 @@ type synstageMaps struct {
 func (m *synstageMaps) Close() error {
 	return _SynstageClose(
 		m.Allow,
+		m.CacheConfig,
+		m.CacheEntries,
+		m.CacheHeads,
+		m.CacheSlots,
 		m.Counters,
 		m.Deny,
 		m.Enums,

@@ -102,6 +102,40 @@ struct {
 	__type(value, __u64);
 } synack_tat SEC(".maps");
 
+/* The SYN cache shared with the engine (see synstage_cache_entry): the
+ * ring position of each bucket, a word per slot (seq<<32 | tag) and the
+ * entries, all mmapped by the engine. The sizes are set by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 512);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} cache_heads SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 512 * 30);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} cache_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 512 * 30);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct synstage_cache_entry);
+} cache_entries SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct synstage_cache_config);
+} cache_config SEC(".maps");
+
 /* The enums of synstage.h, kept in the object's type information so that
  * bpf2go generates them for Go; the map itself is never used. */
 struct synstage_enums {
@@ -285,10 +319,18 @@ struct out {
 	__u8 b[14 + 40 + 60 + 2];
 };
 
+/* The engine's flow key (gateway flowKey): the addresses as little-endian
+ * words, then sport<<32 | dport<<16 | v6. */
+struct flowkey {
+	__u64 w[5];
+};
+
 /* Per-CPU scratch memory for one packet: more than the BPF stack holds. */
 struct scratch {
 	struct pkt p;
 	struct out o;
+	struct synstage_cache_entry ce; /* the cache entry of an answered SYN */
+	struct flowkey fk;
 };
 
 struct {
@@ -425,6 +467,61 @@ __attribute__((noinline)) int mask_prefix(struct synstage_limit_key *k, __u32 bi
 	return 0;
 }
 
+/* mix is the engine's multiply-fold (the high and low words of the 128-bit
+ * product, XORed), from 32-bit halves. */
+static __always_inline __u64 mix(__u64 a, __u64 b)
+{
+	__u64 al = (__u32)a, ah = a >> 32, bl = (__u32)b, bh = b >> 32;
+	__u64 p0 = al * bl, p1 = al * bh, p2 = ah * bl, p3 = ah * bh;
+	__u64 mid = (p0 >> 32) + (__u32)p1 + (__u32)p2;
+	__u64 lo = (__u32)p0 | mid << 32;
+	__u64 hi = p3 + (p1 >> 32) + (p2 >> 32) + (mid >> 32);
+	return hi ^ lo;
+}
+
+/* cache_put writes e into the shared SYN cache under the tag of its cookie
+ * (the engine's synCache: bucket from the cookie's MAC bits, the next slot
+ * of the bucket's ring). The slot is claimed by making its sequence odd and
+ * published by making it even with the tag; a slot being written by
+ * someone else is left alone and the entry not cached. e->fp is filled
+ * here from fk, the engine's flow key. A global function, verified
+ * once. */
+
+__attribute__((noinline)) int cache_put(struct synstage_cache_entry *e, struct flowkey *fk)
+{
+	__u32 zero = 0;
+	if (!e || !fk)
+		return 0;
+	const __u64 *k = fk->w;
+	struct synstage_cache_config *cfg = bpf_map_lookup_elem(&cache_config, &zero);
+	if (!cfg || !cfg->enabled || cfg->per == 0)
+		return 0;
+	const __u64 *s = cfg->seed;
+	__u64 h = mix(k[0] ^ s[0], k[1] ^ s[1]) ^ mix(k[2] ^ s[2], k[3] ^ s[3]) ^ mix(k[4] ^ s[0], s[1] ^ s[2]);
+	e->fp = mix(h, s[3]);
+
+	__u32 bucket = (e->cookie >> 4) & cfg->mask; /* cookies.MAC */
+	__u64 *head = bpf_map_lookup_elem(&cache_heads, &bucket);
+	if (!head)
+		return 0;
+	__u64 pos = __sync_fetch_and_add(head, 1);
+	__u32 per = cfg->per;
+	__u32 slot = bucket * per + (__u32)(pos % per);
+	__u64 *w = bpf_map_lookup_elem(&cache_slots, &slot);
+	struct synstage_cache_entry *dst = bpf_map_lookup_elem(&cache_entries, &slot);
+	if (!w || !dst)
+		return 0;
+	__u64 old = *(volatile __u64 *)w;
+	if (old & (1ULL << 32))
+		return 0;
+	__u64 claimed = (old & ~0xffffffffULL) + (1ULL << 32);
+	if (__sync_val_compare_and_swap(w, old, claimed) != old)
+		return 0;
+	__builtin_memcpy(dst, e, sizeof(*e));
+	__sync_fetch_and_add(w, (1ULL << 32) | (e->cookie | 1));
+	return 1;
+}
+
 static __always_inline int load(void *ctx, int xdp, __u32 off, void *to, __u32 len)
 {
 	if (xdp)
@@ -462,8 +559,10 @@ static __always_inline int martian(const __u8 *a, int v6)
  * host says it was addressed to this host. The SYN-ACK, when there is one,
  * is left in *o with its length in *olen. */
 static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
-				    struct pkt *p, struct out *o, __u32 *olen)
+				    struct scratch *sc, __u32 *olen)
 {
+	struct pkt *p = &sc->p;
+	struct out *o = &sc->o;
 	if (pktlen < 14 + 40 || load(ctx, xdp, 0, p->eth, 14) < 0) {
 		count(SYNSTAGE_PASS_UNGUARDED);
 		return ACT_PASS;
@@ -792,6 +891,36 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 		our_ts = ((__u32)ms & ~0x3fU) | bits;
 	}
 
+	/* The client's options go into the shared SYN cache, as the engine's
+	 * Worker.syn writes them. */
+	struct synstage_cache_entry *ce = &sc->ce;
+	ce->fp = 0;
+	ce->client_isn = isn;
+	ce->cookie = cookie;
+	ce->our_ts = our_ts;
+	ce->client_ts = op.tsval;
+	ce->mss = client_mss;
+	ce->ws = ws;
+	ce->adv_ws = adv_ws;
+	ce->sack = sack_ok;
+	ce->ts = ts_ok;
+	ce->ecn = ecn_ok;
+	ce->pad = 0;
+	struct flowkey *fk = &sc->fk;
+	if (v6) {
+		fk->w[0] = le64(src);
+		fk->w[1] = le64(src + 8);
+		fk->w[2] = le64(dst);
+		fk->w[3] = le64(dst + 8);
+	} else {
+		fk->w[0] = le32(src);
+		fk->w[1] = 0;
+		fk->w[2] = le32(dst);
+		fk->w[3] = 0;
+	}
+	fk->w[4] = (__u64)sport << 32 | (__u64)dport << 16 | (v6 ? 1 : 0);
+	cache_put(ce, fk);
+
 	/* The SYN-ACK (gateway buildSegment), sent as the server. */
 	__u8 *b = o->b;
 	__builtin_memcpy(b, &p->eth[6], 6);
@@ -884,7 +1013,7 @@ int synstage_tc(struct __sk_buff *skb)
 		count(SYNSTAGE_PASS_UNPARSED);
 		return TC_ACT_OK;
 	}
-	switch (synstage(skb, 0, skb->len, skb->pkt_type == 0 /* PACKET_HOST */, &s->p, &s->o, &olen)) {
+	switch (synstage(skb, 0, skb->len, skb->pkt_type == 0 /* PACKET_HOST */, s, &olen)) {
 	case ACT_DROP:
 		return TC_ACT_SHOT;
 	case ACT_TX:
@@ -912,7 +1041,7 @@ int synstage_xdp(struct xdp_md *ctx)
 	if (!s)
 		return XDP_PASS;
 	__u32 len = bpf_xdp_get_buff_len(ctx);
-	switch (synstage(ctx, 1, len, 1, &s->p, &s->o, &olen)) {
+	switch (synstage(ctx, 1, len, 1, s, &olen)) {
 	case ACT_DROP:
 		return XDP_DROP;
 	case ACT_TX:

@@ -147,4 +147,31 @@ struct synstage_limit_key {
 	__u8 prefix[16];
 };
 
+/* One entry of the SYN cache the program shares with the engine
+ * (internal/gateway syncache.go: cacheEntry, CacheMemory): what the engine
+ * needs of an answered SYN to open the server side with the client's exact
+ * options. Booleans are 0 or 1. */
+struct synstage_cache_entry {
+	__u64 fp;         /* the engine's tuple hash (flowTable.hash) */
+	__u32 client_isn; /* the SYN's sequence number */
+	__u32 cookie;     /* our SYN-ACK's sequence number */
+	__u32 our_ts;     /* our TSval, when timestamps were agreed */
+	__u32 client_ts;  /* the client's TSval */
+	__u16 mss;        /* the client's MSS, 0 when it sent none */
+	__s8 ws;          /* the client's window scale when agreed, else -1 */
+	__s8 adv_ws;      /* the scale our SYN-ACK offered, -1 none */
+	__u8 sack, ts, ecn;
+	__u8 pad;
+};
+
+/* Where the program writes SYN-cache entries: the cache's geometry and the
+ * engine's tuple-hash seed. enabled is 0 until an engine uses the memory. */
+struct synstage_cache_config {
+	__u32 mask; /* buckets - 1 (a power of two) */
+	__u32 per;  /* entries per bucket */
+	__u32 enabled;
+	__u32 pad;
+	__u64 seed[4];
+};
+
 #endif
