@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && (386 || amd64 || arm || arm64 || loong64 || mips64le || mipsle || ppc64le || riscv64)
 
 package synstage
 
@@ -178,7 +178,7 @@ func (s *Stage) ShareCache(seed [4]uint64) error {
 func (s *Stage) Attach(ifname string, mode AttachMode) error {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: interface %s: %w", ErrUnavailable, ifname, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
