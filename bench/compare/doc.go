@@ -1,4 +1,4 @@
-// Command compare runs the same bounded SYN-flood workload against four
+// Command compare runs the same bounded SYN-flood workload against five
 // defenses in turn, in one namespace lab (deploy/lab), and reports them side
 // by side:
 //
@@ -14,7 +14,11 @@
 //     nf_conntrack_tcp_loose=0);
 //
 //   - synwall: the weak server behind `synwall run` on its embedded default
-//     policy.
+//     policy;
+//
+//   - synwall + SYN stage: the same with the BPF SYN stage (--syn-stage tc)
+//     on the gateway's client- and attacker-facing interfaces, which
+//     answers the SYNs in the kernel.
 //
 //     cd bench && go run ./compare [-short] [-rate 100000] [-out COMPARE.md]
 //

@@ -229,6 +229,22 @@ func defenses() []defense {
 					return sw.Stop()
 				}, nil
 			}},
+		{"synwall + SYN stage", "synwall run as above with the BPF SYN stage (--syn-stage tc) on the gateway's client and attacker interfaces; weak server behind it",
+			func(ctx context.Context, e *env) (func() error, error) {
+				if err := weak(ctx, e); err != nil {
+					return nil, err
+				}
+				sw, err := e.l.StartSynwall(ctx, lab.SynwallConfig{Binary: e.synwall,
+					Args: []string{"--syn-stage", "tc", "--syn-stage-if", lab.IfClient + "," + lab.IfAttacker}})
+				if err != nil {
+					return nil, err
+				}
+				e.sw = sw
+				return func() error {
+					e.sw = nil
+					return sw.Stop()
+				}, nil
+			}},
 	}
 }
 
@@ -419,8 +435,13 @@ func measure(ctx context.Context, e *env, d defense) (r result, err error) {
 	case e.sw != nil:
 		sd := func(m1, m0 map[string]uint64, k string) uint64 { return m1[k] - min(m0[k], m1[k]) }
 		r.SynAcks, r.SynAckSource, r.HasSynAcks = sd(s1.sw.Events, s0.sw.Events, "syn_answered"), "synwall events.syn_answered", true
+		if st1 := s1.sw.Other["syn_stage"]; st1 != nil {
+			r.SynAcks += sd(st1, s0.sw.Other["syn_stage"], "answered")
+			r.Limited += sd(st1, s0.sw.Other["syn_stage"], "syn_limited") + sd(st1, s0.sw.Other["syn_stage"], "synack_limited")
+			r.SynAckSource = "synwall events.syn_answered + syn_stage.answered"
+		}
 		r.Handshakes, r.HandshakeSource = sd(s1.sw.Events, s0.sw.Events, "handshake"), "synwall events.handshake"
-		r.Limited = sd(s1.sw.Events, s0.sw.Events, "syn_limited")
+		r.Limited += sd(s1.sw.Events, s0.sw.Events, "syn_limited")
 		r.Drops = sd(s1.sw.Queue, s0.sw.Queue, "queue_dropped") + sd(s1.sw.Queue, s0.sw.Queue, "user_dropped")
 		r.DropSource = "nfnetlink_queue queue_dropped + user_dropped"
 		r.SynwallCPU = cpu1 - s0.swCPU
