@@ -59,8 +59,9 @@
 // # Keys and clocks
 //
 // The program never derives keys and never reads the wall clock for the
-// cookie counter. The daemon calls Stage.Rotate (SetKeys) at every
-// rotation: the per-counter keys K(c) of counters cur-2 .. cur+1 go into a
+// cookie counter. The daemon calls Stage.Rotate (SetKeys) every second
+// with the engine's Jar, which writes what changed at a rotation: the
+// per-counter keys K(c) of counters cur-2 .. cur+1 go into a
 // ring of four slots indexed by c mod 4, each with its counter, and cur
 // into the state. A slot is written a period before its counter comes into
 // force (as cur+1), so a SYN never reads a key being written, and the
@@ -132,6 +133,18 @@
 // engine keeps its own limiters for the SYNs that reach it (those the
 // program passes), so together the two stages can send up to the sum of
 // their SYN-ACK limits.
+//
+// # In the daemon
+//
+// synwall run --syn-stage auto|tc|xdp|off with --syn-stage-if naming the
+// client-facing interfaces (internal/daemon synstage.go): the stage is
+// loaded before the engine (whose SYN cache lives in its maps), given the
+// policy, the keys and the engine's seed, and attached once the firewall
+// rules are in place; reloads give it the new policy; Close detaches it
+// when the daemon stops (a graceful restart detaches it too, and the next
+// process attaches its own; SYNs meanwhile go through NFQUEUE). auto falls
+// back to NFQUEUE alone when the stage cannot load or attach, and says so
+// in the log, the status (syn_stage) and synwall_syn_stage_up.
 //
 // # What the stage does not do
 //
