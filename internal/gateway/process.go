@@ -388,10 +388,11 @@ func (w *Worker) fromClient(pkt []byte, p *header.Packet, svc *policy.Service, s
 	mu.Lock()
 	defer mu.Unlock()
 	f := e.findFlow(fi, tag, &k, nowNs)
-	if f != nil && f.newSyn && flags&(header.RST|header.FIN) == 0 {
+	if f != nil && (f.newSyn || f.state == stateClosing) && flags&(header.RST|header.FIN) == 0 {
 		// The client opened a new connection on this tuple (its SYN came
-		// while the old flow was up): a valid cookie for a new ISN
-		// replaces the flow.
+		// while the old flow was up, or the BPF SYN stage answered it, so
+		// that the engine never saw it, while the old flow lingers): a
+		// valid cookie for a new ISN replaces the flow.
 		t := p.TCP
 		isn := t.SequenceNumber() - 1
 		if isn != f.clientISN {

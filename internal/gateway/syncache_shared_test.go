@@ -89,3 +89,24 @@ func countNonZero(b []byte) int {
 	}
 	return n
 }
+
+// TestHandshakeOnClosingFlow: the handshake ACK of a new connection on the
+// tuple of a closing flow, whose SYN the engine never saw (the BPF SYN
+// stage answered it), replaces the flow instead of being translated into
+// the old one.
+func TestHandshakeOnClosingFlow(t *testing.T) {
+	families(t, func(t *testing.T, v6 bool) {
+		h := newHarness(t, v6, testAdvertise())
+		cookie, _, _ := h.establish(7, "")
+		h.expect(h.craft(seg{flags: header.RST | header.ACK, seq: clientISN + 1, ack: cookie + 1}), engine.Accept, engine.EventTranslated)
+		if f, ok := h.flowOf(); !ok || f.state != stateClosing {
+			t.Fatalf("after RST: %v %v, want closing", f.state, ok)
+		}
+		tup := h.tuple()
+		c2 := h.e.Jar().ISN(&tup, 99, 1460, h.now) // the stage's SYN-ACK
+		h.expect(h.craft(seg{flags: header.ACK, seq: 100, ack: c2 + 1, win: 502}), engine.Accept, engine.EventHandshake)
+		if f, ok := h.flowOf(); !ok || f.clientISN != 99 || f.state != stateSynSent {
+			t.Errorf("flow = %v isn %d, want a new SynSent flow for ISN 99", f.state, f.clientISN)
+		}
+	})
+}

@@ -155,10 +155,15 @@
 //     crosses into user space; dropping it here needs a table of live flows
 //     the engine keeps in a map.
 //   - A SYN that the stage answers does not reach the engine, so the
-//     engine does not see a SYN on the tuple of a live flow (a client
-//     reusing a port while the old connection lingers): the handshake ACK
-//     then meets the old flow. The same flow table would let the stage pass
-//     such SYNs on.
+//     engine does not see a SYN on the tuple of a live flow. For a flow
+//     that is closing (a client reusing a port while the old connection
+//     lingers) the engine replaces the flow when the handshake ACK carries
+//     a valid cookie for a new ISN, as it does after a SYN it saw. For an
+//     established flow (the client lost the old connection without a FIN
+//     or RST) the handshake ACK meets the old flow on the engine's
+//     lock-free path and is translated into it; the server resets it and
+//     the client retries. A table of live flows kept in a map would let the
+//     stage pass such SYNs on.
 //   - A SYN sent by a local stack through a veth arrives checksum-partial;
 //     the SYN-ACK carries a complete checksum and keeps the partial state,
 //     which the receiving stack trusts without checking. Forwarded further
