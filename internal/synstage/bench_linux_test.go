@@ -59,7 +59,8 @@ func emptyProgram(b *testing.B, typ ebpf.ProgramType, ret int32) *ebpf.Program {
 }
 
 // BenchmarkProgram measures the program's own cost per packet with
-// BPF_PROG_TEST_RUN. A run repeated on one buffer would answer its own
+// BPF_PROG_TEST_RUN, the SYN cache shared with an engine (so that an answer
+// includes writing the entry). A run repeated on one buffer would answer its own
 // SYN-ACK, so every measurement is a run of one repetition on a fresh copy
 // of the packet: prog-ns/op is the time the kernel measured around the
 // program less the same measure of a program that only returns (the test
@@ -68,7 +69,7 @@ func emptyProgram(b *testing.B, typ ebpf.ProgramType, ret int32) *ebpf.Program {
 // engine-SYN is the Go engine's Process on the same SYN, for comparison
 // (the NFQUEUE path also crosses the kernel twice per packet).
 func BenchmarkProgram(b *testing.B) {
-	p := newPair(b, diffPolicy(b))
+	p := newPairCache(b, diffPolicy(b), true) // answers write the shared SYN cache
 	emptyTC := emptyProgram(b, ebpf.SchedCLS, tcOK)
 	emptyXDP := emptyProgram(b, ebpf.XDP, xdpPass)
 	for _, pk := range benchPackets(b) {
