@@ -1,6 +1,9 @@
-// Command compare runs the same bounded SYN-flood workload against five
-// defenses in turn, in one namespace lab (deploy/lab), and reports them side
-// by side:
+// Command compare runs the same bounded SYN-flood workload against a drop
+// baseline and five defenses in turn, in one namespace lab (deploy/lab), and
+// reports them side by side:
+//
+//   - drop (baseline): the gateway drops the spoofed SYNs (raw PREROUTING);
+//     the machine CPU of the other phases is reported above it, per SYN-ACK;
 //
 //   - none: the server's kernel without SYN cookies and with a small SYN
 //     backlog and listen queue (lab.WeakServer);
