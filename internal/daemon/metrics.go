@@ -118,6 +118,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descInject, descInjectCalls, descReloads, descServices, descStart, descBuild,
 		descCookies, descRateLimited, descDropSources, descProcessing, descPcap,
 		descConntrackOn, descConntrackFlows, descConntrackHandoffs,
+		descStageUp, descStagePackets, descStageDrops,
 	} {
 		ch <- d
 	}
@@ -160,6 +161,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descCookies, es.Events[engine.EventBadCookie], "invalid")
 	counter(descCookies, es.Events[engine.EventExpiredCookie], "expired")
 	c.collectOps(ch)
+	c.collectStage(ch)
 
 	if d.queue != nil {
 		for _, s := range d.queue.Stats() {

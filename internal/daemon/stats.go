@@ -28,6 +28,9 @@ type statsDoc struct {
 	// failed_<reason>, and flows (entries at the last count; absent when
 	// unknown or off).
 	Conntrack map[string]uint64 `json:"conntrack"`
+	// SynStage holds the BPF SYN stage's counters (drop_<reason> for its
+	// drops), absent while it is off.
+	SynStage map[string]uint64 `json:"syn_stage,omitempty"`
 }
 
 func (d *Daemon) snapshot() statsDoc {
@@ -52,6 +55,15 @@ func (d *Daemon) snapshot() statsDoc {
 	}
 	for e := engine.Event(1); e < engine.NumEvents; e++ {
 		doc.Events[e.String()] = es.Events[e]
+	}
+	if st := d.syn.current(); st != nil {
+		if ss, err := st.Stats(); err == nil {
+			counters, drops := stageStats(ss)
+			doc.SynStage = counters
+			for k, v := range drops {
+				doc.SynStage["drop_"+k] = v
+			}
+		}
 	}
 	for dir := engine.Direction(0); dir < engine.NumDirections; dir++ {
 		for _, v := range []engine.Verdict{engine.Accept, engine.Drop} {

@@ -57,6 +57,9 @@ type Status struct {
 	Pcap *PcapStatus `json:"pcap,omitempty"`
 	// Conntrack is the hand-off of established flows to the kernel.
 	Conntrack ConntrackStatus `json:"conntrack"`
+	// SynStage is the BPF SYN stage: its mode (tc, xdp, or off and why)
+	// and counters.
+	SynStage SynStageStatus `json:"syn_stage"`
 }
 
 // TableUse is how full a fixed-size table is.
@@ -126,5 +129,6 @@ func (d *Daemon) status(now time.Time) Status {
 	}
 	s.Reloads.OK, s.Reloads.Failed = d.reloadCounts()
 	s.Conntrack = d.conntrackStatus()
+	s.SynStage = d.synStageStatus()
 	return s
 }
