@@ -250,11 +250,11 @@ func TestConntrackInFlightHandoff(t *testing.T) {
 
 // TestConntrackPortReuse: a client that reconnects from the same port
 // right after a handed-off connection ended (the server closed first, so
-// the gateway's entry is in TIME_WAIT) gets through synwall again: the new
-// SYN's tuple is one synwall handed off, so the stale entry is removed
-// before the SYN-ACK goes out, and the new connection is handed off anew.
-// Without that, the client's handshake ACK would match the stale entry and
-// reach the server unproxied.
+// the gateway's entry went to TIME_WAIT) gets through synwall again: the
+// entry is removed when it reaches TIME_WAIT (or, failing that, before the
+// SYN-ACK for the new SYN on its tuple goes out), and the new connection
+// is handed off anew. Without that, the client's handshake ACK would match
+// the stale entry and reach the server unproxied.
 func TestConntrackPortReuse(t *testing.T) {
 	l := newLab(t)
 	if _, err := l.StartServers(ServerConfig{}); err != nil {
@@ -294,8 +294,10 @@ func TestConntrackPortReuse(t *testing.T) {
 	st := statsAfter(t, sw)
 	ct := st.Other["conntrack"]
 	t.Logf("conntrack: %v", ct)
-	if ct["created"] != 3 || ct["stale_removed"] != 2 {
-		t.Errorf("conntrack counters %v, want 3 entries created and 2 stale ones removed", ct)
+	// The entries of the ended connections are removed when they reach
+	// TIME_WAIT, or at the latest before the next SYN-ACK on the tuple.
+	if ct["created"] != 3 || ct["stale_removed"] < 2 {
+		t.Errorf("conntrack counters %v, want 3 entries created and at least 2 stale ones removed", ct)
 	}
 }
 

@@ -65,13 +65,15 @@
 // Config.LogWindow: in both cases the flow stays in user space, which keeps
 // translating it.
 //
-// A create that finds an entry on its tuple (EEXIST) looks at it: an entry
-// in TIME_WAIT or CLOSE, left by an earlier connection on the same ports, is
-// deleted (by id, so that nothing else is) and the create is tried once
-// more; a live one is never touched (ErrExists). RemoveStale does the same
-// on request, for the SYN of a new connection on a tuple synwall handed off
-// before: a stale entry would otherwise accept that connection's handshake
-// ACK and bypass synwall.
+// An entry of a connection that ended (TIME_WAIT, CLOSE) is stale: left in
+// place it would accept the handshake ACK of a new connection on the same
+// ports before synwall sees it. Run watches the kernel's UPDATE events and
+// removes each of synwall's entries that reaches TIME_WAIT or CLOSE
+// (RemoveStale: a get, then a delete by id, so that nothing else is; a
+// live entry is never touched). Two more guards cover lost events: a
+// create that finds an entry on its tuple (EEXIST) deletes a stale one and
+// tries once more (a live one is ErrExists), and RemoveStaleNow checks a
+// tuple Known reports before the SYN-ACK for a new SYN on it goes out.
 //
 // Count reports how many entries carry synwall's mark, from a dump the
 // kernel filters by mark; nothing is counted per packet.

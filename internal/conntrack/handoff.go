@@ -241,12 +241,20 @@ type transport interface {
 	close() error
 }
 
-// eventSource delivers the kernel's DESTROY events.
+// event is one conntrack event of a TCP entry.
+type event struct {
+	k       tupleKey
+	mark    uint32
+	destroy bool     // DESTROY; else an UPDATE
+	state   TCPState // of an UPDATE that carried it
+}
+
+// eventSource delivers the kernel's DESTROY and UPDATE events.
 type eventSource interface {
-	// read waits up to about a second for events and calls fn with the
-	// original tuple and mark of each destroyed TCP entry. lost reports
-	// that the kernel dropped events (the socket's buffer overflowed).
-	read(fn func(k tupleKey, mark uint32)) (lost bool, err error)
+	// read waits up to about a second for events and calls fn for each
+	// event of a TCP entry. lost reports that the kernel dropped events
+	// (the socket's buffer overflowed).
+	read(fn func(ev *event)) (lost bool, err error)
 	close() error
 }
 
@@ -679,14 +687,27 @@ func (h *Handoff) Probe() error {
 
 // watch keeps the registry in step with the kernel until ctx is done:
 // every DESTROY event of an entry with synwall's mark removes its
-// connection; after lost events a dump by mark decides.
+// connection; after lost events a dump by mark decides. An UPDATE that
+// moves one of synwall's entries to TIME_WAIT or CLOSE queues its removal
+// (RemoveStale): the connection has ended, and a stale entry would accept
+// the handshake ACK of a new connection on the same ports before synwall
+// sees it (with the BPF SYN stage, synwall does not even see that
+// connection's SYN).
 func (h *Handoff) watch(ctx context.Context) {
 	mask := h.cfg.MarkMask
 	for ctx.Err() == nil {
-		lost, err := h.events.read(func(k tupleKey, mark uint32) {
-			if mark&mask == h.cfg.Mark&mask {
+		lost, err := h.events.read(func(ev *event) {
+			if ev.mark&mask != h.cfg.Mark&mask {
+				return
+			}
+			if ev.destroy {
 				h.destroyed.Add(1)
-				h.known.remove(k)
+				h.known.remove(ev.k)
+				return
+			}
+			if ev.state.Stale() {
+				c, s := ev.k.addrs()
+				h.RemoveStale(c, s, 0)
 			}
 		})
 		if err != nil {

@@ -445,15 +445,24 @@ func parseEntry(data []byte) (entry, error) {
 	return en, err
 }
 
-// ipctnlMsgCtDeleteType is the type of a DESTROY event (and of a delete
-// request).
-const ipctnlMsgCtDeleteType = nfnlSubsysCTNetlink<<8 | ipctnlMsgCtDelete
+// Message types of conntrack events: DESTROY is a delete message, NEW and
+// UPDATE are new messages (NEW with NLM_F_CREATE|NLM_F_EXCL).
+const (
+	ipctnlMsgCtDeleteType = nfnlSubsysCTNetlink<<8 | ipctnlMsgCtDelete
+	ipctnlMsgCtNewType    = nfnlSubsysCTNetlink<<8 | ipctnlMsgCtNew
+)
 
 // tupleKey is a connection's original tuple as a map key: client, server
 // (IPv4 as IPv4-mapped IPv6), ports.
 type tupleKey struct {
 	client, server [16]byte
 	cport, sport   uint16
+}
+
+// addrs returns the client and server of k (IPv4 unmapped).
+func (k *tupleKey) addrs() (client, server netip.AddrPort) {
+	return netip.AddrPortFrom(netip.AddrFrom16(k.client).Unmap(), k.cport),
+		netip.AddrPortFrom(netip.AddrFrom16(k.server).Unmap(), k.sport)
 }
 
 func keyOf(client, server netip.AddrPort) tupleKey {

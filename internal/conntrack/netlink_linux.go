@@ -58,6 +58,8 @@ type nlConn struct {
 	wbuf []byte
 	rbuf []byte
 	seen []bool // which messages of a batch were acknowledged
+
+	kernel unix.SockaddrNetlink
 }
 
 var _ transport = (*nlConn)(nil)
@@ -67,7 +69,8 @@ func dialNetlink() (*nlConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("conntrack: netlink socket: %w", err)
 	}
-	c := &nlConn{fd: fd, seq: uint32(time.Now().UnixNano()), wbuf: make([]byte, 0, 16<<10), rbuf: make([]byte, rbufLen)}
+	c := &nlConn{fd: fd, seq: uint32(time.Now().UnixNano()), wbuf: make([]byte, 0, 16<<10), rbuf: make([]byte, rbufLen),
+		kernel: unix.SockaddrNetlink{Family: unix.AF_NETLINK}}
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		c.close()
 		return nil, fmt.Errorf("conntrack: netlink bind: %w", err)
@@ -106,11 +109,10 @@ func (c *nlConn) nextSeq() uint32 {
 	return c.seq
 }
 
-var kernelAddr = &unix.SockaddrNetlink{Family: unix.AF_NETLINK}
-
 func (c *nlConn) send(b []byte) error {
 	for {
-		err := unix.Sendmsg(c.fd, b, nil, kernelAddr, 0)
+		// The kernel's address, per socket: Sendmsg writes into it.
+		err := unix.Sendmsg(c.fd, b, nil, &c.kernel, 0)
 		if err == unix.EINTR {
 			continue
 		}
@@ -326,9 +328,11 @@ func dialEvents() (*evConn, error) {
 		c.close()
 		return nil, fmt.Errorf("conntrack: netlink bind: %w", err)
 	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_ADD_MEMBERSHIP, unix.NFNLGRP_CONNTRACK_DESTROY); err != nil {
-		c.close()
-		return nil, fmt.Errorf("conntrack: subscribing to destroy events: %w", err)
+	for _, g := range []int{unix.NFNLGRP_CONNTRACK_DESTROY, unix.NFNLGRP_CONNTRACK_UPDATE} {
+		if err := unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_ADD_MEMBERSHIP, g); err != nil {
+			c.close()
+			return nil, fmt.Errorf("conntrack: subscribing to events (group %d): %w", g, err)
+		}
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, eventsRcvBuf); err != nil {
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, eventsRcvBuf)
@@ -350,7 +354,7 @@ func (c *evConn) close() error {
 	return err
 }
 
-func (c *evConn) read(fn func(tupleKey, uint32)) (bool, error) {
+func (c *evConn) read(fn func(*event)) (bool, error) {
 	n, _, err := unix.Recvfrom(c.fd, c.rbuf, 0)
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
@@ -361,22 +365,35 @@ func (c *evConn) read(fn func(tupleKey, uint32)) (bool, error) {
 		return false, fmt.Errorf("conntrack: events recv: %w", err)
 	}
 	b := c.rbuf[:n]
+	var ev event
 	for len(b) > 0 {
 		m, rest, err := nextMessage(b)
 		if err != nil {
 			return false, err
 		}
 		b = rest
-		if m.typ != ipctnlMsgCtDeleteType {
+		switch {
+		case m.typ == ipctnlMsgCtDeleteType:
+			ev.destroy = true
+		case m.typ == ipctnlMsgCtNewType && m.flags&(nlmFCreate|nlmFExcl) == 0:
+			ev.destroy = false
+		default:
 			continue
 		}
-		k, mark, ok, err := parseOrigMark(m.data)
+		k, _, mark, ok, err := parseHanded(m.data)
 		if err != nil {
 			return false, err
 		}
-		if ok {
-			fn(k, mark)
+		if !ok {
+			continue
 		}
+		ev.k, ev.mark, ev.state = k, mark, StateNone
+		if !ev.destroy {
+			if en, err := parseEntry(m.data); err == nil {
+				ev.state = en.State
+			}
+		}
+		fn(&ev)
 	}
 	return false, nil
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // fakeEvents delivers the events the test pushes.
@@ -15,24 +17,27 @@ type fakeEvents struct {
 	lost bool
 }
 
-type fakeEvent struct {
-	k    tupleKey
-	mark uint32
-}
+type fakeEvent = event
 
 func (e *fakeEvents) push(f Flow, mark uint32) {
 	e.mu.Lock()
-	e.evs = append(e.evs, fakeEvent{keyOf(f.Client, f.Server), mark})
+	e.evs = append(e.evs, event{k: keyOf(f.Client, f.Server), mark: mark, destroy: true})
 	e.mu.Unlock()
 }
 
-func (e *fakeEvents) read(fn func(tupleKey, uint32)) (bool, error) {
+func (e *fakeEvents) pushUpdate(f Flow, mark uint32, st TCPState) {
+	e.mu.Lock()
+	e.evs = append(e.evs, event{k: keyOf(f.Client, f.Server), mark: mark, state: st})
+	e.mu.Unlock()
+}
+
+func (e *fakeEvents) read(fn func(*event)) (bool, error) {
 	e.mu.Lock()
 	evs, lost := e.evs, e.lost
 	e.evs, e.lost = nil, false
 	e.mu.Unlock()
-	for _, ev := range evs {
-		fn(ev.k, ev.mark)
+	for i := range evs {
+		fn(&evs[i])
 	}
 	if len(evs) == 0 && !lost {
 		time.Sleep(time.Millisecond)
@@ -156,5 +161,41 @@ func TestKnownNoAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("Known allocates %v times, want 0", allocs)
+	}
+}
+
+// TestHandoffRemovesEnded: an UPDATE that moves one of synwall's entries
+// to TIME_WAIT or CLOSE queues its removal; other states and other marks
+// do not.
+func TestHandoffRemovesEnded(t *testing.T) {
+	k := newFakeKernel()
+	ev := &fakeEvents{}
+	var res results
+	h, err := newHandoff(Config{Done: res.done}, k, k, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	f1, f2, f3 := flowPort(1), flowPort(2), flowPort(3)
+	k.put(1, StateTimeWait)
+	k.put(2, StateFinWait)
+	k.put(3, StateClose)
+	ev.pushUpdate(f1, DefaultMark, StateTimeWait)
+	ev.pushUpdate(f2, DefaultMark, StateFinWait)
+	ev.pushUpdate(f3, 0x1234, StateClose) // not synwall's
+	waitFor(t, "the removal", func() bool { return len(res.list()) == 1 })
+	time.Sleep(20 * time.Millisecond)
+	got := res.list()
+	if len(got) != 1 || got[0].Op != OpRemoveStale || got[0].Flow.Client != f1.Client || !got[0].Removed {
+		t.Errorf("results = %+v, want one removal of port 1's entry", got)
+	}
+	if diff := cmp.Diff([]string{"get1", "remove1"}, k.log()); diff != "" {
+		t.Errorf("kernel calls (-want +got):\n%s", diff)
 	}
 }

@@ -179,7 +179,8 @@ type ConntrackStatus struct {
 	// (for stale entries and server RSTs).
 	Known int `json:"known"`
 	// RSTTranslated counts server RSTs of handed-off connections synwall
-	// translated itself; StaleRemoved stale entries removed before a
+	// translated itself; StaleRemoved the entries of ended connections
+	// (TIME_WAIT, CLOSE) synwall removed, when they got there or before a
 	// SYN-ACK on their tuple.
 	RSTTranslated uint64 `json:"rst_translated"`
 	StaleRemoved  uint64 `json:"stale_removed"`
@@ -197,7 +198,7 @@ func (d *Daemon) conntrackStatus() ConntrackStatus {
 	}
 	st := k.h.Stats()
 	s.Created, s.QueueFull, s.Known = st.Created, st.QueueFull, st.Known
-	s.RSTTranslated, s.StaleRemoved = k.path.rstTranslated.Load(), k.path.staleRemoved.Load()
+	s.RSTTranslated, s.StaleRemoved = k.path.rstTranslated.Load(), st.StaleRemoved
 	for r := conntrack.FailReason(1); r < conntrack.NumFailReasons; r++ {
 		if st.Failed[r] > 0 {
 			if s.Failed == nil {
