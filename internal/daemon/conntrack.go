@@ -29,6 +29,9 @@ const conntrackCountEvery = 5 * time.Second
 type kernelFlows struct {
 	h   *conntrack.Handoff // nil: off
 	off string             // why it is off ("" when on)
+	// offLate is why it was turned off after the workers started (the
+	// hand-off's rules were refused); nil while on.
+	offLate atomic.Pointer[string]
 
 	flows     atomic.Int64 // entries with synwall's mark at the last count; -1 before
 	lastCount time.Time    // housekeeping's own
@@ -85,6 +88,17 @@ func (d *Daemon) openConntrack() {
 		"mark", conntrack.DefaultMark, "mask", conntrack.DefaultMarkMask, "carried_already", n)
 }
 
+// disableConntrack turns the hand-off off after it was opened: no more
+// records, and the rules without it. The workers' kernel path stays but
+// has nothing to do.
+func (d *Daemon) disableConntrack(why string) {
+	d.rules.Conntrack = nil
+	d.kflows.offLate.Store(&why)
+}
+
+// on reports whether flows are handed off.
+func (k *kernelFlows) on() bool { return k.h != nil && k.offLate.Load() == nil }
+
 // runConntrack runs the hand-off's goroutine in g until ctx ends.
 func (d *Daemon) runConntrack(ctx context.Context, g *errgroup.Group) {
 	h := d.kflows.h
@@ -114,7 +128,7 @@ func (d *Daemon) handoffDone(r conntrack.Result) {}
 // countKernelFlows refreshes the count of synwall's entries (housekeeping).
 func (d *Daemon) countKernelFlows(now time.Time) {
 	k := &d.kflows
-	if k.h == nil || now.Sub(k.lastCount) < conntrackCountEvery {
+	if !k.on() || now.Sub(k.lastCount) < conntrackCountEvery {
 		return
 	}
 	k.lastCount = now
@@ -133,7 +147,7 @@ func (d *Daemon) countKernelFlows(now time.Time) {
 func (d *Daemon) summarizeConntrack(now time.Time) {
 	k := &d.kflows
 	every := d.cfg.LogSummary
-	if k.h == nil || every <= 0 || now.Sub(k.lastSummary) < every {
+	if !k.on() || every <= 0 || now.Sub(k.lastSummary) < every {
 		return
 	}
 	first := k.lastSummary.IsZero()
@@ -192,8 +206,12 @@ type ConntrackStatus struct {
 
 func (d *Daemon) conntrackStatus() ConntrackStatus {
 	k := &d.kflows
-	s := ConntrackStatus{On: k.h != nil, Off: k.off, Flows: k.flows.Load()}
-	if k.h == nil {
+	s := ConntrackStatus{On: k.on(), Off: k.off, Flows: k.flows.Load()}
+	if why := k.offLate.Load(); why != nil {
+		s.Off = *why
+	}
+	if !s.On {
+		s.Flows = -1
 		return s
 	}
 	st := k.h.Stats()

@@ -143,3 +143,25 @@ func TestSummarizeConntrack(t *testing.T) {
 		t.Errorf("summary = %q, want one line with rst_translated=3", got)
 	}
 }
+
+// TestConntrackDisabledLate: when the hand-off's rules are refused after
+// the hand-off was opened, the status says it is off and why.
+func TestConntrackDisabledLate(t *testing.T) {
+	cfg := testConfig("")
+	cfg.Traffic.Conntrack = true
+	d := testDaemon(t, cfg)
+	h, err := conntrack.New(conntrack.Config{})
+	if err != nil {
+		t.Skipf("ctnetlink sockets: %v", err)
+	}
+	defer h.Close()
+	d.kflows.h = h
+	if !d.conntrackStatus().On {
+		t.Fatal("status off with the hand-off open")
+	}
+	d.disableConntrack("firewall: no SYNPROXY target")
+	s := d.conntrackStatus()
+	if s.On || s.Off != "firewall: no SYNPROXY target" || d.rules.Conntrack != nil {
+		t.Errorf("after disableConntrack: status %+v, rules' Conntrack %v; want off with the reason, and no conntrack rules", s, d.rules.Conntrack)
+	}
+}

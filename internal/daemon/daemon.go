@@ -359,7 +359,17 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("%w: binding queues %d-%d: %v", ErrSetup, d.rules.QueueFirst, d.rules.QueueLast, err)
 	}
 	bound := time.Now()
-	if err := fw.Install(gctx); err != nil {
+	err = fw.Install(gctx)
+	if err != nil && d.rules.Conntrack != nil {
+		// What the hand-off's rules add (the SYNPROXY target, the
+		// conntrack match, the sysctl) may be what this kernel refuses:
+		// run every flow in user space instead, and say so.
+		d.log.Warn("installing the conntrack hand-off's rules failed: every flow stays in user space", "err", err)
+		d.disableConntrack("firewall: " + err.Error())
+		fw.Rules = d.rules
+		err = fw.Install(gctx)
+	}
+	if err != nil {
 		cancel()
 		g.Wait()
 		return fmt.Errorf("%w: installing firewall rules: %v", ErrSetup, err)
@@ -393,7 +403,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	stageMode, _ := d.syn.describe()
 	d.log.Info("ready", "syn_stage", stageMode, "queues", fmt.Sprintf("%d-%d", d.rules.QueueFirst, d.rules.QueueLast),
 		"backend", d.qcfg.Backend, "fail_open", d.qcfg.FailOpen, "hooks", hooksName(d.cfg.Traffic.Hooks),
-		"services", len(d.rules.Services), "policy", policyName(d.cfg.PolicyFile), "conntrack_handoff", d.kflows.h != nil)
+		"services", len(d.rules.Services), "policy", policyName(d.cfg.PolicyFile), "conntrack_handoff", d.kflows.on())
 	if d.cfg.PidFile != "" {
 		if err := os.WriteFile(d.cfg.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			d.log.Warn("writing pid file", "err", err)
