@@ -196,6 +196,6 @@ func BenchmarkDropInvalidFlags(b *testing.B) {
 // again.
 func (fx *fixture) forgetFlows() {
 	for i := range fx.e.flows.slots {
-		fx.e.removeFlow(&fx.e.flows.slots[i])
+		fx.e.flows.remove(&fx.e.flows.slots[i])
 	}
 }

@@ -83,7 +83,7 @@ func TestConcurrentWorkers(t *testing.T) {
 	if st.Events[engine.EventServerUp] != 2*perWorker || st.Events[engine.EventTranslated] != 2*perWorker {
 		t.Errorf("server_up %d translated %d, want %d each", st.Events[engine.EventServerUp], st.Events[engine.EventTranslated], 2*perWorker)
 	}
-	if got := h.e.pending.freeCount(); got != 64 {
+	if got := h.e.flows.pending.freeCount(); got != 64 {
 		t.Errorf("free pending slots %d, want 64", got)
 	}
 }

@@ -76,13 +76,8 @@ type Engine struct {
 	jar        *cookies.Jar
 	period     int64 // cookie period, ns
 
-	cache   synCache
-	flows   flowTable
-	pending pendingPool
-
-	hsTimeout  int64
-	idle       int64
-	linger     int64
+	cache      synCache
+	flows      flowTable // with its timeouts, counters and pending pool
 	synRetrans int64
 
 	st counters
@@ -101,11 +96,9 @@ type packetCounters struct {
 	_      [64]byte
 }
 
+// counters are the handshake's; the flow table keeps its own.
 type counters struct {
 	cacheHits, cacheMisses, cacheEvictions, cacheRetransmits atomic.Uint64
-	flowsActive                                              atomic.Int64
-	flowsCreated, flowsExpired, flowsEvicted                 atomic.Uint64
-	pendingHeld, pendingDropped                              atomic.Uint64
 	synRetransmits                                           atomic.Uint64
 }
 
@@ -168,9 +161,6 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{
 		jar:        cfg.Cookies,
-		hsTimeout:  pickD(cfg.HandshakeTimeout, t.HandshakeTimeout, DefaultHandshakeTimeout),
-		idle:       pickD(cfg.IdleTimeout, t.IdleTimeout, DefaultIdleTimeout),
-		linger:     pickD(cfg.Linger, t.Linger, DefaultLinger),
 		synRetrans: pickD(cfg.SynRetransmit, 0, DefaultSynRetransmit),
 		period:     pickD(0, t.CookiePeriod, cookies.DefaultPeriod),
 		limitSlots: pick(cfg.LimitSlots, 0, DefaultLimitSlots),
@@ -196,9 +186,11 @@ func New(cfg Config) (*Engine, error) {
 	for i := range fs {
 		fs[i] = binary.LittleEndian.Uint64(seed[8*i:]) | 1 // odd: never a zero factor
 	}
-	e.flows.init(flows, fs)
-	e.flows.grain = min(maxSeenGrain, e.idle/2)
-	e.pending.init(slots)
+	e.flows.init(flows, slots, fs)
+	e.flows.hsTimeout = pickD(cfg.HandshakeTimeout, t.HandshakeTimeout, DefaultHandshakeTimeout)
+	e.flows.idle = pickD(cfg.IdleTimeout, t.IdleTimeout, DefaultIdleTimeout)
+	e.flows.linger = pickD(cfg.Linger, t.Linger, DefaultLinger)
+	e.flows.grain = min(maxSeenGrain, e.flows.idle/2)
 	a, err := buildActive(cfg.Policy, nil, e.limitSlots)
 	if err != nil {
 		return nil, err
@@ -255,24 +247,20 @@ func (e *Engine) Stats() Stats {
 	s.CacheMisses = e.st.cacheMisses.Load()
 	s.CacheEvictions = e.st.cacheEvictions.Load()
 	s.CacheRetransmits = e.st.cacheRetransmits.Load()
-	s.FlowsActive = e.st.flowsActive.Load()
-	s.FlowsCreated = e.st.flowsCreated.Load()
-	s.FlowsExpired = e.st.flowsExpired.Load()
-	s.FlowsEvicted = e.st.flowsEvicted.Load()
-	s.PendingHeld = e.st.pendingHeld.Load()
-	s.PendingDropped = e.st.pendingDropped.Load()
+	fs := &e.flows.st
+	s.FlowsActive = fs.active.Load()
+	s.FlowsCreated = fs.created.Load()
+	s.FlowsExpired = fs.expired.Load()
+	s.FlowsEvicted = fs.evicted.Load()
+	s.PendingHeld = fs.pendingHeld.Load()
+	s.PendingDropped = fs.pendingDropped.Load()
 	s.SynRetransmits = e.st.synRetransmits.Load()
 	return s
-}
-
-// Sizes reports the fixed capacities chosen at construction.
-func (e *Engine) Sizes() (cacheBuckets, cacheEntries, flows, pendingSlots int) {
-	return e.cache.nbuckets, e.cache.per, len(e.flows.slots), len(e.pending.len)
 }
 
 // Expire removes flows that are idle, lingering past their time or waiting
 // too long for the server, and returns how many it removed. The daemon calls
 // it about once a second; lookups already treat such flows as absent.
 func (e *Engine) Expire(now time.Time) int {
-	return e.flows.expire(e, now.UnixNano())
+	return e.flows.expire(now.UnixNano())
 }

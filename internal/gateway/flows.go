@@ -83,6 +83,9 @@ const FlowBucketSize = 16
 // in atomics, published under the bucket lock (publish, unpublish) and read
 // without it (view), so that the data of established flows, the bulk of
 // all packets, takes no lock.
+//
+// The table owns the flows' timeouts, their counters and the pool of
+// client data held while a flow waits for its server.
 type flowTable struct {
 	seed  [4]uint64
 	mask  uint64
@@ -91,6 +94,21 @@ type flowTable struct {
 	slots []flow
 	views []flowView
 	grain int64 // see flowView
+
+	hsTimeout int64 // SynSent without the server's SYN-ACK, ns
+	idle      int64 // established without packets, ns
+	linger    int64 // closing, ns
+
+	pending pendingPool
+	st      flowCounters
+}
+
+// flowCounters are the flow table's counters (Stats).
+type flowCounters struct {
+	active                    atomic.Int64
+	created, expired, evicted atomic.Uint64
+	pendingHeld               atomic.Uint64
+	pendingDropped            atomic.Uint64
 }
 
 // flowView is the lock-free face of one slot (one cache line). Writers hold
@@ -127,7 +145,7 @@ type xlate struct {
 	serverShift, clientBelievesServer uint8
 }
 
-// xlateInto fills x from f a field at a time (see xlate.set).
+// xlateInto fills x from f a field at a time (doc.go: store forwarding).
 func (f *flow) xlateInto(x *xlate) {
 	x.delta, x.tsOff = f.delta, f.tsOff
 	x.useTS, x.rescaleC2S, x.rescaleS2C = f.useTS, f.rescaleC2S, f.rescaleS2C
@@ -150,9 +168,8 @@ func (f *flow) viewBits() uint32 {
 		uint32(f.serverShift&0xf)<<16 | uint32(f.clientBelievesServer&0xf)<<20
 }
 
-// set fills x from a view's bits and xl, a field at a time (a struct
-// built elsewhere and copied whole would be read back in wider loads than
-// it was written with, which stalls store forwarding).
+// set fills x from a view's bits and xl, a field at a time (doc.go: store
+// forwarding).
 func (x *xlate) set(bits uint32, xl uint64) {
 	x.delta, x.tsOff = uint32(xl), uint32(xl>>32)
 	x.useTS, x.rescaleC2S, x.rescaleS2C = bits&viewUseTS != 0, bits&viewRescaleC2S != 0, bits&viewRescaleS2C != 0
@@ -227,11 +244,14 @@ func (ft *flowTable) view(i int, tag uint32, k *flowKey, nowNs int64, x *xlate) 
 	return false
 }
 
-func (ft *flowTable) init(capacity int, seed [4]uint64) {
+// init allocates a table of at least capacity flows and a pending pool of
+// pendingSlots segments; the timeouts are set by the caller.
+func (ft *flowTable) init(capacity, pendingSlots int, seed [4]uint64) {
 	n := 1
 	for n*FlowBucketSize < capacity {
 		n <<= 1
 	}
+	ft.pending.init(pendingSlots)
 	ft.seed = seed
 	ft.mask = uint64(n - 1)
 	ft.locks = make([]paddedMutex, n)
@@ -246,33 +266,10 @@ func (ft *flowTable) init(capacity int, seed [4]uint64) {
 // flowKey is a tuple packed into words for hashing and comparing.
 type flowKey [5]uint64
 
-func keyOf(t *cookies.Tuple) flowKey {
-	var v6 uint64
-	if t.V6 {
-		v6 = 1
-	}
-	return flowKey{
-		binary.LittleEndian.Uint64(t.Src[0:]), binary.LittleEndian.Uint64(t.Src[8:]),
-		binary.LittleEndian.Uint64(t.Dst[0:]), binary.LittleEndian.Uint64(t.Dst[8:]),
-		uint64(t.SrcPort)<<32 | uint64(t.DstPort)<<16 | v6,
-	}
-}
-
-// set makes k the key of t, in place (keyOf's result is copied in wider
-// loads than it is built with, which stalls store forwarding).
-func (k *flowKey) set(t *cookies.Tuple) {
-	var v6 uint64
-	if t.V6 {
-		v6 = 1
-	}
-	k[0], k[1] = binary.LittleEndian.Uint64(t.Src[0:]), binary.LittleEndian.Uint64(t.Src[8:])
-	k[2], k[3] = binary.LittleEndian.Uint64(t.Dst[0:]), binary.LittleEndian.Uint64(t.Dst[8:])
-	k[4] = uint64(t.SrcPort)<<32 | uint64(t.DstPort)<<16 | v6
-}
-
-// setAddrs is set for the tuple of addresses src and dst (as
-// header.Packet holds them) and ports, without building the tuple.
-func (k *flowKey) setAddrs(src, dst *[16]byte, sport, dport uint16, v6 bool) {
+// set makes k the key of the tuple of addresses src and dst (as
+// header.Packet and cookies.Tuple hold them) and ports, in place (see the
+// note on store forwarding in doc.go).
+func (k *flowKey) set(src, dst *[16]byte, sport, dport uint16, v6 bool) {
 	var f uint64
 	if v6 {
 		f = 1
@@ -286,15 +283,10 @@ func (a *flowKey) equal(b *flowKey) bool {
 	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4]
 }
 
-// bucket returns the bucket of t and its tag. The hash is a seeded
+// bucketKey returns the bucket of k and its tag. The hash is a seeded
 // multiply-fold mix (as in wyhash): flows exist only for clients that
 // completed a handshake, so it needs to be unpredictable, not a PRF (the SYN
 // cache, which anyone can fill, uses SipHash).
-func (ft *flowTable) bucket(t *cookies.Tuple) (int, uint32) {
-	k := keyOf(t)
-	return ft.bucketKey(&k)
-}
-
 func (ft *flowTable) bucketKey(k *flowKey) (int, uint32) {
 	return ft.split(ft.hash(k))
 }
@@ -345,32 +337,32 @@ func (ft *flowTable) slotsOf(i int) []flow {
 }
 
 // expired reports whether f has outlived its state's timeout at now.
-func (e *Engine) expired(f *flow, now int64) bool {
+func (ft *flowTable) expired(f *flow, now int64) bool {
 	switch f.state {
 	case stateSynSent:
-		return now-f.created > e.hsTimeout
+		return now-f.created > ft.hsTimeout
 	case stateEstablished:
-		return now-f.lastSeen > e.idle
+		return now-f.lastSeen > ft.idle
 	case stateClosing:
 		return now > f.closeAt
 	}
 	return false
 }
 
-// find returns the live flow for t in bucket i, or nil. An expired flow is
-// removed on the way. The caller holds the bucket's lock.
-func (e *Engine) findFlow(i int, tag uint32, k *flowKey, now int64) *flow {
+// find returns the live flow with key k in bucket i, or nil. An expired
+// flow is removed on the way. The caller holds the bucket's lock.
+func (ft *flowTable) find(i int, tag uint32, k *flowKey, now int64) *flow {
 	base := i * FlowBucketSize
-	tags := e.flows.tags[base : base+FlowBucketSize]
+	tags := ft.tags[base : base+FlowBucketSize]
 	for j := range tags {
 		if tags[j].Load()&^tagView != tag {
 			continue
 		}
-		f := &e.flows.slots[base+j]
+		f := &ft.slots[base+j]
 		if f.key.equal(k) {
-			if e.expired(f, now) {
-				e.removeFlow(f)
-				e.st.flowsExpired.Add(1)
+			if ft.expired(f, now) {
+				ft.remove(f)
+				ft.st.expired.Add(1)
 				return nil
 			}
 			return f
@@ -379,10 +371,10 @@ func (e *Engine) findFlow(i int, tag uint32, k *flowKey, now int64) *flow {
 	return nil
 }
 
-// newFlow returns a cleared slot of bucket i for t, evicting if it must.
-// The caller holds the bucket's lock.
-func (e *Engine) newFlow(i int, tag uint32, t *cookies.Tuple, now int64) *flow {
-	fs := e.flows.slotsOf(i)
+// add returns a cleared slot of bucket i for t, evicting if it must. The
+// caller holds the bucket's lock.
+func (ft *flowTable) add(i int, tag uint32, t *cookies.Tuple, now int64) *flow {
+	fs := ft.slotsOf(i)
 	var pick *flow
 	for j := range fs {
 		f := &fs[j]
@@ -390,9 +382,9 @@ func (e *Engine) newFlow(i int, tag uint32, t *cookies.Tuple, now int64) *flow {
 			pick = f
 			break
 		}
-		if e.expired(f, now) {
-			e.removeFlow(f)
-			e.st.flowsExpired.Add(1)
+		if ft.expired(f, now) {
+			ft.remove(f)
+			ft.st.expired.Add(1)
 			pick = f
 			break
 		}
@@ -401,42 +393,47 @@ func (e *Engine) newFlow(i int, tag uint32, t *cookies.Tuple, now int64) *flow {
 		}
 	}
 	if pick.state != stateInvalid {
-		e.removeFlow(pick)
-		e.st.flowsEvicted.Add(1)
+		ft.remove(pick)
+		ft.st.evicted.Add(1)
 	}
-	// Field by field: a flow literal is built aside and copied in wide
-	// loads, which stall on its own narrower stores.
+	// Field by field (doc.go: store forwarding).
 	slot := pick.slot
 	*pick = flow{}
-	pick.key.set(t)
+	pick.key.set(&t.Src, &t.Dst, t.SrcPort, t.DstPort, t.V6)
 	pick.tuple = *t
 	pick.slot, pick.created, pick.lastSeen, pick.synSentAt = slot, now, now, now
-	e.flows.tags[pick.slot].Store(tag)
-	e.st.flowsActive.Add(1)
-	e.st.flowsCreated.Add(1)
+	ft.tags[pick.slot].Store(tag)
+	ft.st.active.Add(1)
+	ft.st.created.Add(1)
 	return pick
 }
 
-// removeFlow frees f and the data it holds. The caller holds its lock.
-func (e *Engine) removeFlow(f *flow) {
+// remove frees f and the data it holds. The caller holds its lock.
+func (ft *flowTable) remove(f *flow) {
 	if f.state == stateInvalid {
 		return
 	}
-	e.flows.unpublish(f)
-	e.releasePending(f)
+	ft.unpublish(f)
+	ft.releasePending(f)
 	f.state = stateInvalid
-	e.flows.tags[f.slot].Store(0)
-	e.st.flowsActive.Add(-1)
+	ft.tags[f.slot].Store(0)
+	ft.st.active.Add(-1)
 }
 
-func (e *Engine) releasePending(f *flow) {
-	for k := 0; k < int(f.npend); k++ {
-		e.pending.free(f.pend[k])
+// close moves f to closing: it lingers, then expires. The caller holds its
+// lock.
+func (ft *flowTable) close(f *flow, nowNs int64) {
+	if f.state == stateClosing {
+		return
 	}
-	f.npend = 0
+	ft.unpublish(f)
+	f.state = stateClosing
+	f.closeAt = nowNs + ft.linger
 }
 
-func (ft *flowTable) expire(e *Engine, now int64) int {
+// expire removes every flow that has outlived its timeout at now and
+// returns how many.
+func (ft *flowTable) expire(now int64) int {
 	n := 0
 	for i := range ft.locks {
 		mu := ft.lock(i)
@@ -444,94 +441,45 @@ func (ft *flowTable) expire(e *Engine, now int64) int {
 		fs := ft.slotsOf(i)
 		for j := range fs {
 			f := &fs[j]
-			if f.state != stateInvalid && e.expired(f, now) {
-				e.removeFlow(f)
+			if f.state != stateInvalid && ft.expired(f, now) {
+				ft.remove(f)
 				n++
 			}
 		}
 		mu.Unlock()
 	}
-	e.st.flowsExpired.Add(uint64(n))
+	ft.st.expired.Add(uint64(n))
 	return n
 }
 
-// pendingPool holds client payloads while a flow waits for its server: a
-// fixed number of fixed-size slots and a free list.
-type pendingPool struct {
-	mu    sync.Mutex
-	data  []byte
-	len   []uint16
-	seq   []uint32
-	freeL []int32
-}
-
-func (p *pendingPool) init(n int) {
-	p.data = make([]byte, n*PendingSize)
-	p.len = make([]uint16, n)
-	p.seq = make([]uint32, n)
-	p.freeL = make([]int32, n)
-	for i := range p.freeL {
-		p.freeL[i] = int32(n - 1 - i)
-	}
-}
-
-// put stores payload with its sequence number and returns the slot, or -1
-// when the pool is full or the payload too big.
-func (p *pendingPool) put(seq uint32, payload []byte) int32 {
-	if len(payload) > PendingSize {
-		return -1
-	}
-	p.mu.Lock()
-	n := len(p.freeL)
-	if n == 0 {
-		p.mu.Unlock()
-		return -1
-	}
-	s := p.freeL[n-1]
-	p.freeL = p.freeL[:n-1]
-	p.mu.Unlock()
-	copy(p.data[int(s)*PendingSize:], payload)
-	p.len[s] = uint16(len(payload))
-	p.seq[s] = seq
-	return s
-}
-
-func (p *pendingPool) get(s int32) (seq uint32, payload []byte) {
-	o := int(s) * PendingSize
-	return p.seq[s], p.data[o : o+int(p.len[s])]
-}
-
-func (p *pendingPool) free(s int32) {
-	p.mu.Lock()
-	p.freeL = append(p.freeL, s)
-	p.mu.Unlock()
-}
-
-// holdData keeps payload for f; false when there is no room.
-func (e *Engine) holdData(f *flow, seq uint32, payload []byte) bool {
+// hold keeps payload for f, a flow waiting for its server; false when
+// there is no room (counted: the client resends). The caller holds f's
+// lock.
+func (ft *flowTable) hold(f *flow, seq uint32, payload []byte) bool {
 	for k := 0; k < int(f.npend); k++ {
-		if s, _ := e.pending.get(f.pend[k]); s == seq {
+		if s, _ := ft.pending.get(f.pend[k]); s == seq {
 			return true // a retransmission of what we hold
 		}
 	}
 	if int(f.npend) >= MaxPendingPerFlow {
-		e.st.pendingDropped.Add(1)
+		ft.st.pendingDropped.Add(1)
 		return false
 	}
-	s := e.pending.put(seq, payload)
+	s := ft.pending.put(seq, payload)
 	if s < 0 {
-		e.st.pendingDropped.Add(1)
+		ft.st.pendingDropped.Add(1)
 		return false
 	}
 	f.pend[f.npend] = s
 	f.npend++
-	e.st.pendingHeld.Add(1)
+	ft.st.pendingHeld.Add(1)
 	return true
 }
 
-// freeCount returns how many slots are free.
-func (p *pendingPool) freeCount() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.freeL)
+// releasePending frees the data f holds. The caller holds f's lock.
+func (ft *flowTable) releasePending(f *flow) {
+	for k := 0; k < int(f.npend); k++ {
+		ft.pending.free(f.pend[k])
+	}
+	f.npend = 0
 }

@@ -349,12 +349,13 @@ func (h *harness) expect(pkt []byte, verdict engine.Verdict, ev engine.Event) en
 // flowOf returns a copy of the live flow of the test tuple, if any.
 func (h *harness) flowOf() (flow, bool) {
 	t := h.tuple()
-	k := keyOf(&t)
+	var k flowKey
+	k.set(&t.Src, &t.Dst, t.SrcPort, t.DstPort, t.V6)
 	i, tag := h.e.flows.bucketKey(&k)
 	mu := h.e.flows.lock(i)
 	mu.Lock()
 	defer mu.Unlock()
-	f := h.e.findFlow(i, tag, &k, h.now.UnixNano())
+	f := h.e.flows.find(i, tag, &k, h.now.UnixNano())
 	if f == nil {
 		return flow{}, false
 	}

@@ -336,8 +336,8 @@ func TestDataOnThirdAck(t *testing.T) {
 		if inj[0].Flags != header.ACK || inj[0].Payload != "" {
 			t.Errorf("first injected = flags %#x payload %q, want a bare ACK", inj[0].Flags, inj[0].Payload)
 		}
-		if st := h.e.Stats(); st.PendingHeld != 1 || h.e.pending.freeCount() != 64 {
-			t.Errorf("PendingHeld %d, free slots %d, want 1, 64", st.PendingHeld, h.e.pending.freeCount())
+		if st := h.e.Stats(); st.PendingHeld != 1 || h.e.flows.pending.freeCount() != 64 {
+			t.Errorf("PendingHeld %d, free slots %d, want 1, 64", st.PendingHeld, h.e.flows.pending.freeCount())
 		}
 	})
 }
@@ -395,7 +395,7 @@ func TestServerRefuses(t *testing.T) {
 		if _, ok := h.flowOf(); ok {
 			t.Errorf("flow still there after refusal")
 		}
-		if free := h.e.pending.freeCount(); free != 64 {
+		if free := h.e.flows.pending.freeCount(); free != 64 {
 			t.Errorf("free pending slots = %d, want 64", free)
 		}
 	})

@@ -76,6 +76,13 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		compareGopacket(t, b, r, &p)
+		var fx Fixed
+		if Peek(b, &fx) && (!within(b, fx.Src) || !within(b, fx.Dst)) {
+			t.Fatalf("Peek(%x): address views are not inside the buffer", b)
+		}
+		if r == OK && fx.Whole && (fx.SrcPort != p.TCP.SourcePort() || fx.DstPort != p.TCP.DestinationPort() || fx.Flags != p.TCP.Flags()) {
+			t.Fatalf("Peek(%x) = %+v, Parse read ports %d, %d and flags %#x", b, fx, p.TCP.SourcePort(), p.TCP.DestinationPort(), p.TCP.Flags())
+		}
 	})
 }
 

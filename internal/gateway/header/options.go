@@ -194,10 +194,3 @@ func (t TCP) SACKBlock(o *Options, k int) (left, right uint32) {
 	off := o.SACKOffset + 8*k
 	return binary.BigEndian.Uint32(t[off:]), binary.BigEndian.Uint32(t[off+4:])
 }
-
-// SetSACKBlock rewrites SACK block k in place.
-func (t TCP) SetSACKBlock(o *Options, k int, left, right uint32) {
-	off := o.SACKOffset + 8*k
-	binary.BigEndian.PutUint32(t[off:], left)
-	binary.BigEndian.PutUint32(t[off+4:], right)
-}

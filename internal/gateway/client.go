@@ -1,0 +1,332 @@
+package gateway
+
+// The client side of a proxied connection: the SYN, the ACK that completes
+// the client's handshake, and client segments while the server has not
+// answered.
+
+import (
+	"time"
+
+	"github.com/synwall/synwall/internal/cookies"
+	"github.com/synwall/synwall/internal/engine"
+	"github.com/synwall/synwall/internal/gateway/header"
+	"github.com/synwall/synwall/internal/policy"
+)
+
+// tsSlack covers the low TSval bits that carry options (cookies.TSBits).
+const tsSlack = 1 << cookies.TSBits
+
+// syn answers a client's SYN with a cookie SYN-ACK sent as the server
+// (RFC 4987 §3.6, §3.8), remembering the client's options in the SYN cache.
+func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *cookies.Tuple, flags uint8, now time.Time, r *engine.Result) {
+	e := w.e
+	nowNs := now.UnixNano()
+
+	// Rate limits: per source prefix for the service, then the global
+	// bound on SYN-ACKs (so that synwall is no strong reflector). A refused SYN
+	// touches no state: it neither ends nor marks the tuple's flow.
+	if svc.ID < len(act.perSvc) {
+		if l := act.perSvc[svc.ID]; l != nil && !l.Allow(p.Src, p.V6, nowNs) && !act.pol.Allowed(addrOf(&p.Src, p.V6)) {
+			r.Verdict, r.Event = engine.Drop, engine.EventSynLimited
+			return
+		}
+	}
+	if act.synAck != nil && !act.synAck.Allow(nowNs) {
+		r.Verdict, r.Event = engine.Drop, engine.EventSynLimited
+		return
+	}
+
+	// A tuple reused after its flow began to close starts afresh; an
+	// established flow is only marked, and replaced when a valid ACK for
+	// a new ISN arrives.
+	var fk flowKey
+	fk.set(&tup.Src, &tup.Dst, tup.SrcPort, tup.DstPort, tup.V6)
+	fp := e.flows.hash(&fk)
+	if fi, tag := e.flows.split(fp); e.flows.mayHave(fi, tag) {
+		mu := e.flows.lock(fi)
+		mu.Lock()
+		if f := e.flows.find(fi, tag, &fk, nowNs); f != nil {
+			switch f.state {
+			case stateClosing:
+				e.flows.remove(f)
+			case stateEstablished:
+				e.flows.unpublish(f)
+				f.newSyn = true
+			}
+		}
+		mu.Unlock()
+	}
+
+	o := &p.Opts
+	adv := &svc.Advertise
+	seq := p.TCP.SequenceNumber()
+	var clientMSS uint16
+	if o.HasMSS {
+		clientMSS = o.MSS
+	}
+	// Window scaling only when both sides send the option (RFC 7323 §2.2).
+	ws, advWS := int8(-1), int8(-1)
+	if o.HasWScale && adv.WScale >= 0 {
+		ws, advWS = int8(min(o.WScale, 14)), min(adv.WScale, 14)
+	}
+	sackOK := o.SACKPermitted && adv.SACK
+	tsOK := o.HasTS && adv.Timestamps
+	ecnOK := flags&(header.ECE|header.CWR) == header.ECE|header.CWR && adv.ECN // RFC 3168 §6.1.1
+
+	// The cookie names the cache bucket (synCache.bucket): a retransmitted
+	// SYN within the same counter period gets the same cookie, hence finds
+	// its entry; after a tick it gets a new cookie and a new entry, and the
+	// old one still serves an ACK of the first SYN-ACK.
+	var ourTS uint32
+	cookie := e.jar.ISN(tup, seq, clientMSS, now)
+	ci, ctag := e.cache.bucket(cookie)
+	cl := &e.cache.locks[ci]
+	cl.Lock()
+	k := e.cache.find(ci, ctag, fp)
+	if c := &e.cache.entries[max(k, 0)]; k >= 0 && c.clientISN == seq && c.cookie == cookie && c.ts == tsOK &&
+		c.mss == clientMSS && c.ws == ws && c.advWS == advWS && c.sack == sackOK && c.ecn == ecnOK {
+		// A retransmitted SYN gets the same SYN-ACK. One with other
+		// options (a client retrying without window scaling, say)
+		// replaces the entry, so the server side is opened with the
+		// options the new SYN-ACK agreed to.
+		ourTS = c.ourTS
+		e.st.cacheRetransmits.Add(1)
+	} else {
+		if k < 0 {
+			var evicted bool
+			if k, evicted = e.cache.victim(ci); evicted {
+				e.st.cacheEvictions.Add(1)
+			}
+		}
+		c = &e.cache.entries[k]
+		e.cache.tags[k] = ctag
+		if tsOK {
+			tso := cookies.TSOptions{WScale: cookies.NoWScale, SACK: sackOK, ECN: ecnOK}
+			if ws >= 0 {
+				tso.WScale = uint8(ws)
+			}
+			ourTS = cookies.EncodeTS(uint32(now.UnixMilli()), tso)
+		}
+		// Field by field, every field (doc.go: store forwarding).
+		c.fp = fp
+		c.clientISN, c.cookie, c.ourTS, c.clientTS = seq, cookie, ourTS, o.TSVal
+		c.mss, c.ws, c.advWS = clientMSS, ws, advWS
+		c.sack, c.ts, c.ecn = sackOK, tsOK, ecnOK
+	}
+	cl.Unlock()
+
+	// Field by field (doc.go: store forwarding).
+	var so synOpts
+	so.mss = adv.MSS4
+	if p.V6 {
+		so.mss = adv.MSS6
+	}
+	so.ws, so.sack, so.ts, so.tsVal, so.tsEcr = advWS, sackOK, tsOK, ourTS, o.TSVal
+	fl := header.SYN | header.ACK
+	if ecnOK {
+		fl |= header.ECE
+	}
+	w.inj[0] = buildSegment(w.bufs[0][:], p.V6, &p.Dst, &p.Src, tup.DstPort, tup.SrcPort,
+		cookie, seq+1, fl, adv.Window, &so, nil)
+	r.Verdict, r.Inject, r.Event = engine.Drop, w.inj[:1], engine.EventSynAnswered
+}
+
+// fromClient handles a client segment without SYN.
+func (w *Worker) fromClient(pkt []byte, p *header.Packet, svc *policy.Service, sport, dport uint16, flags uint8, meta engine.Meta, now time.Time, r *engine.Result) {
+	e := w.e
+	nowNs := now.UnixNano()
+	var k flowKey
+	k.set(&p.Src, &p.Dst, sport, dport, p.V6)
+	h := e.flows.hash(&k)
+	fi, tag := e.flows.split(h)
+	if flags&(header.FIN|header.RST) == 0 {
+		var x xlate
+		if e.flows.view(fi, tag, &k, nowNs, &x) {
+			w.translateC2S(pkt, p, &x, flags, meta, r)
+			return
+		}
+	}
+	// The tuple only from here: the lock-free path needs the key alone.
+	tup := &w.tup
+	setTuple(tup, &p.Src, &p.Dst, sport, dport, p.V6)
+	mu := e.flows.lock(fi)
+	mu.Lock()
+	defer mu.Unlock()
+	f := e.flows.find(fi, tag, &k, nowNs)
+	if f != nil && f.newSyn && flags&(header.RST|header.FIN) == 0 {
+		// The client opened a new connection on this tuple (its SYN came
+		// while the old flow was up): a valid cookie for a new ISN
+		// replaces the flow.
+		t := p.TCP
+		isn := t.SequenceNumber() - 1
+		if isn != f.clientISN {
+			if _, err := e.jar.Check(tup, isn, t.AckNumber()-1, now); err == nil {
+				e.flows.remove(f)
+				f = nil
+			}
+		}
+	}
+	if f == nil {
+		if flags&(header.RST|header.FIN) != 0 || flags&header.ACK == 0 {
+			// Unknown ACKs, RSTs and FINs never reach the server.
+			r.Verdict, r.Event = engine.Drop, engine.EventUnknown
+			return
+		}
+		w.handshake(p, svc, tup, h, fi, tag, now, r)
+		return
+	}
+	f.lastSeen = nowNs
+	if f.state == stateSynSent {
+		w.heldClient(pkt, p, f, flags, meta, nowNs, r)
+		return
+	}
+	var x xlate
+	f.xlateInto(&x)
+	w.translateC2S(pkt, p, &x, flags, meta, r)
+	w.locked(f, flags, true, nowNs)
+}
+
+// locked ends the locked path of a translated segment: a FIN or RST is
+// noted, and an established flow's view is published for the lock-free
+// path (flowTable.view).
+func (w *Worker) locked(f *flow, flags uint8, client bool, nowNs int64) {
+	if flags&(header.FIN|header.RST) != 0 {
+		w.closeSide(f, flags, client, nowNs)
+	}
+	if f.state == stateEstablished && !f.newSyn {
+		w.e.flows.publish(f, nowNs)
+	}
+}
+
+// handshake checks the ACK that completes the client's handshake and opens
+// the server side with a SYN carrying the client's ISN and options. The
+// caller holds the lock of flow bucket fi.
+func (w *Worker) handshake(p *header.Packet, svc *policy.Service, tup *cookies.Tuple, fp uint64, fi int, tag uint32, now time.Time, r *engine.Result) {
+	e := w.e
+	t := p.TCP
+	o := &p.Opts
+	seq := t.SequenceNumber()
+	clientISN, cookie := seq-1, t.AckNumber()-1
+
+	var ent cacheEntry
+	hit := false
+	ci, ctag := e.cache.bucket(cookie)
+	cl := &e.cache.locks[ci]
+	cl.Lock()
+	if k := e.cache.find(ci, ctag, fp); k >= 0 {
+		if c := &e.cache.entries[k]; c.clientISN == clientISN && c.cookie == cookie {
+			ent, hit = *c, true
+			e.cache.tags[k] = 0
+		}
+	}
+	cl.Unlock()
+
+	mss, err := e.jar.Check(tup, clientISN, cookie, now)
+	switch err {
+	case nil:
+	case cookies.ErrExpired:
+		r.Verdict, r.Event = engine.Drop, engine.EventExpiredCookie
+		return
+	default:
+		r.Verdict, r.Event = engine.Drop, engine.EventBadCookie
+		return
+	}
+
+	ws, advWS := int8(-1), int8(-1)
+	var sack, ecn, ts bool
+	if hit {
+		e.st.cacheHits.Add(1)
+		mss, ws, advWS, sack, ecn, ts = ent.mss, ent.ws, ent.advWS, ent.sack, ent.ecn, ent.ts && o.HasTS
+	} else {
+		e.st.cacheMisses.Add(1)
+		if o.HasTS {
+			// Our TSval carries the options the cache forgot (cookies.EncodeTS).
+			// TSecr must echo a TSval we could have sent while the cookie
+			// was valid (our TSval is the millisecond clock, its low bits
+			// replaced).
+			age := uint32(now.UnixMilli()) + tsSlack - o.TSEcr
+			d, ok := cookies.DecodeTS(o.TSEcr)
+			if !ok || int64(age) > 2*e.period/int64(time.Millisecond)+tsSlack {
+				r.Verdict, r.Event = engine.Drop, engine.EventBadCookie
+				return
+			}
+			ts, sack, ecn = true, d.SACK, d.ECN
+			if d.WScale != cookies.NoWScale {
+				ws, advWS = int8(min(d.WScale, 14)), svc.Advertise.WScale
+			}
+		}
+		// Without timestamps, window scale, SACK and ECN are lost, as with
+		// Linux syncookies.
+	}
+
+	nowNs := now.UnixNano()
+	f := e.flows.add(fi, tag, tup, nowNs)
+	f.state = stateSynSent
+	f.clientISN, f.cookieISN = clientISN, cookie
+	f.clientTS = ts
+	if ts {
+		f.ourTS, f.lastTS = o.TSEcr, o.TSVal
+	}
+	f.lastWin = t.WindowSize()
+	f.mss, f.sack, f.ecn = mss, sack, ecn
+	f.sentWS, f.advWS = ws, advWS
+	if ws >= 0 {
+		f.clientShift = uint8(ws)
+		f.clientBelievesServer = uint8(max(advWS, 0))
+	}
+	if len(p.Payload) > 0 {
+		e.flows.hold(f, seq, p.Payload)
+	}
+	r.Verdict, r.Packet, r.Event = engine.Accept, w.synToServer(f, 0), engine.EventHandshake
+}
+
+// synToServer builds, in buffer k, the SYN that opens the server side with
+// the client's ISN and options.
+func (w *Worker) synToServer(f *flow, k int) []byte {
+	win := uint32(f.lastWin) << f.clientShift // a SYN's window is never scaled (RFC 7323 §2.2)
+	// Field by field (doc.go: store forwarding).
+	var so synOpts
+	so.mss, so.ws, so.sack, so.ts, so.tsVal = f.mss, f.sentWS, f.sack, f.clientTS, f.lastTS
+	fl := header.SYN
+	if f.ecn {
+		fl |= header.ECE | header.CWR
+	}
+	t := &f.tuple
+	return buildSegment(w.bufs[k][:], t.V6, &t.Src, &t.Dst, t.SrcPort, t.DstPort,
+		f.clientISN, 0, fl, uint16(min(win, 0xffff)), &so, nil)
+}
+
+// heldClient handles a client segment while the server has not answered.
+// The caller holds the flow's lock.
+func (w *Worker) heldClient(pkt []byte, p *header.Packet, f *flow, flags uint8, meta engine.Meta, nowNs int64, r *engine.Result) {
+	e := w.e
+	t := p.TCP
+	if flags&header.RST != 0 {
+		// The client gives up. The server may hold a half-open connection
+		// from our SYN: pass the RST on as a bare RST with the client's
+		// sequence number (acceptable in SYN-RECEIVED, RFC 9293 §3.10.7.4),
+		// since its ACK field names our cookie, not the server's ISN.
+		e.flows.remove(f)
+		var c header.ChecksumDelta
+		c.Put16(t[header.TCPDataOffsetOffset:], uint16(t[header.TCPDataOffsetOffset])<<8|uint16(header.RST))
+		c.Put32(t[header.TCPAckNumOffset:], 0)
+		fixChecksum(p, c, meta)
+		r.Verdict, r.Packet, r.Event = engine.Accept, pkt, engine.EventTranslated
+		return
+	}
+	f.lastWin = t.WindowSize()
+	if p.Opts.HasTS {
+		f.lastTS = p.Opts.TSVal
+	}
+	if len(p.Payload) > 0 {
+		e.flows.hold(f, t.SequenceNumber(), p.Payload)
+	}
+	r.Verdict, r.Event = engine.Drop, engine.EventHeld
+	if nowNs-f.synSentAt > e.synRetrans {
+		// The client is still sending: our SYN may have been lost.
+		f.synSentAt = nowNs
+		e.st.synRetransmits.Add(1)
+		w.inj[0] = w.synToServer(f, 0)
+		r.Inject = w.inj[:1]
+	}
+}
