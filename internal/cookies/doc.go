@@ -103,11 +103,10 @@
 // options, so DecodeTS cannot detect tampering; these bits are unauthenticated
 // and only describe the client's own connection.
 //
-// # Tuple hash
+// # Bucket hash
 //
-// Hasher is SipHash-2-4 of a Tuple under a random key, for tables whose
-// buckets an attacker must not be able to aim at (as FreeBSD's syncache seeds
-// its bucket hash with a secret). The engine's SYN cache needs no second hash:
-// it takes its buckets from the cookie's own MAC bits (MAC), which are keyed
-// the same way.
+// The engine's SYN cache takes its buckets from the cookie's own MAC bits
+// (MAC), a SipHash under a secret key, so that nobody can aim SYNs at one
+// bucket (as FreeBSD's syncache seeds its bucket hash with a secret); no
+// second keyed hash is needed.
 package cookies
