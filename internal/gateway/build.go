@@ -124,9 +124,9 @@ func buildSegment(buf []byte, v6 bool, src, dst *[16]byte, sport, dport uint16,
 	binary.BigEndian.PutUint16(t[header.TCPWindowOffset:], win)
 	binary.BigEndian.PutUint32(t[header.TCPChecksumOffset:], 0) // checksum, urgent pointer
 	// The checksum (RFC 9293 §3.1) is summed from the values just written,
-	// and from the payload where it came from: reading back bytes still in
-	// the store buffer with wider loads would stall on every load. The
-	// payload starts at an even offset, so its words are the same. The
+	// and from the payload where it came from, not read back (doc.go: store
+	// forwarding). The payload starts at an even offset, so its words are
+	// the same. The
 	// addresses' sum is at most 2^37 and every other term below 2^32, so
 	// nothing overflows.
 	sum += as + header.ProtocolTCP + uint64(tcpTotal) +

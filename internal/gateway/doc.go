@@ -13,20 +13,61 @@
 // # Shape
 //
 // An Engine holds what workers share: the cookie Jar, the SYN cache, the
-// flow table, the pool of held client data, the policy and its rate
-// limiters (swapped together through an atomic pointer) and the counters.
-// Each queue goroutine owns a Worker, whose buffers hold the packets a
-// Process call builds. Locks are per SYN-cache bucket and per flow-table
-// bucket; a flow bucket's lock may be held while taking a cache bucket's
-// lock or the pending pool's, never the other way round. Data segments of
-// established flows (no SYN, FIN or RST) take no lock: each flow-table slot
-// has a view of what translation needs, in atomics, which the lock holder
-// publishes when the flow is established and withdraws before anything in
-// it changes, under a per-slot sequence count; a reader that sees the count
+// flow table (which owns the flows' timeouts, their counters and the pool
+// of held client data), the policy and its rate limiters (swapped together
+// through an atomic pointer) and the handshake counters. Each queue
+// goroutine owns a Worker, whose buffers hold the packets a Process call
+// builds. Locks are per SYN-cache bucket and per flow-table bucket; a flow
+// bucket's lock may be held while taking a cache bucket's lock or the
+// pending pool's, never the other way round. Data segments of established
+// flows (no SYN, FIN or RST) take no lock: each flow-table slot has a view
+// of what translation needs, in atomics, which the lock holder publishes
+// when the flow is established and withdraws before anything in it
+// changes, under a per-slot sequence count; a reader that sees the count
 // move, or a view the lock holder has not seen for a millisecond, takes the
 // lock instead. The lock-free path writes nothing shared, so idle expiry
 // counts from the last locked packet, at most a millisecond (or half the
 // idle timeout) early.
+//
+// Byte offsets of headers are known to package header alone: the engine
+// reads through its views (header.Parse, and header.Peek for the early
+// drop), rewrites fields through header.ChecksumDelta, which keeps the
+// checksum right (RFC 1624), and builds packets through its named offsets.
+//
+// # Files
+//
+//   - engine.go: Config, New, SetPolicy, Stats, Expire.
+//   - process.go: Worker.Process: the early drop of invalid flags, the
+//     header checks, the service lookup and its per-worker cache, modes,
+//     and the hand-off to one side or the other.
+//   - client.go: the client side: the SYN and its cookie SYN-ACK, the ACK
+//     that completes the client's handshake and opens the server side,
+//     client segments while the server has not answered (held data).
+//   - server.go: the server side: the server's SYN-ACK (the flow is up),
+//     its refusal, its segments afterwards.
+//   - translate.go: rewriting segments of established flows both ways, and
+//     their FINs and RSTs.
+//   - flows.go: the flow table, its lock-free views, keys and hash,
+//     expiry; pending.go: the pool of held client data.
+//   - syncache.go: the SYN cache; limits.go: the policy's rate limiters;
+//     build.go: packets the engine sends; state.go: the state file of a
+//     graceful restart; capacity.go: how full the tables are.
+//
+// Tests are named after the file they cover; engine_test.go runs whole
+// connections, helpers_test.go crafts and decodes packets with gopacket.
+//
+// # Store forwarding
+//
+// On the per-packet path, structs that are read soon after being written
+// (a flow's key and fields, a SYN's options, a translation's view, a
+// tuple) are filled a field at a time, in place, never built as a
+// composite literal and copied: the compiler builds a literal aside with
+// narrow stores and copies it with wide loads, and a load that spans
+// several stores still in the store buffer cannot be forwarded from them
+// and waits until they retire (a store-forwarding stall, some ten cycles
+// each on current x86 cores). For the same reason build.go sums a checksum
+// from the values it writes, not from the bytes it just wrote. Comments
+// that say "doc.go: store forwarding" point here.
 //
 // # Decisions
 //

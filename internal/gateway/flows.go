@@ -267,8 +267,8 @@ func (ft *flowTable) init(capacity, pendingSlots int, seed [4]uint64) {
 type flowKey [5]uint64
 
 // set makes k the key of the tuple of addresses src and dst (as
-// header.Packet and cookies.Tuple hold them) and ports, in place (see the
-// note on store forwarding in doc.go).
+// header.Packet and cookies.Tuple hold them) and ports, in place (doc.go:
+// store forwarding).
 func (k *flowKey) set(src, dst *[16]byte, sport, dport uint16, v6 bool) {
 	var f uint64
 	if v6 {

@@ -8,9 +8,76 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synwall/synwall/internal/cookies"
 	"github.com/synwall/synwall/internal/engine"
 	"github.com/synwall/synwall/internal/gateway/header"
 )
+
+// TestFlowTableChurn: many more handshakes than slots; the table stays
+// within its capacity and counts what it evicts.
+func TestFlowTableChurn(t *testing.T) {
+	h := newHarness(t, false, testAdvertise(), func(c *Config) { c.Flows = 256 })
+	capacity := len(h.e.flows.slots)
+	const n = 5000
+	for i := 0; i < n; i++ {
+		cl := client4.As4()
+		cl[2], cl[3] = byte(i>>8), byte(i)
+		if ev := h.handshakeFrom(netip.AddrFrom4(cl), uint16(2000+i), uint32(i)); ev != engine.EventHandshake {
+			t.Fatalf("handshake %d: %v", i, ev)
+		}
+		h.now = h.now.Add(time.Millisecond)
+	}
+	st := h.e.Stats()
+	live := 0
+	for i := range h.e.flows.tags {
+		if h.e.flows.tags[i].Load() != 0 {
+			live++
+		}
+	}
+	if st.FlowsActive != int64(live) || live > capacity {
+		t.Errorf("FlowsActive %d, live %d, capacity %d", st.FlowsActive, live, capacity)
+	}
+	if st.FlowsCreated != n || st.FlowsCreated-st.FlowsEvicted-st.FlowsExpired != uint64(live) {
+		t.Errorf("created %d evicted %d expired %d live %d: do not add up", st.FlowsCreated, st.FlowsEvicted, st.FlowsExpired, live)
+	}
+	if st.FlowsEvicted+st.FlowsExpired < n-uint64(capacity) {
+		t.Errorf("evicted %d + expired %d, want at least %d", st.FlowsEvicted, st.FlowsExpired, n-capacity)
+	}
+	if len(h.e.flows.slots) != capacity {
+		t.Errorf("flow table resized")
+	}
+}
+
+// TestFlowExpiry: SynSent flows time out after the handshake timeout,
+// established ones after the idle timeout; lookups treat them as gone.
+func TestFlowExpiry(t *testing.T) {
+	h := newHarness(t, false, testAdvertise())
+	for i := 0; i < 10; i++ {
+		cl := client4.As4()
+		cl[3] = byte(10 + i)
+		if ev := h.handshakeFrom(netip.AddrFrom4(cl), 3000, 77); ev != engine.EventHandshake {
+			t.Fatalf("handshake: %v", ev)
+		}
+	}
+	h.establish(7, "")
+	if n := h.e.Expire(h.now.Add(4 * time.Second)); n != 0 {
+		t.Errorf("Expire(+4s) = %d, want 0", n)
+	}
+	if n := h.e.Expire(h.now.Add(6 * time.Second)); n != 10 {
+		t.Errorf("Expire(+6s) = %d, want the 10 SynSent flows", n)
+	}
+	h.now = h.now.Add(50 * time.Second)
+	if _, ok := h.flowOf(); !ok {
+		t.Errorf("established flow gone before its idle timeout")
+	}
+	h.now = h.now.Add(61 * time.Second)
+	if _, ok := h.flowOf(); ok {
+		t.Errorf("established flow still found after its idle timeout")
+	}
+	if st := h.e.Stats(); st.FlowsActive != 0 || st.FlowsExpired != 11 {
+		t.Errorf("active %d expired %d, want 0 11", st.FlowsActive, st.FlowsExpired)
+	}
+}
 
 // TestConcurrentWorkers runs whole connections on two workers of one engine
 // while a third goroutine sweeps, reads counters and reloads the policy.
@@ -196,5 +263,45 @@ func TestConcurrentLockFreeTranslation(t *testing.T) {
 	case e := <-errs:
 		t.Fatal(e)
 	default:
+	}
+}
+
+// TestTupleHash checks that the seeded tuple hash, which the SYN cache
+// keeps in place of the tuple, tells apart tuples that differ in any one
+// field.
+func TestTupleHash(t *testing.T) {
+	var ft flowTable
+	ft.init(64, 1, [4]uint64{0x0123456789abcdef, 0xfedcba9876543210, 0x0f1e2d3c4b5a6978, 0x8796a5b4c3d2e1f0})
+	hash := func(x *cookies.Tuple) uint64 {
+		var k flowKey
+		k.set(&x.Src, &x.Dst, x.SrcPort, x.DstPort, x.V6)
+		return ft.hash(&k)
+	}
+	base := cookies.Tuple{SrcPort: 1, DstPort: 2, V6: true}
+	for i := range base.Src {
+		base.Src[i], base.Dst[i] = byte(i), byte(100+i)
+	}
+	if a := base; hash(&a) != hash(&base) {
+		t.Errorf("hash of a copy = %#x, want %#x", hash(&a), hash(&base))
+	}
+	for i := 0; i < 16; i++ {
+		a, b := base, base
+		a.Src[i]++
+		b.Dst[i]++
+		if hash(&a) == hash(&base) || hash(&b) == hash(&base) {
+			t.Errorf("hash with address byte %d changed = hash of the original %#x", i, hash(&base))
+		}
+	}
+	for _, mod := range []func(*cookies.Tuple){
+		func(x *cookies.Tuple) { x.SrcPort++ },
+		func(x *cookies.Tuple) { x.DstPort++ },
+		func(x *cookies.Tuple) { x.V6 = false },
+		func(x *cookies.Tuple) { x.SrcPort, x.DstPort = x.DstPort, x.SrcPort },
+	} {
+		a := base
+		mod(&a)
+		if hash(&a) == hash(&base) {
+			t.Errorf("hash(%+v) = hash(%+v) = %#x, want them to differ", a, base, hash(&a))
+		}
 	}
 }

@@ -1,0 +1,360 @@
+package gateway
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/synwall/synwall/internal/cookies"
+	"github.com/synwall/synwall/internal/engine"
+	"github.com/synwall/synwall/internal/gateway/header"
+	"github.com/synwall/synwall/internal/gateway/reference"
+	"github.com/synwall/synwall/internal/policy"
+)
+
+// TestOptionMatrix checks the SYN-ACK and the SYN to the server for client
+// option sets, with the SYN cache entry present and evicted.
+func TestOptionMatrix(t *testing.T) {
+	type opts struct {
+		mss             uint16
+		ts, sack, ecn   bool
+		ws              int // -1 none
+		advWS           int8
+		advTS, advSACK  bool
+		evicted         bool
+		wantSynAckWS    int
+		wantServerWS    int
+		wantServerSACK  bool
+		wantServerMSS   uint16 // 0: the class from the cookie
+		wantServerTS    bool
+		wantServerECN   bool
+		wantSynAckSACK  bool
+		wantSynAckTS    bool
+		wantSynAckECE   bool
+		wantCacheHitInc uint64
+	}
+	cases := map[string]opts{
+		"all":                 {mss: 1460, ts: true, sack: true, ecn: true, ws: 7, advWS: 7, advTS: true, advSACK: true, wantSynAckWS: 7, wantServerWS: 7, wantServerSACK: true, wantServerMSS: 1460, wantServerTS: true, wantServerECN: true, wantSynAckSACK: true, wantSynAckTS: true, wantSynAckECE: true, wantCacheHitInc: 1},
+		"none":                {mss: 536, ws: -1, advWS: 7, advTS: true, advSACK: true, wantSynAckWS: -1, wantServerWS: -1, wantServerMSS: 536, wantCacheHitInc: 1},
+		"no ts":               {mss: 1220, sack: true, ws: 2, advWS: 9, advTS: true, advSACK: true, wantSynAckWS: 9, wantServerWS: 2, wantServerSACK: true, wantServerMSS: 1220, wantSynAckSACK: true, wantCacheHitInc: 1},
+		"jumbo":               {mss: 8940, ts: true, ws: 14, advWS: 0, advTS: true, wantSynAckWS: 0, wantServerWS: 14, wantServerMSS: 8940, wantServerTS: true, wantSynAckTS: true, wantCacheHitInc: 1},
+		"adv none":            {mss: 1460, ts: true, sack: true, ws: 7, advWS: -1, wantSynAckWS: -1, wantServerWS: -1, wantServerMSS: 1460, wantCacheHitInc: 1},
+		"evicted with ts":     {mss: 1460, ts: true, sack: true, ecn: true, ws: 5, advWS: 7, advTS: true, advSACK: true, evicted: true, wantSynAckWS: 7, wantServerWS: 5, wantServerSACK: true, wantServerTS: true, wantServerECN: true, wantSynAckSACK: true, wantSynAckTS: true, wantSynAckECE: true},
+		"evicted without ts":  {mss: 1460, sack: true, ecn: true, ws: 5, advWS: 7, advTS: true, advSACK: true, evicted: true, wantSynAckWS: 7, wantServerWS: -1, wantSynAckSACK: true, wantSynAckECE: true},
+		"evicted mss 536":     {mss: 536, ts: true, ws: -1, advWS: 7, advTS: true, evicted: true, wantSynAckWS: -1, wantServerWS: -1, wantServerTS: true, wantSynAckTS: true},
+		"evicted no mss sent": {ts: true, ws: 3, advWS: 3, advTS: true, evicted: true, wantSynAckWS: 3, wantServerWS: 3, wantServerTS: true, wantSynAckTS: true},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			families(t, func(t *testing.T, v6 bool) {
+				if c.mss == 8940 && !v6 {
+					c.mss = 1460 // 8940 is an IPv6 jumbo class; IPv4 gets the top class
+					c.wantServerMSS = 1460
+				}
+				adv := testAdvertise()
+				adv.WScale, adv.Timestamps, adv.SACK = c.advWS, c.advTS, c.advSACK
+				h := newHarness(t, v6, adv)
+				s := seg{flags: header.SYN, seq: clientISN, win: 64240, mss: c.mss, sackPerm: c.sack, ts: c.ts, tsVal: clientTS}
+				if c.ws >= 0 {
+					s.hasWS, s.ws = true, c.ws
+				}
+				if c.ecn {
+					s.flags |= header.ECE | header.CWR
+				}
+				r := h.expect(h.craft(s), engine.Drop, engine.EventSynAnswered)
+				sa := decode(t, r.Inject[0])
+				want := h.wantSynAck(sa, c.wantSynAckWS, c.wantSynAckSACK, c.wantSynAckTS, clientTS)
+				if c.wantSynAckECE {
+					want.Flags |= header.ECE
+				}
+				if d := cmpDiff(want, sa); d != "" {
+					t.Errorf("SYN-ACK (-want +got):\n%s", d)
+				}
+				if c.evicted {
+					h.clearCache()
+				}
+				ack := seg{flags: header.ACK, seq: clientISN + 1, ack: sa.Seq + 1, win: 1000}
+				if sa.TS {
+					ack.ts, ack.tsVal, ack.tsEcr = true, clientTS+1, sa.TSVal
+				}
+				before := h.e.Stats().CacheHits
+				r = h.expect(h.craft(ack), engine.Accept, engine.EventHandshake)
+				if got := h.e.Stats().CacheHits - before; got != c.wantCacheHitInc && !c.evicted || c.evicted && got != 0 {
+					t.Errorf("cache hits +%d, evicted %v", got, c.evicted)
+				}
+				syn := decode(t, r.Packet)
+				wantMSS := c.wantServerMSS
+				if wantMSS == 0 {
+					// The largest class not above the client's MSS (the
+					// smallest when it sent none).
+					tab := cookies.MSSTable(v6)
+					wantMSS = tab[0]
+					for _, m := range tab {
+						if m <= c.mss {
+							wantMSS = m
+						}
+					}
+				}
+				win := uint16(1000)
+				if c.wantServerWS >= 0 {
+					win = uint16(min(1000<<c.wantServerWS, 65535))
+				}
+				wantSyn := out{Src: h.client(), Dst: h.server(), SrcPort: clientPort, DstPort: serverPort, HopLimit: 64,
+					Seq: clientISN, Flags: header.SYN, Window: win, MSS: wantMSS, WS: c.wantServerWS, SACKPerm: c.wantServerSACK}
+				if c.wantServerTS {
+					wantSyn.TS, wantSyn.TSVal = true, clientTS+1
+				}
+				if c.wantServerECN {
+					wantSyn.Flags |= header.ECE | header.CWR
+				}
+				if d := cmpDiff(wantSyn, syn); d != "" {
+					t.Errorf("SYN to server (-want +got):\n%s", d)
+				}
+			})
+		})
+	}
+}
+
+// TestRetransmittedSyn: a repeated SYN in the same cookie period gets the
+// very same SYN-ACK; after a period tick it gets a new cookie (the cache
+// bucket follows the cookie), and an ACK of the first SYN-ACK still finds
+// its cache entry; a SYN with a new ISN gets a new cookie.
+func TestRetransmittedSyn(t *testing.T) {
+	families(t, func(t *testing.T, v6 bool) {
+		h := newHarness(t, v6, testAdvertise())
+		r := h.expect(h.craft(fullSyn()), engine.Drop, engine.EventSynAnswered)
+		first := append([]byte(nil), r.Inject[0]...)
+		h.now = h.now.Add(3 * time.Second)
+		r = h.expect(h.craft(fullSyn()), engine.Drop, engine.EventSynAnswered)
+		if d := cmpDiff(first, r.Inject[0]); d != "" {
+			t.Errorf("retransmitted SYN-ACK differs (-first +second):\n%s", d)
+		}
+		if got := h.e.Stats().CacheRetransmits; got != 1 {
+			t.Errorf("CacheRetransmits = %d, want 1", got)
+		}
+		s := fullSyn()
+		s.seq = clientISN + 99999
+		r = h.expect(h.craft(s), engine.Drop, engine.EventSynAnswered)
+		if a, b := decode(t, first).Seq, decode(t, r.Inject[0]).Seq; a == b {
+			t.Errorf("SYN with a new ISN got the same cookie %d", a)
+		}
+
+		h.now = h.now.Add(h.e.Jar().Period()) // the next counter period
+		r = h.expect(h.craft(fullSyn()), engine.Drop, engine.EventSynAnswered)
+		sa1, sa2 := decode(t, first), decode(t, r.Inject[0])
+		if sa1.Seq == sa2.Seq {
+			t.Errorf("SYN a period later got the cookie of the first period %d", sa1.Seq)
+		}
+		if got := h.e.Stats().CacheRetransmits; got != 1 {
+			t.Errorf("CacheRetransmits = %d after a period tick, want still 1", got)
+		}
+		h.expect(h.craft(seg{flags: header.ACK, seq: clientISN + 1, ack: sa1.Seq + 1, win: 502, ts: true, tsVal: clientTS + 1, tsEcr: sa1.TSVal}), engine.Accept, engine.EventHandshake)
+		if got := h.e.Stats().CacheHits; got != 1 {
+			t.Errorf("CacheHits = %d for the ACK of the first SYN-ACK, want 1", got)
+		}
+	})
+}
+
+// TestDataOnThirdAck: data riding on the handshake ACK is replayed to the
+// server after its SYN-ACK, after the ACK that completes its handshake.
+func TestDataOnThirdAck(t *testing.T) {
+	families(t, func(t *testing.T, v6 bool) {
+		h := newHarness(t, v6, testAdvertise())
+		_, _, inj := h.establish(7, "GET / HTTP/1.0\r\n\r\n")
+		if len(inj) != 2 {
+			t.Fatalf("injected %d packets, want ACK + data", len(inj))
+		}
+		want := out{Src: h.client(), Dst: h.server(), SrcPort: clientPort, DstPort: serverPort, HopLimit: 64,
+			Seq: clientISN + 1, Ack: serverISN + 1, Flags: header.ACK | header.PSH, Window: 502, WS: -1,
+			TS: true, TSVal: clientTS + 1, TSEcr: serverTS, Payload: "GET / HTTP/1.0\r\n\r\n"}
+		if d := cmpDiff(want, inj[1]); d != "" {
+			t.Errorf("replayed data (-want +got):\n%s", d)
+		}
+		if inj[0].Flags != header.ACK || inj[0].Payload != "" {
+			t.Errorf("first injected = flags %#x payload %q, want a bare ACK", inj[0].Flags, inj[0].Payload)
+		}
+		if st := h.e.Stats(); st.PendingHeld != 1 || h.e.flows.pending.freeCount() != 64 {
+			t.Errorf("PendingHeld %d, free slots %d, want 1, 64", st.PendingHeld, h.e.flows.pending.freeCount())
+		}
+	})
+}
+
+// TestDataBeforeServerUp: client data while the server has not answered is
+// held (and dropped); after a second the SYN to the server is resent; the
+// data goes out once the server answers.
+func TestDataBeforeServerUp(t *testing.T) {
+	families(t, func(t *testing.T, v6 bool) {
+		h := newHarness(t, v6, testAdvertise())
+		r := h.expect(h.craft(fullSyn()), engine.Drop, engine.EventSynAnswered)
+		sa := decode(t, r.Inject[0])
+		h.expect(h.craft(seg{flags: header.ACK, seq: clientISN + 1, ack: sa.Seq + 1, win: 502, ts: true, tsVal: clientTS + 1, tsEcr: sa.TSVal}), engine.Accept, engine.EventHandshake)
+		r = h.expect(h.craft(seg{flags: header.ACK | header.PSH, seq: clientISN + 1, ack: sa.Seq + 1, win: 502, ts: true, tsVal: clientTS + 2, tsEcr: sa.TSVal, payload: "early"}), engine.Drop, engine.EventHeld)
+		if len(r.Inject) != 0 {
+			t.Errorf("held data at once: %d injected, want 0", len(r.Inject))
+		}
+		h.now = h.now.Add(1500 * time.Millisecond)
+		r = h.expect(h.craft(seg{flags: header.ACK | header.PSH, seq: clientISN + 1, ack: sa.Seq + 1, win: 502, ts: true, tsVal: clientTS + 3, tsEcr: sa.TSVal, payload: "early"}), engine.Drop, engine.EventHeld)
+		if len(r.Inject) != 1 {
+			t.Fatalf("held data after 1.5 s: %d injected, want the SYN again", len(r.Inject))
+		}
+		if syn := decode(t, r.Inject[0]); syn.Flags != header.SYN || syn.Seq != clientISN || syn.TSVal != clientTS+3 {
+			t.Errorf("resent SYN = flags %#x seq %d TSval %d, want SYN %d %d", syn.Flags, syn.Seq, syn.TSVal, clientISN, clientTS+3)
+		}
+		r = h.expect(h.craft(seg{fromServer: true, flags: header.SYN | header.ACK, seq: serverISN, ack: clientISN + 1, win: 65160,
+			mss: 1400, ts: true, tsVal: serverTS, tsEcr: clientTS + 3, hasWS: true, ws: 7}), engine.Drop, engine.EventServerUp)
+		if len(r.Inject) != 2 {
+			t.Fatalf("server up: %d injected, want ACK + one data segment (the retransmission is not held twice)", len(r.Inject))
+		}
+		d := decode(t, r.Inject[1])
+		if d.Payload != "early" || d.Seq != clientISN+1 || d.Ack != serverISN+1 || d.TSVal != clientTS+3 || d.TSEcr != serverTS {
+			t.Errorf("replayed = %+v", d)
+		}
+	})
+}
+
+// TestClientRstWhileSynSent: the client's RST removes the flow and goes to
+// the server as a bare RST with the client's sequence number.
+func TestClientRstWhileSynSent(t *testing.T) {
+	families(t, func(t *testing.T, v6 bool) {
+		h := newHarness(t, v6, testAdvertise())
+		r := h.expect(h.craft(fullSyn()), engine.Drop, engine.EventSynAnswered)
+		sa := decode(t, r.Inject[0])
+		h.expect(h.craft(seg{flags: header.ACK, seq: clientISN + 1, ack: sa.Seq + 1, win: 502, ts: true, tsVal: clientTS + 1, tsEcr: sa.TSVal}), engine.Accept, engine.EventHandshake)
+		r = h.expect(h.craft(seg{flags: header.RST | header.ACK, seq: clientISN + 1, ack: sa.Seq + 1}), engine.Accept, engine.EventTranslated)
+		got := decode(t, r.Packet)
+		if got.Flags != header.RST || got.Seq != clientISN+1 || got.Ack != 0 {
+			t.Errorf("RST to server = flags %#x seq %d ack %d, want RST %d 0", got.Flags, got.Seq, got.Ack, clientISN+1)
+		}
+		if _, ok := h.flowOf(); ok {
+			t.Errorf("flow still there")
+		}
+	})
+}
+
+// TestBadAcks: forged, expired and unknown ACKs never reach the server.
+func TestBadAcks(t *testing.T) {
+	families(t, func(t *testing.T, v6 bool) {
+		h := newHarness(t, v6, testAdvertise())
+		h.expect(h.craft(seg{flags: header.ACK, seq: 5, ack: 12345, win: 10}), engine.Drop, engine.EventBadCookie)
+		h.expect(h.craft(seg{flags: header.RST, seq: 5}), engine.Drop, engine.EventUnknown)
+		h.expect(h.craft(seg{flags: header.FIN | header.ACK, seq: 5, ack: 9}), engine.Drop, engine.EventUnknown)
+		h.expect(h.craft(seg{fromServer: true, flags: header.ACK, seq: 5, ack: 9}), engine.Drop, engine.EventUnknown)
+
+		r := h.expect(h.craft(fullSyn()), engine.Drop, engine.EventSynAnswered)
+		sa := decode(t, r.Inject[0])
+		// Right cookie, wrong client ISN; wrong TS bits.
+		h.expect(h.craft(seg{flags: header.ACK, seq: clientISN + 2, ack: sa.Seq + 1, win: 502}), engine.Drop, engine.EventBadCookie)
+		h.clearCache()
+		h.expect(h.craft(seg{flags: header.ACK, seq: clientISN + 1, ack: sa.Seq + 1, win: 502, ts: true, tsVal: 1, tsEcr: sa.TSVal + 3600e3}), engine.Drop, engine.EventBadCookie)
+		h.expect(h.craft(seg{flags: header.ACK, seq: clientISN + 1, ack: sa.Seq + 1, win: 502, ts: true, tsVal: 1, tsEcr: sa.TSVal - 3600e3}), engine.Drop, engine.EventBadCookie)
+		// Two periods later the cookie has expired, cache or not.
+		h.expect(h.craft(fullSyn()), engine.Drop, engine.EventSynAnswered)
+		h.now = h.now.Add(60 * time.Second)
+		h.expect(h.craft(seg{flags: header.ACK, seq: clientISN + 1, ack: sa.Seq + 1, win: 502, ts: true, tsVal: 1, tsEcr: sa.TSVal}), engine.Drop, engine.EventExpiredCookie)
+		if st := h.e.Stats(); st.FlowsCreated != 0 {
+			t.Errorf("FlowsCreated = %d, want 0", st.FlowsCreated)
+		}
+	})
+}
+
+// TestNewSynOnEstablishedFlow: a client reusing the tuple of an established
+// flow gets a cookie; its valid ACK replaces the old flow.
+func TestNewSynOnEstablishedFlow(t *testing.T) {
+	families(t, func(t *testing.T, v6 bool) {
+		h := newHarness(t, v6, testAdvertise())
+		h.establish(7, "")
+		s := fullSyn()
+		s.seq = 555555
+		r := h.expect(h.craft(s), engine.Drop, engine.EventSynAnswered)
+		sa := decode(t, r.Inject[0])
+		h.expect(h.craft(seg{flags: header.ACK, seq: 555556, ack: sa.Seq + 1, win: 502, ts: true, tsVal: 1, tsEcr: sa.TSVal}), engine.Accept, engine.EventHandshake)
+		if f, ok := h.flowOf(); !ok || f.clientISN != 555555 || f.state != stateSynSent {
+			t.Errorf("flow = %v isn %d, want a new SynSent flow for ISN 555555", f.state, f.clientISN)
+		}
+	})
+}
+
+// TestNewSynOnClosingFlow: a SYN on the tuple of a closing flow removes it,
+// so the new connection starts clean.
+func TestNewSynOnClosingFlow(t *testing.T) {
+	families(t, func(t *testing.T, v6 bool) {
+		h := newHarness(t, v6, testAdvertise())
+		cookie, _, _ := h.establish(7, "")
+		h.expect(h.craft(seg{flags: header.RST | header.ACK, seq: clientISN + 1, ack: cookie + 1}), engine.Accept, engine.EventTranslated)
+		if f, ok := h.flowOf(); !ok || f.state != stateClosing {
+			t.Fatalf("after RST: %v %v, want closing", f.state, ok)
+		}
+		s := fullSyn()
+		s.seq = 99
+		h.expect(h.craft(s), engine.Drop, engine.EventSynAnswered)
+		if _, ok := h.flowOf(); ok {
+			t.Errorf("closing flow still there after a new SYN")
+		}
+	})
+}
+
+// TestLimitedSynLeavesFlow: a SYN refused by a rate limit touches no state,
+// so a spoofed SYN on an established tuple cannot mark its flow (which
+// would take it off the lock-free translation path for good).
+func TestLimitedSynLeavesFlow(t *testing.T) {
+	h := newHarness(t, false, testAdvertise())
+	h.establish(-1, "")
+	if err := h.e.SetPolicy(limitedPolicy(t, true, policy.Rate{})); err != nil {
+		t.Fatal(err)
+	}
+	h.answered(h.client(), 10) // uses up the burst of the client's /24
+	if r := h.run(h.craft(fullSyn()), engine.Meta{}); r.Event != engine.EventSynLimited {
+		t.Fatalf("SYN on the established tuple: %v, want syn_limited", r.Event)
+	}
+	if f, ok := h.flowOf(); !ok || f.state != stateEstablished || f.newSyn {
+		t.Errorf("flow after a refused SYN: found %v, state %v, newSyn %v; want established and unmarked", ok, f.state, f.newSyn)
+	}
+}
+
+// TestRetransmittedSynOtherOptions: a SYN repeated with the same ISN but
+// without window scaling gets a SYN-ACK without it, and the server is then
+// opened without it too (not with the first SYN's cached options).
+func TestRetransmittedSynOtherOptions(t *testing.T) {
+	families(t, func(t *testing.T, v6 bool) {
+		h := newHarness(t, v6, testAdvertise())
+		h.expect(h.craft(fullSyn()), engine.Drop, engine.EventSynAnswered)
+		s := fullSyn()
+		s.hasWS, s.ws = false, -1
+		r := h.expect(h.craft(s), engine.Drop, engine.EventSynAnswered)
+		sa := decode(t, r.Inject[0])
+		if sa.WS != -1 {
+			t.Fatalf("SYN-ACK to a SYN without window scale offers %d", sa.WS)
+		}
+		r = h.expect(h.craft(seg{flags: header.ACK, seq: clientISN + 1, ack: sa.Seq + 1, win: 502, ts: true, tsVal: clientTS + 1, tsEcr: sa.TSVal}), engine.Accept, engine.EventHandshake)
+		if syn := decode(t, r.Packet); syn.WS != -1 {
+			t.Errorf("SYN to the server carries window scale %d, want none (the SYN-ACK agreed to none)", syn.WS)
+		}
+	})
+}
+
+// TestSynAckMatchesReference: for varied SYNs the engine's SYN-ACK is byte
+// for byte the one the gopacket reference builds.
+func TestSynAckMatchesReference(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		for _, s := range []seg{
+			fullSyn(),
+			{flags: header.SYN, seq: 1, win: 1, mss: 536},
+			{flags: header.SYN, seq: 2, win: 1, sackPerm: true},
+			{flags: header.SYN, seq: 3, win: 1, ts: true, tsVal: 99},
+			{flags: header.SYN, seq: 4, win: 1, hasWS: true, ws: 14, mss: 8940},
+			{flags: header.SYN | header.ECE | header.CWR, seq: 5, win: 1, ts: true, sackPerm: true, tsVal: 1, hasWS: true, ws: 0},
+		} {
+			h := newHarness(t, v6, testAdvertise())
+			pkt := h.craft(s)
+			want, err := reference.SynAck(pkt, h.e.Jar(), testAdvertise(), h.now)
+			if err != nil {
+				t.Fatalf("reference.SynAck: %v", err)
+			}
+			r := h.expect(pkt, engine.Drop, engine.EventSynAnswered)
+			if d := cmp.Diff(want, r.Inject[0]); d != "" {
+				t.Errorf("v6 %v, SYN %+v: engine SYN-ACK differs from the reference (-ref +engine):\n%s", v6, s, d)
+			}
+		}
+	}
+}
