@@ -134,8 +134,8 @@ func (w *Worker) dropInvalidFlagsEarly(pkt []byte, r *engine.Result) bool {
 	if pol.InvalidFlags == policy.InvalidFlagsCount {
 		return false
 	}
-	if w.lookup(pol, f.V6, f.Dst, f.DstPort) == nil {
-		if w.lookup(pol, f.V6, f.Src, f.SrcPort) == nil {
+	if w.lookup(pol, f.V6, f.Dst(pkt), f.DstPort) == nil {
+		if w.lookup(pol, f.V6, f.Src(pkt), f.SrcPort) == nil {
 			return false
 		}
 		reason = header.CheckFlags(f.Flags, true)

@@ -347,7 +347,7 @@ func fillFlows(tb testing.TB, e *Engine, n int, now time.Time) {
 	}
 }
 
-// BenchmarkSaveState and BenchmarkLoadState: a graceful restart's cost for
+// BenchmarkSaveState and BenchmarkRestoreState: a graceful restart's cost for
 // a table of 64k established flows (the default flow table size).
 func BenchmarkSaveState(b *testing.B) {
 	h := newHarness(b, false, testAdvertise(), func(c *Config) { c.Flows = DefaultFlows })
@@ -364,7 +364,7 @@ func BenchmarkSaveState(b *testing.B) {
 	b.ReportMetric(float64(h.e.Stats().FlowsActive), "flows")
 }
 
-func BenchmarkLoadState(b *testing.B) {
+func BenchmarkRestoreState(b *testing.B) {
 	h := newHarness(b, false, testAdvertise(), func(c *Config) { c.Flows = DefaultFlows })
 	fillFlows(b, h.e, DefaultFlows, t0)
 	var buf bytes.Buffer

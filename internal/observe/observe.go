@@ -182,12 +182,13 @@ func addrs(pkt []byte) (src, dst hhKey, ok bool) {
 	if !header.Peek(pkt, &f) {
 		return src, dst, false
 	}
+	s, d := f.Src(pkt), f.Dst(pkt)
 	if f.V6 {
-		src = hhKey{a0: binary.BigEndian.Uint64(f.Src[0:8]), a1: binary.BigEndian.Uint64(f.Src[8:16]), v6: true}
-		dst = hhKey{a0: binary.BigEndian.Uint64(f.Dst[0:8]), a1: binary.BigEndian.Uint64(f.Dst[8:16]), v6: true}
+		src = hhKey{a0: binary.BigEndian.Uint64(s[0:8]), a1: binary.BigEndian.Uint64(s[8:16]), v6: true}
+		dst = hhKey{a0: binary.BigEndian.Uint64(d[0:8]), a1: binary.BigEndian.Uint64(d[8:16]), v6: true}
 	} else {
-		src.a0 = uint64(binary.BigEndian.Uint32(f.Src[0:4])) << 32
-		dst.a0 = uint64(binary.BigEndian.Uint32(f.Dst[0:4])) << 32
+		src.a0 = uint64(binary.BigEndian.Uint32(s[0:4])) << 32
+		dst.a0 = uint64(binary.BigEndian.Uint32(d[0:4])) << 32
 	}
 	if f.Ports {
 		dst.port = f.DstPort

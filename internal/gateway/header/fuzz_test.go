@@ -76,8 +76,12 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		compareGopacket(t, b, r, &p)
-		var fx Fixed
-		if Peek(b, &fx) && (!within(b, fx.Src) || !within(b, fx.Dst)) {
+		var fx, slow Fixed
+		okf, oks := Peek(b, &fx), peek(b, &slow)
+		if okf != oks || okf && fx != slow {
+			t.Fatalf("Peek(%x) = %+v, %v, general path %+v, %v", b, fx, okf, slow, oks)
+		}
+		if okf && (!within(b, fx.Src(b)) || !within(b, fx.Dst(b))) {
 			t.Fatalf("Peek(%x): address views are not inside the buffer", b)
 		}
 		if r == OK && fx.Whole && (fx.SrcPort != p.TCP.SourcePort() || fx.DstPort != p.TCP.DestinationPort() || fx.Flags != p.TCP.Flags()) {
