@@ -3,6 +3,7 @@
 #   make test   every test: vet, unit/fuzz-seed/scenario tests with -race, end-to-end lab tests (root)
 GO      ?= go
 BIN     ?= bin/synwall
+LABBIN  ?= bin/synwall-lab
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
@@ -13,17 +14,23 @@ all: build
 setup:
 	./deploy/setup.sh
 
+# synwall is the production binary; synwall-lab drives it in the
+# network-namespace lab (demo, lab up|down) and is never installed.
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/synwall
+	$(GO) build -o $(LABBIN) ./cmd/synwall-lab
 
 demo: setup build
-	$(BIN) demo
+	$(LABBIN) demo --synwall $(BIN)
 
 # The end-to-end packages create network namespaces and floods; they run one
 # package at a time (-p 1) so that two floods never share the two cores.
+# bench/ is a module of its own (plotting stays out of the daemon's go.mod):
+# its tests, the short load test among them, run from inside it.
 test: setup
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 30m -p 1 ./...
+	cd bench && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 30m -p 1 ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/gateway/ ./internal/gateway/reference/ ./internal/cookies/ ./internal/gateway/header/ | tee bench/engine.txt
@@ -35,9 +42,9 @@ clean:
 # memory under 10^3..10^6 distinct sources; writes bench/sweep.csv, the
 # bench/sweep-*.png plots, bench/memory.csv and bench/LOADTEST.md (~4 min).
 loadtest: setup
-	$(GO) run ./bench/loadtest
+	cd bench && $(GO) run ./loadtest
 
 # The short plan as CI runs it (~1 min): two sweep points, two memory
 # stages, with assertions; results stay in the test's temporary directory.
 loadtest-short: setup
-	$(GO) test -count=1 -v -run '^TestShort$$' -timeout 5m ./bench/loadtest/
+	cd bench && $(GO) test -count=1 -v -run '^TestShort$$' -timeout 5m ./loadtest/

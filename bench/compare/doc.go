@@ -16,7 +16,7 @@
 //   - synwall: the weak server behind `synwall run` on its embedded default
 //     policy.
 //
-//     go run ./bench/compare [-short] [-rate 100000] [-out bench/COMPARE.md]
+//     cd bench && go run ./compare [-short] [-rate 100000] [-out COMPARE.md]
 //
 // The workload of every defense: one `hping3 -S --flood` and the
 // bench/synflood generator (random sources in 198.19.0.0/16, -rate pps)

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
@@ -23,7 +22,7 @@ import (
 )
 
 // The weak server of every defense but syncookies (which only turns cookies
-// on): the values of `synwall demo`.
+// on): the values of `synwall-lab demo`.
 const (
 	synBacklog    = 64
 	listenBacklog = 16
@@ -48,8 +47,8 @@ func main() {
 	flag.BoolVar(&o.short, "short", false, "3 s floods instead of 10 s, fewer connections")
 	flag.IntVar(&o.rate, "rate", 100_000, "rate of the synflood generator, `pps`")
 	flag.IntVar(&o.conns, "conns", 0, "legitimate connections per defense (default 200, 60 with -short)")
-	flag.StringVar(&o.out, "out", "bench/COMPARE.md", "write the markdown report to `FILE` (empty: only print it)")
-	flag.StringVar(&o.synwall, "synwall", "", "synwall `BINARY`; empty builds ./cmd/synwall")
+	flag.StringVar(&o.out, "out", "COMPARE.md", "write the markdown report to `FILE` (empty: only print it; run from bench/, the default is bench/COMPARE.md)")
+	flag.StringVar(&o.synwall, "synwall", "", "synwall `BINARY`; empty builds the repository's ./cmd/synwall")
 	flag.IntVar(&o.hpings, "hping", 1, "`N` hping3 -S --flood instances side by side, all from the attacker's own address (1..4)")
 	flag.Parse()
 	o.flood = 10 * time.Second
@@ -133,24 +132,20 @@ func run(ctx context.Context, o options) (err error) {
 	if err := lab.Require("ip", "iptables", "hping3", "timeout"); err != nil {
 		return err
 	}
-	rep := &report{o: o, started: time.Now(), command: host.CommandLine("./bench/compare", flag.CommandLine)}
+	rep := &report{o: o, started: time.Now(), command: host.CommandLine("./compare", flag.CommandLine)}
 	dir, err := os.MkdirTemp("", "synwall-compare-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
 	e := &env{o: o, synflood: filepath.Join(dir, "synflood"), synwall: o.synwall}
-	builds := [][2]string{{e.synflood, "./bench/synflood"}}
+	if err := host.BuildSynflood(ctx, e.synflood, os.Stderr); err != nil {
+		return err
+	}
 	if e.synwall == "" {
 		e.synwall = filepath.Join(dir, "synwall")
-		builds = append(builds, [2]string{e.synwall, "./cmd/synwall"})
-	}
-	for _, b := range builds {
-		fmt.Fprintf(os.Stderr, "building %s\n", b[1])
-		c := exec.CommandContext(ctx, "go", "build", "-o", b[0], b[1])
-		c.Stdout, c.Stderr = os.Stderr, os.Stderr
-		if err := c.Run(); err != nil {
-			return fmt.Errorf("go build %s: %w", b[1], err)
+		if err := host.BuildSynwall(ctx, e.synwall, os.Stderr); err != nil {
+			return err
 		}
 	}
 

@@ -33,7 +33,7 @@ func (rep *report) markdown() string {
 	fmt.Fprintf(&b, "# SYN-flood defenses compared\n\n")
 	fmt.Fprintf(&b, "- Machine: %d × %s, Linux %s, %s, commit %s\n", runtime.NumCPU(), host.CPUModel(), host.Kernel(), runtime.Version(), host.GitCommit())
 	fmt.Fprintf(&b, "- Date: %s\n", rep.started.UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(&b, "- Command (as root, from the repository root): `%s`\n", rep.command)
+	fmt.Fprintf(&b, "- Command (as root, from bench/): `%s`\n", rep.command)
 	fmt.Fprintf(&b, "- Workload per defense, in one namespace lab (deploy/lab): %s (one source, 198.18.2.2) and `bench/synflood` at %d pps (random sources in 198.19.0.0/16, MSS/SACK/TS/wscale options) against %s for %v, while the client makes %d HTTP connections (GET /small, 10 at a time, 3 s timeout) spread over the flood.\n\n",
 		hpingWords(o.hpings), o.rate, "198.18.3.2:80", o.flood, o.conns)
 

@@ -3,7 +3,7 @@
 // CPU cost, and how much of the kernel's forwarding throughput a proxied
 // iperf3 flow keeps, with and without a SYN flood alongside.
 //
-//	go run ./bench/live [-short] [-backend raw|nfq|both] [-out FILE]
+//	cd bench && go run ./live [-short] [-backend raw|nfq|both] [-out FILE]
 //
 // It builds synwall, builds one lab, runs every phase in it, prints a
 // markdown table and writes it with the raw numbers as CSV to FILE. The lab
@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -50,9 +49,9 @@ func main() {
 	var o options
 	backend := flag.String("backend", "both", "queue backends to measure: `raw`, nfq or both")
 	flag.BoolVar(&o.short, "short", false, "short phases (3 s flood, 2 s iperf) for a quick check")
-	flag.StringVar(&o.out, "out", "bench/live-results.md", "write the markdown report to `FILE` and the raw numbers to FILE with .csv")
-	flag.StringVar(&o.policy, "policy", "bench/live/bench-policy.yaml", "policy `FILE` synwall runs with")
-	flag.StringVar(&o.synwall, "synwall", "", "synwall `BINARY`; empty builds ./cmd/synwall into a temporary directory")
+	flag.StringVar(&o.out, "out", "live-results.md", "write the markdown report to `FILE` and the raw numbers to FILE with .csv (run from bench/)")
+	flag.StringVar(&o.policy, "policy", "live/bench-policy.yaml", "policy `FILE` synwall runs with (run from bench/)")
+	flag.StringVar(&o.synwall, "synwall", "", "synwall `BINARY`; empty builds the repository's ./cmd/synwall into a temporary directory")
 	extra := flag.String("args", "", "more flags for `synwall run`, space separated (e.g. \"--queues 0-1 --cpu-fanout\")")
 	flag.Parse()
 	switch *backend {
@@ -148,9 +147,9 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 	if _, err := os.Stat(o.policy); err != nil {
-		return fmt.Errorf("policy: %w (run from the repository root)", err)
+		return fmt.Errorf("policy: %w (run from bench/)", err)
 	}
-	rep := &report{opts: o, started: time.Now(), command: host.CommandLine("./bench/live", flag.CommandLine)}
+	rep := &report{opts: o, started: time.Now(), command: host.CommandLine("./live", flag.CommandLine)}
 	rep.machine = machine{
 		NProc:   runtime.NumCPU(),
 		CPU:     host.CPUModel(),
@@ -166,11 +165,8 @@ func run(ctx context.Context, o options) (err error) {
 		}
 		defer os.RemoveAll(dir)
 		o.synwall = filepath.Join(dir, "synwall")
-		fmt.Fprintf(os.Stderr, "building %s\n", o.synwall)
-		b := exec.CommandContext(ctx, "go", "build", "-o", o.synwall, "./cmd/synwall")
-		b.Stdout, b.Stderr = os.Stderr, os.Stderr
-		if err := b.Run(); err != nil {
-			return fmt.Errorf("go build ./cmd/synwall: %w", err)
+		if err := host.BuildSynwall(ctx, o.synwall, os.Stderr); err != nil {
+			return err
 		}
 	}
 	policy, err := filepath.Abs(o.policy)

@@ -2,7 +2,10 @@
 // SYN floods of growing rate, and synwall's memory under floods from a
 // growing number of distinct sources, in one namespace lab (deploy/lab).
 //
-//	go run ./bench/loadtest [-short] [-out bench] [-rates 10000,20000,...] [-stages 1000,...]
+//	cd bench && go run ./loadtest [-short] [-out .] [-rates 10000,20000,...] [-stages 1000,...]
+//
+// It runs from bench/, the bench module's directory (as make loadtest does),
+// and builds synwall from the repository root (../cmd/synwall).
 //
 // Sweep: for each defense (SYNPROXY configured by the book in the gateway,
 // then `synwall run` on its embedded default policy; both in front of the

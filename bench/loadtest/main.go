@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -20,7 +19,7 @@ import (
 	"github.com/synwall/synwall/deploy/lab"
 )
 
-// The weak server behind every defense: the values of `synwall demo` and
+// The weak server behind every defense: the values of `synwall-lab demo` and
 // bench/compare.
 const (
 	synBacklog    = 64
@@ -132,8 +131,8 @@ func main() {
 	flag.IntVar(&o.conns, "conns", 0, "legitimate connections per sweep point (default 150, -short 50)")
 	flag.IntVar(&o.memRate, "mem-rate", 0, "flood rate of the memory stages, `pps` (default 50000)")
 	flag.StringVar(&defs, "defenses", "", "comma-separated defenses to sweep (default both: \"netfilter SYNPROXY,synwall\")")
-	flag.StringVar(&o.out, "out", "bench", "write the CSVs, plots and LOADTEST.md into `DIR`")
-	flag.StringVar(&o.synwall, "synwall", "", "synwall `BINARY`; empty builds ./cmd/synwall")
+	flag.StringVar(&o.out, "out", ".", "write the CSVs, plots and LOADTEST.md into `DIR` (run from bench/, the default is bench/)")
+	flag.StringVar(&o.synwall, "synwall", "", "synwall `BINARY`; empty builds the repository's ./cmd/synwall")
 	flag.Parse()
 	var err error
 	if o.rates, err = parseList(rates, strconv.Atoi); err != nil {
@@ -162,7 +161,7 @@ func main() {
 		}
 		fail(1, err)
 	}
-	rep.command = host.CommandLine("./bench/loadtest", flag.CommandLine)
+	rep.command = host.CommandLine("./loadtest", flag.CommandLine)
 	if err := rep.write(o.out); err != nil {
 		fail(1, err)
 	}
@@ -216,17 +215,13 @@ func run(ctx context.Context, o options, log io.Writer) (rep *report, err error)
 	}
 	defer os.RemoveAll(dir)
 	e := &env{o: o, synflood: filepath.Join(dir, "synflood"), synwall: o.synwall, log: log}
-	builds := [][2]string{{e.synflood, "github.com/synwall/synwall/bench/synflood"}}
+	if err := host.BuildSynflood(ctx, e.synflood, log); err != nil {
+		return nil, err
+	}
 	if e.synwall == "" {
 		e.synwall = filepath.Join(dir, "synwall")
-		builds = append(builds, [2]string{e.synwall, "github.com/synwall/synwall/cmd/synwall"})
-	}
-	for _, b := range builds {
-		fmt.Fprintf(log, "building %s\n", b[1])
-		c := exec.CommandContext(ctx, "go", "build", "-o", b[0], b[1])
-		c.Stdout, c.Stderr = log, log
-		if err := c.Run(); err != nil {
-			return nil, fmt.Errorf("go build %s: %w", b[1], err)
+		if err := host.BuildSynwall(ctx, e.synwall, log); err != nil {
+			return nil, err
 		}
 	}
 

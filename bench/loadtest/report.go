@@ -52,7 +52,7 @@ func newReport(o options) *report {
 		o: o, started: time.Now(), loadStart: loadAvg(),
 		cpu: host.CPUModel(), kernel: host.Kernel(), goV: runtime.Version(), nproc: runtime.NumCPU(),
 		commit:  host.GitCommit(),
-		command: "go run ./bench/loadtest",
+		command: "go run ./loadtest",
 	}
 }
 
@@ -172,7 +172,7 @@ func (rep *report) markdown() string {
 	fmt.Fprintf(&b, "# Load test: flood-rate sweep and memory under many sources\n\n")
 	fmt.Fprintf(&b, "- Machine: %d × %s, Linux %s, %s, commit %s\n", rep.nproc, rep.cpu, rep.kernel, rep.goV, rep.commit)
 	fmt.Fprintf(&b, "- Date: %s; load average at the start %s, at the end %s\n", rep.started.UTC().Format("2006-01-02 15:04 UTC"), rep.loadStart, rep.loadEnd)
-	fmt.Fprintf(&b, "- Command (as root, from the repository root): `%s`\n", rep.command)
+	fmt.Fprintf(&b, "- Command (as root, from bench/): `%s`\n", rep.command)
 	fmt.Fprintf(&b, "- Sweep: per defense and rate, `bench/synflood` from the attacker namespace (random sources in 198.19.0.0/16, routed to it) against 198.18.3.2:80 for %v, while the client makes %d short HTTP connections (GET /small, 10 at a time, 3 s timeout) spread over the flood. Weak server (tcp_max_syn_backlog %d, listen backlog %d) behind either defense.\n",
 		o.point, o.conns, synBacklog, listenBacklog)
 	fmt.Fprintf(&b, "- Memory: a fresh synwall (embedded default policy), then per stage exactly N distinct (address, port) sources of 198.19.0.0/16, each sending one SYN, at %d pps.\n\n", o.memRate)

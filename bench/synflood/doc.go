@@ -1,16 +1,19 @@
 // Command synflood is a fast, bounded generator of spoofed TCP SYNs for the
-// namespace lab (deploy/lab): it writes whole IPv4 packets to a raw socket
-// (AF_INET, SOCK_RAW, IPPROTO_RAW) in sendmmsg batches of 64 from reused
+// namespace lab (deploy/lab): it writes whole IPv4 or IPv6 packets to a raw
+// socket (AF_INET or AF_INET6, SOCK_RAW, IPPROTO_RAW) in sendmmsg batches of 64 from reused
 // buffers, each SYN from a random address of a source prefix and a random
 // port, with the options a Linux client sends (MSS, SACK-permitted,
 // timestamps, window scale) and valid checksums.
 //
-//	ip netns exec <attacker> go run ./bench/synflood -dst 198.18.3.2:80 -rate 100000 -duration 10s [-count N] [-sources 198.19.0.0/16] [-distinct N] [-seed S]
+//	cd bench && ip netns exec <attacker> go run ./synflood -dst 198.18.3.2:80 -rate 100000 -duration 10s [-count N] [-sources 198.19.0.0/16] [-distinct N] [-seed S]
+//
+//	cd bench && ip netns exec <attacker> go run ./synflood -dst '[2001:db8:3::2]:80' -rate 100000 -duration 10s [-sources 2001:db8:ff::/48]
 //
 // Sources and destination must lie inside 198.18.0.0/15 (RFC 2544
-// benchmarking addresses); anything else is refused. The lab routes
-// 198.19.0.0/16 to its attacker namespace, so the answers go back there and
-// are dropped. With -distinct N the sources are exactly N distinct
+// benchmarking addresses) or 2001:db8::/32 (RFC 3849), both of the same
+// family; anything else is refused. The lab routes 198.19.0.0/16 and
+// 2001:db8:ff::/48 to its attacker namespace, so the answers go back there
+// and are dropped. IPv6 SYNs carry a random flow label and MSS 1440. With -distinct N the sources are exactly N distinct
 // (address, port) pairs of the prefix, each used once before any repeats
 // (so -count N sends from N different sources): the prefix has only so
 // many addresses (65536 in a /16), and a SYN cache keys on the whole

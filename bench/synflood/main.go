@@ -52,6 +52,9 @@ func (c Config) Validate() (Config, error) {
 	if c.Count < 0 || c.Count > MaxCount {
 		return c, fmt.Errorf("count %d not in [1, %d] (0: rate × duration)", c.Count, MaxCount)
 	}
+	if c.Sources.Addr().Is4() != c.Dst.Addr().Is4() {
+		return c, fmt.Errorf("sources %v, destination %v: %w", c.Sources, c.Dst, errFamily)
+	}
 	if m := MaxDistinct(c.Sources); c.Distinct > m {
 		return c, fmt.Errorf("distinct %d: %w (%d in %v)", c.Distinct, errDistinct, m, c.Sources)
 	}
@@ -79,8 +82,8 @@ func (r Result) PPS() float64 {
 
 func main() {
 	var (
-		dst      = flag.String("dst", "", "destination `ADDR:PORT`, inside 198.18.0.0/15 (required)")
-		sources  = flag.String("sources", "198.19.0.0/16", "source `PREFIX`, inside 198.18.0.0/15")
+		dst      = flag.String("dst", "", "destination `ADDR:PORT` ([ADDR]:PORT for IPv6), inside 198.18.0.0/15 or 2001:db8::/32 (required)")
+		sources  = flag.String("sources", "", "source `PREFIX`, inside 198.18.0.0/15 or 2001:db8::/32, of the destination's family (default 198.19.0.0/16 or 2001:db8:ff::/48)")
 		rate     = flag.Int("rate", 0, fmt.Sprintf("packets per second, 1..%d (required)", MaxRate))
 		duration = flag.Duration("duration", 0, fmt.Sprintf("how long to send, at most %v (required)", MaxDuration))
 		count    = flag.Int("count", 0, fmt.Sprintf("packets to send at most, up to %d; 0 = rate × duration", MaxCount))
@@ -95,6 +98,12 @@ func main() {
 	var err error
 	if c.Dst, err = netip.ParseAddrPort(*dst); err != nil {
 		fail(2, fmt.Errorf("-dst %q: %w", *dst, err))
+	}
+	if *sources == "" {
+		*sources = "198.19.0.0/16"
+		if c.Dst.Addr().Is6() {
+			*sources = "2001:db8:ff::/48"
+		}
 	}
 	if c.Sources, err = netip.ParsePrefix(*sources); err != nil {
 		fail(2, fmt.Errorf("-sources %q: %w", *sources, err))
@@ -135,7 +144,7 @@ func Run(ctx context.Context, c Config) (Result, error) {
 	if err := b.SetDistinct(c.Distinct); err != nil {
 		return Result{}, err
 	}
-	s, err := newRawSender(c.Dst.Addr().As4())
+	s, err := newRawSender(c.Dst.Addr(), b.Len())
 	if err != nil {
 		return Result{}, err
 	}

@@ -31,8 +31,14 @@ func TestValidateSources(t *testing.T) {
 		{"10.0.0.0/8", false},
 		{"0.0.0.0/0", false},
 		{"198.19.1.0/16", false}, // host bits
-		{"2001:db8::/32", false},
 		{"::ffff:198.19.0.0/112", false},
+		{"2001:db8::/32", true},
+		{"2001:db8:ff::/48", true},
+		{"2001:db8:ff::7/128", true},
+		{"2001:db8::/31", false}, // wider than the documentation prefix
+		{"2001:db9::/48", false},
+		{"2001:db8:ff::1/48", false}, // host bits
+		{"fe80::/64", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -59,7 +65,10 @@ func TestValidateDestination(t *testing.T) {
 		{"198.20.0.1:80", false},
 		{"127.0.0.1:80", false},
 		{"192.0.2.1:80", false},
-		{"[2001:db8:3::2]:80", false},
+		{"[2001:db8:3::2]:80", true},
+		{"[2001:db8:3::2]:0", false},
+		{"[2001:db9::2]:80", false},
+		{"[::1]:80", false},
 		{"[::ffff:198.18.3.2]:80", false},
 	}
 	for _, tt := range tests {
@@ -309,6 +318,12 @@ func TestNewBuilderRefuses(t *testing.T) {
 	if _, err := NewBuilder(ok4, netip.MustParseAddrPort("192.0.2.1:80"), 1); err == nil {
 		t.Errorf("NewBuilder(..., 192.0.2.1:80) = nil error, want refusal")
 	}
+	if _, err := NewBuilder(ok4, netip.MustParseAddrPort("[2001:db8:3::2]:80"), 1); !errors.Is(err, errFamily) {
+		t.Errorf("NewBuilder(%v, [2001:db8:3::2]:80) = %v, want %v", ok4, err, errFamily)
+	}
+	if _, err := NewBuilder(netip.MustParsePrefix("2001:db8:ff::/48"), okDst, 1); !errors.Is(err, errFamily) {
+		t.Errorf("NewBuilder(2001:db8:ff::/48, %v) = %v, want %v", okDst, err, errFamily)
+	}
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -338,6 +353,14 @@ func TestConfigValidate(t *testing.T) {
 		{"distinct sources", func(c *Config) { c.Distinct = 1_000_000 }, 1_000_000},
 		{"all distinct sources", func(c *Config) { c.Distinct = 65536 * NumPorts }, 1_000_000},
 		{"too many distinct sources", func(c *Config) { c.Distinct = 65536*NumPorts + 1 }, 0},
+		{"IPv6", func(c *Config) {
+			c.Dst, c.Sources = netip.MustParseAddrPort("[2001:db8:3::2]:80"), netip.MustParsePrefix("2001:db8:ff::/48")
+		}, 1_000_000},
+		{"IPv6 distinct capped at 2^32 addresses", func(c *Config) {
+			c.Dst, c.Sources = netip.MustParseAddrPort("[2001:db8:3::2]:80"), netip.MustParsePrefix("2001:db8:ff::/48")
+			c.Distinct = 1<<32*NumPorts + 1
+		}, 0},
+		{"mixed families", func(c *Config) { c.Dst = netip.MustParseAddrPort("[2001:db8:3::2]:80") }, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -399,5 +422,140 @@ func BenchmarkFill(b *testing.B) {
 				bd.Fill(p)
 			}
 		})
+	}
+}
+
+// decode6 parses p as IPv6+TCP with gopacket, failing the test when it
+// cannot.
+func decode6(t *testing.T, p []byte) (*layers.IPv6, *layers.TCP) {
+	t.Helper()
+	pkt := gopacket.NewPacket(p, layers.LayerTypeIPv6, gopacket.Default)
+	if el := pkt.ErrorLayer(); el != nil {
+		t.Fatalf("gopacket: %v", el.Error())
+	}
+	ip, _ := pkt.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+	tcp, _ := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP)
+	if ip == nil || tcp == nil {
+		t.Fatalf("gopacket found layers %v, want IPv6 and TCP", pkt.Layers())
+	}
+	return ip, tcp
+}
+
+func TestFill6(t *testing.T) {
+	dst := netip.MustParseAddrPort("[2001:db8:3::2]:80")
+	for _, src := range []string{"2001:db8:ff::/48", "2001:db8::/32", "2001:db8:ff:1::/120", "2001:db8:ff::9/128"} {
+		t.Run(src, func(t *testing.T) {
+			prefix := netip.MustParsePrefix(src)
+			b, err := NewBuilder(prefix, dst, 42)
+			if err != nil {
+				t.Fatalf("NewBuilder(%v, %v) = %v", prefix, dst, err)
+			}
+			if b.Len() != PacketLen6 || !b.IPv6() {
+				t.Fatalf("Len() = %d, IPv6() = %v, want %d, true", b.Len(), b.IPv6(), PacketLen6)
+			}
+			sources, labels := map[netip.Addr]bool{}, map[uint32]bool{}
+			p := make([]byte, MaxPacketLen)
+			for i := range 500 {
+				b.Fill(p)
+				ip, tcp := decode6(t, p[:PacketLen6])
+				if i < 20 {
+					buf := gopacket.NewSerializeBuffer()
+					ip2, tcp2 := *ip, *tcp
+					tcp2.Checksum = 0
+					if err := tcp2.SetNetworkLayerForChecksum(&ip2); err != nil {
+						t.Fatal(err)
+					}
+					if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true}, &ip2, &tcp2); err != nil {
+						t.Fatal(err)
+					}
+					if !bytes.Equal(buf.Bytes(), p[:PacketLen6]) {
+						t.Fatalf("packet %d differs from gopacket's with computed checksums:\n got %x\nwant %x", i, p[:PacketLen6], buf.Bytes())
+					}
+				}
+				srcAddr, _ := netip.AddrFromSlice(ip.SrcIP)
+				if !prefix.Contains(srcAddr) {
+					t.Fatalf("packet %d: source %v outside %v", i, srcAddr, prefix)
+				}
+				sources[srcAddr], labels[ip.FlowLabel] = true, true
+				dstAddr, _ := netip.AddrFromSlice(ip.DstIP)
+				if got := netip.AddrPortFrom(dstAddr, uint16(tcp.DstPort)); got != dst {
+					t.Errorf("packet %d: destination %v, want %v", i, got, dst)
+				}
+				if ip.Version != 6 || ip.Length != tcpLen || ip.HopLimit != 64 || ip.NextHeader != layers.IPProtocolTCP || ip.TrafficClass != 0 {
+					t.Errorf("packet %d: IPv6 header %+v", i, ip)
+				}
+				if !tcp.SYN || tcp.ACK || tcp.RST || tcp.FIN || tcp.Ack != 0 || tcp.DataOffset != 10 || tcp.SrcPort < MinPort {
+					t.Errorf("packet %d: TCP header %+v", i, tcp)
+				}
+				if len(tcp.Options) != 5 || tcp.Options[0].OptionType != layers.TCPOptionKindMSS ||
+					binary.BigEndian.Uint16(tcp.Options[0].OptionData) != 1440 {
+					t.Errorf("packet %d: options %v, want MSS 1440 first of 5", i, tcp.Options)
+				}
+			}
+			hosts := 1 << min(128-prefix.Bits(), 20)
+			if want := min(hosts, 400) * 3 / 4; len(sources) < want {
+				t.Errorf("%d distinct sources in 500 packets from %v, want at least %d", len(sources), prefix, want)
+			}
+			if len(labels) < 400 {
+				t.Errorf("%d distinct flow labels in 500 packets, want at least 400", len(labels))
+			}
+		})
+	}
+}
+
+// TestFillDistinct6 checks distinct sources of IPv6 prefixes, which lend
+// at most their 2^32 lowest addresses.
+func TestFillDistinct6(t *testing.T) {
+	dst := netip.MustParseAddrPort("[2001:db8:3::2]:80")
+	for _, tt := range []struct {
+		prefix    string
+		n         uint64
+		wantAddrs int
+	}{
+		{"2001:db8:ff::/48", 5000, 5000},
+		{"2001:db8:ff:1::/120", 1000, 256},
+	} {
+		t.Run(fmt.Sprintf("%s/%d", tt.prefix, tt.n), func(t *testing.T) {
+			prefix := netip.MustParsePrefix(tt.prefix)
+			b, err := NewBuilder(prefix, dst, 5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.SetDistinct(tt.n); err != nil {
+				t.Fatalf("SetDistinct(%d) = %v", tt.n, err)
+			}
+			p := make([]byte, MaxPacketLen)
+			type source struct {
+				addr netip.Addr
+				port uint16
+			}
+			seen, addrs := map[source]bool{}, map[netip.Addr]bool{}
+			for i := range tt.n {
+				b.Fill(p)
+				a, _ := netip.AddrFromSlice(p[8:24])
+				s := source{a, binary.BigEndian.Uint16(p[ip6Len:])}
+				if !prefix.Contains(a) || seen[s] {
+					t.Fatalf("packet %d: source %v:%d outside %v or repeated", i, a, s.port, prefix)
+				}
+				seen[s], addrs[a] = true, true
+			}
+			if len(addrs) != tt.wantAddrs {
+				t.Errorf("%d sources have %d addresses, want %d", tt.n, len(addrs), tt.wantAddrs)
+			}
+		})
+	}
+	if got, want := MaxDistinct(netip.MustParsePrefix("2001:db8::/32")), uint64(1)<<32*NumPorts; got != want {
+		t.Errorf("MaxDistinct(2001:db8::/32) = %d, want %d", got, want)
+	}
+}
+
+func TestFill6Allocs(t *testing.T) {
+	b, err := NewBuilder(netip.MustParsePrefix("2001:db8:ff::/48"), netip.MustParseAddrPort("[2001:db8:3::2]:80"), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, MaxPacketLen)
+	if n := testing.AllocsPerRun(1000, func() { b.Fill(p) }); n != 0 {
+		t.Errorf("Fill (IPv6) allocates %v times per packet, want 0", n)
 	}
 }

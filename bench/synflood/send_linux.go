@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -11,20 +12,27 @@ import (
 // BatchSize is how many packets one sendmmsg call carries.
 const BatchSize = 64
 
-// rawSender sends whole IPv4 packets through a raw socket, a batch per
-// system call, from buffers it owns and reuses.
+// rawSender sends whole IPv4 or IPv6 packets through a raw socket
+// (IPPROTO_RAW: the packet carries its own IP header; for IPv6 see
+// rawv6_send_hdrinc in the kernel), a batch per system call, from buffers
+// it owns and reuses.
 type rawSender struct {
 	fd   int
-	bufs [BatchSize][PacketLen]byte
+	bufs [BatchSize][MaxPacketLen]byte
 	iov  [BatchSize]unix.Iovec
 	hdrs [BatchSize]unix.Mmsghdr
 	sa   unix.RawSockaddrInet4
+	sa6  unix.RawSockaddrInet6
 }
 
-// newRawSender opens the raw socket; dst is the address every packet goes
-// to (the kernel routes by it).
-func newRawSender(dst [4]byte) (*rawSender, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+// newRawSender opens the raw socket for packets of n bytes; dst is the
+// address every packet goes to (the kernel routes by it).
+func newRawSender(dst netip.Addr, n int) (*rawSender, error) {
+	family := unix.AF_INET
+	if dst.Is6() {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
 	if err != nil {
 		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
 			return nil, fmt.Errorf("raw socket: %w (needs root or CAP_NET_RAW)", err)
@@ -35,14 +43,21 @@ func newRawSender(dst [4]byte) (*rawSender, error) {
 	// fatal (the default works, only slower).
 	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
 	s := &rawSender{fd: fd}
-	s.sa.Family = unix.AF_INET
-	s.sa.Addr = dst
+	name, namelen := (*byte)(unsafe.Pointer(&s.sa)), uint32(unix.SizeofSockaddrInet4)
+	if dst.Is6() {
+		s.sa6.Family = unix.AF_INET6
+		s.sa6.Addr = dst.As16()
+		name, namelen = (*byte)(unsafe.Pointer(&s.sa6)), unix.SizeofSockaddrInet6
+	} else {
+		s.sa.Family = unix.AF_INET
+		s.sa.Addr = dst.As4()
+	}
 	for i := range s.hdrs {
 		s.iov[i].Base = &s.bufs[i][0]
-		s.iov[i].SetLen(PacketLen)
+		s.iov[i].SetLen(n)
 		h := &s.hdrs[i].Hdr
-		h.Name = (*byte)(unsafe.Pointer(&s.sa))
-		h.Namelen = unix.SizeofSockaddrInet4
+		h.Name = name
+		h.Namelen = namelen
 		h.Iov = &s.iov[i]
 		h.SetIovlen(1)
 	}

@@ -18,8 +18,8 @@ import (
 )
 
 // TestRunInNamespace sends a bounded burst in a network namespace of its
-// own to an address on its loopback, and reads every SYN back from a raw
-// TCP socket there.
+// own to an address on its loopback, IPv4 and IPv6, and reads every SYN
+// back from a raw TCP socket there.
 func TestRunInNamespace(t *testing.T) {
 	ns := fmt.Sprintf("synflood-test-%d", os.Getpid())
 	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
@@ -33,26 +33,42 @@ func TestRunInNamespace(t *testing.T) {
 			t.Errorf("ip netns del %s: %v: %s", ns, err, out)
 		}
 	})
-	dst := netip.MustParseAddrPort("198.18.0.1:9")
+	dst4, dst6 := netip.MustParseAddrPort("198.18.0.1:9"), netip.MustParseAddrPort("[2001:db8::1]:9")
 	for _, args := range [][]string{
 		{"link", "set", "lo", "up"},
-		{"addr", "add", dst.Addr().String() + "/32", "dev", "lo"},
+		{"addr", "add", dst4.Addr().String() + "/32", "dev", "lo"},
+		{"addr", "add", dst6.Addr().String() + "/128", "dev", "lo", "nodad"},
 	} {
 		if out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput(); err != nil {
 			t.Fatalf("ip -n %s %v: %v: %s", ns, args, err, out)
 		}
 	}
+	for _, tt := range []struct {
+		dst netip.AddrPort
+		src netip.Prefix
+	}{
+		{dst4, netip.MustParsePrefix("198.19.0.0/16")},
+		{dst6, netip.MustParsePrefix("2001:db8:ff::/48")},
+	} {
+		t.Run(tt.dst.Addr().String(), func(t *testing.T) { runInNamespace(t, ns, tt.dst, tt.src) })
+	}
+}
 
-	src := netip.MustParsePrefix("198.19.0.0/16")
+func runInNamespace(t *testing.T, ns string, dst netip.AddrPort, src netip.Prefix) {
 	const count = 3000
 	cfg, err := Config{Dst: dst, Sources: src, Rate: 100_000, Duration: 10 * time.Second, Count: count, Seed: 3}.Validate()
 	if err != nil {
 		t.Fatal(err)
 	}
+	v6 := dst.Addr().Is6()
 	var res Result
 	var got, bad int
 	err = lab.InNetns(ns, func() error {
-		rfd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+		family := unix.AF_INET
+		if v6 {
+			family = unix.AF_INET6
+		}
+		rfd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 		if err != nil {
 			return fmt.Errorf("raw TCP socket: %w", err)
 		}
@@ -67,7 +83,7 @@ func TestRunInNamespace(t *testing.T) {
 		}
 		buf := make([]byte, 2048)
 		for {
-			n, _, err := unix.Recvfrom(rfd, buf, unix.MSG_DONTWAIT)
+			n, from, err := unix.Recvfrom(rfd, buf, unix.MSG_DONTWAIT)
 			if errors.Is(err, unix.EAGAIN) {
 				return nil
 			}
@@ -75,11 +91,26 @@ func TestRunInNamespace(t *testing.T) {
 				return fmt.Errorf("recvfrom: %w", err)
 			}
 			p := buf[:n]
-			if n < ipLen || p[9] != 6 || binary.BigEndian.Uint16(p[ipLen+2:]) != dst.Port() {
-				continue // not ours (the kernel's answers have no route here)
+			if !v6 {
+				if n < ipLen || p[9] != 6 || binary.BigEndian.Uint16(p[ipLen+2:]) != dst.Port() {
+					continue // not ours (the kernel's answers have no route here)
+				}
+				s, _ := netip.AddrFromSlice(p[12:16])
+				if n != PacketLen || !src.Contains(s) || p[ipLen+13] != 0x02 || !tcpChecksumOK(p) {
+					bad++
+					continue
+				}
+				got++
+				continue
 			}
-			s, _ := netip.AddrFromSlice(p[12:16])
-			if n != PacketLen || !src.Contains(s) || p[ipLen+13] != 0x02 || !tcpChecksumOK(p) {
+			// An IPv6 raw socket delivers the TCP segment without the IP
+			// header (RFC 3542 §3); the source comes with recvfrom.
+			sa, ok := from.(*unix.SockaddrInet6)
+			if !ok || n < 20 || binary.BigEndian.Uint16(p[2:]) != dst.Port() {
+				continue
+			}
+			s := netip.AddrFrom16(sa.Addr)
+			if n != tcpLen || !src.Contains(s) || p[13] != 0x02 || !tcp6ChecksumOK(s, dst.Addr(), p) {
 				bad++
 				continue
 			}
@@ -109,5 +140,13 @@ func tcpChecksumOK(p []byte) bool {
 		pseudo += uint32(binary.BigEndian.Uint16(p[i:]))
 	}
 	pseudo += 6 + uint32(len(tc))
+	return checksum(tc, pseudo) == 0
+}
+
+// tcp6ChecksumOK checks the TCP checksum of segment tc from src to dst
+// (RFC 8200 §8.1 pseudo-header).
+func tcp6ChecksumOK(src, dst netip.Addr, tc []byte) bool {
+	s, d := src.As16(), dst.As16()
+	pseudo := sum16(s[:]) + sum16(d[:]) + uint32(len(tc)) + 6
 	return checksum(tc, pseudo) == 0
 }

@@ -5,16 +5,8 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/synwall/synwall/internal/policy"
+	"github.com/synwall/synwall/internal/daemon"
 )
-
-// loadPolicy reads path, or returns the embedded default when path is empty.
-func loadPolicy(path string) (*policy.Policy, error) {
-	if path == "" {
-		return policy.Default()
-	}
-	return policy.Load(path)
-}
 
 func cmdCheck(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("check", "[FILE]", `Validates a policy file strictly (unknown keys, wrong types, overlapping
@@ -29,7 +21,7 @@ Exit status 0 when the policy is valid, 1 when it is not.`, stderr)
 		fs.Usage()
 		return exitUsage
 	}
-	p, err := loadPolicy(fs.Arg(0))
+	p, err := daemon.LoadPolicy(fs.Arg(0))
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFailure

@@ -1,5 +1,11 @@
 // Command synwall is a SYN-flood defense gateway: a transparent SYN proxy
 // (RFC 4987 §3.8) fed by NFQUEUE. See the README and `synwall help`.
+//
+// This package is the command line only: flags become a daemon.Config
+// (package internal/daemon runs the gateway) and the other subcommands
+// (check, rules, discover, status, reload, restart) are thin clients of
+// the policy, firewall, probe and daemon packages. The lab drivers (demo,
+// lab up|down) are the separate binary cmd/synwall-lab.
 package main
 
 import (
@@ -40,8 +46,6 @@ func init() {
 		{"reload", "[--pid-file FILE]", "ask the running gateway to reload its policy (sends SIGHUP)", cmdReload},
 		{"status", "[--json] [--watch]", "show what the running gateway is doing: rates, drops by reason, top attacked services and source prefixes, table fill", cmdStatus},
 		{"restart", "[--pid-file FILE]", "graceful restart of the running gateway (SIGUSR2): keeps flows, cookie keys and rules, re-executes the binary", cmdRestart},
-		{"demo", "[flags]", "build a namespace lab, flood it with and without synwall, print the result, remove the lab", cmdDemo},
-		{"lab", "up|down [flags]", "build or remove the network-namespace lab by hand", cmdLab},
 		{"version", "", "print the version", cmdVersion},
 	}
 }

@@ -2,10 +2,15 @@ package main
 
 import (
 	"bytes"
+	"flag"
+	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/synwall/synwall/internal/daemon"
 )
 
 func run(args ...string) (code int, stdout, stderr string) {
@@ -58,5 +63,75 @@ func TestUsage(t *testing.T) {
 	}
 	if code, stdout, _ := run("version"); code != exitOK || !strings.HasPrefix(stdout, "synwall ") {
 		t.Errorf("version = %d %q", code, stdout)
+	}
+}
+
+// TestPidFileDefault: synwall run writes its PID where synwall reload and
+// synwall restart look for it by default, and so do the systemd unit and
+// the README; --pid-file "" disables it.
+func TestPidFileDefault(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, daemon.DefaultPidFile},
+		{[]string{"--pid-file", ""}, ""},
+		{[]string{"--pid-file", "/tmp/x.pid"}, "/tmp/x.pid"},
+	} {
+		var f runFlags
+		fs := flag.NewFlagSet("run", flag.ContinueOnError)
+		f.register(fs, true)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := f.config(log)
+		if err != nil {
+			t.Fatalf("config(%q): %v", tc.args, err)
+		}
+		if cfg.PidFile != tc.want {
+			t.Errorf("run %q: PidFile = %q, want %q", tc.args, cfg.PidFile, tc.want)
+		}
+	}
+	for _, cmd := range []string{"run", "reload", "restart"} {
+		_, _, stderr := run(cmd, "-h")
+		if want := `-pid-file FILE`; !strings.Contains(stderr, want) || !strings.Contains(stderr, `(default "`+daemon.DefaultPidFile+`")`) {
+			t.Errorf("synwall %s -h does not show --pid-file with the default %s:\n%s", cmd, daemon.DefaultPidFile, stderr)
+		}
+	}
+	for _, doc := range []string{"../../deploy/systemd/synwall.service", "../../README.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), daemon.DefaultPidFile) {
+			t.Errorf("%s does not name the pid file %s", doc, daemon.DefaultPidFile)
+		}
+	}
+}
+
+// TestNoLabInBinary: the production binary links none of the lab drivers
+// (hping3 floods, HTTP servers, namespace plumbing); cmd/synwall-lab does.
+func TestNoLabInBinary(t *testing.T) {
+	for _, tc := range []struct {
+		pkg     string
+		wantLab bool
+	}{
+		{"github.com/synwall/synwall/cmd/synwall", false},
+		{"github.com/synwall/synwall/cmd/synwall-lab", true},
+	} {
+		out, err := exec.Command("go", "list", "-deps", tc.pkg).Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", tc.pkg, err)
+		}
+		var lab []string
+		for _, dep := range strings.Fields(string(out)) {
+			if strings.HasPrefix(dep, "github.com/synwall/synwall/deploy/") {
+				lab = append(lab, dep)
+			}
+		}
+		if got := len(lab) > 0; got != tc.wantLab {
+			t.Errorf("go list -deps %s: deploy packages %q, want linked %v", tc.pkg, lab, tc.wantLab)
+		}
 	}
 }

@@ -8,18 +8,16 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-)
 
-// defaultPidFile is where `synwall run --pid-file` is expected by default
-// (the systemd unit uses it too).
-const defaultPidFile = "/run/synwall/synwall.pid"
+	"github.com/synwall/synwall/internal/daemon"
+)
 
 func cmdReload(_ context.Context, args []string, _, stderr io.Writer) int {
 	fs := newFlags("reload", "[--pid-file FILE]", `Asks the running gateway to re-read its policy file by sending it SIGHUP.
 The gateway validates the new policy first; an invalid one is refused (see
 its log) and the running policy stays. Check a file beforehand with
 "synwall check FILE".`, stderr)
-	pidFile := fs.String("pid-file", defaultPidFile, "the `FILE` given to synwall run --pid-file")
+	pidFile := fs.String("pid-file", daemon.DefaultPidFile, "the `FILE` given to synwall run --pid-file")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}

@@ -6,130 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/synwall/synwall/internal/daemon"
+
 	"github.com/synwall/synwall/internal/observe"
-	"github.com/synwall/synwall/internal/queue"
 )
-
-// statusVersion is the version of statusDoc; a change that removes or
-// renames a field increments it.
-const statusVersion = 1
-
-// statusDoc is what GET /v1/status returns.
-type statusDoc struct {
-	Version int       `json:"version"`
-	Synwall string    `json:"synwall"` // the daemon's version
-	Time    time.Time `json:"time"`
-	Uptime  float64   `json:"uptime_seconds"`
-	Mode    struct {
-		Backend  string `json:"backend"`
-		Queues   string `json:"queues"`
-		FailOpen bool   `json:"fail_open"`
-		Hooks    string `json:"hooks"`
-		Policy   string `json:"policy"`
-		Services int    `json:"services"`
-	} `json:"mode"`
-	// Rates per second over the last second and the last 10 seconds
-	// (absent in the daemon's first second).
-	Rate1s  *Rate `json:"rate_1s,omitempty"`
-	Rate10s *Rate `json:"rate_10s,omitempty"`
-	// Window is the observer's current window: drops by class with
-	// distinct sources, and the heavy hitters (decayed over windows).
-	Window     observe.WindowReport  `json:"window"`
-	LastWindow *observe.WindowReport `json:"last_window,omitempty"`
-	Capacity   struct {
-		SynCache tableUse `json:"syn_cache"`
-		Flows    tableUse `json:"flows"`
-		Pending  tableUse `json:"pending"`
-	} `json:"capacity"`
-	Kernel struct {
-		Waiting     uint64 `json:"waiting"`
-		QueueFull   uint64 `json:"queue_dropped"`
-		SocketFull  uint64 `json:"user_dropped"`
-		Unavailable string `json:"unavailable,omitempty"`
-	} `json:"kernel_queue"`
-	Queue struct {
-		ENOBUFS      uint64 `json:"enobufs"`
-		InjectErrors uint64 `json:"inject_errors"`
-	} `json:"queue"`
-	Reloads struct {
-		OK     uint64 `json:"ok"`
-		Failed uint64 `json:"failed"`
-	} `json:"reloads"`
-	Pcap *pcapStatus `json:"pcap,omitempty"`
-}
-
-type tableUse struct {
-	Used     int64 `json:"used"`
-	Capacity int64 `json:"capacity"`
-}
-
-type pcapStatus struct {
-	File string `json:"file"`
-	observe.SamplerStats
-}
-
-// status builds the status document.
-func (d *daemon) status(now time.Time) statusDoc {
-	var s statusDoc
-	s.Version, s.Synwall, s.Time = statusVersion, version, now
-	if !d.started.IsZero() {
-		s.Uptime = now.Sub(d.started).Seconds()
-	}
-	s.Mode.Backend = d.qcfg.Backend.String()
-	// The queues bound (qcfg is fixed before the workers start); d.rules is
-	// rewritten by reloads, on another goroutine.
-	qs := d.qcfg.Queues
-	s.Mode.Queues = fmt.Sprintf("%d-%d", qs[0], qs[len(qs)-1])
-	s.Mode.FailOpen = d.qcfg.FailOpen
-	s.Mode.Hooks = d.flags.hook
-	s.Mode.Policy = policyName(d.flags.policy)
-	if p := d.engine.Policy(); p != nil {
-		s.Mode.Services = len(p.Services)
-	}
-	if o := d.ops; o != nil {
-		if r, ok := o.rates.over(1); ok {
-			s.Rate1s = &r
-		}
-		if r, ok := o.rates.over(10); ok {
-			s.Rate10s = &r
-		}
-		snap := o.obs.Snapshot(now)
-		s.Window, s.LastWindow = snap.Current, snap.Last
-		if snap.Sampler != nil {
-			s.Pcap = &pcapStatus{File: o.flags.pcapFile, SamplerStats: *snap.Sampler}
-		}
-	}
-	c := d.engine.Capacity()
-	s.Capacity.SynCache = tableUse{int64(c.CacheEntries), int64(c.CacheCapacity)}
-	s.Capacity.Flows = tableUse{c.Flows, int64(c.FlowsCapacity)}
-	s.Capacity.Pending = tableUse{int64(c.PendingUsed), int64(c.PendingSlots)}
-	if ks, err := queue.ReadKernelQueueStats(); err == nil {
-		for _, k := range ks {
-			if !slices.Contains(qs, k.Queue) {
-				continue
-			}
-			s.Kernel.Waiting += uint64(k.Waiting)
-			s.Kernel.QueueFull += k.Dropped
-			s.Kernel.SocketFull += k.UserDropped
-		}
-	} else {
-		s.Kernel.Unavailable = err.Error()
-	}
-	if d.queue != nil {
-		for _, q := range d.queue.Stats() {
-			s.Queue.ENOBUFS += q.ENOBUFS
-			s.Queue.InjectErrors += q.InjectErrors
-		}
-	}
-	s.Reloads.OK, s.Reloads.Failed = d.reloadCounts()
-	return s
-}
 
 // watchFlag is --watch with an optional interval: a bool flag that also
 // takes --watch=2s (and `--watch 2s`, handled after parsing).
@@ -175,7 +60,7 @@ control socket (synwall run --control-socket).
 every INTERVAL (default 2s) until interrupted.
 
 Exit status 3 when no daemon answers on the socket.`, stderr)
-	socket := fs.String("socket", DefaultControlSocket, "the daemon's control `SOCKET`")
+	socket := fs.String("socket", daemon.DefaultControlSocket, "the daemon's control `SOCKET`")
 	asJSON := fs.Bool("json", false, "print the status as JSON")
 	watch := &watchFlag{d: 2 * time.Second}
 	fs.Var(watch, "watch", "redraw every `INTERVAL` (default 2s) until interrupted")
@@ -195,10 +80,10 @@ Exit status 3 when no daemon answers on the socket.`, stderr)
 		return exitUsage
 	}
 	show := func() int {
-		doc, err := fetchStatus(ctx, *socket)
+		doc, err := daemon.FetchStatus(ctx, *socket)
 		if err != nil {
 			fmt.Fprintln(stderr, "synwall status:", err)
-			if errors.Is(err, errNotRunning) {
+			if errors.Is(err, daemon.ErrNotRunning) {
 				return exitSetup
 			}
 			return exitFailure
@@ -233,7 +118,7 @@ Exit status 3 when no daemon answers on the socket.`, stderr)
 }
 
 // renderStatus writes the human view.
-func renderStatus(w io.Writer, s *statusDoc) {
+func renderStatus(w io.Writer, s *daemon.Status) {
 	fail := "closed"
 	if s.Mode.FailOpen {
 		fail = "open"
@@ -243,7 +128,7 @@ func renderStatus(w io.Writer, s *statusDoc) {
 		s.Mode.Backend, s.Mode.Queues, fail, s.Mode.Hooks, s.Mode.Policy, s.Mode.Services)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	num := func(r *Rate, f func(*Rate) float64) string {
+	num := func(r *daemon.Rate, f func(*daemon.Rate) float64) string {
 		if r == nil {
 			return "-"
 		}
@@ -252,16 +137,16 @@ func renderStatus(w io.Writer, s *statusDoc) {
 	fmt.Fprintf(tw, "per second\tlast 1s\tlast 10s\t\n")
 	for _, row := range []struct {
 		name string
-		f    func(*Rate) float64
+		f    func(*daemon.Rate) float64
 	}{
-		{"packets", func(r *Rate) float64 { return r.Packets }},
-		{"SYNs answered", func(r *Rate) float64 { return r.Answered }},
-		{"handshakes", func(r *Rate) float64 { return r.Handshakes }},
+		{"packets", func(r *daemon.Rate) float64 { return r.Packets }},
+		{"SYNs answered", func(r *daemon.Rate) float64 { return r.Answered }},
+		{"handshakes", func(r *daemon.Rate) float64 { return r.Handshakes }},
 	} {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t\n", row.name, num(s.Rate1s, row.f), num(s.Rate10s, row.f))
 	}
 	classes := map[string]bool{}
-	for _, r := range []*Rate{s.Rate1s, s.Rate10s} {
+	for _, r := range []*daemon.Rate{s.Rate1s, s.Rate10s} {
 		if r != nil {
 			for c := range r.Drops {
 				classes[c] = true
@@ -274,11 +159,11 @@ func renderStatus(w io.Writer, s *statusDoc) {
 	}
 	sort.Strings(names)
 	for _, c := range names {
-		fmt.Fprintf(tw, "drop %s\t%s\t%s\t\n", c, num(s.Rate1s, func(r *Rate) float64 { return r.Drops[c] }), num(s.Rate10s, func(r *Rate) float64 { return r.Drops[c] }))
+		fmt.Fprintf(tw, "drop %s\t%s\t%s\t\n", c, num(s.Rate1s, func(r *daemon.Rate) float64 { return r.Drops[c] }), num(s.Rate10s, func(r *daemon.Rate) float64 { return r.Drops[c] }))
 	}
 	tw.Flush()
 
-	pct := func(u tableUse) string {
+	pct := func(u daemon.TableUse) string {
 		if u.Capacity == 0 {
 			return fmt.Sprintf("%d", u.Used)
 		}

@@ -23,7 +23,7 @@
 // (Flood) and the synwall daemon itself (StartSynwall) are started through a
 // *Lab and stopped by Down.
 //
-// Demo runs the comparison behind `synwall demo`: a SYN flood against an
+// Demo runs the comparison behind `synwall-lab demo`: a SYN flood against an
 // unprotected server, then the same flood against the server behind synwall.
 //
 // Traffic never leaves the namespaces the lab creates, addresses come only

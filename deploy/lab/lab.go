@@ -36,6 +36,8 @@ var (
 	// generator there can send from any of its addresses and the answers
 	// come back to the attacker (which ignores them).
 	SpoofPrefix = netip.MustParsePrefix("198.19.0.0/16")
+	// SpoofPrefix6 is SpoofPrefix's IPv6 counterpart.
+	SpoofPrefix6 = netip.MustParsePrefix("2001:db8:ff::/48")
 
 	// LabPrefix4 and LabPrefix6 hold every address the lab uses.
 	LabPrefix4 = netip.MustParsePrefix("198.18.0.0/15")
@@ -209,6 +211,7 @@ func (l *Lab) build(ctx context.Context) error {
 	}
 	cmds = append(cmds,
 		[]string{"ip", "-n", l.Gateway, "route", "add", SpoofPrefix.String(), "via", AttackerV4.String(), "dev", IfAttacker},
+		[]string{"ip", "-n", l.Gateway, "-6", "route", "add", SpoofPrefix6.String(), "via", AttackerV6.String(), "dev", IfAttacker},
 	)
 	for _, c := range cmds {
 		if _, err := l.run(ctx, c[0], c[1:]...); err != nil {
@@ -255,7 +258,7 @@ func (l *Lab) Down() error {
 }
 
 // Remove deletes the namespaces of the lab with this prefix, those that
-// exist. It is what `synwall lab down` uses for a lab built by another
+// exist. It is what `synwall-lab lab down` uses for a lab built by another
 // process.
 func Remove(prefix string) error {
 	cli, atk, gw, srv := Names(prefix)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -122,6 +123,16 @@ func TestAttackerStaysSilent(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if c := inputCounters(t, l, l.Server, "iptables"); c[0] != 3 {
 		t.Errorf("server counted %d RSTs from hping3 -R, want 3", c[0])
+	}
+	// Answers to spoofed sources of either family go back to the attacker.
+	for _, a := range []string{"198.19.7.9", "2001:db8:ff::7:9"} {
+		out, err := l.Exec(ctx, l.Gateway, "ip", "route", "get", a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out, "dev "+IfAttacker) {
+			t.Errorf("gateway: ip route get %s = %q, want it via %s", a, strings.TrimSpace(out), IfAttacker)
+		}
 	}
 }
 
@@ -304,9 +315,9 @@ while :; do sleep 0.05; done
 	if err != nil {
 		t.Fatal(err)
 	}
-	// run --hook forward --fail closed --stats-file F --queues 0-1 --backend raw
-	if st.Events["syn_answered"] != 1 || st.Other["args"]["n"] != 11 {
-		t.Errorf("Stats() = %+v, want syn_answered 1 and 11 arguments", st)
+	// run --hook forward --fail closed --stats-file F --pid-file "" --queues 0-1 --backend raw
+	if st.Events["syn_answered"] != 1 || st.Other["args"]["n"] != 13 {
+		t.Errorf("Stats() = %+v, want syn_answered 1 and 13 arguments", st)
 	}
 	if err := sw.Stop(); err != nil {
 		t.Errorf("Stop: %v", err)
@@ -447,5 +458,72 @@ func TestIperf(t *testing.T) {
 			t.Errorf("Iperf(%v) = %v bit/s, want > 0", a, bps)
 		}
 		t.Logf("iperf3 to %v without synwall: %.2f Gbit/s", a, bps/1e9)
+	}
+}
+
+// TestLabBinary: cmd/synwall-lab builds the lab with `lab up` until
+// interrupted and removes it; `demo` finds the synwall binary next to
+// itself, and without one there it refuses to start.
+func TestLabBinary(t *testing.T) {
+	needTools(t, "ip", "iptables", "ip6tables")
+	needSynwall(t)
+	prefix := fmt.Sprintf("sw%d-bin", os.Getpid())
+	t.Cleanup(func() { Remove(prefix) })
+	cmd := exec.Command(labBin, "lab", "up", "--prefix", prefix)
+	var out, errb syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	deadline := time.After(60 * time.Second)
+	for !strings.Contains(out.String(), "is up") {
+		select {
+		case err := <-waited:
+			if strings.Contains(errb.String(), "permission") || strings.Contains(errb.String(), "Operation not permitted") {
+				t.Skipf("needs root: %s", errb.String())
+			}
+			t.Fatalf("synwall-lab lab up exited (%v) before the lab was up:\n%s%s", err, out.String(), errb.String())
+		case <-deadline:
+			cmd.Process.Kill()
+			<-waited
+			t.Fatalf("synwall-lab lab up: not up after 60 s:\n%s%s", out.String(), errb.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	cli, atk, gw, srv := Names(prefix)
+	if !strings.Contains(out.String(), "ip netns exec "+gw+" synwall run") {
+		t.Errorf("lab up output does not say how to run synwall in %s:\n%s", gw, out.String())
+	}
+	cmd.Process.Signal(os.Interrupt)
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Errorf("synwall-lab lab up after Ctrl-C: %v, want exit 0; stderr:\n%s", err, errb.String())
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("synwall-lab lab up did not end after Ctrl-C")
+	}
+	for _, ns := range []string{cli, atk, gw, srv} {
+		if _, err := os.Stat(filepath.Join(netnsDir, ns)); err == nil {
+			t.Errorf("namespace %s left after lab up was interrupted", ns)
+		}
+	}
+
+	// Without a synwall next to it (nor --synwall), demo does not start.
+	alone := filepath.Join(t.TempDir(), "synwall-lab")
+	b, err := os.ReadFile(labBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(alone, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	res, err := exec.Command(alone, "demo").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 || !strings.Contains(string(res), "--synwall") {
+		t.Errorf("synwall-lab demo without a synwall binary = %v, %q; want exit 3 naming --synwall", err, res)
 	}
 }

@@ -24,6 +24,7 @@ import (
 
 var (
 	synwallBin      string // built in TestMain
+	labBin          string // cmd/synwall-lab, built next to synwallBin
 	synwallBuildErr error
 )
 
@@ -33,13 +34,15 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	synwallBin = filepath.Join(dir, "synwall")
+	synwallBin, labBin = filepath.Join(dir, "synwall"), filepath.Join(dir, "synwall-lab")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", synwallBin, "github.com/synwall/synwall/cmd/synwall").CombinedOutput()
-	cancel()
-	if err != nil {
-		synwallBuildErr = fmt.Errorf("go build cmd/synwall: %v\n%s", err, out)
+	for _, b := range [][2]string{{synwallBin, "cmd/synwall"}, {labBin, "cmd/synwall-lab"}} {
+		out, err := exec.CommandContext(ctx, "go", "build", "-o", b[0], "github.com/synwall/synwall/"+b[1]).CombinedOutput()
+		if err != nil {
+			synwallBuildErr = errors.Join(synwallBuildErr, fmt.Errorf("go build %s: %v\n%s", b[1], err, out))
+		}
 	}
+	cancel()
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -92,7 +92,9 @@ func (l *Lab) StartSynwall(ctx context.Context, cfg SynwallConfig) (*Synwall, er
 	} else {
 		os.Remove(s.StatsFile) // a stale file is no readiness signal
 	}
-	args := []string{"run", "--hook", or(cfg.Hook, "forward"), "--fail", or(cfg.Fail, "closed"), "--stats-file", s.StatsFile}
+	// No pid file unless cfg.Args names one (later flags win): the
+	// default, /run/synwall/synwall.pid, belongs to the host's synwall.
+	args := []string{"run", "--hook", or(cfg.Hook, "forward"), "--fail", or(cfg.Fail, "closed"), "--stats-file", s.StatsFile, "--pid-file", ""}
 	if cfg.Policy != "" {
 		args = append(args, "--policy", cfg.Policy)
 	}

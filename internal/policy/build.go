@@ -50,12 +50,10 @@ func (b *builder) err() error { return errors.Join(b.errs...) }
 // Everything else (cookies, global limits, queue, invalid flags) gets its
 // default, as in a file that leaves them out.
 func New(services []*Service, t Tables) (*Policy, error) {
-	p := &Policy{Tables: t}
+	p := defaultPolicy()
+	p.Tables = t
 	fillTables(&p.Tables)
 	p.Cookies.Period = p.Tables.CookiePeriod
-	p.Limits = Limits{SynAckRate: PerSecond(DefaultSynAckRate), SynAckBurst: DefaultSynAckBurst}
-	p.InvalidFlags = InvalidFlagsDrop
-	p.Queue = Queue{Numbers: []uint16{0, 1}, MaxLen: DefaultQueueMaxLen}
 	for i, s := range services {
 		if s == nil {
 			return nil, &Error{Path: fmt.Sprintf("services[%d]", i), Msg: "nil service"}
@@ -83,30 +81,6 @@ func New(services []*Service, t Tables) (*Policy, error) {
 	}
 	b := &builder{}
 	return b.build(p)
-}
-
-func defaultMSS6(mss4 uint16) uint16 {
-	return max(mss4-20, MinMSS6)
-}
-
-func fillTables(t *Tables) {
-	fill := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	fillD := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	fill(&t.CacheBuckets, DefaultCacheBuckets)
-	fill(&t.CacheEntries, DefaultCacheEntries)
-	fill(&t.Flows, DefaultFlows)
-	fillD(&t.HandshakeTimeout, DefaultHandshakeTimeout)
-	fillD(&t.IdleTimeout, DefaultIdleTimeout)
-	fillD(&t.Linger, DefaultLinger)
-	fillD(&t.CookiePeriod, DefaultCookiePeriod)
 }
 
 func (b *builder) intRange(path string, v, lo, hi int) {

@@ -53,33 +53,6 @@ func Parse(name string, data []byte) (*Policy, error) {
 	return d.build(p)
 }
 
-// defaultPolicy returns a Policy holding every default and no services.
-func defaultPolicy() *Policy {
-	p := &Policy{}
-	fillTables(&p.Tables)
-	p.Cookies.Period = p.Tables.CookiePeriod
-	p.Limits = Limits{SynAckRate: PerSecond(DefaultSynAckRate), SynAckBurst: DefaultSynAckBurst}
-	p.InvalidFlags = InvalidFlagsDrop
-	p.Queue = Queue{Numbers: []uint16{0}, MaxLen: DefaultQueueMaxLen}
-	return p
-}
-
-// defaultService returns a service holding the defaults of a file.
-func defaultService() *Service {
-	return &Service{
-		Mode: ModeProxy,
-		Advertise: Advertise{
-			MSS4: DefaultMSS4, MSS6: defaultMSS6(DefaultMSS4), WScale: DefaultWScale,
-			SACK: true, Timestamps: true, Window: DefaultWindow,
-		},
-		Limit: defaultSourceLimit(),
-	}
-}
-
-func defaultSourceLimit() SourceLimit {
-	return SourceLimit{Rate: PerSecond(DefaultSourceRate), Burst: DefaultSourceBurst, Prefix4: DefaultPrefix4, Prefix6: DefaultPrefix6}
-}
-
 func join(path, key string) string {
 	if path == "" {
 		return key

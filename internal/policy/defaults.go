@@ -2,7 +2,14 @@ package policy
 
 import "time"
 
-// Defaults and allowed ranges. deploy/policies/README.md lists the same.
+// This file is the one source of synwall's policy defaults. Parse starts
+// every file from defaultPolicy and every service from defaultService; New
+// starts from defaultPolicy too; the embedded default.yaml names only its
+// service and takes everything else from here. deploy/policies/README.md
+// documents the same values, and TestDocumentedDefaults fails when the two
+// drift apart.
+
+// Defaults and allowed ranges.
 const (
 	DefaultCacheBuckets     = 512             // SYN cache buckets (FreeBSD's default)
 	DefaultCacheEntries     = 30              // entries per bucket (FreeBSD's default)
@@ -41,3 +48,65 @@ const (
 	MaxQueues                  = 64
 	MaxServices                = 1 << 20
 )
+
+// DefaultQueueNumbers returns the default NFQUEUE numbers, 0 and 1: two
+// workers, the first taking the clients' SYNs and the second everything
+// else, so that a SYN flood never delays established flows. The slice is
+// the caller's.
+func DefaultQueueNumbers() []uint16 { return []uint16{0, 1} }
+
+// defaultPolicy returns a Policy holding every default and no services:
+// what a file with only version and services, or New with zero Tables,
+// starts from.
+func defaultPolicy() *Policy {
+	p := &Policy{}
+	fillTables(&p.Tables)
+	p.Cookies.Period = p.Tables.CookiePeriod
+	p.Limits = Limits{SynAckRate: PerSecond(DefaultSynAckRate), SynAckBurst: DefaultSynAckBurst}
+	p.InvalidFlags = InvalidFlagsDrop
+	p.Queue = Queue{Numbers: DefaultQueueNumbers(), MaxLen: DefaultQueueMaxLen}
+	return p
+}
+
+// defaultService returns a service holding the defaults of a file.
+func defaultService() *Service {
+	return &Service{
+		Mode: ModeProxy,
+		Advertise: Advertise{
+			MSS4: DefaultMSS4, MSS6: defaultMSS6(DefaultMSS4), WScale: DefaultWScale,
+			SACK: true, Timestamps: true, Window: DefaultWindow,
+		},
+		Limit: defaultSourceLimit(),
+	}
+}
+
+func defaultSourceLimit() SourceLimit {
+	return SourceLimit{Rate: PerSecond(DefaultSourceRate), Burst: DefaultSourceBurst, Prefix4: DefaultPrefix4, Prefix6: DefaultPrefix6}
+}
+
+// defaultMSS6 is the IPv6 MSS that goes with an IPv4 MSS: 20 bytes less
+// for the longer IPv6 header (RFC 8200 §3), at least MinMSS6.
+func defaultMSS6(mss4 uint16) uint16 {
+	return max(mss4-20, MinMSS6)
+}
+
+// fillTables sets every zero field of t to its default.
+func fillTables(t *Tables) {
+	fill := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	fillD := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	fill(&t.CacheBuckets, DefaultCacheBuckets)
+	fill(&t.CacheEntries, DefaultCacheEntries)
+	fill(&t.Flows, DefaultFlows)
+	fillD(&t.HandshakeTimeout, DefaultHandshakeTimeout)
+	fillD(&t.IdleTimeout, DefaultIdleTimeout)
+	fillD(&t.Linger, DefaultLinger)
+	fillD(&t.CookiePeriod, DefaultCookiePeriod)
+}

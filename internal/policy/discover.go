@@ -6,28 +6,9 @@ import (
 	"net/netip"
 )
 
-// ErrNoProbeTarget is returned by ProbeTarget for a service with no address
-// or no port to probe.
+// ErrNoProbeTarget is returned by ProbeTargets for a service with no
+// address or no port to probe.
 var ErrNoProbeTarget = errors.New("policy: service has no address or port to probe")
-
-// ProbeTarget returns the backend address and port that advertise.discover
-// probes for s: the lowest port of its first port range, at the first
-// address of its first prefix. See ProbeTargets for how an address is chosen
-// from a prefix.
-func ProbeTarget(s *Service) (netip.AddrPort, error) {
-	if s == nil || len(s.Prefixes) == 0 {
-		return netip.AddrPort{}, ErrNoProbeTarget
-	}
-	port, ok := probePort(s)
-	if !ok {
-		return netip.AddrPort{}, ErrNoProbeTarget
-	}
-	a, ok := ProbeAddr(s.Prefixes[0])
-	if !ok {
-		return netip.AddrPort{}, ErrNoProbeTarget
-	}
-	return netip.AddrPortFrom(a, port), nil
-}
 
 // ProbeTargets returns one probe target per address family of s, IPv4
 // first: the first prefix of each family, at the lowest guarded port. A

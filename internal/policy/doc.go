@@ -4,9 +4,21 @@
 // raw form and validated into an immutable *Policy; errors name the file, the
 // line, the field and the allowed range.
 //
-// The file schema, every field's default and allowed range are described in
-// deploy/policies/README.md; Default returns the embedded policy/default.yaml.
-// Lookup, Allowed and Denied are on the packet path and never allocate.
+// # Defaults
+//
+// Every default and allowed range is defined once, in defaults.go: Parse
+// starts each file from those defaults (defaultPolicy, defaultService), New
+// fills the zero fields of Go-built policies from the same ones, and the
+// embedded default.yaml (Default) names only the lab's service, taking every
+// other value from there. deploy/policies/README.md documents the file
+// schema with the same defaults and ranges; TestDocumentedDefaults parses its
+// tables and fails when documentation and code drift apart.
+//
+// # Packet path
+//
+// LookupIP, Allowed and Denied are on the packet path and never allocate.
+//
+// # Reload
 //
 // A new policy is swapped in whole (the engine keeps an atomic pointer).
 // Table sizes and queue settings are fixed when the gateway starts:

@@ -14,12 +14,9 @@ import (
 //go:embed default.yaml
 var defaultYAML []byte
 
-// DefaultYAML returns the text of the embedded default policy.
-func DefaultYAML() []byte { return append([]byte(nil), defaultYAML...) }
-
-// Default returns the embedded default policy (policy/default.yaml): it
+// Default returns the embedded default policy (default.yaml): it
 // guards the lab's server network, 198.18.3.0/24 and 2001:db8:3::/64, all
-// ports, in proxy mode.
+// ports, in proxy mode; every other field has its default (defaults.go).
 func Default() (*Policy, error) { return Parse("default", defaultYAML) }
 
 // Load reads and parses the policy file at path.

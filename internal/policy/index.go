@@ -336,10 +336,11 @@ func findPort(list []portEntry, port uint16) *Service {
 	return nil
 }
 
-// LookupIP is Lookup for an address held as bytes in network order, as
-// packet headers carry it: 4 bytes for IPv4, 16 for IPv6 (IPv4-mapped IPv6
-// addresses are looked up as IPv4). Any other length guards nothing. It does
-// not allocate.
+// LookupIP returns the service guarding addr:port, or nil; the longest
+// matching prefix wins. addr is held as bytes in network order, as packet
+// headers carry it: 4 bytes for IPv4, 16 for IPv6 (IPv4-mapped IPv6
+// addresses are looked up as IPv4, RFC 4291 §2.5.5.2). Any other length,
+// and a nil Policy, guard nothing. It does not allocate.
 func (p *Policy) LookupIP(addr []byte, port uint16) *Service {
 	if p == nil {
 		return nil

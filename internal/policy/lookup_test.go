@@ -15,6 +15,17 @@ func mustNew(t testing.TB, services []*Service) *Policy {
 	return p
 }
 
+// lookup is LookupIP for a netip.Addr, the way the engine calls it with
+// the address bytes of a packet header.
+func lookup(p *Policy, a netip.Addr, port uint16) *Service { return p.LookupIP(a.AsSlice(), port) }
+
+func name(s *Service) string {
+	if s == nil {
+		return ""
+	}
+	return s.Name
+}
+
 func TestNewFillsDefaults(t *testing.T) {
 	in := &Service{Mode: ModeProxy, Prefixes: []netip.Prefix{netip.MustParsePrefix("198.18.3.0/24")}, PortLo: 80, PortHi: 80}
 	p := mustNew(t, []*Service{in})
@@ -32,17 +43,19 @@ func TestNewFillsDefaults(t *testing.T) {
 	if p.Tables != want {
 		t.Errorf("New tables = %+v, want %+v", p.Tables, want)
 	}
-	if got := p.Lookup(netip.MustParseAddr("198.18.3.9"), 80); got != s {
-		t.Errorf("Lookup(198.18.3.9, 80) = %v, want %v", got, s)
+	if got := lookup(p, netip.MustParseAddr("198.18.3.9"), 80); got != s {
+		t.Errorf("LookupIP(198.18.3.9, 80) = %v, want %v", got, s)
 	}
 }
 
-func TestLookup(t *testing.T) {
+// TestLookupIP: hits, misses, longest prefix first, IPv4-mapped IPv6
+// addresses as IPv4, other address lengths and a nil Policy guard nothing.
+func TestLookupIP(t *testing.T) {
 	pf := netip.MustParsePrefix
 	p := mustNew(t, []*Service{
 		{Name: "net", Mode: ModeProxy, Prefixes: []netip.Prefix{pf("198.18.3.0/24"), pf("2001:db8:3::/64")}, Ports: []PortRange{{80, 80}, {443, 443}, {8000, 8080}}},
 		{Name: "host", Mode: ModePass, Prefixes: []netip.Prefix{pf("198.18.3.2/32"), pf("2001:db8:3::2/128")}, PortLo: 22, PortHi: 22},
-		{Name: "all", Mode: ModeDrop, Prefixes: []netip.Prefix{pf("198.18.0.0/16")}, PortLo: 1000, PortHi: 2000},
+		{Name: "all", Mode: ModeDrop, Prefixes: []netip.Prefix{pf("198.18.0.0/16"), pf("2001:db8::/32")}, PortLo: 1000, PortHi: 2000},
 	})
 	tests := []struct {
 		addr string
@@ -62,28 +75,55 @@ func TestLookup(t *testing.T) {
 		{"198.18.3.3", 1000, "all"},
 		{"198.19.3.3", 1000, ""},
 		{"::ffff:198.18.3.2", 22, "host"},
+		{"::ffff:198.18.3.7", 8080, "net"},
+		{"::198.18.3.7", 80, ""}, // IPv4-compatible, not mapped
 		{"2001:db8:3::2", 22, "host"},
 		{"2001:db8:3::5", 443, "net"},
 		{"2001:db8:3:1::5", 443, ""},
 		{"2001:db8:3::5", 22, ""},
+		{"2001:db8:ffff::1", 1999, "all"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.addr, func(t *testing.T) {
-			got := ""
-			if s := p.Lookup(netip.MustParseAddr(tt.addr), tt.port); s != nil {
-				got = s.Name
+			a := netip.MustParseAddr(tt.addr)
+			if got := name(p.LookupIP(a.AsSlice(), tt.port)); got != tt.want {
+				t.Errorf("LookupIP(%s, %d) = %q, want %q", tt.addr, tt.port, got, tt.want)
 			}
-			if got != tt.want {
-				t.Errorf("Lookup(%s, %d) = %q, want %q", tt.addr, tt.port, got, tt.want)
+			if got, want := p.LookupIP(a.AsSlice(), tt.port), linear(p, a, tt.port); got != want {
+				t.Errorf("LookupIP(%s, %d) = %q, want the reference's %q", tt.addr, tt.port, name(got), name(want))
 			}
 		})
 	}
-	if s := p.Lookup(netip.Addr{}, 80); s != nil {
-		t.Errorf("Lookup(invalid, 80) = %v, want nil", s)
+	for _, n := range []int{0, 3, 5, 15, 17} {
+		if s := p.LookupIP(make([]byte, n), 80); s != nil {
+			t.Errorf("LookupIP(%d zero bytes, 80) = %q, want nil", n, s.Name)
+		}
+	}
+	if s := lookup(p, netip.Addr{}, 80); s != nil {
+		t.Errorf("LookupIP(invalid, 80) = %q, want nil", s.Name)
 	}
 	var nilp *Policy
-	if s := nilp.Lookup(netip.MustParseAddr("198.18.3.7"), 80); s != nil {
-		t.Errorf("nil Policy Lookup = %v, want nil", s)
+	if s := nilp.LookupIP([]byte{198, 18, 3, 7}, 80); s != nil {
+		t.Errorf("nil Policy LookupIP = %q, want nil", s.Name)
+	}
+
+	// Random addresses near the prefixes: LookupIP agrees with the
+	// reference.
+	r := rand.New(rand.NewPCG(7, 8))
+	for i := 0; i < 5000; i++ {
+		var a netip.Addr
+		if r.IntN(2) == 0 {
+			a = netip.AddrFrom4([4]byte{198, 18 + byte(r.IntN(2)), byte(r.IntN(8)), byte(r.IntN(8))})
+		} else {
+			var b [16]byte
+			copy(b[:], netip.MustParseAddr("2001:db8:3::").AsSlice())
+			b[5], b[7], b[15] = byte(r.IntN(4)), byte(r.IntN(2)), byte(r.IntN(4))
+			a = netip.AddrFrom16(b)
+		}
+		port := []uint16{22, 80, 443, 1000, 8042, 9999}[r.IntN(6)]
+		if got, want := lookup(p, a, port), linear(p, a, port); got != want {
+			t.Fatalf("LookupIP(%s, %d) = %q, want the reference's %q", a, port, name(got), name(want))
+		}
 	}
 }
 
@@ -141,7 +181,7 @@ func linear(p *Policy, a netip.Addr, port uint16) *Service {
 	return nil
 }
 
-func TestLookupDifferential(t *testing.T) {
+func TestLookupIPDifferential(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, n := range []int{1, 10, 300} {
 		p := mustNew(t, randomServices(r, n))
@@ -161,24 +201,25 @@ func TestLookupDifferential(t *testing.T) {
 				a = netip.AddrFrom4([4]byte(b[12:]))
 			}
 			port := s.Ports[0].Lo + uint16(r.IntN(120)) - 10
-			if got, want := p.Lookup(a, port), linear(p, a, port); got != want {
-				t.Fatalf("n=%d: Lookup(%s, %d) = %v, want %v", n, a, port, got, want)
+			if got, want := lookup(p, a, port), linear(p, a, port); got != want {
+				t.Fatalf("n=%d: LookupIP(%s, %d) = %v, want %v", n, a, port, got, want)
 			}
 		}
 	}
 }
 
-func TestLookupNoAllocs(t *testing.T) {
+func TestLookupIPNoAllocs(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	p := mustNew(t, randomServices(r, 100))
 	a4, a6 := netip.MustParseAddr("198.18.1.1"), netip.MustParseAddr("2001:db8:1::1")
+	b4, b6 := a4.AsSlice(), a6.AsSlice()
 	allocs := testing.AllocsPerRun(1000, func() {
-		p.Lookup(a4, 80)
-		p.Lookup(a6, 443)
+		p.LookupIP(b4, 80)
+		p.LookupIP(b6, 443)
 		p.Allowed(a4)
 		p.Denied(a6)
 	})
 	if allocs != 0 {
-		t.Errorf("Lookup/Allowed/Denied allocate %v times per run, want 0", allocs)
+		t.Errorf("LookupIP/Allowed/Denied allocate %v times per run, want 0", allocs)
 	}
 }

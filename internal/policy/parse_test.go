@@ -202,9 +202,9 @@ func TestNoOverlapAcrossPorts(t *testing.T) {
 		port uint16
 		want string
 	}{{"198.18.3.2", 22, "ssh"}, {"198.18.3.2", 443, "web"}, {"198.19.3.2", 9000, "rest"}, {"198.18.3.2", 9100, "rest"}} {
-		s := p.Lookup(netip.MustParseAddr(c.addr), c.port)
+		s := lookup(p, netip.MustParseAddr(c.addr), c.port)
 		if s == nil || s.Name != c.want {
-			t.Errorf("Lookup(%s, %d) = %v, want %s", c.addr, c.port, s, c.want)
+			t.Errorf("LookupIP(%s, %d) = %v, want %s", c.addr, c.port, s, c.want)
 		}
 	}
 	roundTrip(t, p)

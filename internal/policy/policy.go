@@ -164,22 +164,6 @@ type Tables struct {
 	CookiePeriod     time.Duration // same as Cookies.Period (5s..5m; default 30s)
 }
 
-// Lookup returns the service guarding addr:port, or nil. It does not
-// allocate. IPv4-mapped IPv6 addresses are looked up as IPv4. A nil Policy
-// guards nothing.
-func (p *Policy) Lookup(addr netip.Addr, port uint16) *Service {
-	if p == nil {
-		return nil
-	}
-	if addr.Is4() || addr.Is4In6() {
-		return p.lookup4(addr4(addr.Unmap()), port)
-	}
-	if !addr.IsValid() {
-		return nil
-	}
-	return p.lookup6(addr6(addr), port)
-}
-
 // Allowed reports whether addr is in the allow list. It does not allocate.
 func (p *Policy) Allowed(addr netip.Addr) bool { return p != nil && p.allow.contains(addr) }
 

@@ -1,8 +1,9 @@
-// Package queue is everything of synwall that touches the kernel: it takes
+// Package queue is synwall's packet path through the kernel: it takes
 // guarded TCP packets from NFQUEUE, hands each to a Processor (the engine's
-// gateway.Worker), tells the kernel the verdict, sends the packets the engine
-// asks for through raw sockets, and installs and removes the firewall rules
-// that steer the traffic into the queue. It decides nothing itself.
+// gateway.Worker), tells the kernel the verdict, and sends the packets the
+// engine asks for through raw sockets. It decides nothing itself. The
+// firewall rules that steer traffic into the queues are package firewall's;
+// the backend probes of advertise.discover are package probe's.
 //
 // # Backends
 //
@@ -18,7 +19,7 @@
 // Each queue number in Config.Queues gets its own worker goroutine and its
 // own Processor (from the factory given to Open). With two or more queues
 // the generated rules send the clients' SYNs to the first and everything
-// else to the others (see Rules), so a SYN flood that fills its queue does
+// else to the others (see firewall.Rules), so a SYN flood that fills its queue does
 // not drop the packets of established flows. Verdicts are issued in the
 // order the packets arrived. Runs of plain ACCEPT (or of DROP) verdicts are
 // folded into one NFQNL_MSG_VERDICT_BATCH message, which applies to every
@@ -58,7 +59,7 @@
 //     being notracked, without conntrack) until synwall runs again.
 //
 // A clean shutdown (context cancelled) unbinds the queues; the caller then
-// removes the rules with Firewall.Remove. Between the unbind and the removal
+// removes the rules with firewall.Installer.Remove. Between the unbind and the removal
 // the mode's "no program bound" behaviour applies.
 //
 // A graceful restart need not unbind at all: with Config.Handoff and
@@ -73,17 +74,8 @@
 // RawInjector sends complete IPv4 and IPv6 packets through
 // socket(AF_INET, SOCK_RAW, IPPROTO_RAW) and socket(AF_INET6, SOCK_RAW,
 // IPPROTO_RAW) with sendmmsg, the destination taken from each packet's IP
-// header. Both sockets carry SO_MARK (DefaultMark, 0x5359 "SY"), and the
-// generated rules let marked packets RETURN before any queue rule and skip
-// conntrack, so synwall never sees its own packets again.
-//
-// # Firewall rules
-//
-// Rules describes the guarded services and how their traffic is queued;
-// it renders iptables-restore text for both families (what Firewall
-// installs, atomically per family with --noflush so other rules survive)
-// and nftables text for operators who use nft. Every rule carries the
-// comment "synwall", lives in synwall's own chains (SYNWALL-RAW-PRE,
-// SYNWALL-RAW-OUT in raw; SYNWALL-FWD, SYNWALL-IN, SYNWALL-OUT in filter)
-// and is reached by a jump inserted at the top of the built-in chain.
+// header. Both sockets carry SO_MARK (DefaultMark, which is
+// firewall.DefaultMark, 0x5359 "SY"), and the rules let marked packets
+// RETURN before any queue rule and skip conntrack, so synwall never sees its
+// own packets again.
 package queue

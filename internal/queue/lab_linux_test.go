@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synwall/synwall/internal/firewall"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/synwall/synwall/internal/engine"
@@ -205,19 +207,19 @@ func setTCPChecksum(pkt []byte, ipLen int) {
 	binary.BigEndian.PutUint16(tcp[16:], checksum(tcp, sum))
 }
 
-func labRules() Rules {
-	return Rules{
-		Services: []RuleService{
-			{Prefix: netip.MustParsePrefix(labSrv4 + "/32"), Ports: PortRange{7000, 7002}},
-			{Prefix: netip.MustParsePrefix(labSrv6 + "/128"), Ports: PortRange{7000, 7002}},
+func labRules() firewall.Rules {
+	return firewall.Rules{
+		Services: []firewall.Service{
+			{Prefix: netip.MustParsePrefix(labSrv4 + "/32"), Ports: firewall.PortRange{Lo: 7000, Hi: 7002}},
+			{Prefix: netip.MustParsePrefix(labSrv6 + "/128"), Ports: firewall.PortRange{Lo: 7000, Hi: 7002}},
 		},
-		Hooks: []Hook{HookInput},
+		Hooks: []firewall.Hook{firewall.HookInput},
 	}
 }
 
 func TestQueueLab(t *testing.T) {
 	l := newLab(t, "q")
-	fw := &Firewall{Rules: labRules(), Wrap: []string{"ip", "netns", "exec", l.srv}}
+	fw := &firewall.Installer{Rules: labRules(), Wrap: []string{"ip", "netns", "exec", l.srv}}
 	if err := fw.Install(context.Background()); err != nil {
 		skipIfNoPrivilege(t, err)
 	}

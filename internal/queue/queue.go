@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/synwall/synwall/internal/firewall"
+
 	"github.com/synwall/synwall/internal/engine"
 )
 
@@ -68,7 +70,7 @@ const (
 	DefaultMaxQueueLen   = 4096
 	DefaultRcvBuf        = 32 << 20
 	DefaultFlushInterval = time.Millisecond
-	DefaultMark          = 0x5359 // "SY": marks injected packets
+	DefaultMark          = firewall.DefaultMark // marks injected packets; the rules exempt them
 )
 
 // Config describes the queue workers. The zero value of each field means its

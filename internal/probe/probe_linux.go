@@ -1,4 +1,4 @@
-package queue
+package probe
 
 import (
 	"context"
@@ -32,7 +32,7 @@ const tsOptLen = 12
 // no state. The socket carries SO_MARK mark (when non-zero), which
 // synwall's firewall rules exempt from the queue and from conntrack, so the
 // probe reaches the server directly even while synwall guards it. A timeout
-// of 0 means DefaultProbeTimeout.
+// of 0 means DefaultTimeout.
 //
 // Everything comes from the kernel's TCP_INFO after the handshake:
 // tcpi_options says which options were agreed, tcpi_snd_wscale is the
@@ -47,13 +47,13 @@ const tsOptLen = 12
 // its 64 KB MSS) is reported with an MSS near Window/2, again a lower bound.
 // tcpi_snd_wnd right after the
 // handshake is the SYN-ACK's window (Linux 6.2 and later).
-func Probe(ctx context.Context, target netip.AddrPort, mark uint32, timeout time.Duration) (ProbeResult, error) {
+func Probe(ctx context.Context, target netip.AddrPort, mark uint32, timeout time.Duration) (Result, error) {
 	if !target.IsValid() || target.Port() == 0 {
-		return ProbeResult{}, ErrProbeTarget
+		return Result{}, ErrTarget
 	}
 	target = netip.AddrPortFrom(target.Addr().Unmap(), target.Port())
 	if timeout <= 0 {
-		timeout = DefaultProbeTimeout
+		timeout = DefaultTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -78,7 +78,7 @@ func Probe(ctx context.Context, target netip.AddrPort, mark uint32, timeout time
 	}}
 	c, err := d.DialContext(ctx, network, target.String())
 	if err != nil {
-		return ProbeResult{}, fmt.Errorf("queue: probe %s: %w", target, err)
+		return Result{}, fmt.Errorf("probe: %s: %w", target, err)
 	}
 	tc := c.(*net.TCPConn)
 	defer func() {
@@ -87,17 +87,17 @@ func Probe(ctx context.Context, target netip.AddrPort, mark uint32, timeout time
 	}()
 	rc, err := tc.SyscallConn()
 	if err != nil {
-		return ProbeResult{}, fmt.Errorf("queue: probe %s: %w", target, err)
+		return Result{}, fmt.Errorf("probe: %s: %w", target, err)
 	}
 	var (
 		info tcpInfo
 		ierr error
 	)
 	if err := rc.Control(func(fd uintptr) { ierr = info.read(int(fd)) }); err != nil {
-		return ProbeResult{}, fmt.Errorf("queue: probe %s: %w", target, err)
+		return Result{}, fmt.Errorf("probe: %s: %w", target, err)
 	}
 	if ierr != nil {
-		return ProbeResult{}, fmt.Errorf("queue: probe %s: TCP_INFO: %w", target, ierr)
+		return Result{}, fmt.Errorf("probe: %s: TCP_INFO: %w", target, ierr)
 	}
 	r := info.result()
 	r.ECNAsked = r.ECN || ecnRequested()
@@ -147,9 +147,9 @@ func (i *tcpInfo) wscales() (snd, rcv uint8) {
 var bigEndian = binary.NativeEndian.Uint16([]byte{0, 1}) == 1
 
 // result decodes what the server's SYN-ACK said.
-func (i *tcpInfo) result() ProbeResult {
+func (i *tcpInfo) result() Result {
 	o := i.Options
-	r := ProbeResult{
+	r := Result{
 		WScale:     -1,
 		SACK:       o&tcpiOptSACK != 0,
 		Timestamps: o&tcpiOptTimestamps != 0,

@@ -1,4 +1,4 @@
-package queue
+package probe
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/synwall/synwall/internal/firewall"
 
 	"golang.org/x/sys/unix"
 )
@@ -41,7 +43,7 @@ func acceptInfo(ln net.Listener) (tcpInfo, error) {
 // checkAgainstServer compares a probe's result with the server's own view
 // of the same connection. With halfWindow the probe's MSS may be cut to half
 // the SYN-ACK's window (see Probe).
-func checkAgainstServer(t *testing.T, got ProbeResult, srv tcpInfo, halfWindow bool) {
+func checkAgainstServer(t *testing.T, got Result, srv tcpInfo, halfWindow bool) {
 	t.Helper()
 	_, rcvWScale := srv.wscales()
 	wantWS := int8(-1)
@@ -54,7 +56,7 @@ func checkAgainstServer(t *testing.T, got ProbeResult, srv tcpInfo, halfWindow b
 	if srv.Options&tcpiOptTimestamps != 0 {
 		mss += tsOptLen
 	}
-	want := ProbeResult{
+	want := Result{
 		MSS:        mss,
 		WScale:     wantWS,
 		SACK:       srv.Options&tcpiOptSACK != 0,
@@ -295,10 +297,10 @@ func TestProbeNetns(t *testing.T) {
 					ch := make(chan accepted, 1)
 					go func() { i, err := acceptInfo(fam.ln); ch <- accepted{i, err} }()
 					target := netip.AddrPortFrom(netip.MustParseAddr(fam.addr), 8080)
-					var got ProbeResult
+					var got Result
 					err := inNS(n.cli, func() error {
 						var err error
-						got, err = Probe(context.Background(), target, DefaultMark, 2*time.Second)
+						got, err = Probe(context.Background(), target, firewall.DefaultMark, 2*time.Second)
 						return err
 					})
 					if err != nil {

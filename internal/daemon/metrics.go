@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/synwall/synwall/internal/engine"
@@ -91,14 +90,14 @@ var (
 
 // collector is a prometheus.Collector over a daemon's counters.
 type collector struct {
-	d *daemon
+	d *Daemon
 	// kernelStats reads the kernel's per-queue counters; tests replace it.
 	kernelStats func() ([]queue.KernelQueueStats, error)
 }
 
 var _ prometheus.Collector = (*collector)(nil)
 
-func newCollector(d *daemon) *collector {
+func newCollector(d *Daemon) *collector {
 	return &collector{d: d, kernelStats: queue.ReadKernelQueueStats}
 }
 
@@ -176,7 +175,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	// only ours. The file is absent until a queue is bound.
 	if ks, err := c.kernelStats(); err == nil {
 		for _, k := range ks {
-			if !c.ours(k.Queue) {
+			if !d.ours(k.Queue) {
 				continue
 			}
 			q := strconv.Itoa(int(k.Queue))
@@ -201,35 +200,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if !d.started.IsZero() {
 		gauge(descStart, float64(d.started.UnixNano())/1e9)
 	}
-	gauge(descBuild, 1, version)
-}
-
-// ours reports whether q is one of the queues the daemon binds.
-func (c *collector) ours(q uint16) bool {
-	for _, n := range c.d.qcfg.Queues {
-		if n == q {
-			return true
-		}
-	}
-	return false
+	gauge(descBuild, 1, d.cfg.Version)
 }
 
 // reloadCounts returns the reload counters. They are written by the
-// daemon's signal loop only.
-func (d *daemon) reloadCounts() (ok, failed uint64) {
+// reload task only.
+func (d *Daemon) reloadCounts() (ok, failed uint64) {
 	return d.reloads.ok.Load(), d.reloads.failed.Load()
-}
-
-// newMetrics returns a registry with the daemon's metrics and the Go
-// runtime and process collectors.
-func newMetrics(d *daemon) *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		newCollector(d),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
-	return reg
 }
 
 // serveMetrics serves reg as /metrics on addr until ctx ends, then shuts
@@ -237,7 +214,7 @@ func newMetrics(d *daemon) *prometheus.Registry {
 // metrics tell an observer how well an attack is going, so a loopback
 // address (127.0.0.1:9474) is recommended; anything else is logged as a
 // warning.
-func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
+func serveMetrics(ctx context.Context, addr string, reg prometheus.Gatherer, log *slog.Logger) error {
 	if addr == "" {
 		return nil
 	}
@@ -252,7 +229,7 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, lo
 }
 
 // serveMetricsOn serves reg on ln until ctx ends; it closes ln.
-func serveMetricsOn(ctx context.Context, ln net.Listener, reg *prometheus.Registry, log *slog.Logger) error {
+func serveMetricsOn(ctx context.Context, ln net.Listener, reg prometheus.Gatherer, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:            slogPromLogger{log},

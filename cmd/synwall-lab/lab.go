@@ -1,10 +1,15 @@
+// Command synwall-lab drives the synwall binary in a lab of network
+// namespaces: `synwall-lab demo` floods a server with and without synwall
+// and prints the result (what `make demo` runs), `synwall-lab lab up|down`
+// builds or removes the lab by hand. It is a binary of its own so that the
+// lab's drivers (hping3 floods, HTTP servers, namespace plumbing in
+// deploy/lab) are not linked into the production synwall.
 package main
 
 import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/synwall/synwall/deploy/lab"
@@ -24,17 +29,18 @@ removes the lab (also on error or Ctrl-C). Needs root.`, stderr)
 	fs.IntVar(&cfg.Connections, "connections", 200, "legitimate connections per run")
 	fs.StringVar(&cfg.Run.Backend, "backend", "", "queue backend of the gateway: raw or nfq (default raw)")
 	fs.StringVar(&cfg.Run.Policy, "policy", "", "policy `FILE` for the gateway (default: the embedded default)")
+	synwall := synwallFlag(fs)
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
-	self, err := os.Executable()
+	bin, err := synwallPath(*synwall)
 	if err != nil {
-		fmt.Fprintln(stderr, "synwall demo:", err)
+		fmt.Fprintln(stderr, "synwall-lab demo:", err)
 		return exitSetup
 	}
-	cfg.Synwall = self
+	cfg.Synwall = bin
 	if err := lab.Demo(ctx, cfg, stdout); err != nil {
-		fmt.Fprintln(stderr, "synwall demo:", err)
+		fmt.Fprintln(stderr, "synwall-lab demo:", err)
 		return exitFailure
 	}
 	return exitOK
@@ -58,7 +64,7 @@ down removes the namespaces of a lab that was left behind.`, stderr)
 	switch verb {
 	case "down":
 		if err := lab.Remove(*prefix); err != nil {
-			fmt.Fprintln(stderr, "synwall lab down:", err)
+			fmt.Fprintln(stderr, "synwall-lab lab down:", err)
 			return exitFailure
 		}
 		return exitOK
@@ -69,16 +75,16 @@ down removes the namespaces of a lab that was left behind.`, stderr)
 	}
 	l, err := lab.Up(ctx, lab.Config{Prefix: *prefix})
 	if err != nil {
-		fmt.Fprintln(stderr, "synwall lab up:", err)
+		fmt.Fprintln(stderr, "synwall-lab lab up:", err)
 		return exitSetup
 	}
 	defer l.Down()
 	if _, err := l.StartServers(lab.ServerConfig{}); err != nil {
-		fmt.Fprintln(stderr, "synwall lab up:", err)
+		fmt.Fprintln(stderr, "synwall-lab lab up:", err)
 		return exitFailure
 	}
 	if err := l.StartIperf(ctx); err != nil {
-		fmt.Fprintln(stderr, "synwall lab up: iperf3 server not started:", err)
+		fmt.Fprintln(stderr, "synwall-lab lab up: iperf3 server not started:", err)
 	}
 	fmt.Fprintf(stdout, `lab %[1]s is up; Ctrl-C removes it.
   namespaces: %[2]s (client %[6]v), %[3]s (attacker), %[4]s (gateway), %[5]s (server %[7]v, %[8]v)

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 
 // The control socket speaks HTTP/1.1 over a unix socket. Versioned paths:
 //
-//	GET /v1/status   the status document (statusDoc, "version": 1) as JSON
+//	GET /v1/status   the status document (Status, "version": 1) as JSON
 //
 // Anyone who can connect (the socket is 0660: root and the socket's group)
 // can read the status; nothing on it changes the gateway.
@@ -56,7 +56,7 @@ func listenControl(path string) (net.Listener, error) {
 
 // serveControl answers on ln until ctx ends; it closes ln, which removes
 // the socket.
-func serveControl(ctx context.Context, ln net.Listener, d *daemon) error {
+func serveControl(ctx context.Context, ln net.Listener, d *Daemon) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+statusPath, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -90,9 +90,13 @@ func serveControl(ctx context.Context, ln net.Listener, d *daemon) error {
 	return nil
 }
 
-// fetchStatus asks the daemon at socket for its status. A daemon that is
-// not running (no socket, nobody listening) is errNotRunning.
-func fetchStatus(ctx context.Context, socket string) (*statusDoc, error) {
+// ErrNotRunning is returned by FetchStatus when no daemon answers.
+var ErrNotRunning = errors.New("the daemon is not running")
+
+// FetchStatus asks the daemon at socket for its status (the client side of
+// the control socket, for synwall status). A daemon that is not running (no
+// socket, nobody listening) is ErrNotRunning.
+func FetchStatus(ctx context.Context, socket string) (*Status, error) {
 	c := &http.Client{
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var dl net.Dialer
@@ -108,7 +112,7 @@ func fetchStatus(ctx context.Context, socket string) (*statusDoc, error) {
 	resp, err := c.Do(req)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
-			return nil, fmt.Errorf("%w (nothing listens on %s)", errNotRunning, socket)
+			return nil, fmt.Errorf("%w (nothing listens on %s)", ErrNotRunning, socket)
 		}
 		return nil, err
 	}
@@ -117,12 +121,12 @@ func fetchStatus(ctx context.Context, socket string) (*statusDoc, error) {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return nil, fmt.Errorf("%s: %s: %s", socket, resp.Status, b)
 	}
-	var doc statusDoc
+	var doc Status
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&doc); err != nil {
 		return nil, fmt.Errorf("%s: bad status document: %w", socket, err)
 	}
-	if doc.Version != statusVersion {
-		return nil, fmt.Errorf("%s: status version %d, this synwall reads %d", socket, doc.Version, statusVersion)
+	if doc.Version != StatusVersion {
+		return nil, fmt.Errorf("%s: status version %d, this synwall reads %d", socket, doc.Version, StatusVersion)
 	}
 	return &doc, nil
 }

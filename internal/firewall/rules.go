@@ -1,13 +1,11 @@
-package queue
+package firewall
 
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net/netip"
-	"os/exec"
 	"slices"
 	"strings"
 )
@@ -60,9 +58,9 @@ func (f Family) String() string {
 // PortRange is an inclusive range of TCP ports, 1 <= Lo <= Hi.
 type PortRange struct{ Lo, Hi uint16 }
 
-// RuleService is one guarded service as the firewall sees it: the server
+// Service is one guarded service as the firewall sees it: the server
 // addresses and their TCP ports.
-type RuleService struct {
+type Service struct {
 	Prefix netip.Prefix
 	Ports  PortRange
 }
@@ -70,7 +68,7 @@ type RuleService struct {
 // Rules describes the firewall rules that steer guarded traffic into the
 // queues.
 type Rules struct {
-	Services []RuleService
+	Services []Service
 	Hooks    []Hook // at least one
 	// QueueFirst..QueueLast are the queue numbers: one queue uses
 	// --queue-num, several --queue-balance (which hashes addresses only, so
@@ -81,11 +79,17 @@ type Rules struct {
 	CPUFanout bool
 	// FailOpen adds --queue-bypass: with no program bound to the queue the
 	// kernel accepts guarded traffic instead of dropping it. It does not
-	// cover a full queue; that is Config.FailOpen.
+	// cover a full queue; that is the queue's Config.FailOpen.
 	FailOpen bool
 	// Mark identifies injected packets; DefaultMark when zero.
 	Mark uint32
 }
+
+// DefaultMark is the firewall mark ("SY") of the packets synwall sends
+// itself: the injector's SYN-ACKs and handshakes, and the discover probes.
+// The rules let marked packets pass before any queue rule and exempt them
+// from conntrack, so synwall never sees its own packets again.
+const DefaultMark = 0x5359
 
 // Comment tags every rule synwall installs; Remove deletes exactly what
 // carries it.
@@ -104,32 +108,32 @@ const (
 // Validate reports the first problem of r.
 func (r Rules) Validate() error {
 	if len(r.Hooks) == 0 {
-		return errors.New("queue: rules: no hook (want forward and/or input)")
+		return errors.New("firewall: no hook (want forward and/or input)")
 	}
 	for _, h := range r.Hooks {
 		if h != HookForward && h != HookInput {
-			return fmt.Errorf("queue: rules: invalid hook %d", h)
+			return fmt.Errorf("firewall: invalid hook %d", h)
 		}
 	}
 	if len(r.Services) == 0 {
-		return errors.New("queue: rules: no service to guard")
+		return errors.New("firewall: no service to guard")
 	}
 	for i, s := range r.Services {
 		if !s.Prefix.IsValid() {
-			return fmt.Errorf("queue: rules: service %d: invalid prefix", i)
+			return fmt.Errorf("firewall: service %d: invalid prefix", i)
 		}
 		if s.Prefix.Addr().Is4In6() {
-			return fmt.Errorf("queue: rules: service %d: IPv4-mapped prefix %s; write it as IPv4", i, s.Prefix)
+			return fmt.Errorf("firewall: service %d: IPv4-mapped prefix %s; write it as IPv4", i, s.Prefix)
 		}
 		if s.Ports.Lo == 0 || s.Ports.Lo > s.Ports.Hi {
-			return fmt.Errorf("queue: rules: service %d (%s): port range %d-%d, want 1 <= lo <= hi <= 65535", i, s.Prefix, s.Ports.Lo, s.Ports.Hi)
+			return fmt.Errorf("firewall: service %d (%s): port range %d-%d, want 1 <= lo <= hi <= 65535", i, s.Prefix, s.Ports.Lo, s.Ports.Hi)
 		}
 	}
 	if r.QueueLast < r.QueueFirst {
-		return fmt.Errorf("queue: rules: queue range %d:%d is empty", r.QueueFirst, r.QueueLast)
+		return fmt.Errorf("firewall: queue range %d:%d is empty", r.QueueFirst, r.QueueLast)
 	}
 	if r.CPUFanout && r.QueueLast == r.QueueFirst {
-		return errors.New("queue: rules: CPU fanout needs more than one queue")
+		return errors.New("firewall: CPU fanout needs more than one queue")
 	}
 	return nil
 }
@@ -143,8 +147,8 @@ func (r Rules) mark() uint32 {
 	return r.Mark
 }
 
-func (r Rules) services(f Family) []RuleService {
-	var out []RuleService
+func (r Rules) services(f Family) []Service {
+	var out []Service
 	for _, s := range r.Services {
 		if s.Prefix.Addr().Is4() == (f == IPv4) {
 			out = append(out, s)
@@ -280,14 +284,14 @@ func (r Rules) tables(f Family) []table {
 
 // IPTables returns the iptables-restore (f IPv4) or ip6tables-restore (f
 // IPv6) input that installs the rules, for use with --noflush on a system
-// without synwall rules. Firewall.Install also removes an earlier
+// without synwall rules. Installer.Install also removes an earlier
 // installation in the same transaction.
 func (r Rules) IPTables(f Family) (string, error) {
 	if err := r.Validate(); err != nil {
 		return "", err
 	}
 	if f != IPv4 && f != IPv6 {
-		return "", fmt.Errorf("queue: rules: invalid family %d", f)
+		return "", fmt.Errorf("firewall: invalid family %d", f)
 	}
 	return r.restoreText(f, nil), nil
 }
@@ -418,7 +422,7 @@ func (r Rules) NFTables() (string, error) {
 	} else {
 		q += fmt.Sprintf(" to %d-%d", first, r.QueueLast)
 	}
-	match := func(s RuleService, dir string) string {
+	match := func(s Service, dir string) string {
 		ip := "ip"
 		if s.Prefix.Addr().Is6() {
 			ip = "ip6"
@@ -432,7 +436,7 @@ func (r Rules) NFTables() (string, error) {
 	fwd, in := r.hook(HookForward), r.hook(HookInput)
 	var b strings.Builder
 	c := fmt.Sprintf(" comment %q", Comment)
-	synRule := func(s RuleService) {
+	synRule := func(s Service) {
 		if synq != "" {
 			fmt.Fprintf(&b, "\t\t%s tcp flags & (fin|syn|rst|ack) == syn %s%s\n", match(s, "dst"), synq, c)
 		}
@@ -487,92 +491,4 @@ func (r Rules) NFTables() (string, error) {
 	}
 	b.WriteString("}\n")
 	return b.String(), nil
-}
-
-// Firewall installs and removes Rules with iptables-restore and
-// ip6tables-restore.
-type Firewall struct {
-	Rules Rules
-	// Wrap prefixes every command, e.g. {"ip", "netns", "exec", "lab"}.
-	Wrap []string
-}
-
-// ErrNoIPTables is returned when iptables-save or iptables-restore is not
-// installed.
-var ErrNoIPTables = errors.New("queue: iptables-restore/iptables-save not found (install the iptables package)")
-
-func tools(f Family) (save, restore string) {
-	if f == IPv6 {
-		return "ip6tables-save", "ip6tables-restore"
-	}
-	return "iptables-save", "iptables-restore"
-}
-
-func (fw *Firewall) command(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
-	if _, err := exec.LookPath(name); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoIPTables, err)
-	}
-	argv := append(slices.Clone(fw.Wrap), name)
-	argv = append(argv, args...)
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("queue: %s: %w: %s", strings.Join(argv, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return out, nil
-}
-
-func (fw *Firewall) stale(ctx context.Context, f Family) (map[string]*installed, error) {
-	save, _ := tools(f)
-	out, err := fw.command(ctx, nil, save)
-	if err != nil {
-		return nil, err
-	}
-	return parseSave(out), nil
-}
-
-// Install installs the rules of both families, each in one iptables-restore
-// transaction that also removes whatever an earlier synwall left behind, so
-// installing twice never duplicates a rule. A family without services only
-// has its stale rules removed.
-func (fw *Firewall) Install(ctx context.Context) error {
-	if err := fw.Rules.Validate(); err != nil {
-		return err
-	}
-	for _, f := range []Family{IPv4, IPv6} {
-		if err := fw.apply(ctx, f, fw.Rules); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Remove deletes every rule and chain tagged synwall, in both families. It
-// does nothing when there are none.
-func (fw *Firewall) Remove(ctx context.Context) error {
-	var errs []error
-	for _, f := range []Family{IPv4, IPv6} {
-		errs = append(errs, fw.apply(ctx, f, Rules{}))
-	}
-	return errors.Join(errs...)
-}
-
-// apply replaces synwall's rules of family f by r's (none for a zero r).
-func (fw *Firewall) apply(ctx context.Context, f Family, r Rules) error {
-	stale, err := fw.stale(ctx, f)
-	if err != nil {
-		return err
-	}
-	text := r.restoreText(f, stale)
-	if !strings.Contains(text, "COMMIT") {
-		return nil
-	}
-	_, restore := tools(f)
-	_, err = fw.command(ctx, []byte(text), restore, "--noflush")
-	return err
 }

@@ -1,4 +1,4 @@
-package queue
+package firewall
 
 import (
 	"net/netip"
@@ -10,7 +10,7 @@ import (
 
 func testRules() Rules {
 	return Rules{
-		Services: []RuleService{
+		Services: []Service{
 			{Prefix: netip.MustParsePrefix("198.18.0.0/24"), Ports: PortRange{80, 80}},
 			{Prefix: netip.MustParsePrefix("198.19.1.1/32"), Ports: PortRange{8000, 8080}},
 			{Prefix: netip.MustParsePrefix("2001:db8::/64"), Ports: PortRange{443, 443}},
@@ -191,7 +191,7 @@ func TestRulesValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := testRules()
-			r.Services = append([]RuleService(nil), r.Services...)
+			r.Services = append([]Service(nil), r.Services...)
 			tt.edit(&r)
 			err := r.Validate()
 			if err == nil || !strings.Contains(err.Error(), tt.want) {

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/synwall/synwall/internal/engine"
@@ -27,16 +28,22 @@ import (
 
 // metricsDaemon builds a daemon from reloadPolicy the way synwall run does,
 // without binding queues, and returns it with the policy file's path.
-func metricsDaemon(t *testing.T) (*daemon, string) {
+func metricsDaemon(t *testing.T) (*Daemon, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "policy.yaml")
 	writePolicy(t, path, strings.Replace(reloadPolicy, "WINDOW", "65535", 1))
-	f := &runFlags{policy: path, hook: "forward", backend: "raw", mark: 0x5359, queues: "3-4"}
-	d, err := newDaemon(f, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatalf("newDaemon: %v", err)
-	}
-	return d, path
+	cfg := testConfig(path)
+	cfg.Traffic.Queues = &QueueRange{3, 4}
+	cfg.Registry = newRegistry()
+	return testDaemon(t, cfg), path
+}
+
+// newRegistry is the registry synwall run gives the daemon: the Go
+// runtime and process collectors; the daemon adds its own.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
 // flagged builds a client-to-server IPv4/TCP segment with any flags.
@@ -179,7 +186,7 @@ func TestMetricsCount(t *testing.T) {
 	process(syn[:10]) // not even an IPv4 header
 
 	writePolicy(t, path, "version: 1\nservices: [}\n")
-	d.reload()
+	d.reload(context.Background())
 
 	after := pick(series(t, reg), watch...)
 	want = map[string]float64{
@@ -274,7 +281,7 @@ func TestMetricsCount(t *testing.T) {
 // stopped shows every SYN.
 func TestMetricsConcurrentScrape(t *testing.T) {
 	d, _ := metricsDaemon(t)
-	reg := newMetrics(d)
+	reg := d.cfg.Registry
 	const n = 2000
 	pkts := make([][]byte, n)
 	for i := range pkts {
@@ -316,13 +323,11 @@ func BenchmarkScrape(b *testing.B) {
 	if err := os.WriteFile(path, []byte(strings.Replace(reloadPolicy, "WINDOW", "65535", 1)), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	d, err := newDaemon(&runFlags{policy: path, hook: "forward", backend: "raw", mark: 0x5359},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
+	cfg := testConfig(path)
+	cfg.Registry = newRegistry()
+	d := testDaemon(b, cfg)
 	for _, name := range []string{"daemon", "synwall-only"} {
-		var g prometheus.Gatherer = newMetrics(d)
+		var g prometheus.Gatherer = d.cfg.Registry
 		if name == "synwall-only" {
 			r := prometheus.NewRegistry()
 			r.MustRegister(newCollector(d))
@@ -357,7 +362,7 @@ func TestMetricsInjector(t *testing.T) {
 		t.Fatalf("NewRawInjector: %v", err)
 	}
 	defer inj.Close()
-	reg := newMetrics(d)
+	reg := d.cfg.Registry
 	if _, ok := series(t, reg)["synwall_inject_total{result=sent}"]; ok {
 		t.Fatalf("synwall_inject_total reported before the injector exists")
 	}
@@ -374,7 +379,7 @@ func TestMetricsInjector(t *testing.T) {
 func TestServeMetrics(t *testing.T) {
 	d, _ := metricsDaemon(t)
 	d.started = time.Unix(1700000000, 0)
-	reg := newMetrics(d)
+	reg := d.cfg.Registry
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -403,7 +408,7 @@ func TestServeMetrics(t *testing.T) {
 		`synwall_invalid_packets_total{reason="syn_fin"} 0`,
 		`synwall_policy_reloads_total{result="failed"} 0`,
 		`synwall_start_time_seconds 1.7e+09`,
-		`synwall_build_info{version="` + version + `"} 1`,
+		`synwall_build_info{version="test"} 1`,
 		"# TYPE synwall_packets_total counter",
 		"# TYPE synwall_flows gauge",
 		"# TYPE go_goroutines gauge",
@@ -472,6 +477,33 @@ func TestServeMetricsAddr(t *testing.T) {
 		}
 		if got := loopback(a); got != tc.want {
 			t.Errorf("loopback(%s) = %v, want %v", tc.addr, got, tc.want)
+		}
+	}
+}
+
+// TestOpsMetrics: what the observer keeps shows up in a scrape.
+func TestOpsMetrics(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "drops.pcapng")
+	d := opsDaemon(t, PcapConfig{File: path, Rate: 10, MaxBytes: 1 << 20, Files: 2})
+	c := newCollector(d)
+	c.kernelStats = func() ([]queue.KernelQueueStats, error) { return nil, os.ErrNotExist }
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(c); err != nil {
+		t.Fatalf("Register: %v", err)
+	}
+	s := series(t, reg)
+	for k, want := range map[string]float64{
+		"synwall_cookies_total{result=valid}":          0,
+		"synwall_cookies_total{result=invalid}":        0,
+		"synwall_rate_limited_total{service=web}":      0,
+		"synwall_rate_limited_total{service=other}":    0,
+		"synwall_drop_sources{reason=syn_fin}":         1,
+		"synwall_pcap_samples_total{result=limited}":   20, // 30 offered, a burst of 10
+		"synwall_pcap_samples_total{result=ring_full}": 0,
+		"synwall_packet_processing_seconds":            -1, // a histogram: present
+	} {
+		if got, ok := s[k]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", k, got, ok, want)
 		}
 	}
 }

@@ -1,9 +1,8 @@
-package main
+package daemon
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,45 +17,24 @@ import (
 	"github.com/synwall/synwall/internal/observe"
 )
 
-// DefaultControlSocket is where synwall run serves its status.
-const DefaultControlSocket = "/run/synwall/control.sock"
-
-// opsFlags are the operator-visibility flags of synwall run.
-type opsFlags struct {
-	controlSocket string
-	pcapFile      string
-	pcapRate      float64
-	pcapMaxBytes  int64
-	pcapFiles     int
-	logSummary    time.Duration
-}
-
-func (f *opsFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.controlSocket, "control-socket", DefaultControlSocket, "serve the status (synwall status) on this unix `SOCKET`; its directory is created 0750, the socket is 0660; empty disables")
-	fs.StringVar(&f.pcapFile, "pcap-file", "", "write a sample of dropped packets to this pcapng `FILE` (rotated to FILE.1, FILE.2, ...; 0600); off when empty")
-	fs.Float64Var(&f.pcapRate, "pcap-rate", observe.DefaultSampleRate, "most dropped packets sampled per `second` for --pcap-file")
-	fs.Int64Var(&f.pcapMaxBytes, "pcap-max-bytes", observe.DefaultMaxBytes, "rotate --pcap-file at this size in `bytes`")
-	fs.IntVar(&f.pcapFiles, "pcap-files", observe.DefaultFiles, "keep at most this many pcap `files`, the current one included")
-	fs.DurationVar(&f.logSummary, "log-summary", 10*time.Second, "log one summary line per drop reason every `INTERVAL` (count, distinct sources); 0 disables")
-}
-
 // ops is what synwall run keeps for operators: the observer wrapping every
 // queue worker, the pcap sampler, and the rates behind synwall status.
 type ops struct {
-	flags   *opsFlags
-	obs     *observe.Observer
-	sampler *observe.Sampler
-	rates   rates
+	pcap     PcapConfig
+	interval time.Duration // of the log summaries; 0: none
+	obs      *observe.Observer
+	sampler  *observe.Sampler
+	rates    rates
 }
 
-// newOps validates the flags and builds the observer.
-func newOps(f *opsFlags, eng *gateway.Engine) (*ops, error) {
-	o := &ops{flags: f}
-	if f.logSummary < 0 {
-		return nil, fmt.Errorf("--log-summary %v: want a positive interval or 0", f.logSummary)
+// newOps builds the observer and the pcap sampler.
+func newOps(pcap PcapConfig, interval time.Duration, eng *gateway.Engine) (*ops, error) {
+	o := &ops{pcap: pcap, interval: interval}
+	if interval < 0 {
+		return nil, fmt.Errorf("--log-summary %v: want a positive interval or 0", interval)
 	}
-	if f.pcapFile != "" {
-		s, err := observe.NewSampler(observe.SamplerConfig{Path: f.pcapFile, Rate: f.pcapRate, MaxBytes: f.pcapMaxBytes, Files: f.pcapFiles})
+	if pcap.File != "" {
+		s, err := observe.NewSampler(observe.SamplerConfig{Path: pcap.File, Rate: pcap.Rate, MaxBytes: pcap.MaxBytes, Files: pcap.Files})
 		if err != nil {
 			return nil, fmt.Errorf("--pcap-*: %w", err)
 		}
@@ -91,10 +69,10 @@ func (o *ops) processor(eng *gateway.Engine) engine.Processor {
 }
 
 // run starts the operator tasks in g: the pcap writer, the window
-// summaries, the rates and the control socket.
-func (o *ops) run(ctx context.Context, g *errgroup.Group, d *daemon) error {
+// summaries, the rates and the control socket (Config.ControlSocket).
+func (o *ops) run(ctx context.Context, g *errgroup.Group, d *Daemon) error {
 	if o.sampler != nil {
-		if err := os.MkdirAll(filepath.Dir(o.flags.pcapFile), 0o750); err != nil {
+		if err := os.MkdirAll(filepath.Dir(o.pcap.File), 0o750); err != nil {
 			return fmt.Errorf("--pcap-file: %w", err)
 		}
 		// The first file is created here, so that a bad path stops the
@@ -108,10 +86,10 @@ func (o *ops) run(ctx context.Context, g *errgroup.Group, d *daemon) error {
 			}
 			return nil
 		})
-		d.log.Info("sampling dropped packets", "file", o.flags.pcapFile, "rate", o.sampler.Config().Rate,
+		d.log.Info("sampling dropped packets", "file", o.pcap.File, "rate", o.sampler.Config().Rate,
 			"max_bytes", o.sampler.Config().MaxBytes, "files", o.sampler.Config().Files)
 	}
-	interval := o.flags.logSummary
+	interval := o.interval
 	log := d.log
 	if interval == 0 {
 		interval, log = 10*time.Second, nil // windows still end, for status
@@ -133,12 +111,12 @@ func (o *ops) run(ctx context.Context, g *errgroup.Group, d *daemon) error {
 			}
 		}
 	})
-	if o.flags.controlSocket != "" {
+	if sock := d.cfg.ControlSocket; sock != "" {
 		// Another synwall on the socket (a second instance, a lab) costs
 		// this one its status, not its start: protection comes first.
-		switch ln, err := listenControl(o.flags.controlSocket); {
+		switch ln, err := listenControl(sock); {
 		case errors.Is(err, errSocketBusy):
-			d.log.Warn("control socket in use; synwall status will not reach this daemon", "socket", o.flags.controlSocket)
+			d.log.Warn("control socket in use; synwall status will not reach this daemon", "socket", sock)
 		case err != nil:
 			return fmt.Errorf("--control-socket: %w", err)
 		default:
@@ -220,5 +198,3 @@ func (r *rates) over(back int) (Rate, bool) {
 	}
 	return out, true
 }
-
-var errNotRunning = errors.New("the daemon is not running")

@@ -1,4 +1,4 @@
-package queue
+package firewall
 
 import (
 	"context"
@@ -34,7 +34,7 @@ func TestFirewallInstallRemove(t *testing.T) {
 
 	r := labRules()
 	r.Hooks = []Hook{HookForward, HookInput}
-	fw := &Firewall{Rules: r, Wrap: wrap}
+	fw := &Installer{Rules: r, Wrap: wrap}
 	if err := fw.Install(ctx); err != nil {
 		skipIfNoPrivilege(t, err)
 	}

@@ -1,4 +1,4 @@
-package queue
+package probe
 
 import (
 	"context"
@@ -18,8 +18,8 @@ func TestProbeInvalidTarget(t *testing.T) {
 		netip.AddrPortFrom(netip.Addr{}, 80),
 	} {
 		_, err := Probe(context.Background(), target, 0, 0)
-		if !errors.Is(err, ErrProbeTarget) {
-			t.Errorf("Probe(%v) error = %v, want %v", target, err, ErrProbeTarget)
+		if !errors.Is(err, ErrTarget) {
+			t.Errorf("Probe(%v) error = %v, want %v", target, err, ErrTarget)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"encoding/json"
@@ -26,7 +26,7 @@ type statsDoc struct {
 	Reloads    map[string]uint64 `json:"reloads"`
 }
 
-func (d *daemon) snapshot() statsDoc {
+func (d *Daemon) snapshot() statsDoc {
 	now := time.Now()
 	es := d.engine.Stats()
 	doc := statsDoc{
@@ -70,7 +70,7 @@ func (d *daemon) snapshot() statsDoc {
 	}
 	if ks, err := queue.ReadKernelQueueStats(); err == nil {
 		for _, k := range ks {
-			if k.Queue < d.rules.QueueFirst || k.Queue > d.rules.QueueLast {
+			if !d.ours(k.Queue) { // d.rules is the reload task's
 				continue
 			}
 			doc.Kernel["waiting"] += uint64(k.Waiting)
@@ -89,8 +89,8 @@ func (d *daemon) snapshot() statsDoc {
 }
 
 // writeStats replaces the stats file atomically (write, then rename).
-func (d *daemon) writeStats() {
-	path := d.flags.statsFile
+func (d *Daemon) writeStats() {
+	path := d.cfg.StatsFile
 	if path == "" {
 		return
 	}

@@ -1,13 +1,13 @@
-package queue
+package probe
 
 import (
 	"errors"
 	"time"
 )
 
-// ProbeResult is what a backend's SYN-ACK negotiated with a probe
+// Result is what a backend's SYN-ACK negotiated with a probe
 // connection (see Probe).
-type ProbeResult struct {
+type Result struct {
 	// MSS is the maximum segment size the server advertised (RFC 9293
 	// §3.7.1). A path MTU below it makes this a lower bound.
 	MSS uint16
@@ -25,9 +25,9 @@ type ProbeResult struct {
 	Window uint16
 }
 
-// DefaultProbeTimeout bounds one probe when Probe is given no timeout.
-const DefaultProbeTimeout = 2 * time.Second
+// DefaultTimeout bounds one probe when Probe is given no timeout.
+const DefaultTimeout = 2 * time.Second
 
-// ErrProbeTarget is returned by Probe for a target that is not a valid
+// ErrTarget is returned by Probe for a target that is not a valid
 // address and non-zero port.
-var ErrProbeTarget = errors.New("queue: probe: invalid target address or port")
+var ErrTarget = errors.New("probe: invalid target address or port")
