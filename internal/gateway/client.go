@@ -36,9 +36,10 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 		return
 	}
 
-	// A tuple reused after its flow began to close starts afresh; an
-	// established flow is only marked, and replaced when a valid ACK for
-	// a new ISN arrives.
+	// A flow on the tuple, closing or established, is only marked, and
+	// replaced when a valid ACK for a new ISN arrives (fromClient): a
+	// spoofed SYN ends nothing, and a replayed handshake ACK finds the
+	// flow its first copy made.
 	var fk flowKey
 	fk.set(&tup.Src, &tup.Dst, tup.SrcPort, tup.DstPort, tup.V6)
 	fp := e.flows.hash(&fk)
@@ -47,11 +48,9 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 		mu.Lock()
 		if f := e.flows.find(fi, tag, &fk, nowNs); f != nil {
 			switch f.state {
-			case stateClosing:
-				e.flows.remove(f)
-			case stateEstablished:
+			case stateClosing, stateEstablished:
 				e.flows.unpublish(f)
-				f.newSyn = true
+				f.newSyn, f.newSynAt = true, nowNs
 			}
 		}
 		mu.Unlock()
@@ -77,6 +76,14 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 	// SYN within the same counter period gets the same cookie, hence finds
 	// its entry; after a tick it gets a new cookie and a new entry, and the
 	// old one still serves an ACK of the first SYN-ACK.
+	//
+	// Without timestamps, window scale, SACK and ECN live only in the
+	// cache (with them, also in our TSval): a SYN-ACK offers them to such
+	// a client only if its entry is pinned, i.e. kept until its cookie
+	// expires, so that the ACK always finds what the SYN-ACK agreed to;
+	// when every entry of the bucket is pinned the SYN-ACK offers none, as
+	// Linux's syncookies do (RFC 7323 §2.2 lets either side leave them).
+	pin := !tsOK && (ws >= 0 || sackOK || ecnOK)
 	var ourTS uint32
 	cookie := e.jar.ISN(tup, seq, clientMSS, now)
 	ci, ctag := e.cache.bucket(cookie)
@@ -92,26 +99,39 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 		ourTS = c.ourTS
 		e.st.cacheRetransmits.Add(1)
 	} else {
+		nowMs := uint32(now.UnixMilli())
 		if k < 0 {
 			var evicted bool
-			if k, evicted = e.cache.victim(ci); evicted {
+			if k, evicted = e.cache.victim(ci, nowMs, e.pinMs); evicted {
 				e.st.cacheEvictions.Add(1)
 			}
 		}
-		c = &e.cache.entries[k]
-		e.cache.tags[k] = ctag
 		if tsOK {
 			tso := cookies.TSOptions{WScale: cookies.NoWScale, SACK: sackOK, ECN: ecnOK}
 			if ws >= 0 {
 				tso.WScale = uint8(ws)
 			}
-			ourTS = cookies.EncodeTS(uint32(now.UnixMilli()), tso)
+			ourTS = cookies.EncodeTS(nowMs, tso)
 		}
-		// Field by field, every field (doc.go: store forwarding).
-		c.fp = fp
-		c.clientISN, c.cookie, c.ourTS, c.clientTS = seq, cookie, ourTS, o.TSVal
-		c.mss, c.ws, c.advWS = clientMSS, ws, advWS
-		c.sack, c.ts, c.ecn = sackOK, tsOK, ecnOK
+		if k < 0 {
+			// Every entry pinned: the cookie alone answers.
+			e.st.cacheFull.Add(1)
+			if !tsOK {
+				ws, advWS, sackOK, ecnOK = -1, -1, false, false
+			}
+		} else {
+			c = &e.cache.entries[k]
+			e.cache.tags[k] = ctag
+			made := ourTS
+			if !tsOK {
+				made = nowMs // no TSval to keep: the entry's age instead
+			}
+			// Field by field, every field (doc.go: store forwarding).
+			c.fp = fp
+			c.clientISN, c.cookie, c.ourTS, c.clientTS = seq, cookie, made, o.TSVal
+			c.mss, c.ws, c.advWS = clientMSS, ws, advWS
+			c.sack, c.ts, c.ecn, c.pinned = sackOK, tsOK, ecnOK, pin
+		}
 	}
 	cl.Unlock()
 
@@ -141,7 +161,7 @@ func (w *Worker) fromClient(pkt []byte, p *header.Packet, svc *policy.Service, s
 	fi, tag := e.flows.split(h)
 	if flags&(header.FIN|header.RST) == 0 {
 		var x xlate
-		if e.flows.view(fi, tag, &k, nowNs, &x) {
+		if e.flows.view(fi, tag, &k, sideClient, nowNs, &x) {
 			w.translateC2S(pkt, p, &x, flags, meta, r)
 			return
 		}
@@ -153,17 +173,21 @@ func (w *Worker) fromClient(pkt []byte, p *header.Packet, svc *policy.Service, s
 	mu.Lock()
 	defer mu.Unlock()
 	f := e.flows.find(fi, tag, &k, nowNs)
+	t := p.TCP
 	if f != nil && f.newSyn && flags&(header.RST|header.FIN) == 0 {
 		// The client opened a new connection on this tuple (its SYN came
-		// while the old flow was up): a valid cookie for a new ISN
-		// replaces the flow.
-		t := p.TCP
+		// while the old flow was up or closing): a valid cookie for a new
+		// ISN replaces the flow. A segment of the old connection shows
+		// the SYN was not the client's, or has been given up.
 		isn := t.SequenceNumber() - 1
 		if isn != f.clientISN {
 			if _, err := e.jar.Check(tup, isn, t.AckNumber()-1, now); err == nil {
 				e.flows.remove(f)
 				f = nil
 			}
+		}
+		if f != nil && f.up && f.inWindow(sideClient, t.SequenceNumber()) {
+			f.newSyn = false
 		}
 	}
 	if f == nil {
@@ -172,18 +196,72 @@ func (w *Worker) fromClient(pkt []byte, p *header.Packet, svc *policy.Service, s
 			r.Verdict, r.Event = engine.Drop, engine.EventUnknown
 			return
 		}
-		w.handshake(p, svc, tup, h, fi, tag, now, r)
+		w.handshake(p, svc, tup, &k, h, fi, tag, now, r)
 		return
 	}
-	f.lastSeen = nowNs
+	if f.state == stateOutbound {
+		f.lastSeen = nowNs
+		w.outboundSegment(f, flags, true, nowNs, r)
+		return
+	}
+	if !f.up && f.state == stateClosing {
+		// The client reset its handshake: nothing reaches the server
+		// until the flow has lingered, so a replayed handshake ACK opens
+		// no second connection with the same cookie.
+		r.Verdict, r.Event = engine.Drop, engine.EventUnknown
+		return
+	}
 	if f.state == stateSynSent {
+		f.lastSeen = nowNs
 		w.heldClient(pkt, p, f, flags, meta, nowNs, r)
+		return
+	}
+	if !w.established(f, p, flags, sideClient, nowNs, r) {
 		return
 	}
 	var x xlate
 	f.xlateInto(&x)
 	w.translateC2S(pkt, p, &x, flags, meta, r)
 	w.locked(f, flags, true, nowNs)
+}
+
+// established does what the locked path does with a segment from side s
+// of a flow that is up, before it is translated: a reset is judged
+// against the receiver's window (RFC 5961 §3.2; false: dropped), a flow
+// closed by an in-window reset reopens when its receiver answers, a new
+// SYN's mark lapses with the cookie it could be answered by, and the
+// segment is tracked. The caller holds the flow's lock.
+func (w *Worker) established(f *flow, p *header.Packet, flags uint8, s int, nowNs int64, r *engine.Result) bool {
+	e := w.e
+	t := p.TCP
+	if f.newSyn && nowNs-f.newSynAt > 2*e.period {
+		f.newSyn = false
+	}
+	if flags&header.RST != 0 {
+		switch f.checkReset(s, t.SequenceNumber()) {
+		case resetOutside:
+			e.st.resetsOutOfWindow.Add(1)
+			r.Verdict, r.Event = engine.Drop, engine.EventBadReset
+			return false
+		case resetInWindow:
+			e.st.resetsInWindow.Add(1)
+			if f.state != stateClosing {
+				f.rstUnsure, f.rstByClient = true, s == sideClient
+			}
+		default:
+			e.st.resetsExact.Add(1)
+			f.rstUnsure = false
+		}
+		f.lastSeen = nowNs
+		return true
+	}
+	if f.state == stateClosing && f.rstUnsure && f.rstByClient == (s == sideServer) {
+		// The receiver of the reset is still there: it was ignored.
+		f.state, f.rstUnsure, f.closeAt = stateEstablished, false, 0
+	}
+	f.lastSeen = nowNs
+	f.track(s, t, len(p.Payload), flags)
+	return true
 }
 
 // locked ends the locked path of a translated segment: a FIN or RST is
@@ -194,15 +272,16 @@ func (w *Worker) locked(f *flow, flags uint8, client bool, nowNs int64) {
 		w.closeSide(f, flags, client, nowNs)
 	}
 	if f.state == stateEstablished && !f.newSyn {
-		w.e.flows.publish(f, nowNs)
+		w.e.flows.publish(f, client, nowNs)
 	}
 }
 
 // handshake checks the ACK that completes the client's handshake and opens
 // the server side with a SYN carrying the client's ISN and options. The
 // caller holds the lock of flow bucket fi.
-func (w *Worker) handshake(p *header.Packet, svc *policy.Service, tup *cookies.Tuple, fp uint64, fi int, tag uint32, now time.Time, r *engine.Result) {
+func (w *Worker) handshake(p *header.Packet, svc *policy.Service, tup *cookies.Tuple, fk *flowKey, fp uint64, fi int, tag uint32, now time.Time, r *engine.Result) {
 	e := w.e
+	nowNs := now.UnixNano()
 	t := p.TCP
 	o := &p.Opts
 	seq := t.SequenceNumber()
@@ -255,12 +334,33 @@ func (w *Worker) handshake(p *header.Packet, svc *policy.Service, tup *cookies.T
 				ws, advWS = int8(min(d.WScale, 14)), svc.Advertise.WScale
 			}
 		}
-		// Without timestamps, window scale, SACK and ECN are lost, as with
-		// Linux syncookies.
+		// Without timestamps, a SYN-ACK offered window scale, SACK and
+		// ECN only with a pinned entry (syn), so the client asked for
+		// none of them.
 	}
 
-	nowNs := now.UnixNano()
-	f := e.flows.add(fi, tag, tup, nowNs)
+	// Each valid cookie opens the server side once: bound how fast a
+	// source (and everyone) may do so, and how many flows a source holds.
+	act := e.cur.Load()
+	if svc.ID < len(act.perSvcHs) {
+		if l := act.perSvcHs[svc.ID]; l != nil && !l.Allow(p.Src, p.V6, nowNs) && !act.pol.Allowed(addrOf(&p.Src, p.V6)) {
+			e.st.handshakesLimited.Add(1)
+			r.Verdict, r.Event = engine.Drop, engine.EventSynLimited
+			return
+		}
+	}
+	if act.hs != nil && !act.hs.Allow(nowNs) {
+		e.st.handshakesLimited.Add(1)
+		r.Verdict, r.Event = engine.Drop, engine.EventSynLimited
+		return
+	}
+	if e.flows.overQuota(fk) {
+		r.Verdict, r.Event = engine.Drop, engine.EventSynLimited
+		return
+	}
+
+	var ev evicted
+	f := e.flows.add(fi, tag, tup, nowNs, &ev)
 	f.state = stateSynSent
 	f.clientISN, f.cookieISN = clientISN, cookie
 	f.clientTS = ts
@@ -278,6 +378,24 @@ func (w *Worker) handshake(p *header.Packet, svc *policy.Service, tup *cookies.T
 		e.flows.hold(f, seq, p.Payload)
 	}
 	r.Verdict, r.Packet, r.Event = engine.Accept, w.synToServer(f, 0), engine.EventHandshake
+	if ev.valid {
+		// An established flow made room: tell both its ends (RFC 9293
+		// §3.10.7.4), rather than leave them to find out.
+		w.inj[0] = w.reset(1, &ev.tuple, true, ev.toClientSeq)
+		w.inj[1] = w.reset(2, &ev.tuple, false, ev.toServerSeq)
+		r.Inject = w.inj[:2]
+	}
+}
+
+// reset builds, in buffer k, a bare RST of the flow with tuple t: to the
+// client from the server's address, or to the server from the client's.
+func (w *Worker) reset(k int, t *cookies.Tuple, toClient bool, seq uint32) []byte {
+	var so synOpts
+	so.ws = -1
+	if toClient {
+		return buildSegment(w.bufs[k][:], t.V6, &t.Dst, &t.Src, t.DstPort, t.SrcPort, seq, 0, header.RST, 0, &so, nil)
+	}
+	return buildSegment(w.bufs[k][:], t.V6, &t.Src, &t.Dst, t.SrcPort, t.DstPort, seq, 0, header.RST, 0, &so, nil)
 }
 
 // synToServer builds, in buffer k, the SYN that opens the server side with
@@ -302,11 +420,19 @@ func (w *Worker) heldClient(pkt []byte, p *header.Packet, f *flow, flags uint8, 
 	e := w.e
 	t := p.TCP
 	if flags&header.RST != 0 {
-		// The client gives up. The server may hold a half-open connection
-		// from our SYN: pass the RST on as a bare RST with the client's
-		// sequence number (acceptable in SYN-RECEIVED, RFC 9293 §3.10.7.4),
-		// since its ACK field names our cookie, not the server's ISN.
-		e.flows.remove(f)
+		// The client gives up, if the reset is its own: its sequence
+		// number follows its ISN, within what it may have sent.
+		if seq := t.SequenceNumber() - (f.clientISN + 1); seq > uint32(0xffff)<<f.clientShift {
+			e.st.resetsOutOfWindow.Add(1)
+			r.Verdict, r.Event = engine.Drop, engine.EventBadReset
+			return
+		}
+		// The server may hold a half-open connection from our SYN: pass
+		// the RST on as a bare RST with the client's sequence number
+		// (acceptable in SYN-RECEIVED, RFC 9293 §3.10.7.4), since its ACK
+		// field names our cookie, not the server's ISN. The flow lingers,
+		// so that a replay of the handshake ACK opens nothing.
+		e.flows.close(f, nowNs)
 		var c header.ChecksumDelta
 		c.Put16(t[header.TCPDataOffsetOffset:], uint16(t[header.TCPDataOffsetOffset])<<8|uint16(header.RST))
 		c.Put32(t[header.TCPAckNumOffset:], 0)

@@ -226,8 +226,8 @@ func TestClientRstWhileSynSent(t *testing.T) {
 		if got.Flags != header.RST || got.Seq != clientISN+1 || got.Ack != 0 {
 			t.Errorf("RST to server = flags %#x seq %d ack %d, want RST %d 0", got.Flags, got.Seq, got.Ack, clientISN+1)
 		}
-		if _, ok := h.flowOf(); ok {
-			t.Errorf("flow still there")
+		if f, ok := h.flowOf(); !ok || f.state != stateClosing || f.up {
+			t.Errorf("flow after the client's RST: state %v up %v found %v, want closing, not up", f.state, f.up, ok)
 		}
 	})
 }
@@ -285,11 +285,21 @@ func TestNewSynOnClosingFlow(t *testing.T) {
 		if f, ok := h.flowOf(); !ok || f.state != stateClosing {
 			t.Fatalf("after RST: %v %v, want closing", f.state, ok)
 		}
+		// A SYN only marks the closing flow (it may be spoofed) ...
 		s := fullSyn()
 		s.seq = 99
-		h.expect(h.craft(s), engine.Drop, engine.EventSynAnswered)
-		if _, ok := h.flowOf(); ok {
-			t.Errorf("closing flow still there after a new SYN")
+		r := h.expect(h.craft(s), engine.Drop, engine.EventSynAnswered)
+		if f, ok := h.flowOf(); !ok || f.state != stateClosing || !f.newSyn {
+			t.Fatalf("after a new SYN: state %v newSyn %v found %v, want a marked closing flow", f.state, f.newSyn, ok)
+		}
+		// ... and the valid ACK for its new ISN replaces it.
+		sa := decode(t, r.Inject[0])
+		r = h.expect(h.craft(seg{flags: header.ACK, seq: 100, ack: sa.Seq + 1, win: 502, ts: true, tsVal: clientTS + 9, tsEcr: sa.TSVal}), engine.Accept, engine.EventHandshake)
+		if got := decode(t, r.Packet); got.Flags&header.SYN == 0 || got.Seq != 99 {
+			t.Errorf("SYN to the server = flags %#x seq %d, want SYN with ISN 99", got.Flags, got.Seq)
+		}
+		if f, ok := h.flowOf(); !ok || f.state != stateSynSent || f.clientISN != 99 {
+			t.Errorf("after the new ACK: state %v ISN %d, want SynSent with ISN 99", f.state, f.clientISN)
 		}
 	})
 }

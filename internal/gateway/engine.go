@@ -35,6 +35,12 @@ type Config struct {
 	Linger           time.Duration // after FIN both ways, or RST
 	SynRetransmit    time.Duration // resend the server SYN when client data comes after this
 
+	// FlowsPerSource is the most flows one source (an IPv4 address, an
+	// IPv6 /64) may have at once; a handshake beyond it is refused
+	// (EventSynLimited, Stats.FlowQuotaRefused). Zero means Flows/64, at
+	// least 16.
+	FlowsPerSource int
+
 	// PendingSlots is how many client segments can be held, over all flows,
 	// while the server side is coming up; each holds up to PendingSize bytes
 	// of payload.
@@ -74,7 +80,8 @@ type Engine struct {
 	cur        atomic.Pointer[active]
 	limitSlots int
 	jar        *cookies.Jar
-	period     int64 // cookie period, ns
+	period     int64  // cookie period, ns
+	pinMs      uint32 // how long a pinned SYN cache entry is kept: a cookie's lifetime, ms
 
 	cache      synCache
 	flows      flowTable // with its timeouts, counters and pending pool
@@ -96,10 +103,16 @@ type packetCounters struct {
 	_      [64]byte
 }
 
-// counters are the handshake's; the flow table keeps its own.
+// counters are the handshake's and the resets'; the flow table keeps its
+// own.
 type counters struct {
 	cacheHits, cacheMisses, cacheEvictions, cacheRetransmits atomic.Uint64
+	cacheFull                                                atomic.Uint64
 	synRetransmits                                           atomic.Uint64
+	handshakesLimited                                        atomic.Uint64
+	resetsOutOfWindow, resetsInWindow, resetsExact           atomic.Uint64
+	serverResyncs                                            atomic.Uint64
+	outboundFlows                                            atomic.Uint64
 }
 
 // Stats is a snapshot of the engine's counters.
@@ -114,10 +127,36 @@ type Stats struct {
 	CacheEvictions   uint64 // live entries pushed out of a full bucket
 	CacheRetransmits uint64 // repeated SYNs answered from the cache
 
+	// CacheFull counts SYNs answered without a cache entry because every
+	// entry of their bucket was pinned (a client without timestamps that
+	// was offered window scaling, SACK or ECN keeps its entry until its
+	// cookie expires): such a SYN-ACK offers a client without timestamps
+	// none of them.
+	CacheFull uint64
+
 	FlowsActive  int64
 	FlowsCreated uint64
 	FlowsExpired uint64 // idle, lingering or handshake timed out
-	FlowsEvicted uint64 // pushed out of a full bucket
+	FlowsEvicted uint64 // pushed out of a full bucket: the sum of the four below
+	// Evictions by what was pushed out: closing flows go first, then
+	// handshakes, then established flows (both ends get an RST) and
+	// servers' outbound connections.
+	FlowsEvictedClosing, FlowsEvictedHandshake, FlowsEvictedEstablished, FlowsEvictedOutbound uint64
+	// FlowQuotaRefused counts handshakes refused because their source had
+	// Config.FlowsPerSource flows; HandshakesLimited those refused by a
+	// rate limit (the service's per-source limit, the global one).
+	FlowQuotaRefused, HandshakesLimited uint64
+	// Resets of established flows by how they fit the receiver's window
+	// (RFC 5961 §3.2): outside (dropped), in window but not exact (passed
+	// on; the flow closes but reopens if the receiver answers), exact
+	// (passed on; the flow closes).
+	ResetsOutOfWindow, ResetsInWindow, ResetsExact uint64
+	// ServerResyncs counts servers that answered our SYN with an ACK of an
+	// older connection on the tuple and got an RST and a new SYN.
+	ServerResyncs uint64
+	// OutboundFlows counts connections opened by guarded servers
+	// themselves, passed untouched.
+	OutboundFlows uint64
 
 	PendingHeld    uint64 // client segments held during the handshake
 	PendingDropped uint64 // client segments that found no room (the client resends)
@@ -177,6 +216,8 @@ func New(cfg Config) (*Engine, error) {
 		e.jar = jar
 	}
 	e.period = int64(e.jar.Period()) // the jar's period rules, however made
+	// A cookie is accepted in its period and the next (cookies.Jar.Check).
+	e.pinMs = uint32(min(2*e.period/int64(time.Millisecond)+tsSlack, 1<<31))
 	e.cache.init(buckets, entries)
 	var seed [32]byte
 	if _, err := io.ReadFull(rnd, seed[:]); err != nil {
@@ -191,6 +232,9 @@ func New(cfg Config) (*Engine, error) {
 	e.flows.idle = pickD(cfg.IdleTimeout, t.IdleTimeout, DefaultIdleTimeout)
 	e.flows.linger = pickD(cfg.Linger, t.Linger, DefaultLinger)
 	e.flows.grain = min(maxSeenGrain, e.flows.idle/2)
+	if cfg.FlowsPerSource > 0 {
+		e.flows.quota = int32(min(cfg.FlowsPerSource, 1<<30))
+	}
 	a, err := buildActive(cfg.Policy, nil, e.limitSlots)
 	if err != nil {
 		return nil, err
@@ -251,7 +295,19 @@ func (e *Engine) Stats() Stats {
 	s.FlowsActive = fs.active.Load()
 	s.FlowsCreated = fs.created.Load()
 	s.FlowsExpired = fs.expired.Load()
-	s.FlowsEvicted = fs.evicted.Load()
+	s.FlowsEvictedClosing = fs.evicted[evictClosing].Load()
+	s.FlowsEvictedHandshake = fs.evicted[evictHandshake].Load()
+	s.FlowsEvictedEstablished = fs.evicted[evictEstablished].Load()
+	s.FlowsEvictedOutbound = fs.evicted[evictOutbound].Load()
+	s.FlowsEvicted = s.FlowsEvictedClosing + s.FlowsEvictedHandshake + s.FlowsEvictedEstablished + s.FlowsEvictedOutbound
+	s.FlowQuotaRefused = fs.quotaRefused.Load()
+	s.HandshakesLimited = e.st.handshakesLimited.Load()
+	s.CacheFull = e.st.cacheFull.Load()
+	s.ResetsOutOfWindow = e.st.resetsOutOfWindow.Load()
+	s.ResetsInWindow = e.st.resetsInWindow.Load()
+	s.ResetsExact = e.st.resetsExact.Load()
+	s.ServerResyncs = e.st.serverResyncs.Load()
+	s.OutboundFlows = e.st.outboundFlows.Load()
 	s.PendingHeld = fs.pendingHeld.Load()
 	s.PendingDropped = fs.pendingDropped.Load()
 	s.SynRetransmits = e.st.synRetransmits.Load()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/synwall/synwall/internal/cookies"
+	"github.com/synwall/synwall/internal/gateway/header"
 )
 
 // flowState is where a proxied connection stands. Zero is invalid (a free
@@ -19,12 +20,19 @@ const (
 	stateSynSent               // client admitted, SYN sent to the server
 	stateEstablished           // server answered; translating
 	stateClosing               // FIN both ways or RST: lingering
+	stateOutbound              // a guarded server's own connection: passed untouched
+)
+
+// Sides of a flow, to index what the flow tracks per sender.
+const (
+	sideClient = 0
+	sideServer = 1
 )
 
 // flow is one proxied connection, keyed by its client-side tuple. What a
 // lookup and the translation of an established flow read or write comes
 // first, so that a packet touches one cache line of its flow (the struct
-// is 192 bytes and slots are contiguous, a multiple of 64 bytes apart).
+// is 256 bytes and slots are contiguous, a multiple of 64 bytes apart).
 type flow struct {
 	key   flowKey
 	state flowState
@@ -68,6 +76,109 @@ type flow struct {
 
 	npend uint8
 	pend  [MaxPendingPerFlow]int32
+
+	up bool // the server answered: the flow has a server side
+	// rstUnsure: closing after an in-window reset whose sequence number
+	// was not the one the receiver expects as far as we saw (RFC 5961
+	// §3.2); a later segment from the receiver (its challenge ACK, or
+	// data) shows it ignored the reset and reopens the flow. rstByClient
+	// says who sent the reset.
+	rstUnsure, rstByClient bool
+	// tracked has bit 1<<side set once the locked path has seen a segment
+	// of that side since the flow was made (a restored flow starts
+	// without).
+	tracked  uint8
+	newSynAt int64 // when newSyn was set
+	srcSlot  int32 // the source's counter in flowTable.perSrc
+
+	// What the segments that take the lock say of each side's sequence
+	// space (RFC 9293 §3.3.1), by side: the end of what the side sent (its
+	// SND.NXT, in its own space), the latest acknowledgment it sent (the
+	// client's in our cookie space), and its receive window in bytes. The
+	// lock-free path does not update them, so they lag by at most
+	// flowTable.grain of that side's traffic.
+	sndEnd  [2]uint32
+	lastAck [2]uint32
+	rcvWin  [2]uint32
+
+	_ [16]byte // to 256 bytes (TestFlowSize)
+}
+
+// seqAfter reports whether sequence number a comes after b (RFC 9293
+// §3.4: modulo 2^32, within half the space).
+func seqAfter(a, b uint32) bool { return int32(a-b) > 0 }
+
+// track notes what segment t, sent by side s with payload bytes of data,
+// says of that side's sequence space. The caller holds the flow's lock and
+// calls it before translating t.
+func (f *flow) track(s int, t header.TCP, payload int, flags uint8) {
+	if flags&header.RST != 0 {
+		return
+	}
+	end := t.SequenceNumber() + uint32(payload)
+	if flags&header.FIN != 0 {
+		end++
+	}
+	first := f.tracked&(1<<s) == 0
+	if first || seqAfter(end, f.sndEnd[s]) {
+		f.sndEnd[s] = end
+	}
+	if a := t.AckNumber(); flags&header.ACK != 0 && (first || seqAfter(a, f.lastAck[s])) {
+		f.lastAck[s] = a
+	}
+	shift := f.clientShift
+	if s == sideServer {
+		shift = f.serverShift
+	}
+	f.rcvWin[s] = uint32(t.WindowSize()) << shift
+	f.tracked |= 1 << s
+}
+
+// resetCheck is how a reset fits the receiver's window.
+type resetCheck uint8
+
+const (
+	resetInvalid  resetCheck = iota
+	resetOutside             // out of window: dropped (RFC 5961 §3.2)
+	resetInWindow            // in window, not exact: passed on, the receiver answers with a challenge ACK
+	resetExact               // the receiver's RCV.NXT, or the sender's own end: ends the flow
+)
+
+// checkReset judges a reset from side s with sequence number seq (in s's
+// own space) against the receiver's window as far as the flow tracked it,
+// as conntrack does: exact when it is the receiver's latest
+// acknowledgment (RCV.NXT) or the end of what the sender sent; in window
+// from there over the receiver's window. The window counts twice and
+// reaches past the sender's end, because what the flow saw may lag by the
+// lock-free path's grain; the receiver makes the exact check itself.
+func (f *flow) checkReset(s int, seq uint32) resetCheck {
+	r := 1 - s
+	if f.tracked != 1<<sideClient|1<<sideServer {
+		return resetInWindow // a restored flow: nothing to judge by yet
+	}
+	rcvNxt := f.lastAck[r]
+	if r == sideClient {
+		rcvNxt -= f.delta // the client acknowledges in our cookie space
+	}
+	end := f.sndEnd[s]
+	if seq == rcvNxt || seq == end {
+		return resetExact
+	}
+	span := uint64(2*uint64(max(f.rcvWin[r], 1))) + 1
+	if seqAfter(end, rcvNxt) {
+		span += uint64(end - rcvNxt)
+	}
+	if uint64(seq-rcvNxt) < min(span, 1<<31) {
+		return resetInWindow
+	}
+	return resetOutside
+}
+
+// inWindow reports whether seq, from side s, falls where a reset would be
+// in window or exact: a segment of the connection the flow tracks.
+func (f *flow) inWindow(s int, seq uint32) bool {
+	c := f.checkReset(s, seq)
+	return c == resetInWindow || c == resetExact
 }
 
 // FlowBucketSize is the number of slots in one flow-table bucket; a tuple
@@ -101,27 +212,60 @@ type flowTable struct {
 
 	pending pendingPool
 	st      flowCounters
+
+	// perSrc counts the live flows of each source (an IPv4 address, an
+	// IPv6 /64), in counters chosen by a seeded hash of it (a shared
+	// counter only makes its sources' quota tighter); a source at quota
+	// gets no new flow (overQuota).
+	perSrc  []atomic.Int32
+	srcMask uint64
+	quota   int32
 }
+
+// evictKind says what kind of flow an eviction pushed out.
+type evictKind uint8
+
+const (
+	evictClosing     evictKind = iota // lingering after FIN or RST
+	evictHandshake                    // waiting for the server
+	evictEstablished                  // translating (both ends are told)
+	evictOutbound                     // a server's own connection
+	numEvictKinds
+)
 
 // flowCounters are the flow table's counters (Stats).
 type flowCounters struct {
-	active                    atomic.Int64
-	created, expired, evicted atomic.Uint64
-	pendingHeld               atomic.Uint64
-	pendingDropped            atomic.Uint64
+	active           atomic.Int64
+	created, expired atomic.Uint64
+	evicted          [numEvictKinds]atomic.Uint64
+	quotaRefused     atomic.Uint64
+	pendingHeld      atomic.Uint64
+	pendingDropped   atomic.Uint64
+}
+
+// evicted is what the caller of flowTable.add needs to tell both ends of
+// an established flow that add pushed out: the tuple, and the sequence
+// numbers an RST to each end carries (RFC 9293 §3.10.7.4: it must be
+// in window, at best the receiver's RCV.NXT).
+type evicted struct {
+	valid       bool
+	tuple       cookies.Tuple
+	toClientSeq uint32 // in the client's view of the server's space (ours)
+	toServerSeq uint32 // in the client's space
 }
 
 // flowView is the lock-free face of one slot (one cache line). Writers hold
 // the bucket lock and make seq odd while they change key, xl or bits (a
 // sequence lock); a reader that sees seq change, or odd, takes the lock
-// instead. seen is when the lock holder last saw the flow: the view is
-// used only within flowTable.grain of it, so that flow.lastSeen, which the
-// lock-free path does not write, is never more than grain behind.
+// instead. seen is when the lock holder last saw a segment of each side:
+// the view serves a side only within flowTable.grain of it, so that
+// flow.lastSeen and what the flow tracks of that side (flow.track), which
+// the lock-free path does not write, are never more than grain behind.
 type flowView struct {
 	seq  atomic.Uint32
 	bits atomic.Uint32 // viewLive and the xlate flags and shifts; 0: no view
 	xl   atomic.Uint64 // delta | tsOff<<32
-	seen atomic.Int64
+	seen [2]atomic.Uint32 // by side, in units of 1024 ns (seenUnits), wrapping
 	key  [5]atomic.Uint64
 }
 
@@ -131,6 +275,12 @@ const (
 	viewRescaleC2S
 	viewRescaleS2C
 )
+
+// seenUnits is a time in the units flowView.seen keeps, about
+// microseconds, so that the view of a flow fits one cache line; the count
+// wraps after 73 minutes, which at worst lets one millisecond of a flow's
+// segments skip the lock.
+func seenUnits(ns int64) uint32 { return uint32(ns >> 10) }
 
 // maxSeenGrain is the longest the lock-free path serves a flow after the
 // locked path last saw it: the precision of idle expiry. flowTable.grain
@@ -177,15 +327,20 @@ func (x *xlate) set(bits uint32, xl uint64) {
 	x.serverShift, x.clientBelievesServer = uint8(bits>>16)&0xf, uint8(bits>>20)&0xf
 }
 
-// publish makes f's view current as of nowNs: f must be established,
-// without a new SYN. The caller holds f's bucket lock.
-func (ft *flowTable) publish(f *flow, nowNs int64) {
+// publish makes f's view current as of nowNs for the segments of the
+// client (or the server): f must be established, without a new SYN. The
+// caller holds f's bucket lock.
+func (ft *flowTable) publish(f *flow, client bool, nowNs int64) {
 	v := &ft.views[f.slot]
 	tag := ft.tags[f.slot].Load()
+	s := sideServer
+	if client {
+		s = sideClient
+	}
 	if tag&tagView != 0 {
 		// The view is f's: only unpublish clears it, and every change of
 		// what it holds goes through unpublish first.
-		v.seen.Store(nowNs)
+		v.seen[s].Store(seenUnits(nowNs))
 		return
 	}
 	v.seq.Add(1)
@@ -193,7 +348,8 @@ func (ft *flowTable) publish(f *flow, nowNs int64) {
 		v.key[i].Store(f.key[i])
 	}
 	v.xl.Store(uint64(f.delta) | uint64(f.tsOff)<<32)
-	v.seen.Store(nowNs)
+	v.seen[sideClient].Store(seenUnits(nowNs))
+	v.seen[sideServer].Store(seenUnits(nowNs))
 	v.bits.Store(f.viewBits())
 	v.seq.Add(1)
 	ft.tags[f.slot].Store(tag | tagView)
@@ -217,10 +373,11 @@ func (ft *flowTable) unpublish(f *flow) {
 	v.seq.Add(1)
 }
 
-// view sets x, without the lock, to the translation of the established
-// flow k in bucket i, if its view is published and was seen within
-// ft.grain of nowNs. False means: take the lock and ask findFlow.
-func (ft *flowTable) view(i int, tag uint32, k *flowKey, nowNs int64, x *xlate) bool {
+// view sets x, without the lock, to the translation of a segment from side
+// s of the established flow k in bucket i, if its view is published and
+// the locked path saw a segment of that side within ft.grain of nowNs.
+// False means: take the lock and ask find.
+func (ft *flowTable) view(i int, tag uint32, k *flowKey, s int, nowNs int64, x *xlate) bool {
 	base := i * FlowBucketSize
 	tags := ft.tags[base : base+FlowBucketSize]
 	views := ft.views[base : base+FlowBucketSize]
@@ -229,17 +386,17 @@ func (ft *flowTable) view(i int, tag uint32, k *flowKey, nowNs int64, x *xlate) 
 			continue
 		}
 		v := &views[j]
-		s := v.seq.Load()
+		n := v.seq.Load()
 		bits := v.bits.Load()
 		if v.key[0].Load() != k[0] || v.key[1].Load() != k[1] || v.key[2].Load() != k[2] ||
 			v.key[3].Load() != k[3] || v.key[4].Load() != k[4] {
 			continue
 		}
-		if s&1 != 0 || bits&viewLive == 0 || nowNs-v.seen.Load() > ft.grain {
+		if n&1 != 0 || bits&viewLive == 0 || seenUnits(nowNs)-v.seen[s].Load() > seenUnits(ft.grain) {
 			return false
 		}
 		x.set(bits, v.xl.Load())
-		return v.seq.Load() == s
+		return v.seq.Load() == n
 	}
 	return false
 }
@@ -252,6 +409,13 @@ func (ft *flowTable) init(capacity, pendingSlots int, seed [4]uint64) {
 		n <<= 1
 	}
 	ft.pending.init(pendingSlots)
+	src := 1
+	for src < 4*n {
+		src <<= 1
+	}
+	ft.perSrc = make([]atomic.Int32, src)
+	ft.srcMask = uint64(src - 1)
+	ft.quota = int32(max(capacity/64, 16))
 	ft.seed = seed
 	ft.mask = uint64(n - 1)
 	ft.locks = make([]paddedMutex, n)
@@ -343,6 +507,8 @@ func (ft *flowTable) expired(f *flow, now int64) bool {
 		return now-f.created > ft.hsTimeout
 	case stateEstablished:
 		return now-f.lastSeen > ft.idle
+	case stateOutbound:
+		return now-f.lastSeen > ft.idle || f.closeAt != 0 && now > f.closeAt
 	case stateClosing:
 		return now > f.closeAt
 	}
@@ -371,9 +537,40 @@ func (ft *flowTable) find(i int, tag uint32, k *flowKey, now int64) *flow {
 	return nil
 }
 
-// add returns a cleared slot of bucket i for t, evicting if it must. The
-// caller holds the bucket's lock.
-func (ft *flowTable) add(i int, tag uint32, t *cookies.Tuple, now int64) *flow {
+// evictRank orders the flows of a full bucket for eviction: closing ones
+// first (they only linger), then handshakes (the client retries), then
+// established and outbound connections, least recently used first within a
+// rank.
+func evictRank(st flowState) int {
+	switch st {
+	case stateClosing:
+		return 0
+	case stateSynSent:
+		return 1
+	}
+	return 2
+}
+
+// srcIndex is the index in perSrc of the source of key k: its IPv4
+// address or the first 64 bits of its IPv6 address (k[0]).
+func (ft *flowTable) srcIndex(k *flowKey) int32 {
+	return int32(mix(k[0]^ft.seed[2], ft.seed[3]) & ft.srcMask)
+}
+
+// overQuota reports whether the source of key k has as many flows as a
+// source may have, and counts the refusal.
+func (ft *flowTable) overQuota(k *flowKey) bool {
+	if ft.perSrc[ft.srcIndex(k)].Load() < ft.quota {
+		return false
+	}
+	ft.st.quotaRefused.Add(1)
+	return true
+}
+
+// add returns a cleared slot of bucket i for t, evicting if it must (see
+// evictRank); when it evicts an established flow, ev (if not nil) says
+// how to tell its ends. The caller holds the bucket's lock.
+func (ft *flowTable) add(i int, tag uint32, t *cookies.Tuple, now int64, ev *evicted) *flow {
 	fs := ft.slotsOf(i)
 	var pick *flow
 	for j := range fs {
@@ -388,13 +585,31 @@ func (ft *flowTable) add(i int, tag uint32, t *cookies.Tuple, now int64) *flow {
 			pick = f
 			break
 		}
-		if pick == nil || f.lastSeen < pick.lastSeen {
+		if pick == nil {
+			pick = f
+			continue
+		}
+		if r, pr := evictRank(f.state), evictRank(pick.state); r < pr || r == pr && f.lastSeen < pick.lastSeen {
 			pick = f
 		}
 	}
 	if pick.state != stateInvalid {
+		switch pick.state {
+		case stateClosing:
+			ft.st.evicted[evictClosing].Add(1)
+		case stateSynSent:
+			ft.st.evicted[evictHandshake].Add(1)
+		case stateOutbound:
+			ft.st.evicted[evictOutbound].Add(1)
+		default:
+			ft.st.evicted[evictEstablished].Add(1)
+			if ev != nil && pick.tracked == 1<<sideClient|1<<sideServer {
+				ev.valid, ev.tuple = true, pick.tuple
+				ev.toClientSeq = pick.sndEnd[sideServer] + pick.delta
+				ev.toServerSeq = pick.sndEnd[sideClient]
+			}
+		}
 		ft.remove(pick)
-		ft.st.evicted.Add(1)
 	}
 	// Field by field (doc.go: store forwarding).
 	slot := pick.slot
@@ -402,6 +617,8 @@ func (ft *flowTable) add(i int, tag uint32, t *cookies.Tuple, now int64) *flow {
 	pick.key.set(&t.Src, &t.Dst, t.SrcPort, t.DstPort, t.V6)
 	pick.tuple = *t
 	pick.slot, pick.created, pick.lastSeen, pick.synSentAt = slot, now, now, now
+	pick.srcSlot = ft.srcIndex(&pick.key)
+	ft.perSrc[pick.srcSlot].Add(1)
 	ft.tags[pick.slot].Store(tag)
 	ft.st.active.Add(1)
 	ft.st.created.Add(1)
@@ -417,6 +634,7 @@ func (ft *flowTable) remove(f *flow) {
 	ft.releasePending(f)
 	f.state = stateInvalid
 	ft.tags[f.slot].Store(0)
+	ft.perSrc[f.srcSlot].Add(-1)
 	ft.st.active.Add(-1)
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/synwall/synwall/internal/cookies"
 	"github.com/synwall/synwall/internal/engine"
@@ -303,5 +304,13 @@ func TestTupleHash(t *testing.T) {
 		if hash(&a) == hash(&base) {
 			t.Errorf("hash(%+v) = hash(%+v) = %#x, want them to differ", a, base, hash(&a))
 		}
+	}
+}
+
+// TestFlowSize: a flow is a whole number of cache lines, so that slots
+// never share one.
+func TestFlowSize(t *testing.T) {
+	if n := unsafe.Sizeof(flow{}); n != 256 {
+		t.Errorf("unsafe.Sizeof(flow{}) = %d, want 256", n)
 	}
 }

@@ -80,6 +80,10 @@ func (w *Worker) process(pkt []byte, meta engine.Meta, now time.Time, r *engine.
 	}
 	flags := t.Flags()
 	if reason := header.CheckFlags(flags, fromServer); reason != header.OK {
+		if (reason == header.ServerSyn || reason == header.SynAckFromClient) && svc.Mode != policy.ModeDrop &&
+			w.outbound(p, reason, now, r) {
+			return
+		}
 		if pol.InvalidFlags == policy.InvalidFlagsCount {
 			// Counted and let through, as the policy asks.
 			w.ctr.drops[reason].Add(1)
@@ -87,6 +91,12 @@ func (w *Worker) process(pkt []byte, meta engine.Meta, now time.Time, r *engine.
 			return
 		}
 		w.malformed(reason, r)
+		return
+	}
+	if meta.CsumNotVerified && !meta.CsumNotReady && svc.Mode == policy.ModeProxy && !p.VerifyTCPChecksum() {
+		// The kernel has not checked it, and what the engine answers,
+		// holds or re-emits with a fresh checksum must not be corrupt.
+		w.malformed(header.BadChecksum, r)
 		return
 	}
 	if !fromServer && len(pol.Deny) > 0 && pol.Denied(addrOf(&p.Src, p.V6)) {

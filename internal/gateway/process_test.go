@@ -212,7 +212,7 @@ func TestEarlyDropIPv4Options(t *testing.T) {
 		reason  header.Reason
 	}{
 		{"client SYN+FIN", seg{flags: header.SYN | header.FIN}, engine.Drop, engine.EventMalformed, header.SynFin},
-		{"server SYN alone", seg{fromServer: true, flags: header.SYN}, engine.Drop, engine.EventMalformed, header.ServerSyn},
+		{"client SYN+ACK", seg{flags: header.SYN | header.ACK}, engine.Drop, engine.EventMalformed, header.SynAckFromClient},
 		{"client null", seg{flags: 0}, engine.Drop, engine.EventMalformed, header.NullFlags},
 		{"unguarded SYN+FIN", seg{flags: header.SYN | header.FIN, dport: 9}, engine.Accept, engine.EventUnguarded, 0}, // no reason set
 	}

@@ -20,7 +20,7 @@ func (w *Worker) fromServer(pkt []byte, p *header.Packet, flags uint8, meta engi
 	fi, tag := e.flows.bucketKey(&k)
 	if flags&(header.SYN|header.FIN|header.RST) == 0 {
 		var x xlate
-		if e.flows.view(fi, tag, &k, nowNs, &x) {
+		if e.flows.view(fi, tag, &k, sideServer, nowNs, &x) {
 			w.translateS2C(pkt, p, &x, meta, r)
 			return
 		}
@@ -33,14 +33,39 @@ func (w *Worker) fromServer(pkt []byte, p *header.Packet, flags uint8, meta engi
 		r.Verdict, r.Event = engine.Drop, engine.EventUnknown
 		return
 	}
+	if f.state == stateOutbound {
+		f.lastSeen = nowNs
+		w.outboundSegment(f, flags, false, nowNs, r)
+		return
+	}
+	if !f.up && f.state == stateClosing {
+		r.Verdict, r.Event = engine.Drop, engine.EventUnknown // see fromClient
+		return
+	}
 	synack := flags&(header.SYN|header.ACK|header.RST) == header.SYN|header.ACK
 	if f.state == stateSynSent {
+		// RFC 9293 §3.10.7.3, SYN-SENT: an ACK is acceptable if it
+		// acknowledges our SYN and nothing more.
+		ackOK := flags&header.ACK != 0 && t.AckNumber() == f.clientISN+1
 		switch {
-		case synack && t.AckNumber() == f.clientISN+1:
+		case synack && ackOK:
 			w.serverUp(p, f, nowNs, r)
-		case flags&header.RST != 0 && (flags&header.ACK == 0 || t.AckNumber() == f.clientISN+1):
+		case flags&header.RST != 0 && ackOK:
 			w.refused(f, r)
+		case flags&(header.SYN|header.RST) == 0 && flags&header.ACK != 0 && !ackOK:
+			// The server still holds a connection on this tuple (an
+			// evicted or expired flow, a port reused behind a NAT) and
+			// answers our SYN with a challenge ACK (RFC 5961 §4): as the
+			// client would, reset it at SEG.ACK, which is its RCV.NXT,
+			// and send the SYN again.
+			e.st.serverResyncs.Add(1)
+			f.synSentAt = nowNs
+			w.inj[0] = w.reset(0, &f.tuple, false, t.AckNumber())
+			w.inj[1] = w.synToServer(f, 1)
+			r.Verdict, r.Inject, r.Event = engine.Drop, w.inj[:2], engine.EventResync
 		default:
+			// Among them a bare RST, or one that does not acknowledge our
+			// SYN: dropped (RFC 9293 §3.10.7.3).
 			r.Verdict, r.Event = engine.Drop, engine.EventUnknown
 		}
 		return
@@ -58,7 +83,9 @@ func (w *Worker) fromServer(pkt []byte, p *header.Packet, flags uint8, meta engi
 		r.Verdict, r.Event = engine.Drop, engine.EventUnknown
 		return
 	}
-	f.lastSeen = nowNs
+	if !w.established(f, p, flags, sideServer, nowNs, r) {
+		return
+	}
 	var x xlate
 	f.xlateInto(&x)
 	w.translateS2C(pkt, p, &x, meta, r)
@@ -85,9 +112,19 @@ func (w *Worker) serverUp(p *header.Packet, f *flow, nowNs int64, r *engine.Resu
 	}
 	f.rescaleC2S = f.clientShift != f.serverBelievesClient
 	f.rescaleS2C = f.serverShift != f.clientBelievesServer
-	f.state = stateEstablished
+	f.state, f.up = stateEstablished, true
 	f.lastSeen = nowNs
-	e.flows.publish(f, nowNs)
+	// What each side has sent and acknowledged so far (flow.track).
+	end := f.clientISN + 1
+	for k := 0; k < int(f.npend); k++ {
+		if seq, data := e.flows.pending.get(f.pend[k]); seqAfter(seq+uint32(len(data)), end) {
+			end = seq + uint32(len(data))
+		}
+	}
+	f.sndEnd[sideClient], f.lastAck[sideClient], f.rcvWin[sideClient] = end, f.cookieISN+1, uint32(f.lastWin)<<f.clientShift
+	f.sndEnd[sideServer], f.lastAck[sideServer], f.rcvWin[sideServer] = f.serverISN+1, f.clientISN+1, uint32(p.TCP.WindowSize())
+	f.tracked = 1<<sideClient | 1<<sideServer
+	e.flows.publish(f, false, nowNs)
 
 	n := 0
 	w.inj[n] = w.ackToServer(f, n)

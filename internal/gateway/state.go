@@ -97,8 +97,8 @@ func (e *Engine) SaveState(w io.Writer, now time.Time) error {
 		fs := e.flows.slotsOf(i)
 		for j := range fs {
 			f := &fs[j]
-			if f.state == stateInvalid || e.flows.expired(f, nowNs) {
-				continue
+			if f.state == stateInvalid || f.state == stateOutbound || e.flows.expired(f, nowNs) {
+				continue // outbound connections are not saved: the format has no state for them
 			}
 			b = appendFlow(b, f)
 			n++
@@ -217,6 +217,7 @@ func decodeFlow(r []byte, f *flow) error {
 		}
 	}
 	f.key.set(&t.Src, &t.Dst, t.SrcPort, t.DstPort, t.V6)
+	f.up = f.state != stateSynSent
 	return nil
 }
 
@@ -317,10 +318,10 @@ func (e *Engine) Restore(s *State, now time.Time) int {
 		mu := e.flows.lock(i)
 		mu.Lock()
 		if e.flows.find(i, tag, &rec.key, nowNs) == nil {
-			f := e.flows.add(i, tag, &rec.tuple, nowNs)
-			slot := f.slot
+			f := e.flows.add(i, tag, &rec.tuple, nowNs, nil)
+			slot, src := f.slot, f.srcSlot
 			*f = rec
-			f.slot = slot
+			f.slot, f.srcSlot = slot, src
 			f.npend = 0
 			n++
 		}

@@ -341,7 +341,7 @@ func fillFlows(tb testing.TB, e *Engine, n int, now time.Time) {
 		b, tag := e.flows.bucketKey(&k)
 		mu := e.flows.lock(b)
 		mu.Lock()
-		f := e.flows.add(b, tag, &t, nowNs)
+		f := e.flows.add(b, tag, &t, nowNs, nil)
 		f.state, f.delta, f.tsOff, f.useTS, f.sentWS, f.advWS = stateEstablished, uint32(i)*7919, uint32(i), true, 7, 7
 		mu.Unlock()
 	}

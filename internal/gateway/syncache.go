@@ -18,7 +18,7 @@ type cacheEntry struct {
 	fp        uint64
 	clientISN uint32
 	cookie    uint32 // our SYN-ACK's sequence number
-	ourTS     uint32 // TSval of our SYN-ACK (when timestamps were agreed)
+	ourTS     uint32 // TSval of our SYN-ACK when timestamps were agreed, else when the entry was made (ms clock)
 	clientTS  uint32 // the client's TSval in the SYN
 	// No time of its own: a cookie names its counter period, so an entry
 	// found by the cookie of now was made in this period.
@@ -28,6 +28,9 @@ type cacheEntry struct {
 	sack  bool   // SACK agreed
 	ts    bool   // timestamps agreed
 	ecn   bool   // ECN agreed
+	// pinned: options agreed without timestamps, which nothing but this
+	// entry remembers; victim leaves it until its cookie has expired.
+	pinned bool
 }
 
 // synCache is a fixed array of buckets of fixed size. The bucket of an
@@ -98,15 +101,23 @@ func (c *synCache) find(i int, tag uint32, fp uint64) int {
 
 // victim returns the slot of bucket i that a new entry takes: the one after
 // the slot the last new entry took, i.e. the bucket's oldest entry (entries
-// enter in turn and leave only early, by a handshake ACK), or a free slot.
-// evicted says a live entry is being replaced. The caller holds the lock.
-func (c *synCache) victim(i int) (k int, evicted bool) {
+// enter in turn and leave only early, by a handshake ACK), or a free slot,
+// passing over pinned entries younger than pinMs at nowMs (ms clock). It
+// returns -1 when every slot holds such an entry. evicted says a live
+// entry is being replaced. The caller holds the lock.
+func (c *synCache) victim(i int, nowMs, pinMs uint32) (k int, evicted bool) {
 	l := &c.locks[i]
-	k = i*c.per + int(l.next)
-	if l.next++; int(l.next) == c.per {
-		l.next = 0
+	for range c.per {
+		k = i*c.per + int(l.next)
+		if l.next++; int(l.next) == c.per {
+			l.next = 0
+		}
+		if c.tags[k] != 0 && c.entries[k].pinned && nowMs-c.entries[k].ourTS < pinMs {
+			continue
+		}
+		return k, c.tags[k] != 0
 	}
-	return k, c.tags[k] != 0
+	return -1, false
 }
 
 // load returns how many entries are in use per bucket (for tests and status).
