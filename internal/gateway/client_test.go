@@ -275,8 +275,8 @@ func TestNewSynOnEstablishedFlow(t *testing.T) {
 	})
 }
 
-// TestNewSynOnClosingFlow: a SYN on the tuple of a closing flow removes it,
-// so the new connection starts clean.
+// TestNewSynOnClosingFlow: a SYN on the tuple of a closing flow only marks
+// it (the SYN may be spoofed); the valid ACK for the new ISN replaces it.
 func TestNewSynOnClosingFlow(t *testing.T) {
 	families(t, func(t *testing.T, v6 bool) {
 		h := newHarness(t, v6, testAdvertise())
@@ -367,4 +367,166 @@ func TestSynAckMatchesReference(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestBlindReset (issue 12, 1): a reset of an established flow is judged
+// against the receiver's window as far as the flow tracked it (RFC 5961
+// §3.2): outside it, it is dropped and counted and the flow lives on; in
+// window but not exact, it is passed on and the flow closes, but reopens
+// when the receiver answers (its challenge ACK); exact, it closes the flow
+// for good.
+func TestBlindReset(t *testing.T) {
+	families(t, func(t *testing.T, v6 bool) {
+		type step struct {
+			seg     seg
+			verdict engine.Verdict
+			event   engine.Event
+			state   flowState
+			after   time.Duration // the clock moves first
+		}
+		for _, tt := range []struct {
+			name  string
+			steps func(cookie uint32) []step
+		}{
+			{"client reset outside", func(cookie uint32) []step {
+				return []step{
+					{seg{flags: header.RST, seq: clientISN + 1 + 1<<31}, engine.Drop, engine.EventBadReset, stateEstablished, 0},
+					{seg{flags: header.RST | header.ACK, seq: clientISN + 1 + 3<<30, ack: cookie + 1}, engine.Drop, engine.EventBadReset, stateEstablished, 0},
+					{seg{flags: header.ACK, seq: clientISN + 1, ack: cookie + 1, win: 500, payload: "x"}, engine.Accept, engine.EventTranslated, stateEstablished, 0},
+				}
+			}},
+			{"server reset outside", func(cookie uint32) []step {
+				return []step{
+					{seg{fromServer: true, flags: header.RST, seq: serverISN + 1 + 1<<30}, engine.Drop, engine.EventBadReset, stateEstablished, 0},
+					{seg{fromServer: true, flags: header.ACK, seq: serverISN + 1, ack: clientISN + 1, win: 500, payload: "y"}, engine.Accept, engine.EventTranslated, stateEstablished, 0},
+				}
+			}},
+			{"client reset in window, receiver answers", func(cookie uint32) []step {
+				return []step{
+					{seg{flags: header.RST, seq: clientISN + 1 + 1000}, engine.Accept, engine.EventTranslated, stateClosing, 0},
+					// The server's challenge ACK (RFC 5961 §3.2) shows it lives.
+					{seg{fromServer: true, flags: header.ACK, seq: serverISN + 1, ack: clientISN + 1, win: 500}, engine.Accept, engine.EventTranslated, stateEstablished, 0},
+				}
+			}},
+			{"server reset in window, receiver answers", func(cookie uint32) []step {
+				return []step{
+					{seg{fromServer: true, flags: header.RST, seq: serverISN + 1 + 30}, engine.Accept, engine.EventTranslated, stateClosing, 0},
+					{seg{flags: header.ACK, seq: clientISN + 1, ack: cookie + 1, win: 500}, engine.Accept, engine.EventTranslated, stateEstablished, 0},
+				}
+			}},
+			{"exact client reset", func(cookie uint32) []step {
+				return []step{
+					{seg{flags: header.RST, seq: clientISN + 1}, engine.Accept, engine.EventTranslated, stateClosing, 0},
+					{seg{fromServer: true, flags: header.ACK, seq: serverISN + 1, ack: clientISN + 1, win: 500}, engine.Accept, engine.EventTranslated, stateClosing, 0},
+				}
+			}},
+			{"exact server reset after data", func(cookie uint32) []step {
+				// The data comes after the view's grain: it takes the lock
+				// and is tracked (at most a grain of data is not).
+				return []step{
+					{seg{fromServer: true, flags: header.ACK | header.PSH, seq: serverISN + 1, ack: clientISN + 1, win: 500, payload: "hello"}, engine.Accept, engine.EventTranslated, stateEstablished, 2 * time.Millisecond},
+					{seg{fromServer: true, flags: header.RST, seq: serverISN + 6}, engine.Accept, engine.EventTranslated, stateClosing, 0},
+					{seg{flags: header.ACK, seq: clientISN + 1, ack: cookie + 6, win: 500}, engine.Accept, engine.EventTranslated, stateClosing, 0},
+				}
+			}},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				h := newHarness(t, v6, testAdvertise())
+				cookie, _, _ := h.establish(-1, "")
+				for i, st := range tt.steps(cookie) {
+					h.now = h.now.Add(st.after)
+					r := h.run(h.craft(st.seg), engine.Meta{})
+					if r.Verdict != st.verdict || r.Event != st.event {
+						t.Fatalf("step %d: Process = %v/%v, want %v/%v", i, r.Verdict, r.Event, st.verdict, st.event)
+					}
+					if f, ok := h.flowOf(); !ok || f.state != st.state {
+						t.Fatalf("step %d: flow state %v (found %v), want %v", i, f.state, ok, st.state)
+					}
+				}
+			})
+		}
+	})
+}
+
+// TestCookieReplay (issue 12, 2): ACK, RST, ACK, RST ... of one valid
+// cookie opens the server side once: the reset flow lingers and the
+// replayed ACKs are dropped.
+func TestCookieReplay(t *testing.T) {
+	families(t, func(t *testing.T, v6 bool) {
+		h := newHarness(t, v6, testAdvertise())
+		r := h.expect(h.craft(fullSyn()), engine.Drop, engine.EventSynAnswered)
+		sa := decode(t, r.Inject[0])
+		ack := h.craft(seg{flags: header.ACK, seq: clientISN + 1, ack: sa.Seq + 1, win: 502, ts: true, tsVal: clientTS + 1, tsEcr: sa.TSVal})
+		rst := h.craft(seg{flags: header.RST, seq: clientISN + 1})
+		syns := 0
+		for i := range 5 {
+			r := h.run(append([]byte(nil), ack...), engine.Meta{})
+			if r.Event == engine.EventHandshake {
+				syns++
+			}
+			h.run(append([]byte(nil), rst...), engine.Meta{})
+			h.now = h.now.Add(time.Second)
+			if i == 0 && r.Event != engine.EventHandshake {
+				t.Fatalf("first ACK: %v, want handshake", r.Event)
+			}
+		}
+		if syns != 1 {
+			t.Errorf("5 replays of one cookie sent %d SYNs to the server, want 1", syns)
+		}
+		// A spoofed SYN with the same ISN changes nothing.
+		h.expect(h.craft(fullSyn()), engine.Drop, engine.EventSynAnswered)
+		h.expect(append([]byte(nil), ack...), engine.Drop, engine.EventUnknown)
+	})
+}
+
+// TestHandshakeLimit (issue 12, 2): handshakes from one source are bound
+// by a limiter of the service's per-source rate, so a cookie replayed
+// after each linger does not open the server side at will.
+func TestHandshakeLimit(t *testing.T) {
+	h := newHarness(t, false, testAdvertise())
+	p := limitedPolicy(t, true, policy.Rate{})
+	p.Services[0].Limit = policy.SourceLimit{Rate: policy.Rate{Count: 1, Per: time.Minute}, Burst: 1, Prefix4: 32, Prefix6: 64}
+	if err := h.e.SetPolicy(p); err != nil {
+		t.Fatal(err)
+	}
+	r := h.expect(h.craft(fullSyn()), engine.Drop, engine.EventSynAnswered)
+	sa := decode(t, r.Inject[0])
+	ack := h.craft(seg{flags: header.ACK, seq: clientISN + 1, ack: sa.Seq + 1, win: 502, ts: true, tsVal: clientTS + 1, tsEcr: sa.TSVal})
+	h.expect(append([]byte(nil), ack...), engine.Accept, engine.EventHandshake)
+	h.expect(h.craft(seg{flags: header.RST, seq: clientISN + 1}), engine.Accept, engine.EventTranslated)
+	h.now = h.now.Add(11 * time.Second) // past the linger, within the cookie's life
+	h.expect(append([]byte(nil), ack...), engine.Drop, engine.EventSynLimited)
+	if got := h.e.Stats().HandshakesLimited; got != 1 {
+		t.Errorf("Stats().HandshakesLimited = %d, want 1", got)
+	}
+}
+
+// TestNewSynMarkClears (issue 12, 7): a spoofed SYN on an established
+// tuple marks the flow; the client's next segment of the connection
+// clears the mark, and the flow is back on the lock-free path.
+func TestNewSynMarkClears(t *testing.T) {
+	families(t, func(t *testing.T, v6 bool) {
+		h := newHarness(t, v6, testAdvertise())
+		cookie, ourTS, _ := h.establish(7, "")
+		s := fullSyn()
+		s.seq = 424242
+		h.expect(h.craft(s), engine.Drop, engine.EventSynAnswered)
+		if f, _ := h.flowOf(); !f.newSyn {
+			t.Fatalf("after a SYN: newSyn false, want the flow marked")
+		}
+		data := seg{flags: header.ACK | header.PSH, seq: clientISN + 1, ack: cookie + 1, win: 500, ts: true, tsVal: clientTS + 3, tsEcr: ourTS, payload: "more"}
+		h.expect(h.craft(data), engine.Accept, engine.EventTranslated)
+		f, _ := h.flowOf()
+		if f.newSyn {
+			t.Errorf("after a segment of the connection: newSyn still set")
+		}
+		var k flowKey
+		tup := h.tuple()
+		k.set(&tup.Src, &tup.Dst, tup.SrcPort, tup.DstPort, tup.V6)
+		i, tag := h.e.flows.bucketKey(&k)
+		var x xlate
+		if !h.e.flows.view(i, tag, &k, sideClient, h.now.UnixNano(), &x) {
+			t.Errorf("the flow's view is not published: its packets still take the lock")
+		}
+	})
 }

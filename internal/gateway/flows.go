@@ -263,8 +263,8 @@ type evicted struct {
 // the lock-free path does not write, are never more than grain behind.
 type flowView struct {
 	seq  atomic.Uint32
-	bits atomic.Uint32 // viewLive and the xlate flags and shifts; 0: no view
-	xl   atomic.Uint64 // delta | tsOff<<32
+	bits atomic.Uint32    // viewLive and the xlate flags and shifts; 0: no view
+	xl   atomic.Uint64    // delta | tsOff<<32
 	seen [2]atomic.Uint32 // by side, in units of 1024 ns (seenUnits), wrapping
 	key  [5]atomic.Uint64
 }

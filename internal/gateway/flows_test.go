@@ -314,3 +314,107 @@ func TestFlowSize(t *testing.T) {
 		t.Errorf("unsafe.Sizeof(flow{}) = %d, want 256", n)
 	}
 }
+
+// establishFrom runs a whole handshake for client port port (timestamps
+// off) and returns the cookie.
+func (h *harness) establishFrom(port uint16) uint32 {
+	h.tb.Helper()
+	r := h.expect(h.craft(seg{sport: port, flags: header.SYN, seq: clientISN, win: 1000, mss: 1460}), engine.Drop, engine.EventSynAnswered)
+	sa := decode(h.tb, r.Inject[0])
+	h.expect(h.craft(seg{sport: port, flags: header.ACK, seq: clientISN + 1, ack: sa.Seq + 1, win: 1000}), engine.Accept, engine.EventHandshake)
+	h.expect(h.craft(seg{fromServer: true, dport: port, flags: header.SYN | header.ACK, seq: serverISN, ack: clientISN + 1, win: 1000, mss: 1400}), engine.Drop, engine.EventServerUp)
+	return sa.Seq
+}
+
+// TestEvictionOrder (issue 12, 9): a full bucket gives up a closing flow
+// before a handshake, and a handshake before an established flow; an
+// established flow pushed out gets an RST to each end; evictions are
+// counted by kind.
+func TestEvictionOrder(t *testing.T) {
+	families(t, func(t *testing.T, v6 bool) {
+		h := newHarness(t, v6, testAdvertise(), func(c *Config) { c.Flows, c.FlowsPerSource = FlowBucketSize, 100 }) // one bucket
+		cookies := map[uint16]uint32{}
+		for i := range FlowBucketSize - 2 {
+			port := uint16(42000 + i)
+			cookies[port] = h.establishFrom(port)
+			h.now = h.now.Add(time.Millisecond)
+		}
+		// One handshake waiting for its server, and one flow closing, both
+		// used more recently than any established flow.
+		r := h.expect(h.craft(seg{sport: 43000, flags: header.SYN, seq: clientISN, win: 1000}), engine.Drop, engine.EventSynAnswered)
+		sa := decode(t, r.Inject[0])
+		h.expect(h.craft(seg{sport: 43000, flags: header.ACK, seq: clientISN + 1, ack: sa.Seq + 1, win: 1000}), engine.Accept, engine.EventHandshake)
+		h.establishFrom(43001)
+		h.expect(h.craft(seg{sport: 43001, flags: header.RST, seq: clientISN + 1}), engine.Accept, engine.EventTranslated)
+
+		kinds := func() [4]uint64 {
+			s := h.e.Stats()
+			return [4]uint64{s.FlowsEvictedClosing, s.FlowsEvictedHandshake, s.FlowsEvictedEstablished, s.FlowsEvicted}
+		}
+		var sent []out
+		for i, want := range []struct {
+			kinds [4]uint64
+			rsts  int
+		}{
+			{[4]uint64{1, 0, 0, 1}, 0}, // the closing flow
+			{[4]uint64{1, 1, 0, 2}, 0}, // the handshake
+			{[4]uint64{1, 1, 1, 3}, 2}, // the least recently used established flow, 42000
+		} {
+			h.now = h.now.Add(time.Millisecond)
+			r := h.expect(h.craft(seg{sport: uint16(44000 + i), flags: header.SYN, seq: clientISN, win: 1000}), engine.Drop, engine.EventSynAnswered)
+			sa := decode(t, r.Inject[0])
+			r = h.expect(h.craft(seg{sport: uint16(44000 + i), flags: header.ACK, seq: clientISN + 1, ack: sa.Seq + 1, win: 1000}), engine.Accept, engine.EventHandshake)
+			sent = sent[:0]
+			for _, p := range r.Inject {
+				sent = append(sent, decode(t, p))
+			}
+			h.run(h.craft(seg{fromServer: true, dport: uint16(44000 + i), flags: header.SYN | header.ACK, seq: serverISN, ack: clientISN + 1, win: 1000}), engine.Meta{})
+			if got := kinds(); got != want.kinds {
+				t.Fatalf("handshake %d: evictions closing, handshake, established, all = %v, want %v", i, got, want.kinds)
+			}
+			if len(sent) != want.rsts {
+				t.Fatalf("handshake %d: %d packets sent, want %d", i, len(sent), want.rsts)
+			}
+		}
+		for port := uint16(42000); port < 42000+FlowBucketSize-2; port++ {
+			if _, ok := h.flowAt(port); ok != (port != 42000) {
+				t.Errorf("established flow of port %d present %v, want %v", port, ok, port != 42000)
+			}
+		}
+		for _, port := range []uint16{43000, 43001} {
+			if _, ok := h.flowAt(port); ok {
+				t.Errorf("flow of port %d (handshake or closing) still there, want it evicted before any established flow", port)
+			}
+		}
+		toClient, toServer := sent[0], sent[1]
+		wantC := out{Src: h.server(), Dst: h.client(), SrcPort: serverPort, DstPort: 42000, HopLimit: 64, Seq: cookies[42000] + 1, Flags: header.RST, WS: -1}
+		wantS := out{Src: h.client(), Dst: h.server(), SrcPort: 42000, DstPort: serverPort, HopLimit: 64, Seq: clientISN + 1, Flags: header.RST, WS: -1}
+		if d := cmpDiff(wantC, toClient); d != "" {
+			t.Errorf("RST to the client (-want +got):\n%s", d)
+		}
+		if d := cmpDiff(wantS, toServer); d != "" {
+			t.Errorf("RST to the server (-want +got):\n%s", d)
+		}
+	})
+}
+
+// TestFlowQuota (issue 12, 9): a source holds at most FlowsPerSource
+// flows; another source is not held back by it.
+func TestFlowQuota(t *testing.T) {
+	h := newHarness(t, false, testAdvertise(), func(c *Config) { c.FlowsPerSource = 2 })
+	if ev := h.handshakeFrom(client4, 45000, 1); ev != engine.EventHandshake {
+		t.Fatalf("first handshake: %v", ev)
+	}
+	if ev := h.handshakeFrom(client4, 45001, 1); ev != engine.EventHandshake {
+		t.Fatalf("second handshake: %v", ev)
+	}
+	if ev := h.handshakeFrom(client4, 45002, 1); ev != engine.EventSynLimited {
+		t.Errorf("third handshake from one source: %v, want syn_limited", ev)
+	}
+	if ev := h.handshakeFrom(netip.MustParseAddr("198.18.0.6"), 45003, 1); ev != engine.EventHandshake {
+		t.Errorf("handshake from another source: %v, want handshake", ev)
+	}
+	if got := h.e.Stats().FlowQuotaRefused; got != 1 {
+		t.Errorf("Stats().FlowQuotaRefused = %d, want 1", got)
+	}
+}

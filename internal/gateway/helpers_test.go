@@ -347,8 +347,13 @@ func (h *harness) expect(pkt []byte, verdict engine.Verdict, ev engine.Event) en
 }
 
 // flowOf returns a copy of the live flow of the test tuple, if any.
-func (h *harness) flowOf() (flow, bool) {
+func (h *harness) flowOf() (flow, bool) { return h.flowAt(clientPort) }
+
+// flowAt returns a copy of the live flow of the test tuple with client
+// port port, if any.
+func (h *harness) flowAt(port uint16) (flow, bool) {
 	t := h.tuple()
+	t.SrcPort = port
 	var k flowKey
 	k.set(&t.Src, &t.Dst, t.SrcPort, t.DstPort, t.V6)
 	i, tag := h.e.flows.bucketKey(&k)

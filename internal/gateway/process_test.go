@@ -265,15 +265,45 @@ func TestZeroAllocs(t *testing.T) {
 	check("garbage", engine.EventMalformed, func() { fx.w.Process(garbage, engine.Meta{}, fx.now, &r) })
 }
 
+// TestZeroAllocsNewPaths: the paths of issue 12 allocate nothing either: a
+// reset out of window, a SYN whose checksum the engine verifies, a
+// server's outbound connection, a resync after a challenge ACK.
+func TestZeroAllocsNewPaths(t *testing.T) {
+	h := newHarness(t, false, testAdvertise())
+	h.establish(7, "")
+	remote := other4
+	var r engine.Result
+	check := func(name string, want engine.Event, pkt []byte, meta engine.Meta) {
+		t.Helper()
+		if a := testing.AllocsPerRun(200, func() { h.w.Process(pkt, meta, h.now, &r) }); a != 0 {
+			t.Errorf("%s: %v allocs per packet, want 0", name, a)
+		}
+		if r.Event != want {
+			t.Errorf("%s: last event %v, want %v", name, r.Event, want)
+		}
+	}
+	check("reset out of window", engine.EventBadReset, h.craft(seg{flags: header.RST, seq: clientISN + 1 + 1<<31}), engine.Meta{})
+	check("verified SYN", engine.EventSynAnswered, h.craft(seg{sport: 46000, flags: header.SYN, seq: 1, win: 1}), engine.Meta{CsumNotVerified: true})
+	check("outbound SYN", engine.EventOutbound, h.craft(seg{fromServer: true, dst: remote, dport: 443, flags: header.SYN, seq: 1}), engine.Meta{})
+	check("outbound data", engine.EventOutbound, h.craft(seg{src: remote, sport: 443, flags: header.ACK, seq: 9, ack: 2, payload: "x"}), engine.Meta{})
+	sa := decode(t, h.expect(h.craft(seg{sport: 46001, flags: header.SYN, seq: clientISN, win: 1}), engine.Drop, engine.EventSynAnswered).Inject[0])
+	h.expect(h.craft(seg{sport: 46001, flags: header.ACK, seq: clientISN + 1, ack: sa.Seq + 1, win: 1}), engine.Accept, engine.EventHandshake)
+	check("resync", engine.EventResync, h.craft(seg{fromServer: true, dport: 46001, flags: header.ACK, seq: 5, ack: 99}), engine.Meta{})
+}
+
 // FuzzProcess feeds arbitrary bytes to one engine. With mode&1 the bytes are
 // a TCP segment behind a valid IPv4 or IPv6 header (mode&2), sent by the
 // server when mode&4, so that the fuzzer reaches the stateful paths; mode&8
-// marks the checksum as not ready. Nothing may panic, and every result must
-// be consistent.
+// marks the checksum as not ready, mode&16 as not verified by the kernel.
+// Nothing may panic, and every result must be consistent.
 func FuzzProcess(f *testing.F) {
 	h := newHarness(f, false, testAdvertise())
 	h6 := &harness{tb: f, e: h.e, w: h.w, now: h.now, v6: true}
 	for _, hh := range []*harness{h, h6} {
+		remote := other4
+		if hh.v6 {
+			remote = netip.MustParseAddr("2001:db8:99::9")
+		}
 		for _, s := range []seg{
 			fullSyn(),
 			{flags: header.ACK, seq: clientISN + 1, ack: 5, win: 3, ts: true, tsVal: 1, tsEcr: 2},
@@ -281,6 +311,17 @@ func FuzzProcess(f *testing.F) {
 			{fromServer: true, flags: header.SYN | header.ACK, seq: 9, ack: clientISN + 1, mss: 1400, hasWS: true, ws: 3, ts: true},
 			{fromServer: true, flags: header.RST},
 			{flags: header.SYN | header.FIN},
+			// The paths of issue 12: resets in and out of window, a bare
+			// server reset and a challenge ACK in SYN-SENT, a server's own
+			// connection and its reply, a SYN without timestamps asking
+			// for window scaling and SACK.
+			{flags: header.RST, seq: clientISN + 1},
+			{flags: header.RST | header.ACK, seq: clientISN + 1 + 1<<31, ack: 5},
+			{fromServer: true, flags: header.RST, seq: serverISN + 1 + 100},
+			{fromServer: true, flags: header.ACK, seq: 77, ack: 123456, win: 9},
+			{fromServer: true, dst: remote, dport: 443, flags: header.SYN, seq: 1, mss: 1460},
+			{src: remote, sport: 443, flags: header.SYN | header.ACK, seq: 2, ack: 2, mss: 1400},
+			{flags: header.SYN, seq: clientISN, win: 64240, mss: 1460, sackPerm: true, hasWS: true, ws: 8},
 		} {
 			pkt := hh.craft(s)
 			f.Add(pkt, uint8(0))
@@ -296,6 +337,7 @@ func FuzzProcess(f *testing.F) {
 				mode |= 4
 			}
 			f.Add(pkt[ipl:], mode)
+			f.Add(pkt, uint8(16)) // checksum not verified by the kernel
 		}
 	}
 	// Establish a flow so that translation is reachable.
@@ -328,7 +370,7 @@ func FuzzProcess(f *testing.F) {
 			}
 		}
 		var r engine.Result
-		h.w.Process(pkt, engine.Meta{CsumNotReady: mode&8 != 0}, h.now, &r)
+		h.w.Process(pkt, engine.Meta{CsumNotReady: mode&8 != 0, CsumNotVerified: mode&16 != 0}, h.now, &r)
 		if r.Verdict != engine.Accept && r.Verdict != engine.Drop || r.Event == engine.EventInvalid || r.Event >= engine.NumEvents {
 			t.Fatalf("Process = %v %v", r.Verdict, r.Event)
 		}
@@ -395,4 +437,53 @@ func TestPolicyFileLists(t *testing.T) {
 	if r.Reason != header.SynFin || h.e.Stats().Drops[header.SynFin] != before+1 {
 		t.Errorf("counted invalid flags: reason %v, count +%d, want SynFin +1", r.Reason, h.e.Stats().Drops[header.SynFin]-before)
 	}
+}
+
+// TestChecksumVerified (issue 12, 5): where the kernel has not verified a
+// segment's TCP checksum (Meta.CsumNotVerified), a corrupt one is dropped
+// and counted before the engine answers, holds or re-emits anything; where
+// the kernel has, or the checksum is not ready, it is not checked again.
+func TestChecksumVerified(t *testing.T) {
+	families(t, func(t *testing.T, v6 bool) {
+		corrupt := func(b []byte) []byte {
+			b = append([]byte(nil), b...)
+			b[len(b)-1] ^= 0x40 // the last payload byte
+			return b
+		}
+		h := newHarness(t, v6, testAdvertise())
+		syn := fullSyn()
+		syn.payload = "z" // a SYN may carry data; it gives a byte to corrupt
+		tests := []struct {
+			name  string
+			pkt   []byte
+			meta  engine.Meta
+			event engine.Event
+		}{
+			{"corrupt, not verified", corrupt(h.craft(syn)), engine.Meta{CsumNotVerified: true}, engine.EventMalformed},
+			{"good, not verified", h.craft(syn), engine.Meta{CsumNotVerified: true}, engine.EventSynAnswered},
+			{"corrupt, verified by the kernel", corrupt(h.craft(syn)), engine.Meta{}, engine.EventSynAnswered},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				r := h.run(tt.pkt, tt.meta)
+				if r.Event != tt.event {
+					t.Fatalf("Process = %v (reason %v), want %v", r.Event, r.Reason, tt.event)
+				}
+				if tt.event == engine.EventMalformed && (r.Reason != header.BadChecksum || len(r.Inject) != 0) {
+					t.Errorf("reason %v, %d injected, want bad_checksum and nothing sent", r.Reason, len(r.Inject))
+				}
+			})
+		}
+		// Held data: a corrupt segment is not kept to be re-emitted with a
+		// fresh checksum.
+		h.synSent()
+		data := seg{flags: header.ACK | header.PSH, seq: clientISN + 1, ack: 1, win: 500, payload: "GET /"}
+		r := h.run(corrupt(h.craft(data)), engine.Meta{CsumNotVerified: true})
+		if r.Event != engine.EventMalformed || r.Reason != header.BadChecksum {
+			t.Errorf("corrupt held data: %v/%v, want malformed/bad_checksum", r.Event, r.Reason)
+		}
+		if st := h.e.Stats(); st.PendingHeld != 0 || st.Drops[header.BadChecksum] != 2 {
+			t.Errorf("PendingHeld %d, bad_checksum drops %d, want 0, 2", st.PendingHeld, st.Drops[header.BadChecksum])
+		}
+	})
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"testing"
+	"time"
 
 	"github.com/synwall/synwall/internal/engine"
 	"github.com/synwall/synwall/internal/gateway/header"
@@ -53,5 +54,64 @@ func TestServerSynAckRetransmit(t *testing.T) {
 		}
 		// A SYN-ACK with another ISN is not ours to answer.
 		h.expect(h.craft(seg{fromServer: true, flags: header.SYN | header.ACK, seq: serverISN + 5, ack: clientISN + 1, win: 1}), engine.Drop, engine.EventUnknown)
+	})
+}
+
+// synSent runs SYN and handshake ACK and returns the cookie: the flow then
+// waits for the server.
+func (h *harness) synSent() uint32 {
+	h.tb.Helper()
+	r := h.expect(h.craft(fullSyn()), engine.Drop, engine.EventSynAnswered)
+	sa := decode(h.tb, r.Inject[0])
+	h.expect(h.craft(seg{flags: header.ACK, seq: clientISN + 1, ack: sa.Seq + 1, win: 502, ts: true, tsVal: clientTS + 1, tsEcr: sa.TSVal}), engine.Accept, engine.EventHandshake)
+	return sa.Seq
+}
+
+// TestBareServerResetInSynSent (issue 12, 6): in SYN-SENT a reset without
+// ACK is dropped (RFC 9293 §3.10.7.3): it neither ends the handshake nor
+// reaches the client, whatever its sequence number.
+func TestBareServerResetInSynSent(t *testing.T) {
+	families(t, func(t *testing.T, v6 bool) {
+		h := newHarness(t, v6, testAdvertise())
+		h.synSent()
+		for _, seq := range []uint32{0, 12345, serverISN} {
+			r := h.expect(h.craft(seg{fromServer: true, flags: header.RST, seq: seq}), engine.Drop, engine.EventUnknown)
+			if len(r.Inject) != 0 {
+				t.Errorf("bare RST seq %d: %d packets sent, want none", seq, len(r.Inject))
+			}
+		}
+		if f, ok := h.flowOf(); !ok || f.state != stateSynSent {
+			t.Fatalf("after bare RSTs: flow %v (found %v), want SynSent", f.state, ok)
+		}
+		// The server's real answer still works.
+		h.expect(h.craft(seg{fromServer: true, flags: header.SYN | header.ACK, seq: serverISN, ack: clientISN + 1, win: 65160, mss: 1400}), engine.Drop, engine.EventServerUp)
+	})
+}
+
+// TestServerChallengeAck (issue 12, 4): a server that still holds an
+// established connection on the tuple answers our SYN with a challenge
+// ACK (RFC 5961 §4); as a client in SYN-SENT would (RFC 9293 §3.10.7.3),
+// the engine resets it at SEG.ACK and sends its SYN again.
+func TestServerChallengeAck(t *testing.T) {
+	families(t, func(t *testing.T, v6 bool) {
+		h := newHarness(t, v6, testAdvertise())
+		h.synSent()
+		h.now = h.now.Add(10 * time.Millisecond)
+		r := h.expect(h.craft(seg{fromServer: true, flags: header.ACK, seq: 5555, ack: 777777, win: 100}), engine.Drop, engine.EventResync)
+		if len(r.Inject) != 2 {
+			t.Fatalf("challenge ACK: %d packets sent, want an RST and a SYN", len(r.Inject))
+		}
+		rst, syn := decode(t, r.Inject[0]), decode(t, r.Inject[1])
+		want := out{Src: h.client(), Dst: h.server(), SrcPort: clientPort, DstPort: serverPort, HopLimit: 64, Seq: 777777, Flags: header.RST, WS: -1}
+		if d := cmpDiff(want, rst); d != "" {
+			t.Errorf("RST to the server (-want +got):\n%s", d)
+		}
+		if syn.Flags&header.SYN == 0 || syn.Seq != clientISN || syn.Src != h.client() || syn.Dst != h.server() {
+			t.Errorf("then %+v, want our SYN with the client's ISN again", syn)
+		}
+		if got := h.e.Stats().ServerResyncs; got != 1 {
+			t.Errorf("Stats().ServerResyncs = %d, want 1", got)
+		}
+		h.expect(h.craft(seg{fromServer: true, flags: header.SYN | header.ACK, seq: serverISN, ack: clientISN + 1, win: 65160, mss: 1400}), engine.Drop, engine.EventServerUp)
 	})
 }

@@ -188,3 +188,51 @@ func TestSynCacheEvictsOldest(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowScaleWithoutTimestamps (issue 12, 3): with a one-entry cache,
+// two clients without timestamps that ask for window scaling and SACK.
+// Whatever the SYN-ACK of each offered, the SYN to the server carries the
+// same, so that the two sides never disagree on scaling: the first client's
+// entry is pinned (it is offered both and keeps them), the second finds no
+// room and is offered neither.
+func TestWindowScaleWithoutTimestamps(t *testing.T) {
+	families(t, func(t *testing.T, v6 bool) {
+		h := newHarness(t, v6, testAdvertise(), func(c *Config) { c.CacheBuckets, c.CacheEntries = 1, 1 })
+		syn := seg{flags: header.SYN, seq: clientISN, win: 64240, mss: 1460, sackPerm: true, hasWS: true, ws: 8}
+		var synAcks [2]out
+		for i, port := range []uint16{41000, 41001} {
+			s := syn
+			s.sport = port
+			r := h.expect(h.craft(s), engine.Drop, engine.EventSynAnswered)
+			synAcks[i] = decode(t, r.Inject[0])
+		}
+		for i, port := range []uint16{41000, 41001} {
+			sa := synAcks[i]
+			r := h.expect(h.craft(seg{sport: port, flags: header.ACK, seq: clientISN + 1, ack: sa.Seq + 1, win: 2000}), engine.Accept, engine.EventHandshake)
+			up := decode(t, r.Packet)
+			if (sa.WS >= 0) != (up.WS >= 0) || sa.SACKPerm != up.SACKPerm {
+				t.Errorf("client %d: SYN-ACK offered window scale %d, SACK %v; SYN to the server carries %d, %v", i, sa.WS, sa.SACKPerm, up.WS, up.SACKPerm)
+			}
+			if up.WS >= 0 && up.WS != 8 {
+				t.Errorf("client %d: SYN to the server has window scale %d, want the client's 8", i, up.WS)
+			}
+		}
+		if synAcks[0].WS != 7 || !synAcks[0].SACKPerm {
+			t.Errorf("first SYN-ACK: window scale %d, SACK %v, want 7, true (a pinned entry)", synAcks[0].WS, synAcks[0].SACKPerm)
+		}
+		if synAcks[1].WS != -1 || synAcks[1].SACKPerm {
+			t.Errorf("second SYN-ACK: window scale %d, SACK %v, want none (no room)", synAcks[1].WS, synAcks[1].SACKPerm)
+		}
+		if got := h.e.Stats().CacheFull; got != 1 {
+			t.Errorf("Stats().CacheFull = %d, want 1", got)
+		}
+		// Once the first cookie has expired, its entry makes room again.
+		h.now = h.now.Add(2*30*time.Second + time.Second)
+		s := syn
+		s.sport = 41002
+		sa := decode(t, h.expect(h.craft(s), engine.Drop, engine.EventSynAnswered).Inject[0])
+		if sa.WS != 7 {
+			t.Errorf("SYN-ACK after the pin expired: window scale %d, want 7", sa.WS)
+		}
+	})
+}
