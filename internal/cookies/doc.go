@@ -51,8 +51,17 @@
 // strength of Linux's cookie (2^-29) to within one bit and 16 times that of
 // FreeBSD's 24-bit MAC. At a million forged ACKs per second an attacker needs
 // about 2^28/10^6 ≈ 270 s per accepted ACK, and what it wins is one
-// connection attempt from an address it spoofed, which the server sees only as
-// a SYN. The tests count accepted random ACKs against this figure.
+// connection attempt from an address it spoofed: the server sees a SYN and
+// answers it with a SYN-ACK the engine completes, so the server holds one
+// established connection that nobody uses until it times out (and the
+// engine one flow, within the spoofed source's share of the flow table),
+// while the handshake rate limits bound how fast even accepted ACKs open
+// connections. The cookie tests count accepted random ACKs against this
+// figure; the odds themselves are measured through the whole engine
+// (gateway's TestForgedAckOdds) with the MAC cut to 12 bits
+// (WeakenedForTest), where a million ACKs accept 256 ± 80 at 2^-12, and a
+// MAC shorter than 12 bits, or a check that skipped the counter bits, would
+// fall outside that.
 //
 // # Counter and period
 //

@@ -1,6 +1,9 @@
 package gateway
 
 import (
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -529,4 +532,53 @@ func TestNewSynMarkClears(t *testing.T) {
 			t.Errorf("the flow's view is not published: its packets still take the lock")
 		}
 	})
+}
+
+// TestForgedAckOdds: with the MAC cut to 12 bits (cookies.WeakenedForTest),
+// random handshake ACKs sent through the whole engine, each naming a live
+// counter as an attacker who knows the clock would, open the server side
+// at the computed rate of 2^-12: the count stays within five standard
+// deviations of the binomial mean. The production MAC has 28 bits
+// (cookies/doc.go); a test this size would catch one shorter than about 17.
+func TestForgedAckOdds(t *testing.T) {
+	const bits = 12
+	n := 1 << 20
+	if raceEnabled {
+		n = 1 << 17
+	}
+	base, err := cookies.New(cookies.Config{Period: 30 * time.Second, Rand: seeded(3)}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, false, testAdvertise(), func(c *Config) {
+		c.Cookies = base.WeakenedForTest(bits)
+		c.Flows, c.FlowsPerSource = 1<<14, 1<<14
+	})
+	pkt := h.craft(seg{flags: header.ACK, seq: 1, ack: 1, win: 1000})
+	rng := rand.New(seeded(4))
+	counter := uint32(t0.UnixNano() / int64(30*time.Second))
+	var r engine.Result
+	events := map[engine.Event]int{}
+	for i := range n {
+		pkt[15] = byte(i)
+		pkt[14] = byte(i >> 8)
+		binary.BigEndian.PutUint16(pkt[20:], uint16(1024+i>>16))
+		binary.BigEndian.PutUint32(pkt[24:], rng.Uint32()) // ISN + 1
+		cookie := rng.Uint32() &^ 0xf
+		idx := rng.Uint32() & 3
+		cookie |= (idx<<2 | counter&3) ^ cookie>>28
+		binary.BigEndian.PutUint32(pkt[28:], cookie+1)
+		h.w.Process(pkt, engine.Meta{}, h.now, &r)
+		events[r.Event]++
+	}
+	p := math.Ldexp(1, -bits)
+	mean, sd := float64(n)*p, math.Sqrt(float64(n)*p*(1-p))
+	got := events[engine.EventHandshake]
+	if math.Abs(float64(got)-mean) > 5*sd {
+		t.Errorf("%d of %d forged ACKs accepted, want %.0f ± %.0f (2^-%d)", got, n, mean, 5*sd, bits)
+	}
+	if got+events[engine.EventBadCookie] != n {
+		t.Errorf("events %v, want only handshakes and bad cookies", events)
+	}
+	t.Logf("%d of %d forged ACKs accepted at 2^-%d: expected %.1f", got, n, bits, mean)
 }
