@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/synwall/synwall/internal/engine"
+	"github.com/synwall/synwall/internal/gateway"
 	"github.com/synwall/synwall/internal/gateway/header"
 	"github.com/synwall/synwall/internal/observe"
 	"github.com/synwall/synwall/internal/queue"
@@ -54,6 +55,8 @@ var (
 		"Servers that answered the engine's SYN with an ACK of an older connection on the tuple and got an RST and a new SYN.")
 	descOutboundFlows = desc("outbound_flows_total",
 		"Connections opened by guarded servers themselves, passed untouched.")
+	descServerLacks = desc("server_synack_lacks_total",
+		"Server SYN-ACKs without an option the engine's SYN-ACK agreed to with the client on the server's behalf (the policy advertises more than the server does), by option: timestamps, wscale, sack, ecn.", "option")
 
 	descQueueReceived = desc("queue_received_packets_total",
 		"Packets received from the kernel, by NFQUEUE number.", "queue")
@@ -115,7 +118,7 @@ func newCollector(d *Daemon) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descPackets, descDirection, descInvalid, descSynCache, descFlows, descFlowsTotal, descPending,
-		descServerSynRetransmits, descFlowsEvicted, descHandshakesRefused, descResets, descServerResyncs, descOutboundFlows,
+		descServerSynRetransmits, descFlowsEvicted, descHandshakesRefused, descResets, descServerResyncs, descOutboundFlows, descServerLacks,
 		descQueueReceived, descQueuePackets, descQueueVerdictMsgs,
 		descQueueSends, descQueueInjected, descQueueErrors, descKernelDropped, descKernelWaiting,
 		descInject, descInjectCalls, descReloads, descServices, descStart, descBuild,
@@ -170,6 +173,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descResets, es.ResetsExact, "exact")
 	counter(descServerResyncs, es.ServerResyncs)
 	counter(descOutboundFlows, es.OutboundFlows)
+	for i, name := range [gateway.NumServerLacks]string{gateway.LackTimestamps: "timestamps", gateway.LackWScale: "wscale", gateway.LackSACK: "sack", gateway.LackECN: "ecn"} {
+		counter(descServerLacks, es.ServerLacks[i], name)
+	}
 	counter(descCookies, es.Events[engine.EventHandshake], "valid")
 	counter(descCookies, es.Events[engine.EventBadCookie], "invalid")
 	counter(descCookies, es.Events[engine.EventExpiredCookie], "expired")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/synwall/synwall/internal/engine"
+	"github.com/synwall/synwall/internal/gateway"
 	"github.com/synwall/synwall/internal/gateway/header"
 	"github.com/synwall/synwall/internal/queue"
 )
@@ -58,6 +59,8 @@ func (d *Daemon) snapshot() statsDoc {
 		"flow_quota_refused": es.FlowQuotaRefused, "resets_out_of_window": es.ResetsOutOfWindow,
 		"resets_in_window": es.ResetsInWindow, "resets_exact": es.ResetsExact,
 		"server_resyncs": es.ServerResyncs, "outbound_flows": es.OutboundFlows,
+		"server_lacks_timestamps": es.ServerLacks[gateway.LackTimestamps], "server_lacks_wscale": es.ServerLacks[gateway.LackWScale],
+		"server_lacks_sack": es.ServerLacks[gateway.LackSACK], "server_lacks_ecn": es.ServerLacks[gateway.LackECN],
 	} {
 		doc.Engine[k] = v
 	}

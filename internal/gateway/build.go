@@ -14,6 +14,7 @@ type synOpts struct {
 	ts    bool
 	tsVal uint32
 	tsEcr uint32
+	urg   uint16 // urgent pointer, with URG among the flags (held segments)
 }
 
 // Sizes of the headers the builders write.
@@ -122,7 +123,8 @@ func buildSegment(buf []byte, v6 bool, src, dst *[16]byte, sport, dport uint16,
 	doff := uint16(thl/4) << 12
 	binary.BigEndian.PutUint16(t[header.TCPDataOffsetOffset:], doff|uint16(flags))
 	binary.BigEndian.PutUint16(t[header.TCPWindowOffset:], win)
-	binary.BigEndian.PutUint32(t[header.TCPChecksumOffset:], 0) // checksum, urgent pointer
+	binary.BigEndian.PutUint16(t[header.TCPChecksumOffset:], 0)
+	binary.BigEndian.PutUint16(t[header.TCPUrgentOffset:], o.urg)
 	// The checksum (RFC 9293 §3.1) is summed from the values just written,
 	// and from the payload where it came from, not read back (doc.go: store
 	// forwarding). The payload starts at an even offset, so its words are
@@ -131,7 +133,7 @@ func buildSegment(buf []byte, v6 bool, src, dst *[16]byte, sport, dport uint16,
 	// nothing overflows.
 	sum += as + header.ProtocolTCP + uint64(tcpTotal) +
 		uint64(sport) + uint64(dport) + uint64(seq>>16) + uint64(seq&0xffff) +
-		uint64(ack>>16) + uint64(ack&0xffff) + uint64(doff) + uint64(flags) + uint64(win)
+		uint64(ack>>16) + uint64(ack&0xffff) + uint64(doff) + uint64(flags) + uint64(win) + uint64(o.urg)
 	if len(payload) > 0 {
 		sum += uint64(header.Checksum(payload, 0))
 	}

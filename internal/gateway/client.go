@@ -375,7 +375,7 @@ func (w *Worker) handshake(p *header.Packet, svc *policy.Service, tup *cookies.T
 		f.clientBelievesServer = uint8(max(advWS, 0))
 	}
 	if len(p.Payload) > 0 {
-		e.flows.hold(f, seq, p.Payload)
+		e.flows.hold(f, seq, p.Payload, t.Flags(), t.UrgentPointer())
 	}
 	r.Verdict, r.Packet, r.Event = engine.Accept, w.synToServer(f, 0), engine.EventHandshake
 	if ev.valid {
@@ -444,8 +444,8 @@ func (w *Worker) heldClient(pkt []byte, p *header.Packet, f *flow, flags uint8, 
 	if p.Opts.HasTS {
 		f.lastTS = p.Opts.TSVal
 	}
-	if len(p.Payload) > 0 {
-		e.flows.hold(f, t.SequenceNumber(), p.Payload)
+	if len(p.Payload) > 0 || flags&header.FIN != 0 {
+		e.flows.hold(f, t.SequenceNumber(), p.Payload, flags, t.UrgentPointer())
 	}
 	r.Verdict, r.Event = engine.Drop, engine.EventHeld
 	if nowNs-f.synSentAt > e.synRetrans {

@@ -112,6 +112,7 @@ type counters struct {
 	handshakesLimited                                        atomic.Uint64
 	resetsOutOfWindow, resetsInWindow, resetsExact           atomic.Uint64
 	serverResyncs                                            atomic.Uint64
+	serverLacks                                              [NumServerLacks]atomic.Uint64
 	outboundFlows                                            atomic.Uint64
 }
 
@@ -157,6 +158,15 @@ type Stats struct {
 	// OutboundFlows counts connections opened by guarded servers
 	// themselves, passed untouched.
 	OutboundFlows uint64
+	// ServerLacks counts servers' SYN-ACKs without an option that our
+	// SYN-ACK had agreed to with the client on their behalf (the policy
+	// advertises more than the server does, or the server changed since
+	// discover), by option. Window scale is converted both ways, and SACK
+	// and ECN are left unused by the server; timestamps the client then
+	// sends are passed on unanswered, and the server's segments come
+	// without the ones the client expects (Linux takes them; RFC 7323 §3.2
+	// lets a stricter client drop them): fix the policy.
+	ServerLacks [NumServerLacks]uint64
 
 	PendingHeld    uint64 // client segments held during the handshake
 	PendingDropped uint64 // client segments that found no room (the client resends)
@@ -308,6 +318,9 @@ func (e *Engine) Stats() Stats {
 	s.ResetsExact = e.st.resetsExact.Load()
 	s.ServerResyncs = e.st.serverResyncs.Load()
 	s.OutboundFlows = e.st.outboundFlows.Load()
+	for i := range s.ServerLacks {
+		s.ServerLacks[i] = e.st.serverLacks[i].Load()
+	}
 	s.PendingHeld = fs.pendingHeld.Load()
 	s.PendingDropped = fs.pendingDropped.Load()
 	s.SynRetransmits = e.st.synRetransmits.Load()

@@ -220,6 +220,10 @@ type flowTable struct {
 	perSrc  []atomic.Int32
 	srcMask uint64
 	quota   int32
+	// perSrcPend counts the held segments of each source the same way,
+	// up to pendQuota (a sixteenth of the pool, at least a flow's worth).
+	perSrcPend []atomic.Int32
+	pendQuota  int32
 }
 
 // evictKind says what kind of flow an eviction pushed out.
@@ -414,6 +418,8 @@ func (ft *flowTable) init(capacity, pendingSlots int, seed [4]uint64) {
 		src <<= 1
 	}
 	ft.perSrc = make([]atomic.Int32, src)
+	ft.perSrcPend = make([]atomic.Int32, src)
+	ft.pendQuota = int32(max(pendingSlots/16, MaxPendingPerFlow))
 	ft.srcMask = uint64(src - 1)
 	ft.quota = int32(max(capacity/64, 16))
 	ft.seed = seed
@@ -670,10 +676,11 @@ func (ft *flowTable) expire(now int64) int {
 	return n
 }
 
-// hold keeps payload for f, a flow waiting for its server; false when
-// there is no room (counted: the client resends). The caller holds f's
-// lock.
-func (ft *flowTable) hold(f *flow, seq uint32, payload []byte) bool {
+// hold keeps a segment of f, a flow waiting for its server: its payload,
+// flags and urgent pointer; false when there is no room (counted: the
+// client resends). A source may hold pendQuota segments at once, so that
+// one source's handshakes cannot fill the pool. The caller holds f's lock.
+func (ft *flowTable) hold(f *flow, seq uint32, payload []byte, flags uint8, urg uint16) bool {
 	for k := 0; k < int(f.npend); k++ {
 		if s, _ := ft.pending.get(f.pend[k]); s == seq {
 			return true // a retransmission of what we hold
@@ -683,11 +690,16 @@ func (ft *flowTable) hold(f *flow, seq uint32, payload []byte) bool {
 		ft.st.pendingDropped.Add(1)
 		return false
 	}
-	s := ft.pending.put(seq, payload)
+	if ft.perSrcPend[f.srcSlot].Load() >= ft.pendQuota {
+		ft.st.pendingDropped.Add(1)
+		return false
+	}
+	s := ft.pending.put(seq, payload, flags, urg)
 	if s < 0 {
 		ft.st.pendingDropped.Add(1)
 		return false
 	}
+	ft.perSrcPend[f.srcSlot].Add(1)
 	f.pend[f.npend] = s
 	f.npend++
 	ft.st.pendingHeld.Add(1)
@@ -699,5 +711,6 @@ func (ft *flowTable) releasePending(f *flow) {
 	for k := 0; k < int(f.npend); k++ {
 		ft.pending.free(f.pend[k])
 	}
+	ft.perSrcPend[f.srcSlot].Add(-int32(f.npend))
 	f.npend = 0
 }

@@ -127,6 +127,7 @@ type seg struct {
 	tsVal      uint32
 	tsEcr      uint32
 	sack       [][2]uint32
+	urg        uint16 // urgent pointer
 	payload    string
 }
 
@@ -191,7 +192,7 @@ func (h *harness) craft(s seg) []byte {
 func craftPacket(tb testing.TB, src, dst netip.Addr, sport, dport uint16, s seg) []byte {
 	tcp := &layers.TCP{
 		SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport),
-		Seq: s.seq, Ack: s.ack, Window: s.win,
+		Seq: s.seq, Ack: s.ack, Window: s.win, Urgent: s.urg,
 		FIN: s.flags&header.FIN != 0, SYN: s.flags&header.SYN != 0, RST: s.flags&header.RST != 0,
 		PSH: s.flags&header.PSH != 0, ACK: s.flags&header.ACK != 0, URG: s.flags&header.URG != 0,
 		ECE: s.flags&header.ECE != 0, CWR: s.flags&header.CWR != 0,
@@ -222,6 +223,7 @@ type out struct {
 	Seq, Ack         uint32
 	Flags            uint8
 	Window           uint16
+	Urgent           uint16
 	MSS              uint16
 	WS               int // -1 none
 	SACKPerm         bool
@@ -280,7 +282,7 @@ func decode(tb testing.TB, b []byte) out {
 		tb.Errorf("TCP checksum wrong")
 	}
 	o.SrcPort, o.DstPort = uint16(tcp.SrcPort), uint16(tcp.DstPort)
-	o.Seq, o.Ack, o.Window = tcp.Seq, tcp.Ack, tcp.Window
+	o.Seq, o.Ack, o.Window, o.Urgent = tcp.Seq, tcp.Ack, tcp.Window, tcp.Urgent
 	o.Flags = seg[13]
 	o.WS = -1
 	for _, op := range tcp.Options {

@@ -1,6 +1,10 @@
 package gateway
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/synwall/synwall/internal/gateway/header"
+)
 
 // pendingPool holds client payloads while a flow waits for its server: a
 // fixed number of fixed-size slots and a free list. The flow table owns it
@@ -10,6 +14,8 @@ type pendingPool struct {
 	data  []byte
 	len   []uint16
 	seq   []uint32
+	flags []uint8  // FIN, PSH, URG, ECE and CWR of the held segment
+	urg   []uint16 // its urgent pointer (RFC 9293 §3.1)
 	freeL []int32
 }
 
@@ -17,15 +23,17 @@ func (p *pendingPool) init(n int) {
 	p.data = make([]byte, n*PendingSize)
 	p.len = make([]uint16, n)
 	p.seq = make([]uint32, n)
+	p.flags = make([]uint8, n)
+	p.urg = make([]uint16, n)
 	p.freeL = make([]int32, n)
 	for i := range p.freeL {
 		p.freeL[i] = int32(n - 1 - i)
 	}
 }
 
-// put stores payload with its sequence number and returns the slot, or -1
-// when the pool is full or the payload too big.
-func (p *pendingPool) put(seq uint32, payload []byte) int32 {
+// put stores payload with its sequence number, flags and urgent pointer
+// and returns the slot, or -1 when the pool is full or the payload too big.
+func (p *pendingPool) put(seq uint32, payload []byte, flags uint8, urg uint16) int32 {
 	if len(payload) > PendingSize {
 		return -1
 	}
@@ -41,8 +49,16 @@ func (p *pendingPool) put(seq uint32, payload []byte) int32 {
 	copy(p.data[int(s)*PendingSize:], payload)
 	p.len[s] = uint16(len(payload))
 	p.seq[s] = seq
+	p.flags[s], p.urg[s] = flags&heldFlags, urg
 	return s
 }
+
+// heldFlags are the flags a held segment keeps; it is replayed with ACK
+// and these.
+const heldFlags = header.FIN | header.PSH | header.URG | header.ECE | header.CWR
+
+// extra returns the flags and urgent pointer of slot s.
+func (p *pendingPool) extra(s int32) (flags uint8, urg uint16) { return p.flags[s], p.urg[s] }
 
 func (p *pendingPool) get(s int32) (seq uint32, payload []byte) {
 	o := int(s) * PendingSize

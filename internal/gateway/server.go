@@ -10,6 +10,15 @@ import (
 	"github.com/synwall/synwall/internal/gateway/header"
 )
 
+// Options a server's SYN-ACK may lack (Stats.ServerLacks).
+const (
+	LackTimestamps = iota
+	LackWScale
+	LackSACK
+	LackECN
+	NumServerLacks
+)
+
 // fromServer handles a segment sent by a guarded server.
 func (w *Worker) fromServer(pkt []byte, p *header.Packet, flags uint8, meta engine.Meta, now time.Time, r *engine.Result) {
 	e := w.e
@@ -112,6 +121,20 @@ func (w *Worker) serverUp(p *header.Packet, f *flow, nowNs int64, r *engine.Resu
 	}
 	f.rescaleC2S = f.clientShift != f.serverBelievesClient
 	f.rescaleS2C = f.serverShift != f.clientBelievesServer
+	// What our SYN-ACK agreed to with the client and the server did not
+	// (Stats.ServerLacks).
+	if f.clientTS && !o.HasTS {
+		e.st.serverLacks[LackTimestamps].Add(1)
+	}
+	if f.advWS >= 0 && !o.HasWScale {
+		e.st.serverLacks[LackWScale].Add(1)
+	}
+	if f.sack && !o.SACKPermitted {
+		e.st.serverLacks[LackSACK].Add(1)
+	}
+	if f.ecn && p.TCP.Flags()&header.ECE == 0 {
+		e.st.serverLacks[LackECN].Add(1)
+	}
 	f.state, f.up = stateEstablished, true
 	f.lastSeen = nowNs
 	// What each side has sent and acknowledged so far (flow.track).
@@ -136,8 +159,10 @@ func (w *Worker) serverUp(p *header.Packet, f *flow, nowNs int64, r *engine.Resu
 	t := &f.tuple
 	for k := 0; k < int(f.npend); k++ {
 		seq, data := e.flows.pending.get(f.pend[k])
+		fl, urg := e.flows.pending.extra(f.pend[k])
+		so.urg = urg
 		w.inj[n] = buildSegment(w.bufs[n][:], t.V6, &t.Src, &t.Dst, t.SrcPort, t.DstPort,
-			seq, f.serverISN+1, header.ACK|header.PSH, win, &so, data)
+			seq, f.serverISN+1, header.ACK|fl, win, &so, data)
 		n++
 	}
 	e.flows.releasePending(f)

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -113,5 +114,77 @@ func TestServerChallengeAck(t *testing.T) {
 			t.Errorf("Stats().ServerResyncs = %d, want 1", got)
 		}
 		h.expect(h.craft(seg{fromServer: true, flags: header.SYN | header.ACK, seq: serverISN, ack: clientISN + 1, win: 65160, mss: 1400}), engine.Drop, engine.EventServerUp)
+	})
+}
+
+// TestHeldSegmentFlags (issue 12, examined): client segments held while
+// the server has not answered keep FIN, URG with its pointer, ECE and CWR
+// when they are replayed; a bare FIN is held too.
+func TestHeldSegmentFlags(t *testing.T) {
+	families(t, func(t *testing.T, v6 bool) {
+		h := newHarness(t, v6, testAdvertise())
+		cookie := h.synSent()
+		h.expect(h.craft(seg{flags: header.ACK | header.URG | header.CWR, seq: clientISN + 1, ack: cookie + 1, win: 500, urg: 2, payload: "ab"}), engine.Drop, engine.EventHeld)
+		h.expect(h.craft(seg{flags: header.ACK | header.FIN, seq: clientISN + 3, ack: cookie + 1, win: 500}), engine.Drop, engine.EventHeld)
+		r := h.expect(h.craft(seg{fromServer: true, flags: header.SYN | header.ACK, seq: serverISN, ack: clientISN + 1, win: 65160, mss: 1400}), engine.Drop, engine.EventServerUp)
+		if len(r.Inject) != 3 {
+			t.Fatalf("server up: %d packets sent, want the ACK and two held segments", len(r.Inject))
+		}
+		data, fin := decode(t, r.Inject[1]), decode(t, r.Inject[2])
+		if data.Flags != header.ACK|header.URG|header.CWR || data.Urgent != 2 || data.Payload != "ab" || data.Seq != clientISN+1 {
+			t.Errorf("held data replayed as flags %#x urgent %d payload %q seq %d, want ACK|URG|CWR, 2, \"ab\", %d", data.Flags, data.Urgent, data.Payload, data.Seq, clientISN+1)
+		}
+		if fin.Flags != header.ACK|header.FIN || fin.Seq != clientISN+3 {
+			t.Errorf("held FIN replayed as flags %#x seq %d, want ACK|FIN at %d", fin.Flags, fin.Seq, clientISN+3)
+		}
+	})
+}
+
+// TestPendingShare (issue 12, examined): one source's handshakes hold at
+// most a sixteenth of the held-data pool; another source still gets room.
+func TestPendingShare(t *testing.T) {
+	h := newHarness(t, false, testAdvertise(), func(c *Config) { c.PendingSlots = 128 }) // a share of 8
+	hold := func(src netip.Addr, port uint16) {
+		t.Helper()
+		r := h.expect(craftPacket(t, src, server4, port, serverPort, seg{flags: header.SYN, seq: clientISN, win: 1000}), engine.Drop, engine.EventSynAnswered)
+		sa := decode(t, r.Inject[0])
+		for k := range uint32(MaxPendingPerFlow) {
+			h.run(craftPacket(t, src, server4, port, serverPort, seg{flags: header.ACK | header.PSH, seq: clientISN + 1 + 10*k, ack: sa.Seq + 1, win: 1000, payload: "0123456789"}), engine.Meta{})
+		}
+	}
+	for port := uint16(47000); port < 47003; port++ {
+		hold(client4, port)
+	}
+	if got := 128 - h.e.flows.pending.freeCount(); got != 8 {
+		t.Errorf("one source holds %d segments, want its share of 8", got)
+	}
+	hold(netip.MustParseAddr("198.18.0.77"), 47010)
+	if got := 128 - h.e.flows.pending.freeCount(); got != 12 {
+		t.Errorf("after another source: %d segments held, want 12", got)
+	}
+}
+
+// TestServerLacksOptions (issue 12, examined): a server whose SYN-ACK lacks
+// timestamps, window scaling and SACK that our SYN-ACK agreed to with the
+// client is counted, and the connection stays correct: the server's
+// unscaled windows reach the client in the scale it was offered, and the
+// client's scaled ones reach the server unscaled.
+func TestServerLacksOptions(t *testing.T) {
+	families(t, func(t *testing.T, v6 bool) {
+		h := newHarness(t, v6, testAdvertise())
+		cookie := h.synSent()
+		h.expect(h.craft(seg{fromServer: true, flags: header.SYN | header.ACK, seq: serverISN, ack: clientISN + 1, win: 65160, mss: 1400}), engine.Drop, engine.EventServerUp)
+		want := [NumServerLacks]uint64{LackTimestamps: 1, LackWScale: 1, LackSACK: 1}
+		if got := h.e.Stats().ServerLacks; got != want {
+			t.Errorf("Stats().ServerLacks = %v, want %v", got, want)
+		}
+		r := h.expect(h.craft(seg{fromServer: true, flags: header.ACK, seq: serverISN + 1, ack: clientISN + 1, win: 6400}), engine.Accept, engine.EventTranslated)
+		if got := decode(t, r.Packet); got.Window != 6400>>7 || got.Seq != cookie+1 {
+			t.Errorf("server window 6400 reaches the client as %d (seq %d), want %d (seq %d)", got.Window, got.Seq, 6400>>7, cookie+1)
+		}
+		r = h.expect(h.craft(seg{flags: header.ACK, seq: clientISN + 1, ack: cookie + 1, win: 100, ts: true, tsVal: 5, tsEcr: 6}), engine.Accept, engine.EventTranslated)
+		if got := decode(t, r.Packet); got.Window != 100<<7 || got.Ack != serverISN+1 {
+			t.Errorf("client window 100 reaches the server as %d (ack %d), want %d (ack %d)", got.Window, got.Ack, 100<<7, serverISN+1)
+		}
 	})
 }

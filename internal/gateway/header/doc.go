@@ -13,7 +13,9 @@
 // again. A view built by hand must be long enough for what is read.
 //
 // Parse checks structure only: IP version, IPv4 IHL and total length, IPv6
-// payload length and extension header chain (RFC 8200 §4), fragments, the
+// payload length and extension header chain (RFC 8200 §4; a routing header
+// with segments left is refused, since the fixed header then names a
+// waypoint, not the destination the lookup and checksum need), fragments, the
 // TCP data offset and option lengths. It verifies no checksum and judges no
 // flags; CheckFlags does that, knowing the direction. Every rejection is a
 // Reason, a small enum with a snake_case String for metrics.

@@ -27,7 +27,7 @@ func addSeeds(f *testing.F) {
 	f.Add(good4)
 	f.Add(good6)
 	f.Add(v4(nil, seg(SYN, synOpts, nil)))
-	f.Add(v6(IPv6HopByHop, chain(ext(IPv6Routing, 8), ext(IPv6DestOptions, 16), ext(ProtocolTCP, 24)), seg(ACK, sackOpts, payload)))
+	f.Add(v6(IPv6HopByHop, chain(ext(IPv6Routing, 8), routing(IPv6DestOptions, 16, 0), ext(ProtocolTCP, 24)), seg(ACK, sackOpts, payload)))
 	f.Add(v6(IPv6Fragment, ext(ProtocolTCP, 8), seg(ACK, nil, nil)))
 	f.Add([]byte{})
 }

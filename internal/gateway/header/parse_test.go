@@ -84,6 +84,14 @@ func ext(next uint8, size int) []byte {
 
 func chain(hs ...[]byte) []byte { return bytes.Join(hs, nil) }
 
+// routing builds an IPv6 routing header (RFC 8200 §4.4) of size bytes, type
+// 4 (RFC 8754), with left segments left.
+func routing(next uint8, size int, left uint8) []byte {
+	e := make([]byte, size)
+	e[0], e[1], e[2], e[3] = next, uint8(size/8-1), 4, left
+	return e
+}
+
 // mod returns a copy of b changed by f.
 func mod(b []byte, f func(b []byte)) []byte {
 	c := append([]byte(nil), b...)
@@ -132,8 +140,12 @@ func TestParse(t *testing.T) {
 		{"ipv6 plain", good6, want{r: OK, ipLen: 40, payLen: len(payload), v6: true}},
 		{"ipv6 syn options", v6(ProtocolTCP, nil, seg(SYN, synOpts, nil)), want{r: OK, ipLen: 40, v6: true, opts: synWant, checkOp: true}},
 		{"ipv6 hop-by-hop, routing, dest options",
-			v6(IPv6HopByHop, chain(ext(IPv6Routing, 8), ext(IPv6DestOptions, 16), ext(ProtocolTCP, 24)), seg(ACK, nil, payload)),
+			v6(IPv6HopByHop, chain(ext(IPv6Routing, 8), routing(IPv6DestOptions, 16, 0), ext(ProtocolTCP, 24)), seg(ACK, nil, payload)),
 			want{r: OK, ipLen: 88, payLen: len(payload), v6: true}},
+		// The fixed header names a waypoint, not the final destination.
+		{"ipv6 routing header with segments left",
+			v6(IPv6Routing, routing(ProtocolTCP, 24, 1), seg(ACK, nil, payload)),
+			want{r: BadExtHeader}},
 		{"ipv6 eight extension headers",
 			v6(IPv6DestOptions, chain(ext(60, 8), ext(60, 8), ext(60, 8), ext(60, 8), ext(60, 8), ext(60, 8), ext(60, 8), ext(6, 8)), seg(ACK, nil, nil)),
 			want{r: OK, ipLen: 104, v6: true}},
