@@ -403,7 +403,12 @@ func (d *Daemon) housekeep(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			d.engine.Expire(d.now())
+			if d.inj != nil {
+				// Both ends of a flow expired for idleness get an RST.
+				d.engine.ExpireAndTell(d.now(), func(pkts [][]byte) { d.inj.Send(pkts) })
+			} else {
+				d.engine.Expire(d.now())
+			}
 			d.writeStats()
 		}
 	}

@@ -55,6 +55,8 @@ var (
 		"Servers that answered the engine's SYN with an ACK of an older connection on the tuple and got an RST and a new SYN.")
 	descOutboundFlows = desc("outbound_flows_total",
 		"Connections opened by guarded servers themselves, passed untouched.")
+	descIdleResets = desc("idle_resets_total",
+		"RSTs sent to the ends of flows expired for idleness, each at the sequence number the end named in its answer to the engine's probe.")
 	descServerLacks = desc("server_synack_lacks_total",
 		"Server SYN-ACKs without an option the engine's SYN-ACK agreed to with the client on the server's behalf (the policy advertises more than the server does), by option: timestamps, wscale, sack, ecn.", "option")
 
@@ -118,7 +120,7 @@ func newCollector(d *Daemon) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descPackets, descDirection, descInvalid, descSynCache, descFlows, descFlowsTotal, descPending,
-		descServerSynRetransmits, descFlowsEvicted, descHandshakesRefused, descResets, descServerResyncs, descOutboundFlows, descServerLacks,
+		descServerSynRetransmits, descFlowsEvicted, descHandshakesRefused, descResets, descServerResyncs, descOutboundFlows, descServerLacks, descIdleResets,
 		descQueueReceived, descQueuePackets, descQueueVerdictMsgs,
 		descQueueSends, descQueueInjected, descQueueErrors, descKernelDropped, descKernelWaiting,
 		descInject, descInjectCalls, descReloads, descServices, descStart, descBuild,
@@ -173,6 +175,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descResets, es.ResetsExact, "exact")
 	counter(descServerResyncs, es.ServerResyncs)
 	counter(descOutboundFlows, es.OutboundFlows)
+	counter(descIdleResets, es.IdleResets)
 	for i, name := range [gateway.NumServerLacks]string{gateway.LackTimestamps: "timestamps", gateway.LackWScale: "wscale", gateway.LackSACK: "sack", gateway.LackECN: "ecn"} {
 		counter(descServerLacks, es.ServerLacks[i], name)
 	}

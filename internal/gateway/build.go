@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/binary"
 
+	"github.com/synwall/synwall/internal/cookies"
 	"github.com/synwall/synwall/internal/gateway/header"
 )
 
@@ -64,6 +65,30 @@ func writeOptions(b []byte, o *synOpts) (n int, sum uint64) {
 		sum += 0x0103 + 0x0300 + uint64(uint8(o.ws))
 	}
 	return n, sum
+}
+
+// buildReset writes into buf a bare RST of the flow with tuple t, with
+// sequence number seq: to the client from the server's address, or to the
+// server from the client's.
+func buildReset(buf []byte, t *cookies.Tuple, toClient bool, seq uint32) []byte {
+	var so synOpts
+	so.ws = -1
+	if toClient {
+		return buildSegment(buf, t.V6, &t.Dst, &t.Src, t.DstPort, t.SrcPort, seq, 0, header.RST, 0, &so, nil)
+	}
+	return buildSegment(buf, t.V6, &t.Src, &t.Dst, t.SrcPort, t.DstPort, seq, 0, header.RST, 0, &so, nil)
+}
+
+// buildProbe writes into buf a bare ACK of the flow with tuple t, with
+// sequence number seq and acknowledgment number ack: to the client from the
+// server's address, or to the server from the client's.
+func buildProbe(buf []byte, t *cookies.Tuple, toClient bool, seq, ack uint32) []byte {
+	var so synOpts
+	so.ws = -1
+	if toClient {
+		return buildSegment(buf, t.V6, &t.Dst, &t.Src, t.DstPort, t.SrcPort, seq, ack, header.ACK, 0, &so, nil)
+	}
+	return buildSegment(buf, t.V6, &t.Src, &t.Dst, t.SrcPort, t.DstPort, seq, ack, header.ACK, 0, &so, nil)
 }
 
 // buildSegment writes an IP packet carrying one TCP segment into buf and

@@ -211,6 +211,10 @@ func (w *Worker) fromClient(pkt []byte, p *header.Packet, svc *policy.Service, s
 		r.Verdict, r.Event = engine.Drop, engine.EventUnknown
 		return
 	}
+	if f.expiring {
+		w.expiryReply(f, t, flags, sideClient, r)
+		return
+	}
 	if f.state == stateSynSent {
 		f.lastSeen = nowNs
 		w.heldClient(pkt, p, f, flags, meta, nowNs, r)
@@ -223,6 +227,20 @@ func (w *Worker) fromClient(pkt []byte, p *header.Packet, svc *policy.Service, s
 	f.xlateInto(&x)
 	w.translateC2S(pkt, p, &x, flags, meta, r)
 	w.locked(f, flags, true, nowNs)
+}
+
+// expiryReply answers a segment from side s of a flow expired for idleness
+// (Engine.ExpireAndTell): with an ACK, it names the end's RCV.NXT, and the
+// end gets an RST with that sequence number (RFC 9293 §3.10.7.4); the
+// segment goes no further. The caller holds the flow's lock.
+func (w *Worker) expiryReply(f *flow, t header.TCP, flags uint8, s int, r *engine.Result) {
+	r.Verdict, r.Event = engine.Drop, engine.EventUnknown
+	if flags&header.RST != 0 || flags&header.ACK == 0 {
+		return
+	}
+	w.e.st.idleResets.Add(1)
+	w.inj[0] = w.reset(0, &f.tuple, s == sideClient, t.AckNumber())
+	r.Inject = w.inj[:1]
 }
 
 // established does what the locked path does with a segment from side s
@@ -387,15 +405,10 @@ func (w *Worker) handshake(p *header.Packet, svc *policy.Service, tup *cookies.T
 	}
 }
 
-// reset builds, in buffer k, a bare RST of the flow with tuple t: to the
-// client from the server's address, or to the server from the client's.
+// reset builds, in buffer k, a bare RST of the flow with tuple t (see
+// buildReset).
 func (w *Worker) reset(k int, t *cookies.Tuple, toClient bool, seq uint32) []byte {
-	var so synOpts
-	so.ws = -1
-	if toClient {
-		return buildSegment(w.bufs[k][:], t.V6, &t.Dst, &t.Src, t.DstPort, t.SrcPort, seq, 0, header.RST, 0, &so, nil)
-	}
-	return buildSegment(w.bufs[k][:], t.V6, &t.Src, &t.Dst, t.SrcPort, t.DstPort, seq, 0, header.RST, 0, &so, nil)
+	return buildReset(w.bufs[k][:], t, toClient, seq)
 }
 
 // synToServer builds, in buffer k, the SYN that opens the server side with

@@ -119,8 +119,13 @@
 //     expected at once through the engine (established ones plus those
 //     lingering for Linger after they close), and watch
 //     synwall_flows_evicted_total{kind="established"}, which should stay
-//     at zero. A flow takes 256 bytes plus its 64-byte view: the default
-//     65536 flows take 20 MiB.
+//     at zero. A flow takes 256 bytes plus its 64-byte view: the policy's
+//     default of 262144 flows takes 80 MiB.
+//   - An established flow idle for the idle timeout (policy default 10
+//     minutes; conntrack waits five days, but a fixed table cannot) is
+//     removed, and ExpireAndTell, which the daemon calls, sends an RST to
+//     each end at the sequence number it expects, so that neither waits on
+//     a connection that no longer passes.
 //   - Client data that arrives before the server's SYN-ACK (on the
 //     handshake ACK or after it) is held, up to MaxPendingPerFlow segments
 //     of PendingSize bytes from a fixed pool, and replayed after the ACK

@@ -57,14 +57,15 @@ type Config struct {
 	Rand io.Reader
 }
 
-// Defaults used when neither Config nor Policy.Tables set a value.
+// Defaults used when neither Config nor Policy.Tables set a value: the
+// policy's (package policy owns them).
 const (
-	DefaultCacheBuckets     = 512 // FreeBSD syncache
-	DefaultCacheEntries     = 30
-	DefaultFlows            = 1 << 16
-	DefaultHandshakeTimeout = 5 * time.Second
-	DefaultIdleTimeout      = 15 * time.Minute
-	DefaultLinger           = 10 * time.Second
+	DefaultCacheBuckets     = policy.DefaultCacheBuckets // FreeBSD syncache
+	DefaultCacheEntries     = policy.DefaultCacheEntries
+	DefaultFlows            = policy.DefaultFlows
+	DefaultHandshakeTimeout = policy.DefaultHandshakeTimeout
+	DefaultIdleTimeout      = policy.DefaultIdleTimeout
+	DefaultLinger           = policy.DefaultLinger
 	DefaultSynRetransmit    = time.Second
 	DefaultPendingSlots     = 1024
 	// PendingSize is the largest payload held for a flow in SynSent.
@@ -91,6 +92,11 @@ type Engine struct {
 
 	mu      sync.Mutex
 	workers []*packetCounters
+
+	// ExpireAndTell's packets: two RSTs for each flow of a bucket.
+	expMu   sync.Mutex
+	expBufs [2 * FlowBucketSize][ipv6Len + tcpLen]byte
+	expPkts [2 * FlowBucketSize][]byte
 }
 
 // packetCounters are counted per worker, so that workers on different
@@ -114,6 +120,7 @@ type counters struct {
 	serverResyncs                                            atomic.Uint64
 	serverLacks                                              [NumServerLacks]atomic.Uint64
 	outboundFlows                                            atomic.Uint64
+	idleResets                                               atomic.Uint64
 }
 
 // Stats is a snapshot of the engine's counters.
@@ -158,6 +165,9 @@ type Stats struct {
 	// OutboundFlows counts connections opened by guarded servers
 	// themselves, passed untouched.
 	OutboundFlows uint64
+	// IdleResets counts RSTs sent to the ends of flows expired for
+	// idleness (Engine.ExpireAndTell), one per answer to our probe.
+	IdleResets uint64
 	// ServerLacks counts servers' SYN-ACKs without an option that our
 	// SYN-ACK had agreed to with the client on their behalf (the policy
 	// advertises more than the server does, or the server changed since
@@ -318,6 +328,7 @@ func (e *Engine) Stats() Stats {
 	s.ResetsExact = e.st.resetsExact.Load()
 	s.ServerResyncs = e.st.serverResyncs.Load()
 	s.OutboundFlows = e.st.outboundFlows.Load()
+	s.IdleResets = e.st.idleResets.Load()
 	for i := range s.ServerLacks {
 		s.ServerLacks[i] = e.st.serverLacks[i].Load()
 	}
@@ -331,5 +342,31 @@ func (e *Engine) Stats() Stats {
 // too long for the server, and returns how many it removed. The daemon calls
 // it about once a second; lookups already treat such flows as absent.
 func (e *Engine) Expire(now time.Time) int {
-	return e.flows.expire(now.UnixNano())
+	return e.flows.expire(now.UnixNano(), nil)
+}
+
+// ExpireAndTell is Expire that also tells both ends of every established
+// flow it expires for idleness, instead of leaving them to find out when
+// their next segment is dropped. What the flow tracked may miss the last
+// millisecond of a side's segments (flow.track), and an RST must carry
+// exactly the sequence number its receiver expects (RFC 5961 §3.2), so
+// each end first gets an ACK probe with a sequence number just behind
+// what it has received (a keepalive, RFC 9293 §3.8.4), which it answers
+// with an ACK naming its RCV.NXT; the flow lingers, and each end's answer
+// gets an RST at that number (RFC 9293 §3.10.7.4: <SEQ=SEG.ACK>). The
+// probes go to send a few at a time (it must not keep them). Calls must not
+// overlap.
+func (e *Engine) ExpireAndTell(now time.Time, send func(pkts [][]byte)) int {
+	e.expMu.Lock()
+	defer e.expMu.Unlock()
+	return e.flows.expire(now.UnixNano(), func(evs []evicted) {
+		n := 0
+		for i := range evs {
+			ev := &evs[i]
+			e.expPkts[n] = buildProbe(e.expBufs[n][:], &ev.tuple, true, ev.toClientSeq-1, ev.toServerSeq)
+			e.expPkts[n+1] = buildProbe(e.expBufs[n+1][:], &ev.tuple, false, ev.toServerSeq-1, ev.toClientSeq-ev.delta)
+			n += 2
+		}
+		send(e.expPkts[:n])
+	})
 }

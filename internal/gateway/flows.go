@@ -84,6 +84,10 @@ type flow struct {
 	// data) shows it ignored the reset and reopens the flow. rstByClient
 	// says who sent the reset.
 	rstUnsure, rstByClient bool
+	// expiring: closing after idle expiry; each end got an ACK probe and
+	// gets an RST at the acknowledgment number of its reply
+	// (Engine.ExpireAndTell).
+	expiring bool
 	// tracked has bit 1<<side set once the locked path has seen a segment
 	// of that side since the flow was made (a restored flow starts
 	// without).
@@ -101,7 +105,7 @@ type flow struct {
 	lastAck [2]uint32
 	rcvWin  [2]uint32
 
-	_ [16]byte // to 256 bytes (TestFlowSize)
+	_ [15]byte // to 256 bytes (TestFlowSize)
 }
 
 // seqAfter reports whether sequence number a comes after b (RFC 9293
@@ -256,6 +260,7 @@ type evicted struct {
 	tuple       cookies.Tuple
 	toClientSeq uint32 // in the client's view of the server's space (ours)
 	toServerSeq uint32 // in the client's space
+	delta       uint32 // the flow's cookieISN - serverISN
 }
 
 // flowView is the lock-free face of one slot (one cache line). Writers hold
@@ -657,20 +662,40 @@ func (ft *flowTable) close(f *flow, nowNs int64) {
 
 // expire removes every flow that has outlived its timeout at now and
 // returns how many.
-func (ft *flowTable) expire(now int64) int {
+// expire removes every flow that has outlived its timeout at now and
+// returns how many. With idle not nil, an established flow idle past its
+// timeout is not removed but moved to closing, marked expiring, and idle is
+// called (after the bucket's lock is released) with what a probe to each
+// end needs.
+func (ft *flowTable) expire(now int64, idle func(ev []evicted)) int {
 	n := 0
+	var evs [FlowBucketSize]evicted
 	for i := range ft.locks {
 		mu := ft.lock(i)
 		mu.Lock()
 		fs := ft.slotsOf(i)
+		k := 0
 		for j := range fs {
 			f := &fs[j]
-			if f.state != stateInvalid && ft.expired(f, now) {
-				ft.remove(f)
-				n++
+			if f.state == stateInvalid || !ft.expired(f, now) {
+				continue
 			}
+			if idle != nil && f.state == stateEstablished && f.tracked == 1<<sideClient|1<<sideServer {
+				ev := &evs[k]
+				ev.valid, ev.tuple = true, f.tuple
+				ev.toClientSeq, ev.toServerSeq, ev.delta = f.sndEnd[sideServer]+f.delta, f.sndEnd[sideClient], f.delta
+				k++
+				ft.close(f, now)
+				f.expiring = true // removed, and counted, when it has lingered
+				continue
+			}
+			ft.remove(f)
+			n++
 		}
 		mu.Unlock()
+		if k > 0 && idle != nil {
+			idle(evs[:k])
+		}
 	}
 	ft.st.expired.Add(uint64(n))
 	return n

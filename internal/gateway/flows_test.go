@@ -418,3 +418,64 @@ func TestFlowQuota(t *testing.T) {
 		t.Errorf("Stats().FlowQuotaRefused = %d, want 1", got)
 	}
 }
+
+// TestExpireTellsBothEnds (issue 12, examined): a flow expired for
+// idleness is not dropped silently: each end gets an ACK probe, and its
+// answer an RST at the acknowledgment number it names, exact even when the
+// last segments of the flow took the lock-free path and were not tracked;
+// a handshake that times out goes silently.
+func TestExpireTellsBothEnds(t *testing.T) {
+	families(t, func(t *testing.T, v6 bool) {
+		h := newHarness(t, v6, testAdvertise())
+		cookie, ourTS, _ := h.establish(7, "")
+		// Lock-free: within the grain of the server's SYN-ACK.
+		h.expect(h.craft(seg{fromServer: true, flags: header.ACK | header.PSH, seq: serverISN + 1, ack: clientISN + 1, win: 500, ts: true, tsVal: serverTS + 1, tsEcr: clientTS + 1, payload: "hello"}), engine.Accept, engine.EventTranslated)
+		h.expect(h.craft(seg{flags: header.ACK, seq: clientISN + 1, ack: cookie + 6, win: 500, ts: true, tsVal: clientTS + 2, tsEcr: ourTS + 1}), engine.Accept, engine.EventTranslated)
+		h.synSentFrom(48000)
+		h.now = h.now.Add(2 * time.Minute)
+		var probes []out
+		n := h.e.ExpireAndTell(h.now, func(pkts [][]byte) {
+			for _, p := range pkts {
+				probes = append(probes, decode(t, p))
+			}
+		})
+		if n != 1 {
+			t.Errorf("ExpireAndTell = %d, want 1 (the handshake) removed", n)
+		}
+		if len(probes) != 2 || probes[0].Flags != header.ACK || probes[0].Dst != h.client() || probes[1].Flags != header.ACK || probes[1].Dst != h.server() {
+			t.Fatalf("probes %+v, want an ACK to the client and one to the server", probes)
+		}
+		// Each end answers the probe with its RCV.NXT and gets its RST.
+		r := h.expect(h.craft(seg{flags: header.ACK, seq: clientISN + 1, ack: cookie + 6, win: 500}), engine.Drop, engine.EventUnknown)
+		wantC := out{Src: h.server(), Dst: h.client(), SrcPort: serverPort, DstPort: clientPort, HopLimit: 64, Seq: cookie + 6, Flags: header.RST, WS: -1}
+		if len(r.Inject) != 1 {
+			t.Fatalf("client's answer: %d packets sent, want its RST", len(r.Inject))
+		}
+		if d := cmpDiff(wantC, decode(t, r.Inject[0])); d != "" {
+			t.Errorf("RST to the client (-want +got):\n%s", d)
+		}
+		r = h.expect(h.craft(seg{fromServer: true, flags: header.ACK, seq: serverISN + 6, ack: clientISN + 1, win: 500}), engine.Drop, engine.EventUnknown)
+		wantS := out{Src: h.client(), Dst: h.server(), SrcPort: clientPort, DstPort: serverPort, HopLimit: 64, Seq: clientISN + 1, Flags: header.RST, WS: -1}
+		if len(r.Inject) != 1 {
+			t.Fatalf("server's answer: %d packets sent, want its RST", len(r.Inject))
+		}
+		if d := cmpDiff(wantS, decode(t, r.Inject[0])); d != "" {
+			t.Errorf("RST to the server (-want +got):\n%s", d)
+		}
+		if got := h.e.Stats().IdleResets; got != 2 {
+			t.Errorf("Stats().IdleResets = %d, want 2", got)
+		}
+		h.now = h.now.Add(11 * time.Second)
+		if n := h.e.Expire(h.now); n != 1 {
+			t.Errorf("Expire after the linger = %d, want 1", n)
+		}
+	})
+}
+
+// synSentFrom runs SYN and handshake ACK from client port port.
+func (h *harness) synSentFrom(port uint16) {
+	h.tb.Helper()
+	r := h.expect(h.craft(seg{sport: port, flags: header.SYN, seq: clientISN, win: 1000}), engine.Drop, engine.EventSynAnswered)
+	sa := decode(h.tb, r.Inject[0])
+	h.expect(h.craft(seg{sport: port, flags: header.ACK, seq: clientISN + 1, ack: sa.Seq + 1, win: 1000}), engine.Accept, engine.EventHandshake)
+}

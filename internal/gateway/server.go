@@ -51,6 +51,10 @@ func (w *Worker) fromServer(pkt []byte, p *header.Packet, flags uint8, meta engi
 		r.Verdict, r.Event = engine.Drop, engine.EventUnknown // see fromClient
 		return
 	}
+	if f.expiring {
+		w.expiryReply(f, t, flags, sideServer, r)
+		return
+	}
 	synack := flags&(header.SYN|header.ACK|header.RST) == header.SYN|header.ACK
 	if f.state == stateSynSent {
 		// RFC 9293 §3.10.7.3, SYN-SENT: an ACK is acceptable if it

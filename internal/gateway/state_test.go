@@ -350,8 +350,8 @@ func fillFlows(tb testing.TB, e *Engine, n int, now time.Time) {
 // BenchmarkSaveState and BenchmarkRestoreState: a graceful restart's cost for
 // a table of 64k established flows (the default flow table size).
 func BenchmarkSaveState(b *testing.B) {
-	h := newHarness(b, false, testAdvertise(), func(c *Config) { c.Flows = DefaultFlows })
-	fillFlows(b, h.e, DefaultFlows, t0)
+	h := newHarness(b, false, testAdvertise(), func(c *Config) { c.Flows = 1 << 16 })
+	fillFlows(b, h.e, 1<<16, t0)
 	var buf bytes.Buffer
 	b.ReportAllocs()
 	for b.Loop() {
@@ -365,8 +365,8 @@ func BenchmarkSaveState(b *testing.B) {
 }
 
 func BenchmarkRestoreState(b *testing.B) {
-	h := newHarness(b, false, testAdvertise(), func(c *Config) { c.Flows = DefaultFlows })
-	fillFlows(b, h.e, DefaultFlows, t0)
+	h := newHarness(b, false, testAdvertise(), func(c *Config) { c.Flows = 1 << 16 })
+	fillFlows(b, h.e, 1<<16, t0)
 	var buf bytes.Buffer
 	if err := h.e.SaveState(&buf, t0); err != nil {
 		b.Fatal(err)
@@ -375,7 +375,7 @@ func BenchmarkRestoreState(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
-		fresh := newHarness(b, false, testAdvertise(), func(c *Config) { c.Flows = DefaultFlows; c.Rand = seeded(5) })
+		fresh := newHarness(b, false, testAdvertise(), func(c *Config) { c.Flows = 1 << 16; c.Rand = seeded(5) })
 		b.StartTimer()
 		st, err := ReadState(bytes.NewReader(buf.Bytes()), t0)
 		if err != nil {
