@@ -57,6 +57,8 @@ var (
 		"Connections opened by guarded servers themselves, passed untouched.")
 	descIdleResets = desc("idle_resets_total",
 		"RSTs sent to the ends of flows expired for idleness, each at the sequence number the end named in its answer to the engine's probe.")
+	descICMPTranslated = desc("icmp_translated_total",
+		"ICMP errors toward a server whose quoted sequence number was moved back into the server's space (path MTU discovery beyond the gateway).")
 	descServerLacks = desc("server_synack_lacks_total",
 		"Server SYN-ACKs without an option the engine's SYN-ACK agreed to with the client on the server's behalf (the policy advertises more than the server does), by option: timestamps, wscale, sack, ecn.", "option")
 
@@ -120,7 +122,7 @@ func newCollector(d *Daemon) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descPackets, descDirection, descInvalid, descSynCache, descFlows, descFlowsTotal, descPending,
-		descServerSynRetransmits, descFlowsEvicted, descHandshakesRefused, descResets, descServerResyncs, descOutboundFlows, descServerLacks, descIdleResets,
+		descServerSynRetransmits, descFlowsEvicted, descHandshakesRefused, descResets, descServerResyncs, descOutboundFlows, descServerLacks, descIdleResets, descICMPTranslated,
 		descQueueReceived, descQueuePackets, descQueueVerdictMsgs,
 		descQueueSends, descQueueInjected, descQueueErrors, descKernelDropped, descKernelWaiting,
 		descInject, descInjectCalls, descReloads, descServices, descStart, descBuild,
@@ -176,6 +178,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descServerResyncs, es.ServerResyncs)
 	counter(descOutboundFlows, es.OutboundFlows)
 	counter(descIdleResets, es.IdleResets)
+	counter(descICMPTranslated, es.ICMPTranslated)
 	for i, name := range [gateway.NumServerLacks]string{gateway.LackTimestamps: "timestamps", gateway.LackWScale: "wscale", gateway.LackSACK: "sack", gateway.LackECN: "ecn"} {
 		counter(descServerLacks, es.ServerLacks[i], name)
 	}

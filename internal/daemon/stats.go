@@ -58,7 +58,7 @@ func (d *Daemon) snapshot() statsDoc {
 		"flows_evicted_outbound": es.FlowsEvictedOutbound, "handshakes_limited": es.HandshakesLimited,
 		"flow_quota_refused": es.FlowQuotaRefused, "resets_out_of_window": es.ResetsOutOfWindow,
 		"resets_in_window": es.ResetsInWindow, "resets_exact": es.ResetsExact,
-		"server_resyncs": es.ServerResyncs, "outbound_flows": es.OutboundFlows, "idle_resets": es.IdleResets,
+		"server_resyncs": es.ServerResyncs, "outbound_flows": es.OutboundFlows, "idle_resets": es.IdleResets, "icmp_translated": es.ICMPTranslated,
 		"server_lacks_timestamps": es.ServerLacks[gateway.LackTimestamps], "server_lacks_wscale": es.ServerLacks[gateway.LackWScale],
 		"server_lacks_sack": es.ServerLacks[gateway.LackSACK], "server_lacks_ecn": es.ServerLacks[gateway.LackECN],
 	} {

@@ -121,6 +121,7 @@ type counters struct {
 	serverLacks                                              [NumServerLacks]atomic.Uint64
 	outboundFlows                                            atomic.Uint64
 	idleResets                                               atomic.Uint64
+	icmpTranslated                                           atomic.Uint64
 }
 
 // Stats is a snapshot of the engine's counters.
@@ -168,6 +169,9 @@ type Stats struct {
 	// IdleResets counts RSTs sent to the ends of flows expired for
 	// idleness (Engine.ExpireAndTell), one per answer to our probe.
 	IdleResets uint64
+	// ICMPTranslated counts ICMP errors toward a server whose quoted
+	// sequence number was moved back into the server's space (icmp.go).
+	ICMPTranslated uint64
 	// ServerLacks counts servers' SYN-ACKs without an option that our
 	// SYN-ACK had agreed to with the client on their behalf (the policy
 	// advertises more than the server does, or the server changed since
@@ -329,6 +333,7 @@ func (e *Engine) Stats() Stats {
 	s.ServerResyncs = e.st.serverResyncs.Load()
 	s.OutboundFlows = e.st.outboundFlows.Load()
 	s.IdleResets = e.st.idleResets.Load()
+	s.ICMPTranslated = e.st.icmpTranslated.Load()
 	for i := range s.ServerLacks {
 		s.ServerLacks[i] = e.st.serverLacks[i].Load()
 	}

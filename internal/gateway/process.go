@@ -22,6 +22,7 @@ type Worker struct {
 	ctr  *packetCounters
 	pkt  header.Packet
 	fix  header.Fixed
+	icmp header.ICMPError
 	tup  cookies.Tuple
 	last [2]lastService // by family: 0 IPv4, 1 IPv6
 	inj  [maxInject][]byte
@@ -59,6 +60,9 @@ func (w *Worker) process(pkt []byte, meta engine.Meta, now time.Time, r *engine.
 	e := w.e
 	p := &w.pkt
 	if reason := header.Parse(pkt, p); reason != header.OK {
+		if reason == header.NotTCP && w.icmpError(pkt, meta, now, r) {
+			return
+		}
 		w.malformed(reason, r)
 		return
 	}

@@ -340,9 +340,17 @@ func FuzzProcess(f *testing.F) {
 			f.Add(pkt, uint8(16)) // checksum not verified by the kernel
 		}
 	}
-	// Establish a flow so that translation is reachable.
-	h.establish(7, "")
-	h6.establish(7, "")
+	// Establish a flow so that translation is reachable, and seed ICMP
+	// errors quoting its server's segments.
+	for _, hh := range []*harness{h, h6} {
+		cookie, _, _ := hh.establish(7, "")
+		router, ipl := other4, 20
+		if hh.v6 {
+			router, ipl = netip.MustParseAddr("2001:db8:99::1"), 40
+		}
+		q := hh.craft(seg{fromServer: true, flags: header.ACK, seq: cookie + 1, ack: clientISN + 1, win: 5})
+		f.Add(icmpError(f, router, hh.server(), q[:ipl+20]), uint8(0))
+	}
 	ip4 := h.craft(seg{flags: header.ACK})[:20]
 	ip4s := h.craft(seg{fromServer: true, flags: header.ACK})[:20]
 	ip6 := h6.craft(seg{flags: header.ACK})[:40]

@@ -76,6 +76,10 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		compareGopacket(t, b, r, &p)
+		var ie ICMPError
+		if ParseICMPError(b, &ie) == OK && (ie.SeqOffset+4 > len(b) || ie.ICMPOffset+ICMPHeaderSize > ie.SeqOffset) {
+			t.Fatalf("ParseICMPError(%x): sequence number at %d, ICMP at %d, in %d bytes", b, ie.SeqOffset, ie.ICMPOffset, len(b))
+		}
 		var fx, slow Fixed
 		okf, oks := Peek(b, &fx), peek(b, &slow)
 		if okf != oks || okf && fx != slow {
