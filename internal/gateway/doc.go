@@ -47,6 +47,8 @@
 //     its refusal, its segments afterwards.
 //   - translate.go: rewriting segments of established flows both ways, and
 //     their FINs and RSTs.
+//   - outbound.go: guarded servers' own connections; icmp.go: ICMP errors
+//     that quote a server's translated segment.
 //   - flows.go: the flow table, its lock-free views, keys and hash,
 //     expiry; pending.go: the pool of held client data.
 //   - syncache.go: the SYN cache; limits.go: the policy's rate limiters;
@@ -171,6 +173,9 @@
 //     never part of a proxied handshake: it passes, and an outbound flow
 //     lets its reply and the rest of the connection pass untouched
 //     (outbound.go).
+//   - ICMP errors toward a server that quote its translated segment get
+//     the quoted sequence number moved back (icmp.go), so that path MTU
+//     discovery works beyond the gateway.
 //   - Unknown ACKs, RSTs and FINs, and server packets without a flow, are
 //     dropped: they never reach the server or the client.
 package gateway
