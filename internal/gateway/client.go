@@ -122,15 +122,15 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 		} else {
 			c = &e.cache.entries[k]
 			e.cache.tags[k] = ctag
-			made := ourTS
-			if !tsOK {
-				made = nowMs // no TSval to keep: the entry's age instead
+			e.cache.pins[k] = 0
+			if pin {
+				e.cache.pins[k] = max(nowMs, 1)
 			}
 			// Field by field, every field (doc.go: store forwarding).
 			c.fp = fp
-			c.clientISN, c.cookie, c.ourTS, c.clientTS = seq, cookie, made, o.TSVal
+			c.clientISN, c.cookie, c.ourTS, c.clientTS = seq, cookie, ourTS, o.TSVal
 			c.mss, c.ws, c.advWS = clientMSS, ws, advWS
-			c.sack, c.ts, c.ecn, c.pinned = sackOK, tsOK, ecnOK, pin
+			c.sack, c.ts, c.ecn = sackOK, tsOK, ecnOK
 		}
 	}
 	cl.Unlock()

@@ -18,7 +18,7 @@ type cacheEntry struct {
 	fp        uint64
 	clientISN uint32
 	cookie    uint32 // our SYN-ACK's sequence number
-	ourTS     uint32 // TSval of our SYN-ACK when timestamps were agreed, else when the entry was made (ms clock)
+	ourTS     uint32 // TSval of our SYN-ACK (when timestamps were agreed)
 	clientTS  uint32 // the client's TSval in the SYN
 	// No time of its own: a cookie names its counter period, so an entry
 	// found by the cookie of now was made in this period.
@@ -28,9 +28,6 @@ type cacheEntry struct {
 	sack  bool   // SACK agreed
 	ts    bool   // timestamps agreed
 	ecn   bool   // ECN agreed
-	// pinned: options agreed without timestamps, which nothing but this
-	// entry remembers; victim leaves it until its cookie has expired.
-	pinned bool
 }
 
 // synCache is a fixed array of buckets of fixed size. The bucket of an
@@ -50,7 +47,13 @@ type synCache struct {
 	per      int
 	locks    []cacheLock
 	tags     []uint32
-	entries  []cacheEntry
+	// pins holds, for an entry that agreed options without timestamps
+	// (which nothing but the entry remembers), when it was made (ms clock,
+	// never 0); victim leaves it until its cookie has expired. 0: not
+	// pinned. Kept apart from the entries, like the tags, so that a full
+	// bucket is scanned in a cache line or two.
+	pins    []uint32
+	entries []cacheEntry
 }
 
 // cacheLock is a bucket's lock and its ring position, alone in a cache line.
@@ -77,6 +80,7 @@ func (c *synCache) init(buckets, per int) {
 	c.mask = uint32(n - 1)
 	c.locks = make([]cacheLock, n)
 	c.tags = make([]uint32, n*per)
+	c.pins = make([]uint32, n*per)
 	c.entries = make([]cacheEntry, n*per)
 }
 
@@ -112,7 +116,7 @@ func (c *synCache) victim(i int, nowMs, pinMs uint32) (k int, evicted bool) {
 		if l.next++; int(l.next) == c.per {
 			l.next = 0
 		}
-		if c.tags[k] != 0 && c.entries[k].pinned && nowMs-c.entries[k].ourTS < pinMs {
+		if c.tags[k] != 0 && c.pins[k] != 0 && nowMs-c.pins[k] < pinMs {
 			continue
 		}
 		return k, c.tags[k] != 0
