@@ -127,6 +127,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descQueueSends, descQueueInjected, descQueueErrors, descKernelDropped, descKernelWaiting,
 		descInject, descInjectCalls, descReloads, descServices, descStart, descBuild,
 		descCookies, descRateLimited, descDropSources, descProcessing, descPcap,
+		descStageUp, descStagePackets, descStageDrops,
 	} {
 		ch <- d
 	}
@@ -186,6 +187,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descCookies, es.Events[engine.EventBadCookie], "invalid")
 	counter(descCookies, es.Events[engine.EventExpiredCookie], "expired")
 	c.collectOps(ch)
+	c.collectStage(ch)
 
 	if d.queue != nil {
 		for _, s := range d.queue.Stats() {

@@ -128,6 +128,7 @@ const (
 	EventBadReset            // RST outside the receiver's window (RFC 5961 §3.2): dropped
 	EventResync              // the server answered our SYN with an ACK for an older connection: it gets an RST and a new SYN
 	EventOutbound            // a guarded server's own outbound connection: passed untouched
+	EventBadChecksum         // TCP checksum wrong where the kernel had not checked it (Meta.CsumNotVerified): dropped
 	NumEvents
 )
 
@@ -150,6 +151,7 @@ var eventNames = [NumEvents]string{
 	EventBadReset:      "bad_reset",
 	EventResync:        "resync",
 	EventOutbound:      "outbound",
+	EventBadChecksum:   "bad_checksum",
 }
 
 // String returns a short snake_case name used in metrics and logs.

@@ -89,21 +89,37 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 	ci, ctag := e.cache.bucket(cookie)
 	cl := &e.cache.locks[ci]
 	cl.Lock()
-	k := e.cache.find(ci, ctag, fp)
+	k, sw := e.cache.find(ci, ctag, fp)
+	retransmit := false
 	if c := &e.cache.entries[max(k, 0)]; k >= 0 && c.clientISN == seq && c.cookie == cookie && c.ts == tsOK &&
 		c.mss == clientMSS && c.ws == ws && c.advWS == advWS && c.sack == sackOK && c.ecn == ecnOK {
+		// Read first, then checked: the SYN stage may have rewritten the
+		// entry meanwhile.
+		ourTS = c.ourTS
+		retransmit = e.cache.stable(k, sw)
+	}
+	if retransmit {
 		// A retransmitted SYN gets the same SYN-ACK. One with other
 		// options (a client retrying without window scaling, say)
 		// replaces the entry, so the server side is opened with the
 		// options the new SYN-ACK agreed to.
-		ourTS = c.ourTS
 		e.st.cacheRetransmits.Add(1)
 	} else {
+		ourTS = 0
 		nowMs := uint32(now.UnixMilli())
-		if k < 0 {
+		var claimed uint64
+		ok := false
+		if k >= 0 {
+			claimed, ok = e.cache.claim(k, sw)
+		}
+		if !ok {
 			var evicted bool
-			if k, evicted = e.cache.victim(ci, nowMs, e.pinMs); evicted {
+			k, claimed, evicted, ok = e.cache.claimVictim(ci, nowMs, e.pinMs)
+			if evicted && ok {
 				e.st.cacheEvictions.Add(1)
+			}
+			if k < 0 {
+				e.st.cacheFull.Add(1) // every entry pinned
 			}
 		}
 		if tsOK {
@@ -113,24 +129,23 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 			}
 			ourTS = cookies.EncodeTS(nowMs, tso)
 		}
-		if k < 0 {
-			// Every entry pinned: the cookie alone answers.
-			e.st.cacheFull.Add(1)
+		if !ok {
+			// No entry (every one pinned, or the slot is being written
+			// by the SYN stage): the cookie alone answers, as after an
+			// eviction, so a client without timestamps is offered none
+			// of the options only an entry remembers.
 			if !tsOK {
 				ws, advWS, sackOK, ecnOK = -1, -1, false, false
 			}
 		} else {
-			c = &e.cache.entries[k]
-			e.cache.tags[k] = ctag
-			e.cache.pins[k] = 0
-			if pin {
-				e.cache.pins[k] = max(nowMs, 1)
-			}
+			c := &e.cache.entries[k]
 			// Field by field, every field (doc.go: store forwarding).
 			c.fp = fp
 			c.clientISN, c.cookie, c.ourTS, c.clientTS = seq, cookie, ourTS, o.TSVal
 			c.mss, c.ws, c.advWS = clientMSS, ws, advWS
 			c.sack, c.ts, c.ecn = sackOK, tsOK, ecnOK
+			e.cache.pin(k, ctag, pin, nowMs)
+			e.cache.publish(k, claimed, ctag)
 		}
 	}
 	cl.Unlock()
@@ -174,11 +189,13 @@ func (w *Worker) fromClient(pkt []byte, p *header.Packet, svc *policy.Service, s
 	defer mu.Unlock()
 	f := e.flows.find(fi, tag, &k, nowNs)
 	t := p.TCP
-	if f != nil && f.newSyn && flags&(header.RST|header.FIN) == 0 {
+	if f != nil && (f.newSyn || f.state == stateClosing) && flags&(header.RST|header.FIN) == 0 {
 		// The client opened a new connection on this tuple (its SYN came
-		// while the old flow was up or closing): a valid cookie for a new
-		// ISN replaces the flow. A segment of the old connection shows
-		// the SYN was not the client's, or has been given up.
+		// while the old flow was up or closing, or the BPF SYN stage
+		// answered it, so that the engine never saw it, while the old flow
+		// lingers): a valid cookie for a new ISN replaces the flow. A
+		// segment of the old connection shows the SYN was not the
+		// client's, or has been given up.
 		isn := t.SequenceNumber() - 1
 		if isn != f.clientISN {
 			if _, err := e.jar.Check(tup, isn, t.AckNumber()-1, now); err == nil {
@@ -310,10 +327,11 @@ func (w *Worker) handshake(p *header.Packet, svc *policy.Service, tup *cookies.T
 	ci, ctag := e.cache.bucket(cookie)
 	cl := &e.cache.locks[ci]
 	cl.Lock()
-	if k := e.cache.find(ci, ctag, fp); k >= 0 {
+	if k, sw := e.cache.find(ci, ctag, fp); k >= 0 {
 		if c := &e.cache.entries[k]; c.clientISN == clientISN && c.cookie == cookie {
-			ent, hit = *c, true
-			e.cache.tags[k] = 0
+			// Taken only if nobody rewrote the entry while it was copied.
+			ent = *c
+			hit = e.cache.take(k, sw)
 		}
 	}
 	cl.Unlock()

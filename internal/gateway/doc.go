@@ -161,7 +161,7 @@
 //     otherwise they pass untouched.
 //   - Where the kernel has not verified a segment's TCP checksum
 //     (Meta.CsumNotVerified), the engine does before it answers, holds or
-//     translates it, and drops a corrupt one (header.BadChecksum): held
+//     translates it, and drops a corrupt one (engine.EventBadChecksum): held
 //     data is re-emitted with a fresh checksum and must not turn corrupt
 //     bytes into good ones.
 //   - Rewritten packets always leave with a complete checksum: fixed

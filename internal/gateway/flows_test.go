@@ -84,7 +84,7 @@ func TestFlowExpiry(t *testing.T) {
 // while a third goroutine sweeps, reads counters and reloads the policy.
 // Run with -race.
 func TestConcurrentWorkers(t *testing.T) {
-	h := newHarness(t, false, testAdvertise(), func(c *Config) { c.Flows = 512; c.CacheBuckets, c.CacheEntries = 16, 4 })
+	h := newHarness(t, false, testAdvertise(), func(c *Config) { c.Flows = 4096; c.CacheBuckets, c.CacheEntries = 16, 4 }) // room for all: a full bucket would give up handshakes first
 	pol := h.e.Policy()
 	const perWorker = 300
 	var wg sync.WaitGroup

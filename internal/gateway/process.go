@@ -100,7 +100,7 @@ func (w *Worker) process(pkt []byte, meta engine.Meta, now time.Time, r *engine.
 	if meta.CsumNotVerified && !meta.CsumNotReady && svc.Mode == policy.ModeProxy && !p.VerifyTCPChecksum() {
 		// The kernel has not checked it, and what the engine answers,
 		// holds or re-emits with a fresh checksum must not be corrupt.
-		w.malformed(header.BadChecksum, r)
+		r.Verdict, r.Event = engine.Drop, engine.EventBadChecksum
 		return
 	}
 	if !fromServer && len(pol.Deny) > 0 && pol.Denied(addrOf(&p.Src, p.V6)) {

@@ -43,7 +43,7 @@ func TestInvalidFlagsTouchNothing(t *testing.T) {
 			cookie, _, _ := h.establish(7, "")
 			before, _ := h.flowOf()
 			cacheBefore := append([]cacheEntry(nil), h.e.cache.entries...)
-			tagsBefore := append([]uint32(nil), h.e.cache.tags...)
+			tagsBefore := append([]uint64(nil), h.e.cache.tags...)
 			statsBefore := h.e.Stats()
 			r := h.run(h.craft(seg{fromServer: c.fromServer, flags: c.flags, seq: clientISN + 1, ack: cookie + 1, win: 9}), engine.Meta{})
 			if r.Verdict != engine.Drop || r.Event != engine.EventMalformed || r.Reason != c.want {
@@ -467,7 +467,7 @@ func TestChecksumVerified(t *testing.T) {
 			meta  engine.Meta
 			event engine.Event
 		}{
-			{"corrupt, not verified", corrupt(h.craft(syn)), engine.Meta{CsumNotVerified: true}, engine.EventMalformed},
+			{"corrupt, not verified", corrupt(h.craft(syn)), engine.Meta{CsumNotVerified: true}, engine.EventBadChecksum},
 			{"good, not verified", h.craft(syn), engine.Meta{CsumNotVerified: true}, engine.EventSynAnswered},
 			{"corrupt, verified by the kernel", corrupt(h.craft(syn)), engine.Meta{}, engine.EventSynAnswered},
 		}
@@ -477,8 +477,8 @@ func TestChecksumVerified(t *testing.T) {
 				if r.Event != tt.event {
 					t.Fatalf("Process = %v (reason %v), want %v", r.Event, r.Reason, tt.event)
 				}
-				if tt.event == engine.EventMalformed && (r.Reason != header.BadChecksum || len(r.Inject) != 0) {
-					t.Errorf("reason %v, %d injected, want bad_checksum and nothing sent", r.Reason, len(r.Inject))
+				if tt.event == engine.EventBadChecksum && (r.Verdict != engine.Drop || len(r.Inject) != 0) {
+					t.Errorf("%v, %d injected, want dropped and nothing sent", r.Verdict, len(r.Inject))
 				}
 			})
 		}
@@ -487,11 +487,11 @@ func TestChecksumVerified(t *testing.T) {
 		h.synSent()
 		data := seg{flags: header.ACK | header.PSH, seq: clientISN + 1, ack: 1, win: 500, payload: "GET /"}
 		r := h.run(corrupt(h.craft(data)), engine.Meta{CsumNotVerified: true})
-		if r.Event != engine.EventMalformed || r.Reason != header.BadChecksum {
-			t.Errorf("corrupt held data: %v/%v, want malformed/bad_checksum", r.Event, r.Reason)
+		if r.Event != engine.EventBadChecksum {
+			t.Errorf("corrupt held data: %v, want bad_checksum", r.Event)
 		}
-		if st := h.e.Stats(); st.PendingHeld != 0 || st.Drops[header.BadChecksum] != 2 {
-			t.Errorf("PendingHeld %d, bad_checksum drops %d, want 0, 2", st.PendingHeld, st.Drops[header.BadChecksum])
+		if st := h.e.Stats(); st.PendingHeld != 0 || st.Events[engine.EventBadChecksum] != 2 {
+			t.Errorf("PendingHeld %d, bad_checksum events %d, want 0, 2", st.PendingHeld, st.Events[engine.EventBadChecksum])
 		}
 	})
 }

@@ -17,7 +17,6 @@ const (
 	NotTCP         // the transport is not TCP
 	BadDataOffset  // TCP data offset < 5 or past the packet
 	BadOption      // a TCP option runs past the header or has an impossible length
-	BadChecksum    // TCP checksum wrong (checked only where the kernel has not; never returned by Parse)
 	// Invalid flag combinations (conntrack / pf rules; see FACTS.md).
 	SynFin           // SYN+FIN (and relatives with PSH/URG)
 	SynRst           // SYN+RST (and RST+ACK+SYN)
@@ -43,7 +42,6 @@ var reasonNames = [NumReasons]string{
 	NotTCP:           "not_tcp",
 	BadDataOffset:    "bad_data_offset",
 	BadOption:        "bad_option",
-	BadChecksum:      "bad_checksum",
 	SynFin:           "syn_fin",
 	SynRst:           "syn_rst",
 	FinNoAck:         "fin_no_ack",

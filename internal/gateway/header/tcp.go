@@ -41,3 +41,8 @@ func (b TCP) Options() []byte { return b[TCPMinimumSize:b.DataOffset()] }
 // through a ChecksumDelta, which keeps the checksum right, or by builders
 // through the offsets above.
 func (b TCP) SetChecksum(v uint16) { binary.BigEndian.PutUint16(b[TCPChecksumOffset:], v) }
+
+// SetAckNumber stores the acknowledgment number; the checksum is left as
+// it was (the BPF SYN stage's tests craft handshake ACKs with it, then
+// SetTCPChecksum).
+func (b TCP) SetAckNumber(v uint32) { binary.BigEndian.PutUint32(b[TCPAckNumOffset:], v) }
