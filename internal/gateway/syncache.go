@@ -188,13 +188,13 @@ func (c *synCache) stable(k int, w uint64) bool { return atomic.LoadUint64(&c.ta
 // victim returns the slot of bucket i that a new entry takes: the one after
 // the slot the last new entry took, i.e. the bucket's oldest entry (entries
 // enter in turn and leave only early, by a handshake ACK), or a free slot,
-// passing over entries pinned less than pinMs before nowMs (ms clock); -1
-// when every slot holds one. evicted says a live entry is being replaced.
+// passing over entries pinned less than pinMs before nowMs (ms clock), at
+// most victimScan of them; -1 when they all are. evicted says a live entry is being replaced.
 // The caller holds the lock.
 func (c *synCache) victim(i int, nowMs, pinMs uint32) (k int, evicted bool) {
-	for range c.per {
-		pos := atomic.AddUint64(&c.heads[i], 1) - 1
-		k = i*c.per + int(pos%uint64(c.per))
+	pos := atomic.AddUint64(&c.heads[i], 1) - 1
+	for j := range uint64(min(c.per, victimScan)) {
+		k = i*c.per + int((pos+j)%uint64(c.per))
 		tag := slotTag(atomic.LoadUint64(&c.tags[k]))
 		if p := c.pins[k]; tag != 0 && p != 0 && uint32(p>>32) == tag && nowMs-uint32(p) < pinMs {
 			continue
@@ -203,6 +203,12 @@ func (c *synCache) victim(i int, nowMs, pinMs uint32) (k int, evicted bool) {
 	}
 	return -1, false
 }
+
+// victimScan bounds how many slots victim looks at past pinned ones, so
+// that a bucket full of pins (a flood of SYNs without timestamps asking
+// for window scaling) costs a SYN a few loads, not a pass over the bucket:
+// the SYN is then answered by its cookie alone.
+const victimScan = 4
 
 // pin records whether the entry written to slot k under tag is pinned
 // (see pins), at nowMs. The caller holds the lock.
