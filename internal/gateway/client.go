@@ -331,7 +331,9 @@ func (w *Worker) handshake(p *header.Packet, svc *policy.Service, tup *cookies.T
 		if c := &e.cache.entries[k]; c.clientISN == clientISN && c.cookie == cookie {
 			// Taken only if nobody rewrote the entry while it was copied.
 			ent = *c
-			hit = e.cache.take(k, sw)
+			if hit = e.cache.take(k, sw); hit {
+				e.cache.full[ci] = 0 // a slot is free
+			}
 		}
 	}
 	cl.Unlock()

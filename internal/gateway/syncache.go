@@ -109,6 +109,12 @@ type synCache struct {
 	// bucket is scanned in a few cache lines. Written and read under the
 	// bucket's lock.
 	pins []uint64
+	// full is the engine's own too: for a bucket victim found full of
+	// pins, when (ms clock) and for how long (until its oldest pin
+	// expires), as at<<32 | for; 0 when not known full. victim then
+	// answers at once, so that a flood of pinning SYNs costs a SYN one
+	// load. A handshake ACK that takes an entry clears it.
+	full []uint64
 }
 
 type paddedMutex struct {
@@ -139,6 +145,7 @@ func (c *synCache) init(buckets, per int, mem *CacheMemory) error {
 	c.mask = uint32(n - 1)
 	c.locks = make([]paddedMutex, n)
 	c.pins = make([]uint64, n*per)
+	c.full = make([]uint64, n)
 	if mem == nil {
 		c.heads = make([]uint64, n)
 		c.tags = make([]uint64, n*per)
@@ -188,27 +195,30 @@ func (c *synCache) stable(k int, w uint64) bool { return atomic.LoadUint64(&c.ta
 // victim returns the slot of bucket i that a new entry takes: the one after
 // the slot the last new entry took, i.e. the bucket's oldest entry (entries
 // enter in turn and leave only early, by a handshake ACK), or a free slot,
-// passing over entries pinned less than pinMs before nowMs (ms clock), at
-// most victimScan of them; -1 when they all are. evicted says a live entry is being replaced.
+// passing over entries pinned less than pinMs before nowMs (ms clock); -1
+// when every slot holds one. The ring position moves by one whatever it
+// passes over, so that a bucket full of pins (a flood of SYNs without
+// timestamps asking for window scaling) costs a SYN one atomic add and a
+// pass over the bucket's slot words and pins, a few cache lines. evicted says a live entry is being replaced.
 // The caller holds the lock.
 func (c *synCache) victim(i int, nowMs, pinMs uint32) (k int, evicted bool) {
+	if f := c.full[i]; f != 0 && nowMs-uint32(f>>32) < uint32(f) {
+		return -1, false
+	}
 	pos := atomic.AddUint64(&c.heads[i], 1) - 1
-	for j := range uint64(min(c.per, victimScan)) {
+	left := pinMs // until the oldest pin expires
+	for j := range uint64(c.per) {
 		k = i*c.per + int((pos+j)%uint64(c.per))
 		tag := slotTag(atomic.LoadUint64(&c.tags[k]))
 		if p := c.pins[k]; tag != 0 && p != 0 && uint32(p>>32) == tag && nowMs-uint32(p) < pinMs {
+			left = min(left, pinMs-(nowMs-uint32(p)))
 			continue
 		}
 		return k, tag != 0
 	}
+	c.full[i] = uint64(nowMs)<<32 | uint64(left)
 	return -1, false
 }
-
-// victimScan bounds how many slots victim looks at past pinned ones, so
-// that a bucket full of pins (a flood of SYNs without timestamps asking
-// for window scaling) costs a SYN a few loads, not a pass over the bucket:
-// the SYN is then answered by its cookie alone.
-const victimScan = 4
 
 // pin records whether the entry written to slot k under tag is pinned
 // (see pins), at nowMs. The caller holds the lock.

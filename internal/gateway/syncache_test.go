@@ -226,9 +226,14 @@ func TestWindowScaleWithoutTimestamps(t *testing.T) {
 		if got := h.e.Stats().CacheFull; got != 1 {
 			t.Errorf("Stats().CacheFull = %d, want 1", got)
 		}
-		// Once the first cookie has expired, its entry makes room again.
-		h.now = h.now.Add(2*30*time.Second + time.Second)
+		// The first client's ACK took its entry: the slot is free at once.
 		s := syn
+		s.sport = 41003
+		if sa := decode(t, h.expect(h.craft(s), engine.Drop, engine.EventSynAnswered).Inject[0]); sa.WS != 7 {
+			t.Errorf("SYN-ACK after the pinned entry was taken: window scale %d, want 7", sa.WS)
+		}
+		// Once that cookie has expired, its entry makes room again.
+		h.now = h.now.Add(2*30*time.Second + time.Second)
 		s.sport = 41002
 		sa := decode(t, h.expect(h.craft(s), engine.Drop, engine.EventSynAnswered).Inject[0])
 		if sa.WS != 7 {
