@@ -462,7 +462,12 @@ func (d *Daemon) housekeep(ctx context.Context) {
 		case <-tick.C:
 			d.rotateStage(time.Now())
 			now := d.now()
-			d.engine.Expire(now)
+			if d.inj != nil {
+				// Both ends of a flow expired for idleness are told.
+				d.engine.ExpireAndTell(now, func(pkts [][]byte) { d.inj.Send(pkts) })
+			} else {
+				d.engine.Expire(now)
+			}
 			d.countKernelFlows(now)
 			d.summarizeConntrack(now)
 			d.writeStats()
