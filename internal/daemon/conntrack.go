@@ -84,6 +84,7 @@ func (d *Daemon) openConntrack() {
 		d.log.Warn("reading the connections conntrack carries for synwall", "err", err)
 	}
 	d.kflows.h = h
+	d.engine.SetHandoff(true)
 	d.log.Info("conntrack hand-off on: the kernel carries proxied connections once their handshake is done",
 		"mark", conntrack.DefaultMark, "mask", conntrack.DefaultMarkMask, "carried_already", n)
 }
@@ -92,6 +93,7 @@ func (d *Daemon) openConntrack() {
 // records, and the rules without it. The workers' kernel path stays but
 // has nothing to do.
 func (d *Daemon) disableConntrack(why string) {
+	d.engine.SetHandoff(false)
 	d.rules.Conntrack = nil
 	d.kflows.offLate.Store(&why)
 }
@@ -122,8 +124,15 @@ func (d *Daemon) processor() engine.Processor {
 	return p
 }
 
-// handoffDone receives the outcome of each hand-off request.
-func (d *Daemon) handoffDone(r conntrack.Result) {}
+// handoffDone receives the outcome of each hand-off request, on the
+// hand-off's goroutine. A created entry lets the engine drop the flow
+// after gateway.HandoffGrace; a failed one leaves it in user space, as
+// it is (counted and logged by the Handoff).
+func (d *Daemon) handoffDone(r conntrack.Result) {
+	if r.Op == conntrack.OpCreate && r.Err == nil {
+		d.engine.HandedOff(r.Flow.Client, r.Flow.Server, d.now())
+	}
+}
 
 // countKernelFlows refreshes the count of synwall's entries (housekeeping).
 func (d *Daemon) countKernelFlows(now time.Time) {
@@ -213,6 +222,11 @@ func (d *Daemon) conntrackStatus() ConntrackStatus {
 	if !s.On {
 		s.Flows = -1
 		return s
+	}
+	es := d.engine.HandoffStats()
+	s.Engine = map[string]uint64{"handed_off": es.Emitted}
+	for r := engine.HandoffSkip(1); r < engine.NumHandoffSkips; r++ {
+		s.Engine[r.String()] = es.Skipped[r]
 	}
 	st := k.h.Stats()
 	s.Created, s.QueueFull, s.Known = st.Created, st.QueueFull, st.Known

@@ -109,6 +109,8 @@ var (
 		"1 when established flows are handed to conntrack (the kernel carries them), 0 when every flow stays in user space (disabled, or unsupported: see the log and the status).")
 	descConntrackFlows = desc("conntrack_flows",
 		"Conntrack entries carrying synwall's mark, counted every few seconds: the connections the kernel carries for synwall, in every TCP state.")
+	descEngineHandoffs = desc("engine_handoffs_total",
+		"Completed proxied handshakes by what the engine did with the hand-off on: handed_off (a record for conntrack), or kept in user space because the server differs from what the SYN-ACK told the client (wscale, sack, timestamps, mss).", "result")
 	descConntrackHandoffs = desc("conntrack_handoffs_total",
 		"Hand-offs to conntrack by result: created, queue_full (refused before reaching the kernel), or the failure's reason (exists, table_full, bad_flow, kernel); a flow that was not handed off stays in user space.", "result")
 )
@@ -135,7 +137,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descQueueSends, descQueueInjected, descQueueErrors, descKernelDropped, descKernelWaiting,
 		descInject, descInjectCalls, descReloads, descServices, descStart, descBuild,
 		descCookies, descRateLimited, descDropSources, descProcessing, descPcap,
-		descConntrackOn, descConntrackFlows, descConntrackHandoffs,
+		descConntrackOn, descConntrackFlows, descConntrackHandoffs, descEngineHandoffs,
 		descStageUp, descStagePackets, descStageDrops,
 	} {
 		ch <- d
@@ -259,6 +261,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descConntrackHandoffs, cs.QueueFull, "queue_full")
 		for r := conntrack.FailReason(1); r < conntrack.NumFailReasons; r++ {
 			counter(descConntrackHandoffs, cs.Failed[r.String()], r.String())
+		}
+		for k, v := range cs.Engine {
+			counter(descEngineHandoffs, v, k)
 		}
 	}
 	gauge(descConntrackOn, on)

@@ -53,6 +53,10 @@ func (d *Daemon) snapshot() statsDoc {
 		if cs.Flows >= 0 {
 			doc.Conntrack["flows"] = uint64(cs.Flows)
 		}
+		for k, v := range cs.Engine {
+			doc.Conntrack["engine_"+k] = v
+		}
+		doc.Conntrack["rst_translated"], doc.Conntrack["stale_removed"] = cs.RSTTranslated, cs.StaleRemoved
 	}
 	for e := engine.Event(1); e < engine.NumEvents; e++ {
 		doc.Events[e.String()] = es.Events[e]

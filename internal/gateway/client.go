@@ -408,6 +408,10 @@ func (w *Worker) handshake(p *header.Packet, svc *policy.Service, tup *cookies.T
 	f.lastWin = t.WindowSize()
 	f.mss, f.sack, f.ecn = mss, sack, ecn
 	f.sentWS, f.advWS = ws, advWS
+	f.advMSS = svc.Advertise.MSS4
+	if p.V6 {
+		f.advMSS = svc.Advertise.MSS6
+	}
 	if ws >= 0 {
 		f.clientShift = uint8(ws)
 		f.clientBelievesServer = uint8(max(advWS, 0))

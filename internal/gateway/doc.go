@@ -45,6 +45,11 @@
 //     client segments while the server has not answered (held data).
 //   - server.go: the server side: the server's SYN-ACK (the flow is up),
 //     its refusal, its segments afterwards.
+//   - handoff.go: the hand-off of an established flow to the kernel
+//     (package conntrack): the record the server's SYN-ACK yields when the
+//     kernel can carry the flow whole (Result.Handoff), the reasons it
+//     stays here otherwise, and HandedOff, after which the flow lingers
+//     closing for HandoffGrace and goes.
 //   - translate.go: rewriting segments of established flows both ways, and
 //     their FINs and RSTs.
 //   - outbound.go: guarded servers' own connections; icmp.go: ICMP errors

@@ -94,6 +94,7 @@ type Engine struct {
 	synRetrans int64
 
 	st counters
+	ho handoffCounters // handoff.go
 
 	mu      sync.Mutex
 	workers []*packetCounters

@@ -105,7 +105,13 @@ type flow struct {
 	lastAck [2]uint32
 	rcvWin  [2]uint32
 
-	_ [15]byte // to 256 bytes (TestFlowSize)
+	// handedOff: the kernel carries the flow (handoff.go); it lingers
+	// closing for HandoffGrace and is left out of the state. advMSS is the
+	// MSS our SYN-ACK announced to the client.
+	handedOff bool
+	advMSS    uint16
+
+	_ [11]byte // to 256 bytes (TestFlowSize)
 }
 
 // seqAfter reports whether sequence number a comes after b (RFC 9293

@@ -171,6 +171,7 @@ func (w *Worker) serverUp(p *header.Packet, f *flow, nowNs int64, r *engine.Resu
 	}
 	e.flows.releasePending(f)
 	r.Verdict, r.Inject, r.Event = engine.Drop, w.inj[:n], engine.EventServerUp
+	w.handoff(p, f, r)
 }
 
 // ackToServer builds, in buffer k, the ACK that completes the server's

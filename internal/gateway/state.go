@@ -97,7 +97,8 @@ func (e *Engine) SaveState(w io.Writer, now time.Time) error {
 		fs := e.flows.slotsOf(i)
 		for j := range fs {
 			f := &fs[j]
-			if f.state == stateInvalid || f.state == stateOutbound || e.flows.expired(f, nowNs) {
+			// A flow the kernel carries lives on there, not in the state.
+			if f.state == stateInvalid || f.state == stateOutbound || f.handedOff || e.flows.expired(f, nowNs) {
 				continue // outbound connections are not saved: the format has no state for them
 			}
 			b = appendFlow(b, f)
