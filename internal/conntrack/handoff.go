@@ -766,7 +766,12 @@ func (h *Handoff) Load() (int, error) {
 // RemoveStaleNow is RemoveStale done at once on the calling goroutine (a
 // get and, for a stale entry, a delete: two round trips to the kernel),
 // for a SYN whose tuple Known reports, before the SYN-ACK goes out: the
-// client's ACK must not find the stale entry.
+// client's ACK must not find the stale entry. For a SYN an entry in
+// LAST_ACK is stale too: the client sent its FIN and now opens a new
+// connection, so only the server's last ACK is missing (lost, or still on
+// its way), and waiting for it would let the new connection's ACK match
+// the old entry. Live states (ESTABLISHED, FIN_WAIT, CLOSE_WAIT: a side
+// may still send data) are never touched, whoever sent the SYN.
 func (h *Handoff) RemoveStaleNow(client, server netip.AddrPort) Result {
 	h.qmu.Lock()
 	defer h.qmu.Unlock()
@@ -782,7 +787,7 @@ func (h *Handoff) RemoveStaleNow(client, server netip.AddrPort) Result {
 		res.Err = err
 	case !found:
 		h.known.remove(keyOf(client, server))
-	case !e.State.Stale():
+	case !e.State.Stale() && e.State != StateLastAck:
 		res.Found, res.State = true, e.State
 		res.Err = fmt.Errorf("%w (%s)", ErrLiveEntry, e.State)
 	default:

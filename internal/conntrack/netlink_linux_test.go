@@ -486,10 +486,22 @@ func TestKernelLoadAfterRestart(t *testing.T) {
 			t.Errorf("Known(%v) after Load = %+v, %v; want %+v", &f, got, ok, want)
 		}
 	}
-	// RemoveStaleNow on the reloaded one: a live entry stays, a stale one
-	// goes, and the registry follows.
+	// RemoveStaleNow on the reloaded one: a live entry stays (also half
+	// closed), one whose client has sent its FIN goes, and the registry
+	// follows.
 	if r := h2.RemoveStaleNow(f4.Client, f4.Server); !errors.Is(r.Err, ErrLiveEntry) {
 		t.Errorf("RemoveStaleNow(live) = %+v, want ErrLiveEntry", r)
+	}
+	setState(t, c, &f6, StateCloseWait)
+	if r := h2.RemoveStaleNow(f6.Client, f6.Server); !errors.Is(r.Err, ErrLiveEntry) || r.State != StateCloseWait {
+		t.Errorf("RemoveStaleNow(close_wait) = %+v, want ErrLiveEntry", r)
+	}
+	setState(t, c, &f6, StateLastAck)
+	if r := h2.RemoveStaleNow(f6.Client, f6.Server); r.Err != nil || !r.Removed || r.State != StateLastAck {
+		t.Errorf("RemoveStaleNow(last_ack) = %+v, want removed", r)
+	}
+	if _, ok := h2.Known(f6.Client, f6.Server); ok {
+		t.Error("Known after RemoveStaleNow removed the last_ack entry")
 	}
 	setState(t, c, &f4, StateTimeWait)
 	// h1's watcher may have removed it first; either way it goes.
