@@ -316,7 +316,9 @@ func TestKernelBatchOutcomes(t *testing.T) {
 // by the time this looks.
 func setState(t *testing.T, c *ct.Conn, f *Flow, st TCPState) {
 	t.Helper()
-	u := ct.Flow{TupleOrig: tuple(f.Client, f.Server), ProtoInfo: ct.ProtoInfo{TCP: &ct.ProtoInfoTCP{State: uint8(st)}}}
+	// Both tuples: ti-mo picks the message's family from both.
+	u := ct.Flow{TupleOrig: tuple(f.Client, f.Server), TupleReply: tuple(f.Server, f.Client),
+		ProtoInfo: ct.ProtoInfo{TCP: &ct.ProtoInfoTCP{State: uint8(st)}}}
 	if err := c.Update(u); err != nil {
 		t.Fatalf("ti-mo Update to %s: %v", st, err)
 	}
