@@ -7,16 +7,26 @@
 //
 // # Lifecycle
 //
-// Run opens the raw injection sockets, binds the queues (one worker
+// Run opens the raw injection sockets and, with Traffic.Conntrack, the
+// conntrack hand-off (conntrack.go: ctnetlink sockets, a probe entry, the
+// connections the kernel already carries for synwall; off, with a log
+// line, where that fails), binds the queues (one worker
 // goroutine and one engine worker per queue, each wrapped by the
 // observer), waits until every queue is bound, and only then installs the
 // firewall rules (firewall.Installer, one iptables-restore transaction per
 // family): traffic is never sent to a queue nobody reads. Then it writes
-// the pid file and the stats file and closes Ready. The running daemon's
+// the pid file and the stats file and closes Ready. Should the rules of
+// the hand-off be refused, it installs those of a user-space run instead
+// and turns the hand-off off, with a log line. The running daemon's
 // tasks share one errgroup and one context:
 //
-//   - the queue workers (queue.Queue.Run);
-//   - housekeeping, every second: flow expiry and the stats file;
+//   - the queue workers (queue.Queue.Run), each processor wrapped, with
+//     the hand-off on, by the kernel path (kernelpath.go: hand-off records
+//     to conntrack, stale entries before a SYN-ACK, servers' RSTs of
+//     handed-off connections);
+//   - the hand-off's batching goroutine (conntrack.Handoff.Run);
+//   - housekeeping, every second: flow expiry and the stats file, every
+//     5 s the count of the conntrack entries that carry synwall's mark;
 //   - reloads (Config.Reload, SIGHUP), on a task of their own: a reload
 //     probes backends for up to probe.DiscoverTimeout (2 s) per probe and
 //     runs iptables-restore, and neither may stall expiry or the counters;
