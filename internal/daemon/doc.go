@@ -57,7 +57,9 @@
 // the raw backend the sockets stay bound, see queue.Handoff), writes the
 // cookie keys and flow table to Config.StateDir/state (0600, through a
 // temporary file and a rename; gateway.Engine.SaveState documents the
-// versioned, checksummed format), leaves the rules and the pid file, and
+// versioned, checksummed format; connections handed to conntrack live on
+// in the kernel and are left out: the new process learns them from
+// conntrack), leaves the rules and the pid file, and
 // returns ErrRestart; the caller calls Reexec, which executes the binary
 // now on disk with the same arguments and PID. The new process's New reads
 // and removes the state file, refusing (with a log line) one that is
