@@ -33,7 +33,12 @@ type Config struct {
 	// answers serve the engine's handshake ACKs. It must hold the cache's
 	// size (CacheBuckets rounded up, CacheEntries).
 	CacheMemory *CacheMemory
-	Flows       int // flow table capacity, rounded up to a multiple of FlowBucketSize
+	// FlowSeed, when not zero, seeds the tuple hash instead of a seed
+	// drawn from Rand: an engine that adopts a shared SYN cache written
+	// before a graceful restart hashes tuples as the entries were named
+	// (FlowSeed of the earlier engine; see Engine.FlowSeed).
+	FlowSeed [4]uint64
+	Flows    int // flow table capacity, rounded up to a multiple of FlowBucketSize
 
 	HandshakeTimeout time.Duration // SynSent flow without the server's SYN-ACK
 	IdleTimeout      time.Duration // established flow without packets
@@ -202,6 +207,9 @@ func New(cfg Config) (*Engine, error) {
 	var fs [4]uint64
 	for i := range fs {
 		fs[i] = binary.LittleEndian.Uint64(seed[8*i:]) | 1 // odd: never a zero factor
+		if cfg.FlowSeed != ([4]uint64{}) {
+			fs[i] = cfg.FlowSeed[i] | 1
+		}
 	}
 	e.flows.init(flows, fs)
 	e.flows.grain = min(maxSeenGrain, e.idle/2)

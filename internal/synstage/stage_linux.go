@@ -50,6 +50,14 @@ type Stage struct {
 	limitIDs map[limitName]uint32
 	closed   bool
 
+	// inherited are attachments an earlier process handed over that
+	// Attach has not claimed yet; adopted says the program and maps are
+	// the earlier process's (adoptErr: why not, when some were handed
+	// over).
+	inherited []attachment
+	adopted   bool
+	adoptErr  error
+
 	cacheBuckets, cachePer int
 	cacheMem               *gateway.CacheMemory
 }
@@ -72,7 +80,17 @@ type limitName struct {
 // nothing; until SetPolicy and Rotate have run, the program lets every
 // packet through. An error wraps ErrUnavailable: the caller runs without
 // the stage (NFQUEUE alone) and says so.
+//
+// With Options.Inherited (a graceful restart), Load adopts the program and
+// maps of the earlier process instead when they are the ones it would load
+// (same BPF object, same sizes), with their state: keys, policy, limiters,
+// counters and the SYN cache; else it loads its own and moves the
+// inherited attachments onto them (Adopted says which and why). Either
+// way the inherited attachments stay attached, and Attach claims them.
+// Load consumes Options.Inherited.
 func Load(opts Options) (*Stage, error) {
+	in := opts.Inherited
+	defer in.Close()
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -91,12 +109,27 @@ func Load(opts Options) (*Stage, error) {
 	spec.Maps["cache_slots"].MaxEntries = uint32(buckets * per)
 	spec.Maps["cache_entries"].MaxEntries = uint32(buckets * per)
 	s := &Stage{spec: spec, limitIDs: map[limitName]uint32{}, cacheBuckets: buckets, cachePer: per}
-	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
-		var ve *ebpf.VerifierError
-		if errors.As(err, &ve) {
-			return nil, fmt.Errorf("%w: the verifier refused the program: %+v", ErrUnavailable, ve)
+	if in != nil {
+		if err := s.adopt(in); err != nil {
+			s.adoptErr = err
+			s.objs = synstageObjects{}
+			s.st, s.slots = bpfState{}, [4]bpfKey{}
+			clear(s.limitIDs)
 		}
-		return nil, fmt.Errorf("%w: loading: %w", ErrUnavailable, err)
+	}
+	if !s.adopted {
+		if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
+			var ve *ebpf.VerifierError
+			if errors.As(err, &ve) {
+				return nil, fmt.Errorf("%w: the verifier refused the program: %+v", ErrUnavailable, ve)
+			}
+			return nil, fmt.Errorf("%w: loading: %w", ErrUnavailable, err)
+		}
+	}
+	if in != nil {
+		if err := s.takeLinks(in); err != nil {
+			s.adoptErr = errors.Join(s.adoptErr, err)
+		}
 	}
 	return s, nil
 }
@@ -184,6 +217,15 @@ func (s *Stage) Attach(ifname string, mode AttachMode) error {
 	defer s.mu.Unlock()
 	if s.closed {
 		return ErrClosed
+	}
+	for i, a := range s.inherited {
+		if a.ifname == ifname && a.mode == mode {
+			// Attached by an earlier process and handed over: it
+			// stays as it is, never detached in between.
+			s.links = append(s.links, a)
+			s.inherited = append(s.inherited[:i], s.inherited[i+1:]...)
+			return nil
+		}
 	}
 	var l link.Link
 	switch mode {
@@ -547,6 +589,12 @@ func (s *Stage) Close() error {
 		}
 	}
 	s.links = nil
+	for _, a := range s.inherited {
+		if err := a.l.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("synstage: detaching from %s: %w", a.ifname, err))
+		}
+	}
+	s.inherited = nil
 	for g := range s.inner {
 		for _, m := range s.inner[g] {
 			m.Close()

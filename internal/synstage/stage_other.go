@@ -13,6 +13,15 @@ import (
 // Stage is the BPF SYN stage; it exists only on Linux.
 type Stage struct{}
 
+// Inherited is what an earlier process handed over; none here.
+type Inherited struct{}
+
+// InheritFromEnv finds nothing: BPF is Linux's.
+func InheritFromEnv() (*Inherited, error) { return nil, nil }
+
+func (*Inherited) Attachments() []Attachment { return nil }
+func (*Inherited) Close() error              { return nil }
+
 // Load fails: BPF is Linux's.
 func Load(Options) (*Stage, error) { return nil, ErrUnavailable }
 
@@ -25,3 +34,7 @@ func (*Stage) Attachments() []Attachment                              { return n
 func (*Stage) CacheMemory() (*gateway.CacheMemory, error)             { return nil, ErrUnavailable }
 func (*Stage) ShareCache([4]uint64) error                             { return ErrUnavailable }
 func (*Stage) Close() error                                           { return nil }
+func (*Stage) Adopted() (bool, error)                                 { return false, nil }
+func (*Stage) CacheSeed() ([4]uint64, bool)                           { return [4]uint64{}, false }
+func (*Stage) ReleaseInherited() ([]Attachment, error)                { return nil, nil }
+func (*Stage) Handover() (string, error)                              { return "", ErrUnavailable }

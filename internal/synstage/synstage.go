@@ -56,6 +56,9 @@ type Options struct {
 	// with the engine (buckets rounded up to a power of two); zero takes
 	// the engine's defaults. They must be the engine's sizes.
 	CacheBuckets, CacheEntries int
+	// Inherited are the stage's objects an earlier process handed over
+	// (InheritFromEnv, on a graceful restart): Load adopts them, see Load.
+	Inherited *Inherited
 }
 
 // Attachment is one interface the program is attached to.
