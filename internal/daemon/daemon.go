@@ -259,7 +259,7 @@ func newDaemon(cfg Config, prober probe.Func) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("SYN stage: %w", err)
 	}
-	eng, err := gateway.New(gateway.Config{Policy: p, Cookies: jar, CacheMemory: mem})
+	eng, err := gateway.New(gateway.Config{Policy: p, Cookies: jar, CacheMemory: mem, FlowSeed: d.syn.cacheSeed()})
 	if err != nil {
 		return nil, err
 	}

@@ -153,10 +153,11 @@ func restoredJar(cfg cookies.Config, st *gateway.State, now time.Time, log *slog
 }
 
 // Reexec replaces the process by the binary now on disk with the same
-// arguments and environment, plus the entry naming the queue sockets handed
-// over. Called after Run returned ErrRestart; it returns only on failure.
+// arguments and environment, plus the entries naming what is handed over
+// (queue sockets, the BPF SYN stage). Called after Run returned
+// ErrRestart; it returns only on failure.
 func (d *Daemon) Reexec() error {
-	return reexec(d.handoffEnv())
+	return reexec(d.handoffEnv(), d.stageHandoverEnv())
 }
 
 // reexec replaces the process by the binary at /proc/self/exe with the same

@@ -47,6 +47,9 @@ type synStage struct {
 	mode   synstage.AttachMode
 	reason string // why the stage is off ("" when it runs)
 	keyErr bool   // a key rotation failed (logged once)
+
+	released []synstage.Attachment // handed-over attachments detached by attach
+	handover string                // the environment entry handing the stage to the next process
 }
 
 // strict reports whether the configured mode must run or fail the daemon.
@@ -77,8 +80,24 @@ func (s *synStage) current() *synstage.Stage {
 // (the engine keeps its SYN cache in the stage's maps). With mode auto, a
 // stage that cannot load is off with the reason; with tc or xdp it is an
 // error.
-func (d *Daemon) loadSynStage(p *policy.Policy) (*synStage, error) {
+//
+// After a graceful restart the stage the previous process handed over
+// (synstage.HandoverEnv) is adopted: it never detached in between, and
+// keeps its keys, policy, counters and SYN cache. Without a stage to run
+// here (off, no interfaces, unavailable) the handed-over one is detached.
+func (d *Daemon) loadSynStage(p *policy.Policy) (_ *synStage, err error) {
 	ss := &synStage{cfg: d.cfg.SynStage}
+	in, ierr := synstage.InheritFromEnv()
+	if ierr != nil {
+		d.log.Warn("handed-over SYN stage not used; loading and attaching afresh", "err", ierr)
+	}
+	defer func() {
+		// Load consumes in; else nothing here runs the stage.
+		if in != nil {
+			d.log.Warn("handed-over SYN stage detached", "reason", ss.reason, "err", err)
+			in.Close()
+		}
+	}()
 	switch ss.cfg.Mode {
 	case "", "off":
 		ss.reason = "off (--syn-stage off)"
@@ -97,7 +116,16 @@ func (d *Daemon) loadSynStage(p *policy.Policy) (*synStage, error) {
 		ss.reason = "off: no client-facing interfaces given (--syn-stage-if)"
 		return ss, nil
 	}
-	st, err := synstage.Load(synstage.Options{CacheBuckets: p.Tables.CacheBuckets, CacheEntries: p.Tables.CacheEntries})
+	st, err := synstage.Load(synstage.Options{CacheBuckets: p.Tables.CacheBuckets, CacheEntries: p.Tables.CacheEntries, Inherited: in})
+	handed := in != nil
+	in = nil
+	if handed && err == nil {
+		if ok, aerr := st.Adopted(); ok {
+			d.log.Info("SYN stage adopted from the previous process: program, maps, keys and SYN cache kept, attachments never detached")
+		} else {
+			d.log.Warn("handed-over SYN stage's program and maps not adopted; a new program runs on its attachments (never detached), the SYN cache starts empty", "err", aerr)
+		}
+	}
 	if err != nil {
 		if ss.strict() {
 			return nil, err
@@ -124,6 +152,17 @@ func (s *synStage) cacheMemory() (*gateway.CacheMemory, error) {
 		return nil, nil
 	}
 	return mem, nil
+}
+
+// cacheSeed returns the tuple-hash seed of an adopted SYN cache's entries
+// (zero when there is none): the engine must hash tuples with it.
+func (s *synStage) cacheSeed() [4]uint64 {
+	st := s.current()
+	if st == nil {
+		return [4]uint64{}
+	}
+	seed, _ := st.CacheSeed()
+	return seed
 }
 
 // start gives the stage the engine's cache seed, the policy and the keys.
@@ -168,7 +207,11 @@ func (s *synStage) attach() error {
 			return nil
 		}
 	}
-	return nil
+	// Attachments handed over for interfaces or a mode no longer
+	// configured.
+	rel, err := st.ReleaseInherited()
+	s.released = rel
+	return err
 }
 
 // describe returns the mode in force ("tc", "xdp" or "off") and the reason
@@ -187,6 +230,9 @@ func (s *synStage) describe() (mode, reason string) {
 
 // logStage says whether the stage runs.
 func (d *Daemon) logStage() {
+	for _, a := range d.syn.released {
+		d.log.Info("handed-over SYN stage attachment detached: no longer configured", "interface", a.Interface, "mode", a.Mode)
+	}
 	mode, reason := d.syn.describe()
 	if mode == "off" {
 		d.log.Warn("SYN stage off: SYNs go through NFQUEUE", "reason", reason)
@@ -223,12 +269,35 @@ func (d *Daemon) setStagePolicy(p *policy.Policy) {
 	}
 }
 
-// closeStage detaches the stage.
+// closeStage detaches the stage, or, on a graceful restart, hands it over
+// to the next process (Reexec passes the entry on): it stays attached and
+// keeps answering SYNs with the same keys while the next process starts.
 func (d *Daemon) closeStage() {
-	if st := d.syn.current(); st != nil {
-		d.syn.off("stopped")
-		d.log.Info("SYN stage detached")
+	st := d.syn.current()
+	if st == nil {
+		return
 	}
+	if d.restarting.Load() {
+		env, err := st.Handover()
+		if err == nil {
+			d.syn.handover = env
+			d.syn.off("handed over to the next process")
+			d.log.Info("SYN stage handed over to the next process: it stays attached", "interfaces", strings.Join(d.cfg.SynStage.Interfaces, ","))
+			return
+		}
+		d.log.Error("SYN stage not handed over: it detaches and the next process attaches its own", "err", err)
+	}
+	d.syn.off("stopped")
+	d.log.Info("SYN stage detached")
+}
+
+// stageHandoverEnv returns the environment entry handing the stage to the
+// next process, "" when none.
+func (d *Daemon) stageHandoverEnv() string {
+	if d.syn == nil {
+		return ""
+	}
+	return d.syn.handover
 }
 
 // SynStageStatus is the stage's part of the status document.
