@@ -35,6 +35,9 @@ import (
 //     (close-on-exec cleared, numbers in $SYNWALL_QUEUE_FDS) and the new
 //     process reads on from them. Packets arriving meanwhile wait in the
 //     kernel queue (up to its length; beyond, the fail mode applies).
+//     The BPF SYN stage is handed over the same way (synstage.HandoverEnv):
+//     it stays attached and answers SYNs with the same keys throughout,
+//     and the new process adopts its program, maps and SYN cache.
 //  4. The new process reads the state file (refusing, with a log line, one
 //     that is corrupt, truncated, of another version or older than
 //     gateway.MaxStateAge, and then starting fresh), removes it, builds its

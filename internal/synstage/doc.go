@@ -141,10 +141,45 @@
 // loaded before the engine (whose SYN cache lives in its maps), given the
 // policy, the keys and the engine's seed, and attached once the firewall
 // rules are in place; reloads give it the new policy; Close detaches it
-// when the daemon stops (a graceful restart detaches it too, and the next
-// process attaches its own; SYNs meanwhile go through NFQUEUE). auto falls
-// back to NFQUEUE alone when the stage cannot load or attach, and says so
-// in the log, the status (syn_stage) and synwall_syn_stage_up.
+// when the daemon stops. A graceful restart hands it over instead (below).
+// auto falls back to NFQUEUE alone when the stage cannot load or attach,
+// and says so in the log, the status (syn_stage) and synwall_syn_stage_up.
+//
+// # Graceful restart
+//
+// A graceful restart re-executes the daemon with the same PID. The stage
+// goes across the execve the way the NFQUEUE sockets do (internal/queue
+// Handoff): Stage.Handover duplicates the descriptors of the programs,
+// every map and every link without close-on-exec and names them in
+// HandoverEnv (with the object's SHA-256, the SYN cache's size and the
+// per-source limiter ids); the old process then closes its own
+// descriptors, which detaches nothing, because the duplicates hold every
+// object. The next process's InheritFromEnv wraps them
+// (ebpf.NewMapFromFD, NewProgramFromFD, link.NewFromFD) and Load adopts
+// them when they are what it would load itself: same object, same sizes,
+// each map compatible with the spec. It reads the state and the key ring
+// back, so that SetKeys and SetPolicy go on from them; the keys do not
+// change (the daemon restores the same jar from its state file), so
+// SYN-ACKs sent before the restart validate after it, and CacheSeed gives
+// the new engine the tuple-hash seed the cache's entries were written
+// with (gateway Config.FlowSeed), so that it finds them in the same
+// memory. Attach claims an inherited link instead of attaching again:
+// the tcx link, and with it the program on the interface, stays the same
+// throughout, and the stage answers SYNs while no engine runs. When the
+// binary brings another object, or the cache's size changed, Load loads
+// its own program and maps and moves each inherited link onto them with
+// one link update (never detached; the SYN cache then starts empty).
+// ReleaseInherited detaches links no longer configured; a next process
+// with the stage off detaches what it was handed.
+//
+// Handing descriptors over rather than pinning under bpffs: the objects
+// live exactly as long as a synwall process holds them. A plain stop, a
+// crash or a failed execve closes the last descriptor and detaches the
+// program, so that a stage never keeps answering with keys nobody rotates
+// and a cookie counter nobody advances, and nothing is left to unpin. No
+// bpffs mount (and no write access to one, which the hardened unit does
+// not grant) is needed, and it is the mechanism the queue sockets already
+// use across the same execve.
 //
 // # What the stage does not do
 //
