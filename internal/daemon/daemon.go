@@ -259,7 +259,8 @@ func newDaemon(cfg Config, prober probe.Func) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("SYN stage: %w", err)
 	}
-	eng, err := gateway.New(gateway.Config{Policy: p, Cookies: jar, CacheMemory: mem, FlowSeed: d.syn.cacheSeed()})
+	eng, err := gateway.New(gateway.Config{Policy: p, Cookies: jar, CacheMemory: mem, FlowSeed: d.syn.cacheSeed(),
+		SynAckLimiter: d.syn.synAckBudget()})
 	if err != nil {
 		return nil, err
 	}

@@ -165,6 +165,22 @@ func (s *synStage) cacheSeed() [4]uint64 {
 	return seed
 }
 
+// synAckBudget returns the stage's global SYN-ACK budget for the engine
+// to charge (one limit for both), or nil.
+func (s *synStage) synAckBudget() gateway.SynAckLimiter {
+	st := s.current()
+	if st == nil {
+		return nil
+	}
+	b, err := st.SynAckBudget()
+	if err != nil {
+		// The engine keeps its own bucket: together they may send up
+		// to twice the limit.
+		return nil
+	}
+	return b
+}
+
 // start gives the stage the engine's cache seed, the policy and the keys.
 func (s *synStage) start(eng *gateway.Engine, p *policy.Policy, now time.Time, cacheShared bool) error {
 	st := s.current()

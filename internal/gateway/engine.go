@@ -50,6 +50,13 @@ type Config struct {
 	// of payload.
 	PendingSlots int
 
+	// SynAckLimiter, when set, keeps the global SYN-ACK limit
+	// (Policy.Limits) outside the engine: the BPF SYN stage's budget,
+	// which the stage charges too, so that the two send no more than the
+	// limit together. While it is not in force the engine's own bucket
+	// applies.
+	SynAckLimiter SynAckLimiter
+
 	// LimitSlots is the size of the per-source SYN limiter table of each
 	// service that has a limit (Service.Limit); the global SYN-ACK limit
 	// comes from Policy.Limits. A refused SYN is dropped with
@@ -59,6 +66,14 @@ type Config struct {
 	// Rand seeds the cookie keys of a Jar made by New and the flow hash;
 	// nil means crypto/rand.
 	Rand io.Reader
+}
+
+// SynAckLimiter is a global SYN-ACK budget shared with another sender of
+// SYN-ACKs (Config.SynAckLimiter). AllowSynAck takes one SYN-ACK; inForce
+// false means the budget does not apply now (the engine's own bucket
+// does). It must not allocate.
+type SynAckLimiter interface {
+	AllowSynAck() (allowed, inForce bool)
 }
 
 // Defaults used when neither Config nor Policy.Tables set a value.
@@ -89,6 +104,8 @@ type Engine struct {
 	cache   synCache
 	flows   flowTable
 	pending pendingPool
+
+	synAckShared SynAckLimiter // nil: the engine's own bucket
 
 	hsTimeout  int64
 	idle       int64
@@ -184,6 +201,8 @@ func New(cfg Config) (*Engine, error) {
 		synRetrans: pickD(cfg.SynRetransmit, 0, DefaultSynRetransmit),
 		period:     pickD(0, t.CookiePeriod, cookies.DefaultPeriod),
 		limitSlots: pick(cfg.LimitSlots, 0, DefaultLimitSlots),
+
+		synAckShared: cfg.SynAckLimiter,
 	}
 	if e.jar == nil {
 		start := cfg.Start

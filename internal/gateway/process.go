@@ -226,6 +226,17 @@ func (w *Worker) dropInvalidFlagsEarly(pkt []byte, r *engine.Result) bool {
 	return true
 }
 
+// allowSynAck takes a SYN-ACK from the shared budget when one is in force
+// (Config.SynAckLimiter), else from the engine's own bucket.
+func (w *Worker) allowSynAck(act *active, nowNs int64) bool {
+	if l := w.e.synAckShared; l != nil {
+		if ok, inForce := l.AllowSynAck(); inForce {
+			return ok
+		}
+	}
+	return act.synAck.Allow(nowNs)
+}
+
 func (w *Worker) malformed(reason header.Reason, r *engine.Result) {
 	if reason >= header.NumReasons {
 		reason = header.ReasonInvalid
@@ -249,7 +260,7 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 			return
 		}
 	}
-	if act.synAck != nil && !act.synAck.Allow(nowNs) {
+	if act.synAck != nil && !w.allowSynAck(act, nowNs) {
 		r.Verdict, r.Event = engine.Drop, engine.EventSynLimited
 		return
 	}

@@ -128,11 +128,18 @@
 // Worker.syn), proxy services only. The buckets live in an LRU hash keyed
 // by a limiter id and the masked prefix; ids stay with a service name and
 // prefix lengths across reloads, so a reload keeps the buckets as the
-// engine keeps its limiters. The global SYN-ACK limit is one GCRA word
-// shared by all CPUs (compare-and-swap). Both use the monotonic clock. The
-// engine keeps its own limiters for the SYNs that reach it (those the
-// program passes), so together the two stages can send up to the sum of
-// their SYN-ACK limits.
+// engine keeps its limiters. Both use the monotonic clock. The engine
+// keeps its own per-source limiters for the SYNs that reach it (those the
+// program passes).
+//
+// The global SYN-ACK limit is one budget for the program and the engine:
+// one GCRA word (the synack_tat map, BPF_F_MMAPABLE) shared by all CPUs
+// with compare-and-swap, which the engine charges too through its own
+// mapping of the map (Stage.SynAckBudget as gateway Config.SynAckLimiter,
+// the same algorithm on CLOCK_MONOTONIC, read without a system call from
+// Go's monotonic clock anchored once), so that together they send no more
+// SYN-ACKs than the policy allows. The engine falls back to its own bucket
+// once the stage is closed.
 //
 // # In the daemon
 //

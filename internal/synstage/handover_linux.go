@@ -196,6 +196,9 @@ func (s *Stage) adopt(in *Inherited) error {
 	// on from it: the state (generation, counter), the key ring, the
 	// limiter ids.
 	err := s.objs.State.Lookup(uint32(0), &s.st)
+	if err == nil {
+		err = s.objs.Policy.Lookup(s.st.Gen&1, &s.pol)
+	}
 	for i := range s.slots {
 		if err == nil {
 			err = s.objs.Keys.Lookup(uint32(i), &s.slots[i])

@@ -60,6 +60,9 @@ type Stage struct {
 
 	cacheBuckets, cachePer int
 	cacheMem               *gateway.CacheMemory
+
+	pol    bpfPolicy     // the policy scalars in force
+	budget *SynAckBudget // nil until SynAckBudget
 }
 
 type attachment struct {
@@ -385,6 +388,10 @@ func (s *Stage) SetPolicy(p *policy.Policy) error {
 	if err := s.putState(st); err != nil {
 		return fail(err)
 	}
+	s.pol = bp
+	if s.budget != nil {
+		s.budget.setPolicy(bp)
+	}
 	for _, m := range s.inner[g] {
 		m.Close()
 	}
@@ -582,6 +589,9 @@ func (s *Stage) Close() error {
 		return nil
 	}
 	s.closed = true
+	if s.budget != nil {
+		s.budget.off.Store(true)
+	}
 	var errs []error
 	for _, a := range s.links {
 		if err := a.l.Close(); err != nil {

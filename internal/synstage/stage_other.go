@@ -38,3 +38,9 @@ func (*Stage) Adopted() (bool, error)                                 { return f
 func (*Stage) CacheSeed() ([4]uint64, bool)                           { return [4]uint64{}, false }
 func (*Stage) ReleaseInherited() ([]Attachment, error)                { return nil, nil }
 func (*Stage) Handover() (string, error)                              { return "", ErrUnavailable }
+
+// SynAckBudget is the stage's global SYN-ACK limit; none here.
+type SynAckBudget struct{}
+
+func (*SynAckBudget) AllowSynAck() (allowed, inForce bool) { return true, false }
+func (*Stage) SynAckBudget() (*SynAckBudget, error)        { return nil, ErrUnavailable }

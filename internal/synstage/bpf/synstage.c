@@ -95,9 +95,13 @@ struct {
 	__type(value, __u64);
 } source_limits SEC(".maps");
 
+/* The global SYN-ACK limit's GCRA word (CLOCK_MONOTONIC ns): one budget
+ * for the stage and the engine, which charges it through its own mapping
+ * of the map (Stage.SynAckBudget). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, __u64);
 } synack_tat SEC(".maps");
