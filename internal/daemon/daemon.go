@@ -260,7 +260,7 @@ func newDaemon(cfg Config, prober probe.Func) (_ *Daemon, err error) {
 		return nil, fmt.Errorf("SYN stage: %w", err)
 	}
 	eng, err := gateway.New(gateway.Config{Policy: p, Cookies: jar, CacheMemory: mem, FlowSeed: d.syn.cacheSeed(),
-		SynAckLimiter: d.syn.synAckBudget()})
+		FlowTagMemory: d.syn.flowTagMemory(), SynAckLimiter: d.syn.synAckBudget()})
 	if err != nil {
 		return nil, err
 	}

@@ -116,7 +116,7 @@ func (d *Daemon) loadSynStage(p *policy.Policy) (_ *synStage, err error) {
 		ss.reason = "off: no client-facing interfaces given (--syn-stage-if)"
 		return ss, nil
 	}
-	st, err := synstage.Load(synstage.Options{CacheBuckets: p.Tables.CacheBuckets, CacheEntries: p.Tables.CacheEntries, Inherited: in})
+	st, err := synstage.Load(synstage.Options{CacheBuckets: p.Tables.CacheBuckets, CacheEntries: p.Tables.CacheEntries, Flows: p.Tables.Flows, Inherited: in})
 	handed := in != nil
 	in = nil
 	if handed && err == nil {
@@ -152,6 +152,21 @@ func (s *synStage) cacheMemory() (*gateway.CacheMemory, error) {
 		return nil, nil
 	}
 	return mem, nil
+}
+
+// flowTagMemory returns the stage's map of the engine's flow tags, or nil
+// (the stage then answers SYNs on the tuples of live flows too, which the
+// engine translates into the old flow).
+func (s *synStage) flowTagMemory() []byte {
+	st := s.current()
+	if st == nil {
+		return nil
+	}
+	mem, err := st.FlowTagMemory()
+	if err != nil {
+		return nil
+	}
+	return mem
 }
 
 // cacheSeed returns the tuple-hash seed of an adopted SYN cache's entries
@@ -332,6 +347,7 @@ func stageStats(st synstage.Stats) (counters, drops map[string]uint64) {
 		"not_syn": st.NotSYN, "invalid_counted": st.InvalidCounted, "no_key": st.NoKey, "bad_ip_checksum": st.BadIPChecksum,
 		"martian": st.Martian, "other_host": st.OtherHost, "too_many_ranges": st.TooManyRanges, "errors": st.Errors,
 		"denied": st.Denied, "policy_drop": st.PolicyDrops, "syn_limited": st.SynLimited, "synack_limited": st.SynAckLimited,
+		"live_flow": st.LiveFlow,
 	}
 	drops = map[string]uint64{}
 	for r := header.OK + 1; r < header.NumReasons; r++ {

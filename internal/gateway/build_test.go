@@ -117,7 +117,7 @@ func addrWord(a *[16]byte) uint64 {
 // field.
 func TestTupleHash(t *testing.T) {
 	var ft flowTable
-	ft.init(64, [4]uint64{0x0123456789abcdef, 0xfedcba9876543210, 0x0f1e2d3c4b5a6978, 0x8796a5b4c3d2e1f0})
+	ft.init(64, [4]uint64{0x0123456789abcdef, 0xfedcba9876543210, 0x0f1e2d3c4b5a6978, 0x8796a5b4c3d2e1f0}, nil)
 	hash := func(x *cookies.Tuple) uint64 {
 		var k flowKey
 		k.set(x)

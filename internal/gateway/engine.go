@@ -39,6 +39,12 @@ type Config struct {
 	// (FlowSeed of the earlier engine; see Engine.FlowSeed).
 	FlowSeed [4]uint64
 	Flows    int // flow table capacity, rounded up to a multiple of FlowBucketSize
+	// FlowTagMemory, when set, holds the flow table's slot tags
+	// (FlowTagSize bytes per slot, exactly FlowSlots(Flows) slots, 4-byte
+	// aligned): the BPF SYN stage's map, so that the stage can tell a SYN
+	// on the tuple of a flow the engine holds and leave it to the engine.
+	// New clears it.
+	FlowTagMemory []byte
 
 	HandshakeTimeout time.Duration // SynSent flow without the server's SYN-ACK
 	IdleTimeout      time.Duration // established flow without packets
@@ -230,7 +236,9 @@ func New(cfg Config) (*Engine, error) {
 			fs[i] = cfg.FlowSeed[i] | 1
 		}
 	}
-	e.flows.init(flows, fs)
+	if err := e.flows.init(flows, fs, cfg.FlowTagMemory); err != nil {
+		return nil, err
+	}
 	e.flows.grain = min(maxSeenGrain, e.idle/2)
 	e.pending.init(slots)
 	a, err := buildActive(cfg.Policy, nil, e.limitSlots)

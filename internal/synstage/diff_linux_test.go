@@ -94,11 +94,11 @@ type pair struct {
 
 func newPair(tb testing.TB, pol *policy.Policy) *pair { return newPairCache(tb, pol, false) }
 
-// newPairCache is newPair with the engine's SYN cache in the stage's maps
-// when shared is set.
+// newPairCache is newPair with the engine's SYN cache and flow tags in the
+// stage's maps when shared is set.
 func newPairCache(tb testing.TB, pol *policy.Policy, shared bool) *pair {
 	tb.Helper()
-	s := loadStage(tb)
+	s := loadStage(tb, Options{Flows: 1024})
 	keys := cookies.Keys{Period: 30 * time.Second}
 	for i := range keys.Master {
 		keys.Master[i] = byte(i*7 + 3)
@@ -111,6 +111,9 @@ func newPairCache(tb testing.TB, pol *policy.Policy, shared bool) *pair {
 	if shared {
 		if cfg.CacheMemory, err = s.CacheMemory(); err != nil {
 			tb.Fatalf("CacheMemory: %v", err)
+		}
+		if cfg.FlowTagMemory, err = s.FlowTagMemory(); err != nil {
+			tb.Fatalf("FlowTagMemory: %v", err)
 		}
 	}
 	e, err := gateway.New(cfg)

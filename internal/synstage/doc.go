@@ -196,16 +196,21 @@
 //     engine anyway (one SipHash, no state). An ACK flood therefore still
 //     crosses into user space; dropping it here needs a table of live flows
 //     the engine keeps in a map.
-//   - A SYN that the stage answers does not reach the engine, so the
-//     engine does not see a SYN on the tuple of a live flow. For a flow
-//     that is closing (a client reusing a port while the old connection
-//     lingers) the engine replaces the flow when the handshake ACK carries
-//     a valid cookie for a new ISN, as it does after a SYN it saw. For an
-//     established flow (the client lost the old connection without a FIN
-//     or RST) the handshake ACK meets the old flow on the engine's
-//     lock-free path and is translated into it; the server resets it and
-//     the client retries. A table of live flows kept in a map would let the
-//     stage pass such SYNs on.
+//   - A SYN on the tuple of a flow the engine holds is not answered here.
+//     The engine keeps its flow table's slot tags in the program's
+//     flow_tags map (BPF_F_MMAPABLE, one element per bucket of
+//     gateway.FlowBucketSize tags; gateway Config.FlowTagMemory from
+//     Stage.FlowTagMemory), and the program, which hashes the tuple as the
+//     engine does for the SYN cache, passes a SYN whose tag is in its
+//     bucket to NFQUEUE (Stats.LiveFlow), before its limits. The engine
+//     then applies its rule: it answers, and replaces an established flow
+//     (a client that lost the old connection without a FIN or RST) only
+//     when a valid ACK for the new ISN arrives; otherwise the handshake ACK
+//     after a SYN-ACK of the program would be translated into the old
+//     flow. A tag collision (30 bits within a bucket) only sends a SYN to
+//     the engine. During a graceful restart the new engine clears the
+//     tags before it restores its flows: for those milliseconds such SYNs
+//     are answered here.
 //   - A SYN sent by a local stack through a veth arrives checksum-partial;
 //     the SYN-ACK carries a complete checksum and keeps the partial state,
 //     which the receiving stack trusts without checking. Forwarded further

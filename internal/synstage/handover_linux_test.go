@@ -99,7 +99,7 @@ func TestHandover(t *testing.T) {
 	if n := tcxPrograms(t, l.Gateway, lab.IfClient); n != 1 {
 		t.Fatalf("%d tcx programs on %s between the processes, want 1 (never detached)", n, lab.IfClient)
 	}
-	s2, err := Load(Options{Inherited: in})
+	s2, err := Load(Options{Inherited: in, Flows: 1024})
 	if err != nil {
 		t.Fatalf("Load with the inherited stage: %v", err)
 	}
@@ -177,7 +177,7 @@ func TestHandover(t *testing.T) {
 	// Another cache size: the next Stage loads its own program and maps
 	// and moves the same link onto them.
 	in = handOver(t, s2)
-	s3, err := Load(Options{Inherited: in, CacheBuckets: 1024})
+	s3, err := Load(Options{Inherited: in, Flows: 1024, CacheBuckets: 1024})
 	if err != nil {
 		t.Fatalf("Load with another cache size: %v", err)
 	}

@@ -12,9 +12,13 @@ import (
 
 // loadStage loads the stage or skips the test when the process may not
 // load BPF programs.
-func loadStage(tb testing.TB) *Stage {
+func loadStage(tb testing.TB, opts ...Options) *Stage {
 	tb.Helper()
-	s, err := Load(Options{})
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	s, err := Load(o)
 	if errors.Is(err, unix.EPERM) || errors.Is(err, os.ErrPermission) {
 		tb.Skipf("loading BPF needs CAP_BPF and CAP_NET_ADMIN (run the tests as root): %v", err)
 	}

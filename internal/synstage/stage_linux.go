@@ -60,6 +60,8 @@ type Stage struct {
 
 	cacheBuckets, cachePer int
 	cacheMem               *gateway.CacheMemory
+	flowSlots              int
+	flowMem                []byte // the engine's flow tags, once mapped
 
 	pol    bpfPolicy     // the policy scalars in force
 	budget *SynAckBudget // nil until SynAckBudget
@@ -108,10 +110,19 @@ func Load(opts Options) (*Stage, error) {
 	if buckets*per > 1<<26 {
 		return nil, fmt.Errorf("%w: a SYN cache of %d×%d entries is too large to share", ErrUnavailable, buckets, per)
 	}
+	flows := opts.Flows
+	if flows <= 0 {
+		flows = gateway.DefaultFlows
+	}
+	flowSlots := gateway.FlowSlots(flows)
+	if flowSlots > 1<<26 {
+		return nil, fmt.Errorf("%w: a flow table of %d slots is too large to share", ErrUnavailable, flowSlots)
+	}
+	spec.Maps["flow_tags"].MaxEntries = uint32(flowSlots / gateway.FlowBucketSize)
 	spec.Maps["cache_heads"].MaxEntries = uint32(buckets)
 	spec.Maps["cache_slots"].MaxEntries = uint32(buckets * per)
 	spec.Maps["cache_entries"].MaxEntries = uint32(buckets * per)
-	s := &Stage{spec: spec, limitIDs: map[limitName]uint32{}, cacheBuckets: buckets, cachePer: per}
+	s := &Stage{spec: spec, limitIDs: map[limitName]uint32{}, cacheBuckets: buckets, cachePer: per, flowSlots: flowSlots}
 	if in != nil {
 		if err := s.adopt(in); err != nil {
 			s.adoptErr = err
@@ -192,9 +203,35 @@ func (s *Stage) CacheMemory() (*gateway.CacheMemory, error) {
 	return s.cacheMem, nil
 }
 
+// FlowTagMemory returns the map of the engine's flow-table slot tags,
+// mapped into this process, for gateway.Config.FlowTagMemory: the program
+// then leaves a SYN on the tuple of a flow the engine holds to the engine
+// (see doc.go). The mapping stays until the process exits; the program
+// reads the tags only after ShareCache.
+func (s *Stage) FlowTagMemory() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if s.flowMem != nil {
+		return s.flowMem, nil
+	}
+	l := s.flowSlots * gateway.FlowTagSize
+	pg := unix.Getpagesize()
+	b, err := unix.Mmap(s.objs.FlowTags.FD(), 0, (l+pg-1)/pg*pg, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("synstage: mapping the flow tags: %w", err)
+	}
+	s.flowMem = b[:l]
+	return s.flowMem, nil
+}
+
 // ShareCache lets the program write SYN-cache entries for an engine that
 // keeps its cache in CacheMemory: seed is the engine's FlowSeed, with which
-// the program names an entry's tuple as the engine does.
+// the program names an entry's tuple as the engine does. When the engine
+// keeps its flow tags in FlowTagMemory, the program reads them from then
+// on.
 func (s *Stage) ShareCache(seed [4]uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -202,6 +239,9 @@ func (s *Stage) ShareCache(seed [4]uint64) error {
 		return ErrClosed
 	}
 	c := synstageSynstageCacheConfig{Mask: uint32(s.cacheBuckets - 1), Per: uint32(s.cachePer), Enabled: 1, Seed: seed}
+	if s.flowMem != nil {
+		c.Flows, c.FlowMask = 1, uint32(s.flowSlots/gateway.FlowBucketSize-1)
+	}
 	if err := s.objs.CacheConfig.Put(uint32(0), &c); err != nil {
 		return fmt.Errorf("synstage: writing the SYN cache configuration: %w", err)
 	}

@@ -33,6 +33,7 @@ func (*Stage) Stats() (Stats, error)                                  { return S
 func (*Stage) Attachments() []Attachment                              { return nil }
 func (*Stage) CacheMemory() (*gateway.CacheMemory, error)             { return nil, ErrUnavailable }
 func (*Stage) ShareCache([4]uint64) error                             { return ErrUnavailable }
+func (*Stage) FlowTagMemory() ([]byte, error)                         { return nil, ErrUnavailable }
 func (*Stage) Close() error                                           { return nil }
 func (*Stage) Adopted() (bool, error)                                 { return false, nil }
 func (*Stage) CacheSeed() ([4]uint64, bool)                           { return [4]uint64{}, false }

@@ -56,6 +56,10 @@ type Options struct {
 	// with the engine (buckets rounded up to a power of two); zero takes
 	// the engine's defaults. They must be the engine's sizes.
 	CacheBuckets, CacheEntries int
+	// Flows is the engine's flow table capacity (gateway Config.Flows),
+	// which sizes the map of its slot tags; zero takes the engine's
+	// default.
+	Flows int
 	// Inherited are the stage's objects an earlier process handed over
 	// (InheritFromEnv, on a graceful restart): Load adopts them, see Load.
 	Inherited *Inherited
@@ -89,6 +93,7 @@ type Stats struct {
 	PolicyDrops    uint64 // dropped: service in drop mode
 	SynLimited     uint64 // dropped: per-source SYN limit
 	SynAckLimited  uint64 // dropped: global SYN-ACK limit
+	LiveFlow       uint64 // passed to the NFQUEUE path: SYN on the tuple of a flow the engine holds
 }
 
 // DroppedMalformed returns the sum of Drops.

@@ -13,6 +13,11 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type synstageFlowBucket struct {
+	_   structs.HostLayout
+	Tag [16]uint32
+}
+
 type synstageScratch struct {
 	_ structs.HostLayout
 	P struct {
@@ -47,8 +52,9 @@ type synstageScratch struct {
 	_  [4]byte
 	Ce synstageSynstageCacheEntry
 	Fk struct {
-		_ structs.HostLayout
-		W [5]uint64
+		_  structs.HostLayout
+		W  [5]uint64
+		Fp uint64
 	}
 }
 
@@ -61,12 +67,14 @@ const (
 )
 
 type synstageSynstageCacheConfig struct {
-	_       structs.HostLayout
-	Mask    uint32
-	Per     uint32
-	Enabled uint32
-	Pad     uint32
-	Seed    [4]uint64
+	_        structs.HostLayout
+	Mask     uint32
+	Per      uint32
+	Enabled  uint32
+	Flows    uint32
+	FlowMask uint32
+	Pad      uint32
+	Seed     [4]uint64
 }
 
 type synstageSynstageCacheEntry struct {
@@ -125,7 +133,8 @@ const (
 	synstageSynstageCounterSYNSTAGE_DROP_POLICY                synstageSynstageCounter = 45
 	synstageSynstageCounterSYNSTAGE_DROP_SYN_LIMITED           synstageSynstageCounter = 46
 	synstageSynstageCounterSYNSTAGE_DROP_SYNACK_LIMITED        synstageSynstageCounter = 47
-	synstageSynstageCounterSYNSTAGE_NUM_COUNTERS               synstageSynstageCounter = 48
+	synstageSynstageCounterSYNSTAGE_PASS_LIVE_FLOW             synstageSynstageCounter = 48
+	synstageSynstageCounterSYNSTAGE_NUM_COUNTERS               synstageSynstageCounter = 64
 )
 
 type synstageSynstageEnums struct {
@@ -232,6 +241,7 @@ const (
 	synstageMapCounters     = "counters"
 	synstageMapDeny         = "deny"
 	synstageMapEnums        = "enums"
+	synstageMapFlowTags     = "flow_tags"
 	synstageMapKeys         = "keys"
 	synstageMapPolicy       = "policy"
 	synstageMapPrefixTrie   = "prefix_trie"
@@ -303,6 +313,7 @@ type synstageMapSpecs struct {
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	Deny         *ebpf.MapSpec `ebpf:"deny"`
 	Enums        *ebpf.MapSpec `ebpf:"enums"`
+	FlowTags     *ebpf.MapSpec `ebpf:"flow_tags"`
 	Keys         *ebpf.MapSpec `ebpf:"keys"`
 	Policy       *ebpf.MapSpec `ebpf:"policy"`
 	PrefixTrie   *ebpf.MapSpec `ebpf:"prefix_trie"`
@@ -348,6 +359,7 @@ type synstageMaps struct {
 	Counters     *ebpf.Map `ebpf:"counters"`
 	Deny         *ebpf.Map `ebpf:"deny"`
 	Enums        *ebpf.Map `ebpf:"enums"`
+	FlowTags     *ebpf.Map `ebpf:"flow_tags"`
 	Keys         *ebpf.Map `ebpf:"keys"`
 	Policy       *ebpf.Map `ebpf:"policy"`
 	PrefixTrie   *ebpf.Map `ebpf:"prefix_trie"`
@@ -369,6 +381,7 @@ func (m *synstageMaps) Close() error {
 		m.Counters,
 		m.Deny,
 		m.Enums,
+		m.FlowTags,
 		m.Keys,
 		m.Policy,
 		m.PrefixTrie,

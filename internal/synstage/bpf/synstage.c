@@ -140,6 +140,25 @@ struct {
 	__type(value, struct synstage_cache_config);
 } cache_config SEC(".maps");
 
+/* The engine's flow table's slot tags (gateway flowTable.tags, mmapped by
+ * the engine), one element per bucket of 16 slots: a tag is 0 when the
+ * slot is free, else the tuple's hash bits with bit 0 set and bit 1 the
+ * view flag. (An element per bucket: array elements are 8-byte aligned, so
+ * 32-bit elements would not lie as the engine's array does.) The size is
+ * set by the loader. */
+#define FLOW_BUCKET_SIZE 16
+struct flow_bucket {
+	__u32 tag[FLOW_BUCKET_SIZE];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct flow_bucket);
+} flow_tags SEC(".maps");
+
 /* The enums of synstage.h, kept in the object's type information so that
  * bpf2go generates them for Go; the map itself is never used. */
 struct synstage_enums {
@@ -327,6 +346,7 @@ struct out {
  * words, then sport<<32 | dport<<16 | v6. */
 struct flowkey {
 	__u64 w[5];
+	__u64 fp; /* its hash (flow_hash) */
 };
 
 /* Per-CPU scratch memory for one packet: more than the BPF stack holds. */
@@ -483,6 +503,51 @@ static __always_inline __u64 mix(__u64 a, __u64 b)
 	return hi ^ lo;
 }
 
+/* flow_hash sets fk->fp to the engine's tuple hash (flowTable.hash) with
+ * the seed of the shared SYN cache's configuration, and returns 0, or -1
+ * when no engine shares its memory yet. A global function, verified
+ * once. */
+__attribute__((noinline)) int flow_hash(struct flowkey *fk)
+{
+	__u32 zero = 0;
+	if (!fk)
+		return -1;
+	struct synstage_cache_config *cfg = bpf_map_lookup_elem(&cache_config, &zero);
+	if (!cfg || !cfg->enabled)
+		return -1;
+	const __u64 *k = fk->w;
+	const __u64 *s = cfg->seed;
+	__u64 h = mix(k[0] ^ s[0], k[1] ^ s[1]) ^ mix(k[2] ^ s[2], k[3] ^ s[3]) ^ mix(k[4] ^ s[0], s[1] ^ s[2]);
+	fk->fp = mix(h, s[3]);
+	return 0;
+}
+
+/* flow_live reports whether the engine's flow table may hold the tuple of
+ * hash fp (gateway flowTable.mayHave): a slot of its bucket carries its
+ * tag. A false positive (another tuple with the same 30 tag bits in the
+ * bucket) only sends the SYN to the engine. A global function, verified
+ * once. */
+__attribute__((noinline)) int flow_live(struct flowkey *fk)
+{
+	__u32 zero = 0;
+	if (!fk)
+		return 0;
+	struct synstage_cache_config *cfg = bpf_map_lookup_elem(&cache_config, &zero);
+	if (!cfg || !cfg->enabled || !cfg->flows)
+		return 0;
+	__u64 fp = fk->fp;
+	__u32 i = (__u32)fp & cfg->flow_mask;
+	__u32 tag = ((__u32)(fp >> 32) & ~2U) | 1;
+	struct flow_bucket *b = bpf_map_lookup_elem(&flow_tags, &i);
+	if (!b)
+		return 0;
+#pragma unroll
+	for (__u32 j = 0; j < FLOW_BUCKET_SIZE; j++)
+		if ((*(volatile __u32 *)&b->tag[j] & ~2U) == tag)
+			return 1;
+	return 0;
+}
+
 /* cache_put writes e into the shared SYN cache under the tag of its cookie
  * (the engine's synCache: bucket from the cookie's MAC bits, the next slot
  * of the bucket's ring). The slot is claimed by making its sequence odd and
@@ -496,13 +561,10 @@ __attribute__((noinline)) int cache_put(struct synstage_cache_entry *e, struct f
 	__u32 zero = 0;
 	if (!e || !fk)
 		return 0;
-	const __u64 *k = fk->w;
 	struct synstage_cache_config *cfg = bpf_map_lookup_elem(&cache_config, &zero);
 	if (!cfg || !cfg->enabled || cfg->per == 0)
 		return 0;
-	const __u64 *s = cfg->seed;
-	__u64 h = mix(k[0] ^ s[0], k[1] ^ s[1]) ^ mix(k[2] ^ s[2], k[3] ^ s[3]) ^ mix(k[4] ^ s[0], s[1] ^ s[2]);
-	e->fp = mix(h, s[3]);
+	e->fp = fk->fp;
 
 	__u32 bucket = (e->cookie >> 4) & cfg->mask; /* cookies.MAC */
 	__u64 *head = bpf_map_lookup_elem(&cache_heads, &bucket);
@@ -789,6 +851,29 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 		return ACT_PASS;
 	}
 
+	/* A SYN on the tuple of a flow the engine holds is the engine's: it
+	 * answers it but replaces an established flow only when a valid ACK
+	 * for the new ISN arrives (gateway Worker.syn), and it applies the
+	 * limits itself. */
+	struct flowkey *fk = &sc->fk;
+	if (v6) {
+		fk->w[0] = le64(src);
+		fk->w[1] = le64(src + 8);
+		fk->w[2] = le64(dst);
+		fk->w[3] = le64(dst + 8);
+	} else {
+		fk->w[0] = le32(src);
+		fk->w[1] = 0;
+		fk->w[2] = le32(dst);
+		fk->w[3] = 0;
+	}
+	fk->w[4] = (__u64)sport << 32 | (__u64)dport << 16 | (v6 ? 1 : 0);
+	int shared = flow_hash(fk) == 0;
+	if (shared && flow_live(fk)) {
+		count(SYNSTAGE_PASS_LIVE_FLOW);
+		return ACT_PASS;
+	}
+
 	/* Rate limits (gateway syn): per source prefix for the service unless
 	 * the source is allowed, then the global SYN-ACK bound. */
 	__u64 now = bpf_ktime_get_ns();
@@ -910,20 +995,8 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 	ce->ts = ts_ok;
 	ce->ecn = ecn_ok;
 	ce->pad = 0;
-	struct flowkey *fk = &sc->fk;
-	if (v6) {
-		fk->w[0] = le64(src);
-		fk->w[1] = le64(src + 8);
-		fk->w[2] = le64(dst);
-		fk->w[3] = le64(dst + 8);
-	} else {
-		fk->w[0] = le32(src);
-		fk->w[1] = 0;
-		fk->w[2] = le32(dst);
-		fk->w[3] = 0;
-	}
-	fk->w[4] = (__u64)sport << 32 | (__u64)dport << 16 | (v6 ? 1 : 0);
-	cache_put(ce, fk);
+	if (shared)
+		cache_put(ce, fk);
 
 	/* The SYN-ACK (gateway buildSegment), sent as the server. */
 	__u8 *b = o->b;

@@ -47,7 +47,8 @@ enum synstage_counter {
 	SYNSTAGE_DROP_POLICY,          /* service in drop mode */
 	SYNSTAGE_DROP_SYN_LIMITED,     /* per-source SYN limit */
 	SYNSTAGE_DROP_SYNACK_LIMITED,  /* global SYN-ACK limit */
-	SYNSTAGE_NUM_COUNTERS = 48,
+	SYNSTAGE_PASS_LIVE_FLOW,       /* SYN on the tuple of a flow the engine holds: the engine's */
+	SYNSTAGE_NUM_COUNTERS = 64,
 };
 
 /* synstage_state.flags */
@@ -165,11 +166,15 @@ struct synstage_cache_entry {
 };
 
 /* Where the program writes SYN-cache entries: the cache's geometry and the
- * engine's tuple-hash seed. enabled is 0 until an engine uses the memory. */
+ * engine's tuple-hash seed. enabled is 0 until an engine uses the memory.
+ * flows is 1 when the engine keeps its flow table's slot tags in the
+ * flow_tags map (gateway Config.FlowTagMemory), flow_mask its buckets - 1. */
 struct synstage_cache_config {
 	__u32 mask; /* buckets - 1 (a power of two) */
 	__u32 per;  /* entries per bucket */
 	__u32 enabled;
+	__u32 flows;
+	__u32 flow_mask;
 	__u32 pad;
 	__u64 seed[4];
 };
