@@ -373,6 +373,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("%w: SYN stage: %v", ErrSetup, err)
 	}
 	defer d.closeStage()
+	d.startStageSampling(gctx, g)
 	d.logStage()
 	stageMode, _ := d.syn.describe()
 	d.log.Info("ready", "syn_stage", stageMode, "queues", fmt.Sprintf("%d-%d", d.rules.QueueFirst, d.rules.QueueLast),

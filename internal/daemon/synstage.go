@@ -1,15 +1,19 @@
 package daemon
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/synwall/synwall/internal/gateway"
 	"github.com/synwall/synwall/internal/gateway/header"
+	"github.com/synwall/synwall/internal/observe"
 	"github.com/synwall/synwall/internal/policy"
 	"github.com/synwall/synwall/internal/synstage"
 )
@@ -257,6 +261,51 @@ func (s *synStage) describe() (mode, reason string) {
 		return "off", s.reason
 	}
 	return s.mode.String(), ""
+}
+
+// startStageSampling feeds the frames the stage drops to the pcap sampler
+// (--pcap-file), as the engine's drops are: the program samples them at
+// the sampler's rate into a ring buffer, read here until ctx ends. Without
+// a pcap file the stage samples nothing (it may have been sampling for
+// the process before a graceful restart).
+func (d *Daemon) startStageSampling(ctx context.Context, g *errgroup.Group) {
+	st := d.syn.current()
+	if st == nil {
+		return
+	}
+	smp := d.ops.sampler
+	rate := 0.0
+	if smp != nil {
+		rate = smp.Config().Rate
+	}
+	if err := st.SetSampling(rate); err != nil {
+		d.log.Warn("SYN stage: its drops are not sampled to the pcap file", "err", err)
+		return
+	}
+	if smp == nil {
+		return
+	}
+	g.Go(func() error {
+		err := st.ReadSamples(ctx, func(s *synstage.Sample) {
+			smp.Offer(s.Packet, stageSampleClass(s), time.Now())
+		})
+		if err != nil && !errors.Is(err, synstage.ErrClosed) {
+			d.log.Warn("SYN stage: sampling its drops to the pcap file stopped", "err", err)
+		}
+		return nil
+	})
+}
+
+// stageSampleClass is the pcap comment's class of a drop of the stage, as
+// observe.ClassOf names the engine's.
+func stageSampleClass(s *synstage.Sample) observe.Class {
+	switch {
+	case s.PolicyDrop:
+		return observe.ClassPolicyDrop
+	case s.Limited:
+		return observe.ClassRateLimited
+	}
+	return observe.Class(s.Reason)
 }
 
 // logStage says whether the stage runs.

@@ -6,16 +6,21 @@ import (
 	"errors"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/synwall/synwall/deploy/lab"
+	"github.com/synwall/synwall/internal/gateway/header"
+	"github.com/synwall/synwall/internal/observe"
 	"github.com/synwall/synwall/internal/synstage"
 )
 
@@ -241,5 +246,67 @@ func TestSynStageHandover(t *testing.T) {
 	}
 	if env := d3.stageHandoverEnv(); env != "" {
 		t.Errorf("handover entry after a plain stop: %q, want none", env)
+	}
+}
+
+// TestSynStageSampling: with a pcap file, the frames the stage drops reach
+// the daemon's pcap sampler (hping3's SYN+FIN segments, dropped by the
+// stage on the gateway's client-facing interface), classed by reason.
+func TestSynStageSampling(t *testing.T) {
+	l := stageLab(t)
+	if err := lab.Require("hping3"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	cfg := testConfig("")
+	cfg.SynStage = SynStageConfig{Mode: "tc", Interfaces: []string{lab.IfClient}}
+	cfg.Pcap = PcapConfig{File: filepath.Join(t.TempDir(), "drops.pcap")}
+	d := testDaemon(t, cfg)
+	if err := lab.InNetns(l.Gateway, d.syn.attach); err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	defer d.closeStage()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	d.startStageSampling(gctx, g)
+
+	const n = 5
+	l.Exec(ctx, l.Client, "hping3", "-S", "-F", "-c", strconv.Itoa(n), "-i", "u1000", "-p", "80", "-s", "20000", lab.ServerV4.String())
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) && d.ops.sampler.Stats().Offered < n {
+		time.Sleep(20 * time.Millisecond)
+	}
+	st, err := d.syn.current().Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Drops[header.SynFin] != n {
+		t.Errorf("stage dropped %d SYN+FIN, want %d", st.Drops[header.SynFin], n)
+	}
+	if got := d.ops.sampler.Stats().Offered; got != n {
+		t.Errorf("pcap sampler offered %d of the stage's drops, want %d", got, n)
+	}
+	cancel()
+	if err := g.Wait(); err != nil {
+		t.Errorf("sampling task: %v", err)
+	}
+}
+
+func TestStageSampleClass(t *testing.T) {
+	for _, tc := range []struct {
+		s    synstage.Sample
+		want observe.Class
+	}{
+		{synstage.Sample{Reason: header.SynFin}, observe.Class(header.SynFin)},
+		{synstage.Sample{Reason: header.BadOption}, observe.Class(header.BadOption)},
+		{synstage.Sample{Reason: header.OK, PolicyDrop: true}, observe.ClassPolicyDrop},
+		{synstage.Sample{Reason: header.OK, Limited: true}, observe.ClassRateLimited},
+	} {
+		if got := stageSampleClass(&tc.s); got != tc.want {
+			t.Errorf("stageSampleClass(%+v) = %v, want %v", tc.s, got, tc.want)
+		}
 	}
 }

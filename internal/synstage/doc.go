@@ -188,6 +188,19 @@
 // not grant) is needed, and it is the mechanism the queue sockets already
 // use across the same execve.
 //
+// # Sampled drops
+//
+// SetSampling turns on sampling of the frames the program drops: a GCRA
+// token bucket in the program (sample_config, at the rate of the daemon's
+// pcap sampler, a second's worth of burst) lets a frame through into the
+// samples ring buffer (BPF_MAP_TYPE_RINGBUF) as a synstage_sample: the
+// counter of its drop and its first 256 bytes. ReadSamples reads them;
+// the daemon offers each to its pcap sampler (internal/observe Sampler)
+// with the class the engine's drop of the same reason would have, so the
+// pcap file shows the stage's drops beside the engine's. A flood of drops
+// costs the kernel one token check per drop and no more records than the
+// rate allows; a full ring loses samples, never delays a packet.
+//
 // # What the stage does not do
 //
 //   - ACKs are never dropped here, even with an invalid cookie: telling an

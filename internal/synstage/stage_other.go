@@ -3,6 +3,7 @@
 package synstage
 
 import (
+	"context"
 	"time"
 
 	"github.com/synwall/synwall/internal/cookies"
@@ -34,6 +35,8 @@ func (*Stage) Attachments() []Attachment                              { return n
 func (*Stage) CacheMemory() (*gateway.CacheMemory, error)             { return nil, ErrUnavailable }
 func (*Stage) ShareCache([4]uint64) error                             { return ErrUnavailable }
 func (*Stage) FlowTagMemory() ([]byte, error)                         { return nil, ErrUnavailable }
+func (*Stage) SetSampling(float64) error                              { return ErrUnavailable }
+func (*Stage) ReadSamples(context.Context, func(*Sample)) error       { return ErrUnavailable }
 func (*Stage) Close() error                                           { return nil }
 func (*Stage) Adopted() (bool, error)                                 { return false, nil }
 func (*Stage) CacheSeed() ([4]uint64, bool)                           { return [4]uint64{}, false }

@@ -104,3 +104,18 @@ func (s *Stats) DroppedMalformed() uint64 {
 	}
 	return n
 }
+
+// Sample is a frame the program dropped and sampled (Stage.SetSampling,
+// Stage.ReadSamples).
+type Sample struct {
+	// Reason is the engine's reason of a malformed or invalid-flag drop;
+	// header.OK for the stage's other drops, which PolicyDrop and Limited
+	// name.
+	Reason     header.Reason
+	PolicyDrop bool // deny list, or a service in drop mode
+	Limited    bool // per-source SYN limit or global SYN-ACK limit
+	Len        int  // the frame's length, Ethernet header included
+	// Packet is the frame's first bytes (up to 242) from the IP header
+	// on.
+	Packet []byte
+}

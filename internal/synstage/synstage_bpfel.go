@@ -19,8 +19,10 @@ type synstageFlowBucket struct {
 }
 
 type synstageScratch struct {
-	_ structs.HostLayout
-	P struct {
+	_    structs.HostLayout
+	Drop uint32
+	Pad  uint32
+	P    struct {
 		_    structs.HostLayout
 		Eth  [14]uint8
 		Pad  [2]uint8
@@ -139,6 +141,7 @@ const (
 
 type synstageSynstageEnums struct {
 	_       structs.HostLayout
+	Sample  synstageSynstageSample
 	Counter synstageSynstageCounter
 	Flags   synstageSynstageFlags
 	Mode    synstageSynstageMode
@@ -222,6 +225,22 @@ type synstageSynstageRange struct {
 	LimitTauNs      uint64
 }
 
+type synstageSynstageSample struct {
+	_       structs.HostLayout
+	Counter uint32
+	Len     uint32
+	Caplen  uint32
+	Pad     uint32
+	Data    [256]uint8
+}
+
+type synstageSynstageSampleConfig struct {
+	_          structs.HostLayout
+	IntervalNs uint64
+	TauNs      uint64
+	Tat        uint64
+}
+
 type synstageSynstageState struct {
 	_       structs.HostLayout
 	Counter uint64
@@ -245,6 +264,8 @@ const (
 	synstageMapKeys         = "keys"
 	synstageMapPolicy       = "policy"
 	synstageMapPrefixTrie   = "prefix_trie"
+	synstageMapSampleConfig = "sample_config"
+	synstageMapSamples      = "samples"
 	synstageMapScratch      = "scratch"
 	synstageMapServices     = "services"
 	synstageMapServicesTrie = "services_trie"
@@ -317,6 +338,8 @@ type synstageMapSpecs struct {
 	Keys         *ebpf.MapSpec `ebpf:"keys"`
 	Policy       *ebpf.MapSpec `ebpf:"policy"`
 	PrefixTrie   *ebpf.MapSpec `ebpf:"prefix_trie"`
+	SampleConfig *ebpf.MapSpec `ebpf:"sample_config"`
+	Samples      *ebpf.MapSpec `ebpf:"samples"`
 	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
 	Services     *ebpf.MapSpec `ebpf:"services"`
 	ServicesTrie *ebpf.MapSpec `ebpf:"services_trie"`
@@ -363,6 +386,8 @@ type synstageMaps struct {
 	Keys         *ebpf.Map `ebpf:"keys"`
 	Policy       *ebpf.Map `ebpf:"policy"`
 	PrefixTrie   *ebpf.Map `ebpf:"prefix_trie"`
+	SampleConfig *ebpf.Map `ebpf:"sample_config"`
+	Samples      *ebpf.Map `ebpf:"samples"`
 	Scratch      *ebpf.Map `ebpf:"scratch"`
 	Services     *ebpf.Map `ebpf:"services"`
 	ServicesTrie *ebpf.Map `ebpf:"services_trie"`
@@ -385,6 +410,8 @@ func (m *synstageMaps) Close() error {
 		m.Keys,
 		m.Policy,
 		m.PrefixTrie,
+		m.SampleConfig,
+		m.Samples,
 		m.Scratch,
 		m.Services,
 		m.ServicesTrie,

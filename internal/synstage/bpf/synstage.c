@@ -159,9 +159,25 @@ struct {
 	__type(value, struct flow_bucket);
 } flow_tags SEC(".maps");
 
+/* Samples of dropped packets for the daemon's pcap file (Stage.Samples):
+ * struct synstage_sample records, at most sample_config's rate (a GCRA
+ * word per stage, like the SYN-ACK limit). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} samples SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct synstage_sample_config);
+} sample_config SEC(".maps");
+
 /* The enums of synstage.h, kept in the object's type information so that
  * bpf2go generates them for Go; the map itself is never used. */
 struct synstage_enums {
+	struct synstage_sample sample;
 	enum synstage_counter counter;
 	enum synstage_flags flags;
 	enum synstage_mode mode;
@@ -351,6 +367,8 @@ struct flowkey {
 
 /* Per-CPU scratch memory for one packet: more than the BPF stack holds. */
 struct scratch {
+	__u32 drop; /* the counter of the last drop (drop) */
+	__u32 pad;
 	struct pkt p;
 	struct out o;
 	struct synstage_cache_entry ce; /* the cache entry of an answered SYN */
@@ -621,6 +639,15 @@ static __always_inline int martian(const __u8 *a, int v6)
 	return 0;
 }
 
+/* drop counts a drop for counter c and keeps c for the entry point, which
+ * may sample the packet (sample). */
+static __always_inline int drop(struct scratch *sc, __u32 c)
+{
+	count(c);
+	sc->drop = c;
+	return ACT_DROP;
+}
+
 /* synstage decides what happens to one frame. pktlen is its length,
  * host says it was addressed to this host. The SYN-ACK, when there is one,
  * is left in *o with its length in *olen. */
@@ -738,8 +765,7 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 	__u32 reason = check_flags(flags, 0);
 	if (reason != SYNSTAGE_REASON_OK && check_flags(flags, 1) != SYNSTAGE_REASON_OK &&
 	    !pol->invalid_flags_count) {
-		count(reason);
-		return ACT_DROP;
+		return drop(sc, reason);
 	}
 
 	/* header.Parse, in its order. */
@@ -747,24 +773,20 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 	if (v6) {
 		tl = 40 + be16(&p->ip[4]); /* RFC 8200 §3 */
 		if (tl > iplen) {
-			count(SYNSTAGE_REASON_BAD_TOTAL_LENGTH);
-			return ACT_DROP;
+			return drop(sc, SYNSTAGE_REASON_BAD_TOTAL_LENGTH);
 		}
 	} else {
 		tl = be16(&p->ip[2]); /* RFC 791 §3.1 */
 		if (tl < 20 || tl > iplen) {
-			count(SYNSTAGE_REASON_BAD_TOTAL_LENGTH);
-			return ACT_DROP;
+			return drop(sc, SYNSTAGE_REASON_BAD_TOTAL_LENGTH);
 		}
 	}
 	if (tl < l3 + 20) {
-		count(SYNSTAGE_REASON_TRUNCATED);
-		return ACT_DROP;
+		return drop(sc, SYNSTAGE_REASON_TRUNCATED);
 	}
 	__u32 doff = (p->tcp[12] >> 4) * 4;
 	if (doff < 20 || doff > tl - l3) {
-		count(SYNSTAGE_REASON_BAD_DATA_OFFSET);
-		return ACT_DROP;
+		return drop(sc, SYNSTAGE_REASON_BAD_DATA_OFFSET);
 	}
 	volatile struct opts *vop = &p->op;
 	vop->mss = vop->tsval = 0;
@@ -797,8 +819,7 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 		} else {
 			reason = parse_options(optlen);
 			if (reason != SYNSTAGE_REASON_OK) {
-				count(reason);
-				return ACT_DROP;
+				return drop(sc, reason);
 			}
 		}
 	}
@@ -809,8 +830,7 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 			count(SYNSTAGE_PASS_INVALID_COUNTED);
 			return ACT_PASS;
 		}
-		count(reason);
-		return ACT_DROP;
+		return drop(sc, reason);
 	}
 
 	struct synstage_lpm_key sk = {};
@@ -823,8 +843,7 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 		sk.prefixlen = 8 + 32;
 	}
 	if (pol->has_deny && trie_lookup(&deny, gen, &sk)) {
-		count(SYNSTAGE_DROP_DENIED);
-		return ACT_DROP;
+		return drop(sc, SYNSTAGE_DROP_DENIED);
 	}
 	switch (svc->mode) {
 	case SYNSTAGE_MODE_PROXY:
@@ -833,8 +852,7 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 		count(SYNSTAGE_PASS_MODE);
 		return ACT_PASS;
 	default:
-		count(SYNSTAGE_DROP_POLICY);
-		return ACT_DROP;
+		return drop(sc, SYNSTAGE_DROP_POLICY);
 	}
 	if (!(flags & F_SYN)) {
 		count(SYNSTAGE_PASS_NOT_SYN);
@@ -897,15 +915,13 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 			bpf_map_update_elem(&source_limits, &lk, &t, BPF_NOEXIST);
 		}
 		if (!ok && !trie_lookup(&allow, gen, &sk)) {
-			count(SYNSTAGE_DROP_SYN_LIMITED);
-			return ACT_DROP;
+			return drop(sc, SYNSTAGE_DROP_SYN_LIMITED);
 		}
 	}
 	if (pol->synack_limit) {
 		__u64 *tat = bpf_map_lookup_elem(&synack_tat, &zero);
 		if (tat && !gcra(tat, now, pol->synack_interval_ns, pol->synack_tau_ns)) {
-			count(SYNSTAGE_DROP_SYNACK_LIMITED);
-			return ACT_DROP;
+			return drop(sc, SYNSTAGE_DROP_SYNACK_LIMITED);
 		}
 	}
 
@@ -1079,6 +1095,34 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 	return ACT_TX;
 }
 
+/* sample copies the first bytes of a dropped frame of len bytes into the
+ * samples ring buffer with the counter of its drop, when sampling is on
+ * and its token bucket allows. */
+static __always_inline void sample(void *ctx, int xdp, __u32 len, __u32 c)
+{
+	__u32 zero = 0;
+	struct synstage_sample_config *cfg = bpf_map_lookup_elem(&sample_config, &zero);
+	if (!cfg || !cfg->interval_ns)
+		return;
+	if (!gcra(&cfg->tat, bpf_ktime_get_ns(), cfg->interval_ns, cfg->tau_ns))
+		return;
+	struct synstage_sample *r = bpf_ringbuf_reserve(&samples, sizeof(*r), 0);
+	if (!r)
+		return;
+	__u32 n = len < SYNSTAGE_SNAPLEN ? len : SYNSTAGE_SNAPLEN;
+	r->counter = c;
+	r->len = len;
+	r->caplen = 0;
+	if (n >= 14) {
+		n &= 0x1ff;
+		if (n > SYNSTAGE_SNAPLEN)
+			n = SYNSTAGE_SNAPLEN;
+		if (load(ctx, xdp, 0, r->data, n) == 0)
+			r->caplen = n;
+	}
+	bpf_ringbuf_submit(r, 0);
+}
+
 SEC("tc")
 int synstage_tc(struct __sk_buff *skb)
 {
@@ -1092,6 +1136,7 @@ int synstage_tc(struct __sk_buff *skb)
 	}
 	switch (synstage(skb, 0, skb->len, skb->pkt_type == 0 /* PACKET_HOST */, s, &olen)) {
 	case ACT_DROP:
+		sample(skb, 0, skb->len, s->drop);
 		return TC_ACT_SHOT;
 	case ACT_TX:
 		break;
@@ -1120,6 +1165,7 @@ int synstage_xdp(struct xdp_md *ctx)
 	__u32 len = bpf_xdp_get_buff_len(ctx);
 	switch (synstage(ctx, 1, len, 1, s, &olen)) {
 	case ACT_DROP:
+		sample(ctx, 1, len, s->drop);
 		return XDP_DROP;
 	case ACT_TX:
 		break;

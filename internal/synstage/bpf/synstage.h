@@ -179,4 +179,25 @@ struct synstage_cache_config {
 	__u64 seed[4];
 };
 
+/* A sampled dropped frame (the samples ring buffer): the counter of its
+ * drop (a reason below SYNSTAGE_NUM_REASONS, else DROP_DENIED, DROP_POLICY,
+ * DROP_SYN_LIMITED or DROP_SYNACK_LIMITED), its length and the first
+ * caplen bytes, from the Ethernet header on. */
+#define SYNSTAGE_SNAPLEN 256
+struct synstage_sample {
+	__u32 counter;
+	__u32 len;
+	__u32 caplen;
+	__u32 pad;
+	__u8 data[SYNSTAGE_SNAPLEN];
+};
+
+/* Sampling of dropped frames: off while interval_ns is 0; tat is the
+ * token bucket's word (GCRA, CLOCK_MONOTONIC ns). */
+struct synstage_sample_config {
+	__u64 interval_ns;
+	__u64 tau_ns;
+	__u64 tat;
+};
+
 #endif
