@@ -54,6 +54,9 @@ type synStage struct {
 
 	released []synstage.Attachment // handed-over attachments detached by attach
 	handover string                // the environment entry handing the stage to the next process
+	// inherited says what became of a stage handed over by the previous
+	// process (status): "adopted", "new program: REASON", or "".
+	inherited string
 }
 
 // strict reports whether the configured mode must run or fail the daemon.
@@ -125,8 +128,10 @@ func (d *Daemon) loadSynStage(p *policy.Policy) (_ *synStage, err error) {
 	in = nil
 	if handed && err == nil {
 		if ok, aerr := st.Adopted(); ok {
+			ss.inherited = "adopted"
 			d.log.Info("SYN stage adopted from the previous process: program, maps, keys and SYN cache kept, attachments never detached")
 		} else {
+			ss.inherited = fmt.Sprintf("new program: %v", aerr)
 			d.log.Warn("handed-over SYN stage's program and maps not adopted; a new program runs on its attachments (never detached), the SYN cache starts empty", "err", aerr)
 		}
 	}
@@ -382,11 +387,16 @@ func (d *Daemon) stageHandoverEnv() string {
 
 // SynStageStatus is the stage's part of the status document.
 type SynStageStatus struct {
-	Mode       string            `json:"mode"` // tc, xdp or off
-	Reason     string            `json:"reason,omitempty"`
-	Interfaces []string          `json:"interfaces,omitempty"`
-	Counters   map[string]uint64 `json:"counters,omitempty"`
-	Drops      map[string]uint64 `json:"drops,omitempty"`
+	Mode       string   `json:"mode"` // tc, xdp or off
+	Reason     string   `json:"reason,omitempty"`
+	Interfaces []string `json:"interfaces,omitempty"`
+	// Inherited says, after a graceful restart, what became of the stage
+	// the previous process handed over: "adopted" (its program, maps and
+	// SYN cache run on) or "new program: REASON" (its attachments run
+	// this binary's program).
+	Inherited string            `json:"inherited,omitempty"`
+	Counters  map[string]uint64 `json:"counters,omitempty"`
+	Drops     map[string]uint64 `json:"drops,omitempty"`
 }
 
 // stageStats returns the stage's counters by name, and its drops by reason.
@@ -411,6 +421,7 @@ func (d *Daemon) synStageStatus() SynStageStatus {
 	s := SynStageStatus{Mode: mode, Reason: reason}
 	if st := d.syn.current(); st != nil {
 		s.Interfaces = d.cfg.SynStage.Interfaces
+		s.Inherited = d.syn.inherited
 		if stats, err := st.Stats(); err == nil {
 			s.Counters, s.Drops = stageStats(stats)
 		}

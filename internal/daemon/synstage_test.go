@@ -218,6 +218,9 @@ func TestSynStageHandover(t *testing.T) {
 	if mode, reason := d2.syn.describe(); mode != "tc" {
 		t.Errorf("next daemon's stage is %q (%s), want tc", mode, reason)
 	}
+	if st := d2.status(d2.now()); st.SynStage.Inherited != "adopted" {
+		t.Errorf("next daemon's status syn_stage.inherited = %q, want adopted", st.SynStage.Inherited)
+	}
 
 	// Handed to a daemon with the stage off: detached.
 	restart(d2)
