@@ -71,7 +71,8 @@ type Attachment struct {
 	Mode      AttachMode
 }
 
-// Stats are the stage's counters since Load, summed over CPUs.
+// Stats are the stage's counters since it was loaded (across graceful
+// restarts when the next process adopted it), summed over CPUs.
 type Stats struct {
 	// Drops counts malformed and invalid-flag segments dropped, by the
 	// engine's reason (the same names in metrics).
