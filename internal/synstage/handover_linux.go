@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -36,9 +37,9 @@ func objectHash() string {
 // InheritFromEnv picks up the objects named in HandoverEnv, if set, and
 // unsets it (a later execve must not name them twice). Every descriptor
 // must be the kind of BPF object its entry says; each gets close-on-exec
-// back. On an error no object is used and every named descriptor is
-// closed (attachments among them detach: the caller then loads and
-// attaches afresh). It returns nil, nil when the variable is not set.
+// back. On an error no object is used and every named descriptor that is
+// a BPF object is closed (attachments among them detach: the caller then
+// loads and attaches afresh). It returns nil, nil when the variable is not set.
 func InheritFromEnv() (*Inherited, error) {
 	s, ok := os.LookupEnv(HandoverEnv)
 	if !ok {
@@ -55,48 +56,91 @@ func InheritFromEnv() (*Inherited, error) {
 	raw := map[int]bool{}
 	for _, fd := range doc.fds() {
 		raw[fd] = true
-		unix.CloseOnExec(fd)
 	}
 	var errs []error
 	for name, fd := range doc.Maps {
+		if err := isKind(fd, kindMap); err != nil {
+			errs = append(errs, fmt.Errorf("map %s (fd %d): %w", name, fd, err))
+			continue
+		}
 		delete(raw, fd)
+		unix.CloseOnExec(fd)
 		m, err := ebpf.NewMapFromFD(fd)
 		if err != nil {
-			unix.Close(fd)
+			closeBPF(fd)
 			errs = append(errs, fmt.Errorf("map %s (fd %d): %w", name, fd, err))
 			continue
 		}
 		in.maps[name] = m
 	}
 	for name, fd := range doc.Progs {
+		if err := isKind(fd, kindProg); err != nil {
+			errs = append(errs, fmt.Errorf("program %s (fd %d): %w", name, fd, err))
+			continue
+		}
 		delete(raw, fd)
+		unix.CloseOnExec(fd)
 		p, err := ebpf.NewProgramFromFD(fd)
 		if err != nil {
-			unix.Close(fd)
+			closeBPF(fd)
 			errs = append(errs, fmt.Errorf("program %s (fd %d): %w", name, fd, err))
 			continue
 		}
 		in.progs[name] = p
 	}
 	for _, hl := range doc.Links {
+		if err := isKind(hl.FD, kindLink); err != nil {
+			errs = append(errs, fmt.Errorf("link on %s (fd %d): %w", hl.Interface, hl.FD, err))
+			continue
+		}
 		delete(raw, hl.FD)
+		unix.CloseOnExec(hl.FD)
 		mode, _ := ParseAttachMode(hl.Mode)
 		l, err := link.NewFromFD(hl.FD)
 		if err != nil {
-			unix.Close(hl.FD)
+			closeBPF(hl.FD)
 			errs = append(errs, fmt.Errorf("link on %s (fd %d): %w", hl.Interface, hl.FD, err))
 			continue
 		}
 		in.links = append(in.links, attachment{hl.Interface, mode, l})
 	}
 	for fd := range raw {
-		unix.Close(fd)
+		closeBPF(fd)
 	}
 	if len(errs) > 0 {
 		in.Close()
 		return nil, fmt.Errorf("synstage: %s: %w", HandoverEnv, errors.Join(errs...))
 	}
 	return in, nil
+}
+
+// BPF object kinds as /proc/self/fd names them.
+const (
+	kindMap  = "anon_inode:bpf-map"
+	kindProg = "anon_inode:bpf-prog"
+	kindLink = "anon_inode:bpf_link"
+)
+
+// isKind reports whether descriptor fd is a BPF object of kind: wrapping
+// another file would close it (cilium/ebpf closes what it fails to wrap).
+func isKind(fd int, kind string) error {
+	target, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+	if err != nil {
+		return err
+	}
+	if target != kind {
+		return fmt.Errorf("%s, want %s", target, kind)
+	}
+	return nil
+}
+
+// closeBPF closes fd if it is a BPF object (a map, program or link of an
+// earlier process), never another file a wrong entry might name.
+func closeBPF(fd int) {
+	target, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+	if err == nil && strings.HasPrefix(target, "anon_inode:bpf") {
+		unix.Close(fd)
+	}
 }
 
 // Attachments lists the inherited attachments.

@@ -4,12 +4,14 @@ package synstage
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 
 	"github.com/synwall/synwall/deploy/lab"
 	"github.com/synwall/synwall/internal/engine"
@@ -235,6 +237,21 @@ func TestHandoverUnclaimed(t *testing.T) {
 		if in, err := InheritFromEnv(); err == nil || in != nil {
 			t.Errorf("InheritFromEnv with %s=%q = %v, %v, want an error", HandoverEnv, bad, in, err)
 		}
+	}
+	// A wrong entry naming a file that is no BPF object: refused, and the
+	// file is left open.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	t.Setenv(HandoverEnv, fmt.Sprintf(`{"maps":{"state":%d}}`, r.Fd()))
+	if in, err := InheritFromEnv(); err == nil || in != nil {
+		t.Errorf("InheritFromEnv naming a pipe = %v, %v, want an error", in, err)
+	}
+	if _, err := unix.FcntlInt(r.Fd(), unix.F_GETFD, 0); err != nil {
+		t.Errorf("the pipe named by a wrong entry was closed: %v", err)
 	}
 	os.Unsetenv(HandoverEnv)
 	if in, err := InheritFromEnv(); in != nil || err != nil {
