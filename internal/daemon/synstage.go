@@ -216,7 +216,7 @@ func (s *synStage) start(eng *gateway.Engine, p *policy.Policy, now time.Time, c
 		err = st.Rotate(eng.Jar(), now)
 	}
 	if err == nil && cacheShared {
-		err = st.ShareCache(eng.FlowSeed())
+		err = st.ShareCache(eng.FlowSeed(), eng.CachePinMs())
 	}
 	if err != nil {
 		if s.strict() {

@@ -336,6 +336,11 @@ func (e *Engine) Policy() *policy.Policy { return e.cur.Load().pol }
 // the cookie keys.
 func (e *Engine) FlowSeed() [4]uint64 { return e.flows.seed }
 
+// CachePinMs returns how long a pinned SYN cache entry is kept, in
+// milliseconds (a cookie's lifetime): a writer of shared cache memory
+// passes over pins younger than that (CacheMemory.Pins).
+func (e *Engine) CachePinMs() uint32 { return e.pinMs }
+
 // Jar returns the cookie jar the engine uses.
 func (e *Engine) Jar() *cookies.Jar { return e.jar }
 

@@ -104,6 +104,19 @@
 // exact options, timestamps or not, and a SYN retransmitted to the engine
 // gets the program's SYN-ACK again.
 //
+// A client without timestamps keeps window scale, SACK and ECN only in
+// its entry, so the engine offers them only with an entry pinned until the
+// cookie expires (gateway doc.go). The pins are shared too (a fourth
+// mmapped array, CacheMemory.Pins, tag<<32 | Unix ms): the program passes
+// over pinned slots when it picks one, pins the entries it writes for such
+// clients (with the engine's CachePinMs and the millisecond clock of its
+// TSval, which is the engine's Unix clock), writes a retransmitted SYN's
+// entry again in its own slot, and offers such a client none of those
+// options when it writes no entry (every slot pinned, or a slot changed
+// under it), byte for byte what the engine sends then. The walk covers at
+// most 64 entries per bucket (SYNSTAGE_MAX_CACHE_PER; Load refuses larger
+// buckets, the default is 30).
+//
 // Both sides write without a common lock. A bucket's ring position is an
 // atomic counter that every writer increments to take a slot. Each slot
 // has a 64-bit word, seq<<32 | tag: a writer claims the slot with a

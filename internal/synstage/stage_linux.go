@@ -107,8 +107,8 @@ func Load(opts Options) (*Stage, error) {
 		spec.Maps["source_limits"].MaxEntries = uint32(opts.SourceLimitEntries)
 	}
 	buckets, per := cacheSize(opts)
-	if buckets*per > 1<<26 {
-		return nil, fmt.Errorf("%w: a SYN cache of %d×%d entries is too large to share", ErrUnavailable, buckets, per)
+	if buckets*per > 1<<26 || per > maxCachePer {
+		return nil, fmt.Errorf("%w: a SYN cache of %d×%d entries is too large to share (at most %d per bucket and 2^26 in all)", ErrUnavailable, buckets, per, maxCachePer)
 	}
 	flows := opts.Flows
 	if flows <= 0 {
@@ -122,6 +122,7 @@ func Load(opts Options) (*Stage, error) {
 	spec.Maps["cache_heads"].MaxEntries = uint32(buckets)
 	spec.Maps["cache_slots"].MaxEntries = uint32(buckets * per)
 	spec.Maps["cache_entries"].MaxEntries = uint32(buckets * per)
+	spec.Maps["cache_pins"].MaxEntries = uint32(buckets * per)
 	s := &Stage{spec: spec, limitIDs: map[limitName]uint32{}, cacheBuckets: buckets, cachePer: per, flowSlots: flowSlots}
 	if in != nil {
 		if err := s.adopt(in); err != nil {
@@ -147,6 +148,11 @@ func Load(opts Options) (*Stage, error) {
 	}
 	return s, nil
 }
+
+// maxCachePer is SYNSTAGE_MAX_CACHE_PER (bpf/synstage.h): the most entries
+// per bucket the program walks (the engine takes up to 1024; its default
+// is 30). A larger bucket leaves the stage unavailable.
+const maxCachePer = 64
 
 // cacheSize returns the SYN cache's geometry as the engine makes it.
 func cacheSize(opts Options) (buckets, per int) {
@@ -199,6 +205,9 @@ func (s *Stage) CacheMemory() (*gateway.CacheMemory, error) {
 	if mem.Entries, err = mm(s.objs.CacheEntries, n, gateway.CacheEntrySize); err != nil {
 		return nil, err
 	}
+	if mem.Pins, err = mm(s.objs.CachePins, n, gateway.CachePinSize); err != nil {
+		return nil, err
+	}
 	s.cacheMem = &mem
 	return s.cacheMem, nil
 }
@@ -229,16 +238,16 @@ func (s *Stage) FlowTagMemory() ([]byte, error) {
 
 // ShareCache lets the program write SYN-cache entries for an engine that
 // keeps its cache in CacheMemory: seed is the engine's FlowSeed, with which
-// the program names an entry's tuple as the engine does. When the engine
-// keeps its flow tags in FlowTagMemory, the program reads them from then
-// on.
-func (s *Stage) ShareCache(seed [4]uint64) error {
+// the program names an entry's tuple as the engine does, and pinMs its
+// CachePinMs, how long a pinned entry is kept. When the engine keeps its
+// flow tags in FlowTagMemory, the program reads them from then on.
+func (s *Stage) ShareCache(seed [4]uint64, pinMs uint32) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return ErrClosed
 	}
-	c := synstageSynstageCacheConfig{Mask: uint32(s.cacheBuckets - 1), Per: uint32(s.cachePer), Enabled: 1, Seed: seed}
+	c := synstageSynstageCacheConfig{Mask: uint32(s.cacheBuckets - 1), Per: uint32(s.cachePer), Enabled: 1, PinMs: pinMs, Seed: seed}
 	if s.flowMem != nil {
 		c.Flows, c.FlowMask = 1, uint32(s.flowSlots/gateway.FlowBucketSize-1)
 	}

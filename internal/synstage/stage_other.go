@@ -33,7 +33,7 @@ func (*Stage) SetPolicy(*policy.Policy) error                         { return E
 func (*Stage) Stats() (Stats, error)                                  { return Stats{}, ErrUnavailable }
 func (*Stage) Attachments() []Attachment                              { return nil }
 func (*Stage) CacheMemory() (*gateway.CacheMemory, error)             { return nil, ErrUnavailable }
-func (*Stage) ShareCache([4]uint64) error                             { return ErrUnavailable }
+func (*Stage) ShareCache([4]uint64, uint32) error                     { return ErrUnavailable }
 func (*Stage) FlowTagMemory() ([]byte, error)                         { return nil, ErrUnavailable }
 func (*Stage) SetSampling(float64) error                              { return ErrUnavailable }
 func (*Stage) ReadSamples(context.Context, func(*Sample)) error       { return ErrUnavailable }

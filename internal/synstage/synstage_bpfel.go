@@ -75,7 +75,7 @@ type synstageSynstageCacheConfig struct {
 	Enabled  uint32
 	Flows    uint32
 	FlowMask uint32
-	Pad      uint32
+	PinMs    uint32
 	Seed     [4]uint64
 }
 
@@ -256,6 +256,7 @@ const (
 	synstageMapCacheConfig  = "cache_config"
 	synstageMapCacheEntries = "cache_entries"
 	synstageMapCacheHeads   = "cache_heads"
+	synstageMapCachePins    = "cache_pins"
 	synstageMapCacheSlots   = "cache_slots"
 	synstageMapCounters     = "counters"
 	synstageMapDeny         = "deny"
@@ -330,6 +331,7 @@ type synstageMapSpecs struct {
 	CacheConfig  *ebpf.MapSpec `ebpf:"cache_config"`
 	CacheEntries *ebpf.MapSpec `ebpf:"cache_entries"`
 	CacheHeads   *ebpf.MapSpec `ebpf:"cache_heads"`
+	CachePins    *ebpf.MapSpec `ebpf:"cache_pins"`
 	CacheSlots   *ebpf.MapSpec `ebpf:"cache_slots"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	Deny         *ebpf.MapSpec `ebpf:"deny"`
@@ -378,6 +380,7 @@ type synstageMaps struct {
 	CacheConfig  *ebpf.Map `ebpf:"cache_config"`
 	CacheEntries *ebpf.Map `ebpf:"cache_entries"`
 	CacheHeads   *ebpf.Map `ebpf:"cache_heads"`
+	CachePins    *ebpf.Map `ebpf:"cache_pins"`
 	CacheSlots   *ebpf.Map `ebpf:"cache_slots"`
 	Counters     *ebpf.Map `ebpf:"counters"`
 	Deny         *ebpf.Map `ebpf:"deny"`
@@ -402,6 +405,7 @@ func (m *synstageMaps) Close() error {
 		m.CacheConfig,
 		m.CacheEntries,
 		m.CacheHeads,
+		m.CachePins,
 		m.CacheSlots,
 		m.Counters,
 		m.Deny,

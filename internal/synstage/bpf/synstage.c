@@ -140,6 +140,17 @@ struct {
 	__type(value, struct synstage_cache_config);
 } cache_config SEC(".maps");
 
+/* The pins of the shared SYN cache's entries (gateway synCache.pins),
+ * one word per slot: tag<<32 | Unix ms when pinned, 0 when not. Sized
+ * by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 512 * 30);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} cache_pins SEC(".maps");
+
 /* The engine's flow table's slot tags (gateway flowTable.tags, mmapped by
  * the engine), one element per bucket of 16 slots: a tag is 0 when the
  * slot is free, else the tuple's hash bits with bit 0 set and bit 1 the
@@ -567,20 +578,24 @@ __attribute__((noinline)) int flow_live(struct flowkey *fk)
 }
 
 /* cache_put writes e into the shared SYN cache under the tag of its cookie
- * (the engine's synCache: bucket from the cookie's MAC bits, the next slot
- * of the bucket's ring). The slot is claimed by making its sequence odd and
- * published by making it even with the tag; a slot being written by
- * someone else is left alone and the entry not cached. e->fp is filled
- * here from fk, the engine's flow key. A global function, verified
- * once. */
+ * (the engine's synCache: bucket from the cookie's MAC bits; the slot of
+ * the same SYN's entry if there is one, else the next slot of the
+ * bucket's ring that holds no pinned entry) and pins it when pin is set
+ * (tag<<32 | now_ms, the engine's pins). The slot is claimed by making its
+ * sequence odd, from the word the scan read, and published by making it
+ * even with the tag; a slot changed or being written meanwhile is left
+ * alone. It returns 1 when the entry was written, 0 when not (no engine
+ * shares the memory, every slot pinned, or a lost race): a client without
+ * timestamps is then offered none of the options only an entry keeps.
+ * e->fp is filled by flow_hash. A global function, verified once. */
 
-__attribute__((noinline)) int cache_put(struct synstage_cache_entry *e, struct flowkey *fk)
+__attribute__((noinline)) int cache_put(struct synstage_cache_entry *e, struct flowkey *fk, __u32 now_ms, __u32 pin)
 {
 	__u32 zero = 0;
 	if (!e || !fk)
 		return 0;
 	struct synstage_cache_config *cfg = bpf_map_lookup_elem(&cache_config, &zero);
-	if (!cfg || !cfg->enabled || cfg->per == 0)
+	if (!cfg || !cfg->enabled || cfg->per == 0 || cfg->per > SYNSTAGE_MAX_CACHE_PER)
 		return 0;
 	e->fp = fk->fp;
 
@@ -590,19 +605,64 @@ __attribute__((noinline)) int cache_put(struct synstage_cache_entry *e, struct f
 		return 0;
 	__u64 pos = __sync_fetch_and_add(head, 1);
 	__u32 per = cfg->per;
-	__u32 slot = bucket * per + (__u32)(pos % per);
+	__u32 pin_ms = cfg->pin_ms;
+	/* The entry of a retransmitted SYN (same cookie, same tuple) is
+	 * written again in its slot, so that its SYN-ACK agrees with the
+	 * first one; else the victim (gateway synCache.victim): the ring's
+	 * next slot, passing over entries pinned less than pin_ms ago. */
+	__u32 mytag = e->cookie | 1;
+	__u32 slot = 0, victim = 0;
+	__u64 old = 0, victim_w = 0; /* slot words as scanned: claimed only unchanged */
+	int own = 0, found = 0;
+	for (__u32 j = 0; j < SYNSTAGE_MAX_CACHE_PER; j++) {
+		if (j >= per)
+			break;
+		__u32 k = bucket * per + (__u32)((pos + j) % per);
+		__u64 *wk = bpf_map_lookup_elem(&cache_slots, &k);
+		__u64 *pk = bpf_map_lookup_elem(&cache_pins, &k);
+		if (!wk || !pk)
+			return 0;
+		__u64 wv = *(volatile __u64 *)wk;
+		__u32 tag = (__u32)wv;
+		if (tag == mytag && !(wv & (1ULL << 32))) {
+			struct synstage_cache_entry *ek = bpf_map_lookup_elem(&cache_entries, &k);
+			if (ek && ek->fp == e->fp) {
+				slot = k;
+				old = wv;
+				own = 1;
+				break;
+			}
+		}
+		__u64 pn = *(volatile __u64 *)pk;
+		if (tag != 0 && pn != 0 && (__u32)(pn >> 32) == tag && now_ms - (__u32)pn < pin_ms)
+			continue;
+		if (!found) {
+			victim = k;
+			victim_w = wv;
+			found = 1;
+		}
+	}
+	if (!own) {
+		if (!found)
+			return 0;
+		slot = victim;
+		old = victim_w;
+	}
 	__u64 *w = bpf_map_lookup_elem(&cache_slots, &slot);
-	struct synstage_cache_entry *dst = bpf_map_lookup_elem(&cache_entries, &slot);
-	if (!w || !dst)
+	if (!w)
 		return 0;
-	__u64 old = *(volatile __u64 *)w;
+	struct synstage_cache_entry *dst = bpf_map_lookup_elem(&cache_entries, &slot);
+	__u64 *pp = bpf_map_lookup_elem(&cache_pins, &slot);
+	if (!dst || !pp)
+		return 0;
 	if (old & (1ULL << 32))
 		return 0;
 	__u64 claimed = (old & ~0xffffffffULL) + (1ULL << 32);
 	if (__sync_val_compare_and_swap(w, old, claimed) != old)
 		return 0;
 	__builtin_memcpy(dst, e, sizeof(*e));
-	__sync_fetch_and_add(w, (1ULL << 32) | (e->cookie | 1));
+	*(volatile __u64 *)pp = pin ? ((__u64)mytag << 32 | (now_ms ? now_ms : 1)) : 0;
+	__sync_fetch_and_add(w, (1ULL << 32) | mytag);
 	return 1;
 }
 
@@ -983,11 +1043,11 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 
 	/* Our TSval (cookies.EncodeTS): the millisecond clock, its low six
 	 * bits the client's window scale, SACK-permitted and ECN. */
+	__u64 ms = key->ts_ms; /* Unix milliseconds, the engine's clock */
+	if (!(st->flags & SYNSTAGE_F_FIXED_CLOCK) && now > key->ts_ns)
+		ms += (now - key->ts_ns) / 1000000;
 	__u32 our_ts = 0;
 	if (ts_ok) {
-		__u64 ms = key->ts_ms;
-		if (!(st->flags & SYNSTAGE_F_FIXED_CLOCK) && now > key->ts_ns)
-			ms += (now - key->ts_ns) / 1000000;
 		__u32 bits = ws >= 0 ? (__u32)ws : 0x0f;
 		if (sack_ok)
 			bits |= 0x10;
@@ -1011,8 +1071,19 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 	ce->ts = ts_ok;
 	ce->ecn = ecn_ok;
 	ce->pad = 0;
-	if (shared)
-		cache_put(ce, fk);
+	/* Without timestamps, window scale, SACK and ECN live only in the
+	 * cache entry: offered only with a pinned entry (kept until the
+	 * cookie expires), none when no entry is written (gateway
+	 * Worker.syn). */
+	if (shared) {
+		int pin = !ts_ok && (ws >= 0 || sack_ok || ecn_ok);
+		if (!cache_put(ce, fk, (__u32)ms, pin) && !ts_ok) {
+			ws = -1;
+			adv_ws = -1;
+			sack_ok = 0;
+			ecn_ok = 0;
+		}
+	}
 
 	/* The SYN-ACK (gateway buildSegment), sent as the server. */
 	__u8 *b = o->b;

@@ -175,9 +175,13 @@ struct synstage_cache_config {
 	__u32 enabled;
 	__u32 flows;
 	__u32 flow_mask;
-	__u32 pad;
+	__u32 pin_ms; /* how long a pinned entry is kept (gateway Engine.CachePinMs) */
 	__u64 seed[4];
 };
+
+/* The largest number of entries per SYN cache bucket the program walks
+ * (the engine's default is 30); the loader refuses larger buckets. */
+#define SYNSTAGE_MAX_CACHE_PER 64
 
 /* A sampled dropped frame (the samples ring buffer): the counter of its
  * drop (a reason below SYNSTAGE_NUM_REASONS, else DROP_DENIED, DROP_POLICY,
