@@ -578,9 +578,9 @@ __attribute__((noinline)) int flow_live(struct flowkey *fk)
 }
 
 /* cache_put writes e into the shared SYN cache under the tag of its cookie
- * (the engine's synCache: bucket from the cookie's MAC bits; the slot of
- * the same SYN's entry if there is one, else the next slot of the
- * bucket's ring that holds no pinned entry) and pins it when pin is set
+ * (the engine's synCache: bucket from the cookie's MAC bits; for an entry
+ * to pin, the slot of the same SYN's entry if there is one; else the next
+ * slot of the bucket's ring that holds no pinned entry) and pins it when pin is set
  * (tag<<32 | now_ms, the engine's pins). The slot is claimed by making its
  * sequence odd, from the word the scan read, and published by making it
  * even with the tag; a slot changed or being written meanwhile is left
@@ -606,10 +606,11 @@ __attribute__((noinline)) int cache_put(struct synstage_cache_entry *e, struct f
 	__u64 pos = __sync_fetch_and_add(head, 1);
 	__u32 per = cfg->per;
 	__u32 pin_ms = cfg->pin_ms;
-	/* The entry of a retransmitted SYN (same cookie, same tuple) is
-	 * written again in its slot, so that its SYN-ACK agrees with the
-	 * first one; else the victim (gateway synCache.victim): the ring's
-	 * next slot, passing over entries pinned less than pin_ms ago. */
+	/* The entry of a retransmitted SYN to be pinned (same cookie, same
+	 * tuple) is written again in its slot, so that its SYN-ACK agrees
+	 * with the first one; else the victim (gateway synCache.victim): the
+	 * ring's next slot, passing over entries pinned less than pin_ms
+	 * ago. */
 	__u32 mytag = e->cookie | 1;
 	__u32 slot = 0, victim = 0;
 	__u64 old = 0, victim_w = 0; /* slot words as scanned: claimed only unchanged */
@@ -624,7 +625,7 @@ __attribute__((noinline)) int cache_put(struct synstage_cache_entry *e, struct f
 			return 0;
 		__u64 wv = *(volatile __u64 *)wk;
 		__u32 tag = (__u32)wv;
-		if (tag == mytag && !(wv & (1ULL << 32))) {
+		if (pin && tag == mytag && !(wv & (1ULL << 32))) {
 			struct synstage_cache_entry *ek = bpf_map_lookup_elem(&cache_entries, &k);
 			if (ek && ek->fp == e->fp) {
 				slot = k;
@@ -640,6 +641,10 @@ __attribute__((noinline)) int cache_put(struct synstage_cache_entry *e, struct f
 			victim = k;
 			victim_w = wv;
 			found = 1;
+			/* Only a pinned entry must agree with a retransmission's
+			 * SYN-ACK: the rest need not look further. */
+			if (!pin)
+				break;
 		}
 	}
 	if (!own) {
