@@ -161,6 +161,12 @@ func optionMatrix(t *testing.T, mode synwallMode) {
 // TestSynwallDropsInvalid: packets with invalid flag sets, random ACKs and
 // RSTs from the attacker never reach the server, and synwall counts them.
 func TestSynwallDropsInvalid(t *testing.T) {
+	for _, mode := range synwallModes(t) {
+		t.Run(mode.name, func(t *testing.T) { dropsInvalid(t, mode.cfg) })
+	}
+}
+
+func dropsInvalid(t *testing.T, swcfg SynwallConfig) {
 	needTools(t, "hping3", "timeout")
 	l := newLab(t)
 	if _, err := l.StartServers(ServerConfig{}); err != nil {
@@ -191,7 +197,7 @@ func TestSynwallDropsInvalid(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	sw := startSynwall(t, l, SynwallConfig{})
+	sw := startSynwall(t, l, swcfg)
 	before, err := sw.Stats()
 	if err != nil {
 		t.Fatal(err)
@@ -248,7 +254,7 @@ func TestFloodLegitimateLoad(t *testing.T) {
 	needTools(t, "hping3", "timeout")
 	cfg := DemoConfig{Concurrency: 100, Timeout: 5 * time.Second}.withDefaults()
 	target := netip.AddrPortFrom(ServerV4, HTTPPort)
-	phase := func(t *testing.T, protect bool) PhaseResult {
+	phase := func(t *testing.T, protect bool, swcfg SynwallConfig) PhaseResult {
 		l := newLab(t)
 		if err := l.WeakServer(cfg.SynBacklog, cfg.ListenBacklog); err != nil {
 			t.Fatal(err)
@@ -258,7 +264,7 @@ func TestFloodLegitimateLoad(t *testing.T) {
 		}
 		var sw *Synwall
 		if protect {
-			sw = startSynwall(t, l, SynwallConfig{})
+			sw = startSynwall(t, l, swcfg)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
@@ -276,14 +282,16 @@ func TestFloodLegitimateLoad(t *testing.T) {
 	}
 	var base, prot PhaseResult
 	t.Run("unprotected", func(t *testing.T) {
-		base = phase(t, false)
+		base = phase(t, false, SynwallConfig{})
 	})
-	t.Run("synwall", func(t *testing.T) {
-		prot = phase(t, true)
-		if prot.Load.Attempts != cfg.Connections || prot.Load.SuccessRate() < 0.99 {
-			t.Errorf("with synwall %d/%d legitimate connections succeeded, want >= 99%% of %d", prot.Load.OK, prot.Load.Attempts, cfg.Connections)
-		}
-	})
+	for _, mode := range synwallModes(t) {
+		t.Run("synwall/"+mode.name, func(t *testing.T) {
+			prot = phase(t, true, mode.cfg)
+			if prot.Load.Attempts != cfg.Connections || prot.Load.SuccessRate() < 0.99 {
+				t.Errorf("with synwall %d/%d legitimate connections succeeded, want >= 99%% of %d", prot.Load.OK, prot.Load.Attempts, cfg.Connections)
+			}
+		})
+	}
 	if base.Load.Attempts > 0 && prot.Load.Attempts > 0 {
 		t.Logf("success without synwall %.1f%% (connect p99 %v), with synwall %.1f%% (connect p99 %v)",
 			100*base.Load.SuccessRate(), base.Load.ConnectP99, 100*prot.Load.SuccessRate(), prot.Load.ConnectP99)
@@ -294,6 +302,12 @@ func TestFloodLegitimateLoad(t *testing.T) {
 // the guarded service unreachable; a restart restores it without
 // duplicating rules; a clean stop removes every rule.
 func TestSynwallKilled(t *testing.T) {
+	for _, mode := range synwallModes(t) {
+		t.Run(mode.name, func(t *testing.T) { killed(t, mode.cfg) })
+	}
+}
+
+func killed(t *testing.T, swcfg SynwallConfig) {
 	l := newLab(t)
 	if _, err := l.StartServers(ServerConfig{}); err != nil {
 		t.Fatal(err)
@@ -313,7 +327,8 @@ func TestSynwallKilled(t *testing.T) {
 		t.Fatalf("synwall rules before start: %v", before)
 	}
 
-	sw := startSynwall(t, l, SynwallConfig{Fail: "closed"})
+	swcfg.Fail = "closed"
+	sw := startSynwall(t, l, swcfg)
 	rules := synwallRules(t, l)
 	if len(rules) == 0 {
 		t.Fatalf("no synwall rules in the gateway while it runs; iptables-save:\n%s", saveAll(t, l))
@@ -331,7 +346,7 @@ func TestSynwallKilled(t *testing.T) {
 		t.Errorf("fail closed, daemon killed: %v, want every connection to fail", r)
 	}
 
-	sw2 := startSynwall(t, l, SynwallConfig{Fail: "closed"})
+	sw2 := startSynwall(t, l, swcfg)
 	if got := synwallRules(t, l); !equalLines(got, rules) {
 		t.Errorf("rules after restart =\n%v\nwant the same as the first start, not duplicated:\n%v", got, rules)
 	}

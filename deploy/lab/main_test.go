@@ -5,10 +5,13 @@ package lab
 // without a tool they skip too, except in CI (CI=true) where that fails.
 //
 // Expected duration of the whole package with -race on a 2-core machine:
-// about 1.5 minutes when everything passes (84 s measured), at most about 3
-// when the daemon's data path stalls (every transfer is bounded: curl 20 s,
-// a bulk case 15 s, the option matrix stops after 3 failed cases). The two 10-second floods of
-// TestFloodLegitimateLoad and the short demo dominate.
+// about 4 minutes when everything passes, at most about 7 when the
+// daemon's data path stalls (every transfer is bounded: curl 20 s, a bulk
+// case 15 s, the option matrix stops after 3 failed cases). The main data
+// tests run twice, with the flows carried by the kernel (conntrack
+// hand-off) and translated by synwall (synwallModes); the floods of
+// TestFloodLegitimateLoad, the option matrix and the graceful restarts
+// dominate.
 
 import (
 	"context"
