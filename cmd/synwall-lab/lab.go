@@ -1,7 +1,9 @@
 // Command synwall-lab drives the synwall binary in a lab of network
 // namespaces: `synwall-lab demo` floods a server with and without synwall
 // and prints the result (what `make demo` runs), `synwall-lab lab up|down`
-// builds or removes the lab by hand. It is a binary of its own so that the
+// builds or removes the lab by hand, `synwall-lab synflood` is the lab's
+// bounded spoofed-SYN generator (what the demo runs in the attacker
+// namespace). It is a binary of its own so that the
 // lab's drivers (hping3 floods, HTTP servers, namespace plumbing in
 // deploy/lab) are not linked into the production synwall.
 package main
@@ -13,7 +15,13 @@ import (
 	"time"
 
 	"github.com/synwall/synwall/deploy/lab"
+	"github.com/synwall/synwall/deploy/lab/synflood"
 )
+
+// cmdSynflood is bench/synflood's command line: the same flags and bounds.
+func cmdSynflood(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return synflood.Command(ctx, "synwall-lab synflood", args, stdout, stderr)
+}
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cfg lab.DemoConfig

@@ -28,6 +28,9 @@ Usage: synwall-lab COMMAND [flags]
 Commands:
   demo     [flags]           build a namespace lab, flood it with and without synwall, print the result, remove the lab
   lab      up|down [flags]   build or remove the network-namespace lab by hand
+  synflood -dst ADDR:PORT -rate PPS -duration D [flags]
+                             bounded spoofed-SYN generator (sources only in 198.18.0.0/15 or
+                             2001:db8::/32); run it inside the lab's attacker namespace
 
 Run "synwall-lab COMMAND -h" for the flags of a command. Needs root.
 `)
@@ -51,6 +54,8 @@ func mainArgs(args []string, stdout, stderr io.Writer) int {
 		run = cmdDemo
 	case "lab":
 		run = cmdLab
+	case "synflood":
+		run = cmdSynflood
 	default:
 		fmt.Fprintf(stderr, "synwall-lab: unknown command %q\n\n", args[0])
 		usage(stderr)
