@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/synwall/synwall/deploy/lab"
@@ -26,15 +27,21 @@ func cmdSynflood(ctx context.Context, args []string, stdout, stderr io.Writer) i
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cfg lab.DemoConfig
 	fs := newFlags("demo", "[flags]", `Builds a lab of four network namespaces (client, attacker, gateway, server;
-addresses from 198.18.0.0/15 and 2001:db8::/32), starts an HTTP server, and
-runs the same bounded hping3 SYN flood twice while the client makes short
-HTTP connections: first against the server alone (no SYN cookies, small
-backlog), then with "synwall run" on the embedded default policy in the
-gateway. Prints SYNs answered, handshakes completed, invalid packets dropped,
-and the legitimate success rate and connect latency of both runs, then
-removes the lab (also on error or Ctrl-C). Needs root.`, stderr)
-	fs.DurationVar(&cfg.Flood, "flood", 10*time.Second, "length of each SYN flood")
-	fs.IntVar(&cfg.Connections, "connections", 200, "legitimate connections per run")
+addresses from 198.18.0.0/15 and 2001:db8::/32) with an HTTP server without
+SYN cookies, and puts each defense in turn in the gateway: a rule that drops
+the flood (the baseline), no defense, kernel SYNPROXY, "synwall run" on
+NFQUEUE alone and synwall with its BPF SYN stage (where the binary has
+--syn-stage). For each it floods the server with spoofed SYNs from random
+sources of 198.19.0.0/16 ("synwall-lab synflood" in the attacker namespace)
+at a fixed rate, counts the SYN-ACKs and the machine's CPU, then adds a
+bounded hping3 --flood while the client makes short HTTP connections. Prints
+CPU per SYN-ACK above the baseline and the legitimate success of each, then
+removes the lab (also on error or Ctrl-C). About 80 s. Needs root.`, stderr)
+	fs.IntVar(&cfg.Rate, "rate", 50_000, "spoofed SYNs per second of the generator")
+	fs.DurationVar(&cfg.Measure, "measure", 5*time.Second, "length of the generator-only run per defense (CPU per SYN-ACK)")
+	fs.DurationVar(&cfg.Flood, "flood", 8*time.Second, "length of the generator + hping3 run per defense (legitimate success)")
+	fs.IntVar(&cfg.Connections, "connections", 200, "legitimate connections per defense")
+	fs.StringVar(&cfg.Stage, "stage", "tc", "--syn-stage of the BPF row")
 	fs.StringVar(&cfg.Run.Backend, "backend", "", "queue backend of the gateway: raw or nfq (default raw)")
 	fs.StringVar(&cfg.Run.Policy, "policy", "", "policy `FILE` for the gateway (default: the embedded default)")
 	synwall := synwallFlag(fs)
@@ -46,7 +53,13 @@ removes the lab (also on error or Ctrl-C). Needs root.`, stderr)
 		fmt.Fprintln(stderr, "synwall-lab demo:", err)
 		return exitSetup
 	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(stderr, "synwall-lab demo:", err)
+		return exitSetup
+	}
 	cfg.Synwall = bin
+	cfg.Generator = []string{self, "synflood"}
 	if err := lab.Demo(ctx, cfg, stdout); err != nil {
 		fmt.Fprintln(stderr, "synwall-lab demo:", err)
 		return exitFailure

@@ -26,7 +26,8 @@ func usage(w io.Writer) {
 Usage: synwall-lab COMMAND [flags]
 
 Commands:
-  demo     [flags]           build a namespace lab, flood it with and without synwall, print the result, remove the lab
+  demo     [flags]           build a namespace lab, flood it (spoofed generator + hping3) behind no defense,
+                             kernel SYNPROXY and synwall, print CPU per SYN-ACK and legitimate success
   lab      up|down [flags]   build or remove the network-namespace lab by hand
   synflood -dst ADDR:PORT -rate PPS -duration D [flags]
                              bounded spoofed-SYN generator (sources only in 198.18.0.0/15 or

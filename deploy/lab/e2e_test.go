@@ -232,7 +232,7 @@ func TestSynwallDropsInvalid(t *testing.T) {
 // flood against the unprotected server is logged for comparison.
 func TestFloodLegitimateLoad(t *testing.T) {
 	needTools(t, "hping3", "timeout")
-	cfg := DemoConfig{Concurrency: 100, Timeout: 5 * time.Second}.withDefaults()
+	cfg := DemoConfig{Flood: 10 * time.Second, Concurrency: 100, Timeout: 5 * time.Second}.withDefaults()
 	target := netip.AddrPortFrom(ServerV4, HTTPPort)
 	phase := func(t *testing.T, protect bool) PhaseResult {
 		l := newLab(t)
