@@ -263,6 +263,7 @@ func printDemoSummary(w io.Writer, r DemoResult) {
 // (RFC 9293 §3.10.7; see ARCHITECTURE.md): SYN+FIN, SYN+RST, FIN without
 // ACK, no flags, FIN+PSH+URG.
 var InvalidFlagSets = [][]string{{"-S", "-F"}, {"-S", "-R"}, {"-F"}, {}, {"-F", "-P", "-U"}}
+
 // PhaseResult is one hping3 flood phase (TestFloodLegitimateLoad): the flood and the legitimate load
 // that ran under it.
 type PhaseResult struct {
@@ -316,4 +317,3 @@ func (l *Lab) floodPhase(ctx context.Context, cfg DemoConfig, target netip.AddrP
 	}
 	return pr, nil
 }
-

@@ -51,7 +51,6 @@ func SynproxyRules() []SynproxyRule {
 	return rules
 }
 
-
 // SynproxySetup names the configuration for reports.
 const SynproxySetup = "gateway SYNPROXY --sack-perm --timestamp --wscale 7 --mss 1460 (1440 IPv6); nf_conntrack_tcp_loose=0"
 
