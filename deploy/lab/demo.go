@@ -152,7 +152,8 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) (res DemoResult, 
 		return res, err
 	}
 	fmt.Fprintf(w, `Server: no SYN cookies, SYN backlog %d, listen backlog %d. Each defense in turn in the gateway:
-  1. spoofed SYNs from random sources (%s) at %d/s for %v: SYN-ACKs counted at the attacker,
+  1. spoofed SYNs from random sources (%s) at %d/s for %v: SYN-ACKs to the spoofed sources counted
+     at the attacker,
      whole-machine CPU from /proc/stat; the cost per SYN-ACK is the CPU above the drop baseline
   2. the same plus hping3 -S --flood for %v, while the client makes %d HTTP connections
 `, cfg.SynBacklog, cfg.ListenBacklog, strings.Join(cfg.Generator, " "), cfg.Rate, cfg.Measure, cfg.Flood, cfg.Connections)
@@ -217,11 +218,11 @@ func printDemoRow(w io.Writer, r DemoRow) {
 		return
 	}
 	c := r.CPU
-	fmt.Fprintf(w, "   generator: %d SYNs in %v (%.0f/s); SYN-ACKs at the attacker %d (%.0f/s); machine busy %.0f%%\n",
+	fmt.Fprintf(w, "   generator: %d SYNs in %v (%.0f/s); SYN-ACKs to them %d (%.0f/s); machine busy %.0f%%\n",
 		c.Sent, c.Elapsed.Round(time.Millisecond), c.OfferedPPS(), c.SynAcks, c.SynAckPPS(), 100*c.BusyShare())
 	if g := r.Legit; g.Defense.Kind != 0 {
-		fmt.Fprintf(w, "   with hping3: %d + %d SYNs in %v; SYN-ACKs %d (%.0f/s)\n   client: %v\n",
-			g.Sent, g.HpingSent, g.Elapsed.Round(time.Millisecond), g.SynAcks, g.SynAckPPS(), g.Load)
+		fmt.Fprintf(w, "   with hping3: %d + %d SYNs in %v; SYN-ACKs at the attacker %d (%.0f/s)\n   client: %v\n",
+			g.Sent, g.HpingSent, g.Elapsed.Round(time.Millisecond), g.AllSynAcks, g.AllSynAckPPS(), g.Load)
 	}
 }
 

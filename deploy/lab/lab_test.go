@@ -456,9 +456,9 @@ func TestDemo(t *testing.T) {
 				return
 			}
 			c := r.CPU
-			if c.Sent < cfg.Rate*int(cfg.Measure/time.Second)/4 || c.SynAcks > uint64(c.Sent) || c.Busy <= 0 || c.BusyShare() > 1.05 {
-				t.Errorf("generator sent %d (want near %d), SYN-ACKs %d (at most that), busy %v = %.2f of the machine",
-					c.Sent, cfg.Rate*int(cfg.Measure/time.Second), c.SynAcks, c.Busy, c.BusyShare())
+			if c.Sent < cfg.Rate*int(cfg.Measure/time.Second)/4 || c.SynAcks > uint64(c.Sent) || c.SynAcks > c.AllSynAcks || c.Busy <= 0 || c.BusyShare() > 1.05 {
+				t.Errorf("generator sent %d (want near %d), SYN-ACKs %d (at most that, and at most all %d), busy %v = %.2f of the machine",
+					c.Sent, cfg.Rate*int(cfg.Measure/time.Second), c.SynAcks, c.AllSynAcks, c.Busy, c.BusyShare())
 			}
 			switch r.Defense.Kind {
 			case DefenseDrop:
@@ -476,8 +476,10 @@ func TestDemo(t *testing.T) {
 			if float64(c.SynAcks) < 0.5*float64(c.Sent) {
 				t.Errorf("SYN-ACKs %d of %d offered, want at least half", c.SynAcks, c.Sent)
 			}
-			if !r.HasExtra || r.Extra < -50*time.Microsecond || r.Extra > time.Millisecond {
-				t.Errorf("CPU per SYN-ACK above baseline %v (has %v), want a figure between -50µs and 1ms", r.Extra, r.HasExtra)
+			// Other work on the machine moves the figure; it cannot move it
+			// this far.
+			if !r.HasExtra || r.Extra.Abs() > time.Millisecond {
+				t.Errorf("CPU per SYN-ACK above baseline %v (has %v), want a figure within ±1ms", r.Extra, r.HasExtra)
 			}
 			if l := r.Legit.Load; l.Attempts != conns || l.SuccessRate() < 0.95 {
 				t.Errorf("legitimate: %v, want >= 95%% of %d", l, conns)

@@ -165,7 +165,10 @@ type SynResult struct {
 
 	Sent, HpingSent int           // packets the generators and hping3 sent
 	Elapsed         time.Duration // the floods' wall time (to the last one's end)
-	SynAcks         uint64        // SYN-ACKs that reached the attacker
+	// SynAcks are the SYN-ACKs that reached the attacker addressed to the
+	// generator's spoofed sources; AllSynAcks every SYN-ACK that reached it
+	// (hping3's too, and late answers to earlier runs).
+	SynAcks, AllSynAcks uint64
 	// Busy is the CPU time every core of the machine spent not idle over
 	// Window (from just before the floods to a moment after they ended).
 	Busy, Window time.Duration
@@ -182,8 +185,11 @@ func (r SynResult) Measured() bool { return r.NotMeasured == "" }
 // OfferedPPS is what the generators and hping3 sent per second.
 func (r SynResult) OfferedPPS() float64 { return perSecond(float64(r.Sent+r.HpingSent), r.Elapsed) }
 
-// SynAckPPS is SYN-ACKs per second at the attacker.
+// SynAckPPS is SYN-ACKs to the spoofed sources per second.
 func (r SynResult) SynAckPPS() float64 { return perSecond(float64(r.SynAcks), r.Elapsed) }
+
+// AllSynAckPPS is every SYN-ACK at the attacker per second.
+func (r SynResult) AllSynAckPPS() float64 { return perSecond(float64(r.AllSynAcks), r.Elapsed) }
 
 // BusyShare is the machine's busy share over the window (1: every core).
 func (r SynResult) BusyShare() float64 {
@@ -207,7 +213,7 @@ func perSecond(n float64, d time.Duration) float64 {
 // negative when the defense costs less than the noise of the machine.
 func ExtraCPUPerSynAck(r, base SynResult, minShare float64) (time.Duration, bool) {
 	if !r.Measured() || !base.Measured() || r.Window <= 0 || base.Window <= 0 || r.SynAcks == 0 ||
-		float64(r.SynAcks) < minShare*float64(r.Sent+r.HpingSent) {
+		float64(r.SynAcks) < minShare*float64(r.Sent) {
 		return 0, false
 	}
 	extra := r.Busy.Seconds()/r.Window.Seconds() - base.Busy.Seconds()/base.Window.Seconds()
@@ -215,33 +221,56 @@ func ExtraCPUPerSynAck(r, base SynResult, minShare float64) (time.Duration, bool
 }
 
 // attackerComment is the comment of the attacker's rule that drops the
-// SYN-ACKs arriving there (see build).
-const attackerComment = "lab: attacker stays silent"
+// SYN-ACKs arriving there (see build); spoofComment that of the rule this
+// file adds before it, which counts those addressed to the spoofed
+// prefixes.
+const (
+	attackerComment = "lab: attacker stays silent"
+	spoofComment    = "lab: SYN-ACKs to the spoofed sources"
+)
 
-// AttackerSynAcks is how many SYN-ACKs (IPv4 and IPv6) the attacker
-// namespace has received and dropped since the lab was built.
-func (l *Lab) AttackerSynAcks(ctx context.Context) (uint64, error) {
-	var sum uint64
+// synAckCounter reads the attacker's SYN-ACK counters, IPv4 and IPv6
+// together: to the spoofed prefixes, and all.
+func (l *Lab) synAckCounters(ctx context.Context) (spoofed, all uint64, err error) {
 	for _, ipt := range []string{"iptables", "ip6tables"} {
-		n, err := l.RuleCounter(ctx, l.Attacker, ipt, "raw", "PREROUTING", attackerComment)
+		out, err := l.Exec(ctx, l.Attacker, ipt, "-w", "10", "-t", "raw", "-L", "PREROUTING", "-v", "-x", "-n")
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		sum += n
+		s, err := parseRuleCounter(out, spoofComment)
+		if err != nil {
+			return 0, 0, err
+		}
+		a, err := parseRuleCounter(out, attackerComment)
+		if err != nil {
+			return 0, 0, err
+		}
+		spoofed, all = spoofed+s, all+a
 	}
-	return sum, nil
+	return spoofed, all, nil
 }
 
-// RuleCounter is the packet counter of the first rule of chain whose line
-// in `ipt -t table -L chain -v -x -n` contains match.
-func (l *Lab) RuleCounter(ctx context.Context, ns, ipt, table, chain, match string) (uint64, error) {
-	out, err := l.Exec(ctx, ns, ipt, "-w", "10", "-t", table, "-L", chain, "-v", "-x", "-n")
-	if err != nil {
-		return 0, err
+// countSpoofed adds, once, the attacker's counting rules (no target) for
+// SYN-ACKs to SpoofPrefix and SpoofPrefix6, before the rule that drops
+// them.
+func (l *Lab) countSpoofed(ctx context.Context) error {
+	for _, f := range []struct {
+		ipt string
+		p   netip.Prefix
+	}{{"iptables", SpoofPrefix}, {"ip6tables", SpoofPrefix6}} {
+		rule := []string{"PREROUTING", "-d", f.p.String(), "-p", "tcp", "--tcp-flags", "SYN,ACK", "SYN,ACK", "-m", "comment", "--comment", spoofComment}
+		if _, err := l.Exec(ctx, l.Attacker, f.ipt, append([]string{"-w", "10", "-t", "raw", "-C"}, rule...)...); err == nil {
+			continue
+		}
+		if _, err := l.Exec(ctx, l.Attacker, f.ipt, append([]string{"-w", "10", "-t", "raw", "-I", rule[0], "1"}, rule[1:]...)...); err != nil {
+			return err
+		}
 	}
-	return parseRuleCounter(out, match)
+	return nil
 }
 
+// parseRuleCounter is the packet counter of the first rule whose line in
+// `iptables -L CHAIN -v -x -n` output contains match.
 func parseRuleCounter(out, match string) (uint64, error) {
 	lines := strings.Split(out, "\n")
 	for _, line := range lines[min(2, len(lines)):] {
@@ -472,7 +501,10 @@ const settle = 300 * time.Millisecond
 // offer runs load's floods (and legitimate connections) and fills res's
 // counts.
 func (l *Lab) offer(ctx context.Context, load SynLoad, res *SynResult) error {
-	a0, err := l.AttackerSynAcks(ctx)
+	if err := l.countSpoofed(ctx); err != nil {
+		return err
+	}
+	s0, a0, err := l.synAckCounters(ctx)
 	if err != nil {
 		return err
 	}
@@ -554,11 +586,11 @@ func (l *Lab) offer(ctx context.Context, load SynLoad, res *SynResult) error {
 		return err
 	}
 	res.Window = time.Since(t0)
-	a1, err := l.AttackerSynAcks(ctx)
+	s1, a1, err := l.synAckCounters(ctx)
 	if err != nil {
 		return err
 	}
-	res.SynAcks = a1 - min(a0, a1)
+	res.SynAcks, res.AllSynAcks = s1-min(s0, s1), a1-min(a0, a1)
 	res.Busy = time.Duration(c1.Busy-min(c0.Busy, c1.Busy)) * (time.Second / userHZ)
 	return nil
 }
