@@ -38,7 +38,8 @@ bounded hping3 --flood while the client makes short HTTP connections. Prints
 CPU per SYN-ACK above the baseline and the legitimate success of each, then
 removes the lab (also on error or Ctrl-C). About 80 s. Needs root.`, stderr)
 	fs.IntVar(&cfg.Rate, "rate", 50_000, "spoofed SYNs per second of the generator")
-	fs.DurationVar(&cfg.Measure, "measure", 5*time.Second, "length of the generator-only run per defense (CPU per SYN-ACK)")
+	fs.DurationVar(&cfg.Measure, "measure", 3*time.Second, "length of a generator-only run (CPU per SYN-ACK)")
+	fs.IntVar(&cfg.Repeat, "repeat", 2, "generator-only runs per defense; the least busy counts")
 	fs.DurationVar(&cfg.Flood, "flood", 8*time.Second, "length of the generator + hping3 run per defense (legitimate success)")
 	fs.IntVar(&cfg.Connections, "connections", 200, "legitimate connections per defense")
 	fs.StringVar(&cfg.Stage, "stage", "tc", "--syn-stage of the BPF row")

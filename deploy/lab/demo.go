@@ -21,7 +21,8 @@ type DemoConfig struct {
 	Prefix    string // namespace prefix [sw<PID>-<n>]
 
 	Rate    int           // the generator's spoofed SYNs per second [50000]
-	Measure time.Duration // the generator alone, per defense, for the CPU [5 s]
+	Measure time.Duration // the generator alone, per defense, for the CPU [3 s]
+	Repeat  int           // generator-only runs per defense; the least busy counts [2]
 	Flood   time.Duration // generator and hping3 --flood, per defense, with the client [8 s]
 
 	Connections int           // legitimate connections per defense [200]
@@ -45,7 +46,10 @@ func (c DemoConfig) withDefaults() DemoConfig {
 		c.Rate = 50_000
 	}
 	if c.Measure <= 0 {
-		c.Measure = 5 * time.Second
+		c.Measure = 3 * time.Second
+	}
+	if c.Repeat <= 0 {
+		c.Repeat = 2
 	}
 	if c.Flood <= 0 {
 		c.Flood = 8 * time.Second
@@ -110,11 +114,12 @@ const minAnswered = 0.01
 // (the baseline), no defense, kernel SYNPROXY, synwall on NFQUEUE alone and
 // synwall with its BPF SYN stage. For each it floods the server's HTTP
 // port with spoofed SYNs from random sources (the generator) and measures
-// the SYN-ACKs that reach the attacker and the machine's CPU, then adds
+// the SYN-ACKs that reach the attacker and the machine's CPU (Repeat
+// times; the least busy run counts, as other work only adds), then adds
 // hping3 --flood while the client makes short HTTP connections. It prints
 // CPU per SYN-ACK above the baseline and the legitimate success of each,
 // and removes the lab (also on error or when ctx ends). It takes about
-// 5×Measure + 4×Flood + 20 s.
+// 5×Repeat×Measure + 4×Flood + 20 s.
 func Demo(ctx context.Context, cfg DemoConfig, w io.Writer) (err error) {
 	_, err = RunDemo(ctx, cfg, w)
 	return err
@@ -152,11 +157,11 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) (res DemoResult, 
 		return res, err
 	}
 	fmt.Fprintf(w, `Server: no SYN cookies, SYN backlog %d, listen backlog %d. Each defense in turn in the gateway:
-  1. spoofed SYNs from random sources (%s) at %d/s for %v: SYN-ACKs to the spoofed sources counted
-     at the attacker,
-     whole-machine CPU from /proc/stat; the cost per SYN-ACK is the CPU above the drop baseline
+  1. spoofed SYNs from random sources (%s) at %d/s for %v, %d times:
+     SYN-ACKs to the spoofed sources counted at the attacker, whole-machine CPU from /proc/stat (the
+     least busy run counts: the machine is shared); the cost per SYN-ACK is the CPU above the drop baseline
   2. the same plus hping3 -S --flood for %v, while the client makes %d HTTP connections
-`, cfg.SynBacklog, cfg.ListenBacklog, strings.Join(cfg.Generator, " "), cfg.Rate, cfg.Measure, cfg.Flood, cfg.Connections)
+`, cfg.SynBacklog, cfg.ListenBacklog, strings.Join(cfg.Generator, " "), cfg.Rate, cfg.Measure, cfg.Repeat, cfg.Flood, cfg.Connections)
 
 	var srv *Servers
 	defer func() {
@@ -164,8 +169,9 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) (res DemoResult, 
 			srv.Close()
 		}
 	}()
-	// A flood leaves the server's SYN queue full of half-open connections
-	// for a minute: every legitimate phase gets a new listener.
+	// A flood leaves the server's SYN queue full of half-open connections,
+	// whose SYN-ACKs it sends again for a minute: every run gets a new
+	// listener, closed when the defense is done.
 	fresh := func() error {
 		if srv != nil {
 			srv.Close()
@@ -174,11 +180,10 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) (res DemoResult, 
 		srv, err = l.StartServers(ServerConfig{Backlog: cfg.ListenBacklog})
 		return err
 	}
-	measure := SynLoad{Target: target, Generator: cfg.Generator, Rate: cfg.Rate, Duration: cfg.Measure}
+	measure := SynLoad{Target: target, Generator: cfg.Generator, Rate: cfg.Rate, Duration: cfg.Measure, Repeat: cfg.Repeat, Prepare: fresh}
 	legit := measure
-	legit.Duration, legit.Hpings = cfg.Flood, 1
+	legit.Duration, legit.Hpings, legit.Repeat = cfg.Flood, 1, 1
 	legit.Connections, legit.Concurrency, legit.Timeout = cfg.Connections, cfg.Concurrency, cfg.Timeout
-	legit.Prepare = fresh
 	base := cfg.Run
 	base.Binary = cfg.Synwall
 	for _, d := range StandardDefenses(true, cfg.Stage, hasStage) {
@@ -191,6 +196,10 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) (res DemoResult, 
 		}
 		fmt.Fprintf(w, "\n== %s\n", d.Name)
 		rs, err := l.MeasureSyn(ctx, d, base, loads...)
+		if srv != nil {
+			srv.Close()
+			srv = nil
+		}
 		if err == nil {
 			err = ctx.Err()
 		}
@@ -218,8 +227,12 @@ func printDemoRow(w io.Writer, r DemoRow) {
 		return
 	}
 	c := r.CPU
-	fmt.Fprintf(w, "   generator: %d SYNs in %v (%.0f/s); SYN-ACKs to them %d (%.0f/s); machine busy %.0f%%\n",
-		c.Sent, c.Elapsed.Round(time.Millisecond), c.OfferedPPS(), c.SynAcks, c.SynAckPPS(), 100*c.BusyShare())
+	var runs []string
+	for _, b := range c.BusyShares {
+		runs = append(runs, fmt.Sprintf("%.0f%%", 100*b))
+	}
+	fmt.Fprintf(w, "   generator: %d SYNs in %v (%.0f/s); SYN-ACKs to them %d (%.0f/s); machine busy %.0f%% (runs %s)\n",
+		c.Sent, c.Elapsed.Round(time.Millisecond), c.OfferedPPS(), c.SynAcks, c.SynAckPPS(), 100*c.BusyShare(), strings.Join(runs, ", "))
 	if g := r.Legit; g.Defense.Kind != 0 {
 		fmt.Fprintf(w, "   with hping3: %d + %d SYNs in %v; SYN-ACKs at the attacker %d (%.0f/s)\n   client: %v\n",
 			g.Sent, g.HpingSent, g.Elapsed.Round(time.Millisecond), g.AllSynAcks, g.AllSynAckPPS(), g.Load)

@@ -424,7 +424,7 @@ func TestDemo(t *testing.T) {
 	var out strings.Builder
 	const conns = 40
 	cfg := DemoConfig{Synwall: bin, Generator: []string{labBin, "synflood"}, Prefix: prefix,
-		Rate: 20_000, Measure: 3 * time.Second, Flood: 4 * time.Second, Connections: conns}
+		Rate: 20_000, Measure: 2 * time.Second, Repeat: 2, Flood: 4 * time.Second, Connections: conns}
 	t0 := time.Now()
 	res, err := RunDemo(ctx, cfg, &out)
 	t.Logf("demo output (%v):\n%s", time.Since(t0).Round(time.Second), out.String())

@@ -126,6 +126,10 @@ type SynLoad struct {
 	// InvalidSets, if positive, sends that many of InvalidFlagSets (50
 	// packets each, hping3) after the floods: synwall counts them dropped.
 	InvalidSets int
+	// Repeat runs the floods this many times (default 1) and keeps the
+	// run in which the machine was least busy: other work on a shared
+	// machine only ever adds CPU time. Not with Connections or InvalidSets.
+	Repeat int
 	// Prepare, if set, runs before the load (the demo starts a fresh
 	// listener, whose SYN queue an earlier flood has not filled).
 	Prepare func() error
@@ -146,6 +150,12 @@ func (s SynLoad) validate() (SynLoad, error) {
 	}
 	if s.Concurrency <= 0 {
 		s.Concurrency = 10
+	}
+	if s.Repeat <= 0 {
+		s.Repeat = 1
+	}
+	if s.Repeat > 1 && (s.Connections > 0 || s.InvalidSets > 0) {
+		return s, errors.New("lab: a repeated load has no legitimate connections or invalid packets")
 	}
 	if s.Timeout <= 0 {
 		s.Timeout = 3 * time.Second
@@ -173,6 +183,9 @@ type SynResult struct {
 	// Window (from just before the floods to a moment after they ended).
 	Busy, Window time.Duration
 	CPUs         int
+	// BusyShares are the busy shares of every repetition (SynLoad.Repeat),
+	// the one kept among them.
+	BusyShares []float64
 	Load         LoadResult // Attempts 0 without legitimate connections
 	InvalidSent  int        // packets with invalid flag sets (SynLoad.InvalidSets)
 	// Stats are synwall's counters before and after (DefenseSynwall).
@@ -442,8 +455,16 @@ func (l *Lab) measureOne(ctx context.Context, load SynLoad, sw *Synwall, res *Sy
 			return err
 		}
 	}
-	if err := l.offer(ctx, load, res); err != nil {
-		return err
+	for i := range load.Repeat {
+		r := SynResult{Defense: res.Defense, CPUs: res.CPUs, Before: res.Before}
+		if err := l.offer(ctx, load, &r); err != nil {
+			return err
+		}
+		shares := append(res.BusyShares, r.BusyShare())
+		if i == 0 || r.BusyShare() < res.BusyShare() {
+			*res = r
+		}
+		res.BusyShares = shares
 	}
 	for _, flags := range InvalidFlagSets[:min(len(InvalidFlagSets), load.InvalidSets)] {
 		r, err := l.Flood(ctx, Flood{Target: load.Target.Addr(), Port: load.Target.Port(), Flags: flags, Count: 50, Interval: "u200", Duration: 5 * time.Second})
