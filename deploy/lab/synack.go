@@ -185,9 +185,9 @@ type SynResult struct {
 	CPUs         int
 	// BusyShares are the busy shares of every repetition (SynLoad.Repeat),
 	// the one kept among them.
-	BusyShares []float64
-	Load         LoadResult // Attempts 0 without legitimate connections
-	InvalidSent  int        // packets with invalid flag sets (SynLoad.InvalidSets)
+	BusyShares  []float64
+	Load        LoadResult // Attempts 0 without legitimate connections
+	InvalidSent int        // packets with invalid flag sets (SynLoad.InvalidSets)
 	// Stats are synwall's counters before and after (DefenseSynwall).
 	Before, After Stats
 }
