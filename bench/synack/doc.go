@@ -9,7 +9,8 @@
 //   - SYN-ACKs per second, counted where they arrive (the attacker
 //     namespace's raw-table counter for SYN-ACKs to the spoofed prefixes);
 //   - the whole machine's busy CPU over the run (/proc/stat), the least
-//     busy of -repeat runs (other work on a shared machine only adds);
+//     busy of -repeat runs (other work on a shared machine only adds; the
+//     baseline runs first and again last);
 //   - CPU per SYN-ACK above the drop baseline of the same offered load,
 //     and synwall's over SYNPROXY's from the same run.
 //

@@ -290,12 +290,19 @@ func run(ctx context.Context, o options, log io.Writer) (rep *report, err error)
 		for _, rate := range o.rates {
 			f := fixedRun{Rate: rate, Family: fam}
 			load := lab.SynLoad{Target: target(fam), Generator: []string{gen}, Rate: rate, Duration: o.duration, Repeat: o.repeat}
-			for _, d := range defenses {
+			// The baseline runs first and again last, and the less busy
+			// of the two counts: a burst of other work during one of them
+			// would make every defense look cheaper.
+			for _, d := range append(defenses, defenses[0]) {
 				rs, err := l.MeasureSyn(ctx, d, base, load)
 				if err != nil {
 					return nil, fmt.Errorf("IPv%d %d pps: %w", fam, rate, err)
 				}
 				logRow(log, fmt.Sprintf("IPv%d %d pps", fam, rate), rs[0])
+				if len(f.Rows) == len(defenses) {
+					f.Rows[0] = lessBusy(f.Rows[0], rs[0])
+					break
+				}
 				f.Rows = append(f.Rows, rs[0])
 			}
 			rep.fixed = append(rep.fixed, f)
@@ -330,4 +337,15 @@ func logRow(w io.Writer, what string, r lab.SynResult) {
 		fmt.Fprintf(w, ", legitimate %s", r.Load)
 	}
 	fmt.Fprintln(w)
+}
+
+// lessBusy is the one of two runs of the same load in which the machine
+// was less busy, with the busy shares of both.
+func lessBusy(a, b lab.SynResult) lab.SynResult {
+	shares := append(append([]float64(nil), a.BusyShares...), b.BusyShares...)
+	if b.BusyShare() < a.BusyShare() {
+		a = b
+	}
+	a.BusyShares = shares
+	return a
 }

@@ -116,7 +116,9 @@ func checkRow(t *testing.T, rep *report, r lab.SynResult) {
 	if r.Sent <= 0 || r.Elapsed <= 0 || r.Window < r.Elapsed {
 		t.Errorf("%s: sent %d in %v (window %v), want > 0 and a window around it", r.Defense.Name, r.Sent, r.Elapsed, r.Window)
 	}
-	if r.SynAcks > uint64(r.Sent) || r.AllSynAcks > uint64(r.Sent+r.HpingSent) || r.SynAcks > r.AllSynAcks {
+	// hping3 counts what it sent when it prints its statistics; the
+	// SYNs of its last moment may be answered but not counted.
+	if r.SynAcks > uint64(r.Sent) || float64(r.AllSynAcks) > float64(r.Sent)+1.001*float64(r.HpingSent)+10 || r.SynAcks > r.AllSynAcks {
 		t.Errorf("%s: SYN-ACKs %d to spoofed sources, %d all, for %d + %d SYNs offered", r.Defense.Name, r.SynAcks, r.AllSynAcks, r.Sent, r.HpingSent)
 	}
 	if r.Busy < 0 || r.BusyShare() > 1.05 {
