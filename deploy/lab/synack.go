@@ -130,6 +130,11 @@ type SynLoad struct {
 	// run in which the machine was least busy: other work on a shared
 	// machine only ever adds CPU time. Not with Connections or InvalidSets.
 	Repeat int
+	// QuietBelow, if positive, waits before each run (at most QuietWait)
+	// until the machine's busy share over half a second is below it: a
+	// shared machine's other work then less often lands in the run.
+	QuietBelow float64
+	QuietWait  time.Duration
 	// Prepare, if set, runs before the load (the demo starts a fresh
 	// listener, whose SYN queue an earlier flood has not filled).
 	Prepare func() error
@@ -456,6 +461,9 @@ func (l *Lab) measureOne(ctx context.Context, load SynLoad, sw *Synwall, res *Sy
 		}
 	}
 	for i := range load.Repeat {
+		if err := waitQuiet(ctx, load.QuietBelow, load.QuietWait); err != nil {
+			return err
+		}
 		r := SynResult{Defense: res.Defense, CPUs: res.CPUs, Before: res.Before}
 		if err := l.offer(ctx, load, &r); err != nil {
 			return err
@@ -483,6 +491,31 @@ func (l *Lab) measureOne(ctx context.Context, load SynLoad, sw *Synwall, res *Sy
 		}
 	}
 	return nil
+}
+
+// waitQuiet samples the machine's busy share every half second until it
+// is below share or wait has passed.
+func waitQuiet(ctx context.Context, share float64, wait time.Duration) error {
+	if share <= 0 {
+		return nil
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		a, err := ReadCPUTicks()
+		if err != nil {
+			return err
+		}
+		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+			return err
+		}
+		b, err := ReadCPUTicks()
+		if err != nil {
+			return err
+		}
+		if b.Total <= a.Total || float64(b.Busy-a.Busy)/float64(b.Total-a.Total) < share || time.Now().After(deadline) {
+			return nil
+		}
+	}
 }
 
 // Delta is how much synwall counter k of Events grew over the run.
