@@ -48,7 +48,7 @@ type runFlags struct {
 func (f *runFlags) register(fs *flag.FlagSet, run bool) {
 	fs.StringVar(&f.policy, "policy", "", "policy `FILE` (YAML); the embedded default when empty (see `synwall check`)")
 	fs.StringVar(&f.hook, "hook", "forward", "where guarded traffic passes: `forward` (a gateway in front of servers), input (this host is the server), or both")
-	fs.StringVar(&f.queues, "queues", "", "NFQUEUE numbers as `A-B` or N; overrides the policy's queue.numbers")
+	fs.StringVar(&f.queues, "queues", "", "NFQUEUE numbers as `A-B` or N; overrides the policy's queue.numbers (half of them then take the clients' SYNs)")
 	fs.StringVar(&f.fail, "fail", "", "what happens to traffic synwall cannot take: `closed` (dropped; the default) or open (accepted unexamined); overrides the policy's queue.fail")
 	fs.BoolVar(&f.fanout, "cpu-fanout", false, "spread packets over the queues by CPU (--queue-cpu-fanout) instead of by address hash")
 	fs.UintVar(&f.mark, "mark", firewall.DefaultMark, "firewall `mark` of packets synwall injects (exempted from the queue and conntrack)")

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/synwall/synwall/internal/policy"
 )
 
 // copyFile copies src to dst (mode 0755) through a temporary file and a
@@ -161,8 +163,8 @@ func TestSynwallGracefulRestart(t *testing.T) {
 			switch {
 			case m == nil:
 				t.Errorf("no graceful restart line in the daemon's log; the state was not restored?")
-			case tc.handoff && (m[1] != "2" || m[2] != "0s"):
-				t.Errorf("handoff: %s queues handed over, unbound for %s; want 2 and 0s", m[1], m[2])
+			case tc.handoff && (m[1] != strconv.Itoa(len(policy.DefaultQueueNumbers())) || m[2] != "0s"):
+				t.Errorf("handoff: %s queues handed over, unbound for %s; want the %d of the default policy and 0s", m[1], m[2], len(policy.DefaultQueueNumbers()))
 			case !tc.handoff && m[1] != "0":
 				t.Errorf("--handoff=false: %s queues handed over, want 0", m[1])
 			}

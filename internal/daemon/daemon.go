@@ -116,6 +116,15 @@ func (t Traffic) queueRange(p *policy.Policy) (first, last uint16, err error) {
 	return n[0], n[len(n)-1], nil
 }
 
+// synQueues is how many of the queues first..last take the clients' SYNs:
+// the policy's queue.syn_queues, or half of an overriding --queues range.
+func (t Traffic) synQueues(p *policy.Policy, first, last uint16) uint16 {
+	if t.Queues != nil {
+		return uint16(policy.ResolveSYNQueues(policy.SYNQueuesHalf, int(last)-int(first)+1))
+	}
+	return uint16(p.Queue.SYNQueues)
+}
+
 func (t Traffic) failOpen(p *policy.Policy) bool {
 	if t.FailOpen != nil {
 		return *t.FailOpen
@@ -136,7 +145,7 @@ func (t Traffic) Rules(p *policy.Policy) (firewall.Rules, error) {
 	if err != nil {
 		return firewall.Rules{}, err
 	}
-	r := firewall.Rules{Hooks: t.Hooks, QueueFirst: first, QueueLast: last, CPUFanout: t.CPUFanout, FailOpen: t.failOpen(p), Mark: t.mark()}
+	r := firewall.Rules{Hooks: t.Hooks, QueueFirst: first, QueueLast: last, SYNQueues: t.synQueues(p, first, last), CPUFanout: t.CPUFanout, FailOpen: t.failOpen(p), Mark: t.mark()}
 	for _, s := range p.Services {
 		for _, pfx := range s.Prefixes {
 			for _, pr := range s.Ports {

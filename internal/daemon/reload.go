@@ -87,7 +87,7 @@ func (d *Daemon) rulesFor(p *policy.Policy) (firewall.Rules, error) {
 	if err != nil {
 		return r, err
 	}
-	r.QueueFirst, r.QueueLast, r.FailOpen = d.rules.QueueFirst, d.rules.QueueLast, d.rules.FailOpen
+	r.QueueFirst, r.QueueLast, r.SYNQueues, r.FailOpen = d.rules.QueueFirst, d.rules.QueueLast, d.rules.SYNQueues, d.rules.FailOpen
 	return r, r.Validate()
 }
 

@@ -17,14 +17,17 @@
 //     (0x5359, "SY": what synwall injects and its discover probes) are
 //     never tracked and RETURN before any other rule.
 //   - filter: marked packets RETURN, then guarded traffic goes to NFQUEUE.
-//     With one queue everything uses --queue-num; with two or more, the
-//     clients' SYNs (FIN,SYN,RST,ACK = SYN) go to the first queue and
-//     everything else is spread over the others with --queue-balance (or
-//     --queue-cpu-fanout), so a SYN flood that fills its queue never delays
-//     the packets of established flows (with one shared queue a full-rate
-//     flood cut an iperf3 stream through synwall from 5.2 to 0.8 Gbit/s on
-//     the project's lab). --queue-balance hashes addresses only, so one
-//     source always lands on one queue. With HookInput, loopback traffic
+//     With one queue everything uses --queue-num; with Rules.SYNQueues set,
+//     the clients' SYNs (FIN,SYN,RST,ACK = SYN) go to the first SYNQueues
+//     queues and everything else to the others, each group spread with
+//     --queue-balance (or --queue-cpu-fanout), so a SYN flood that fills
+//     its queues never delays the packets of established flows (with one
+//     shared queue a full-rate flood cut an iperf3 stream through synwall
+//     from 5.2 to 0.8 Gbit/s on the project's lab), and a flood on the
+//     NFQUEUE path alone is spread over several workers (the policy's
+//     default: four queues, two for SYNs). --queue-balance hashes
+//     addresses only, so one source always lands on one queue; a spoofed
+//     flood spreads. With HookInput, loopback traffic
 //     RETURNs: the host talking to itself needs no guard, and a discover
 //     probe of the host's own service must see the real SYN-ACK.
 //

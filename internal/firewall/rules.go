@@ -74,6 +74,11 @@ type Rules struct {
 	// --queue-num, several --queue-balance (which hashes addresses only, so
 	// one source always lands on one queue).
 	QueueFirst, QueueLast uint16
+	// SYNQueues, when not zero, is how many queues from QueueFirst take
+	// the clients' SYNs (balanced among themselves); the rest take
+	// everything else. Zero: every packet shares every queue. It must
+	// leave at least one queue for the rest.
+	SYNQueues uint16
 	// CPUFanout spreads packets over the queues by CPU instead of by hash
 	// (--queue-cpu-fanout; needs several queues).
 	CPUFanout bool
@@ -135,6 +140,9 @@ func (r Rules) Validate() error {
 	if r.CPUFanout && r.QueueLast == r.QueueFirst {
 		return errors.New("firewall: CPU fanout needs more than one queue")
 	}
+	if n := int(r.QueueLast) - int(r.QueueFirst) + 1; int(r.SYNQueues) >= n {
+		return fmt.Errorf("firewall: %d SYN queues of %d (%d:%d) leave none for the rest", r.SYNQueues, n, r.QueueFirst, r.QueueLast)
+	}
 	return nil
 }
 
@@ -171,25 +179,33 @@ func (p PortRange) nft() string {
 	return fmt.Sprintf("%d-%d", p.Lo, p.Hi)
 }
 
-// splitSYN: with two or more queues, the first takes the clients' SYNs and
-// the others everything else, so that a SYN flood that fills its queue
-// never delays the packets of flows that completed the handshake (with one
+// splitSYN: the first SYNQueues queues take the clients' SYNs and the
+// others everything else, so that a SYN flood that fills its queues never
+// delays the packets of flows that completed the handshake (with one
 // shared queue a full-rate flood cut an iperf3 stream through synwall from
-// 5.2 to 0.8 Gbit/s here).
-func (r Rules) splitSYN() bool { return r.QueueLast > r.QueueFirst }
+// 5.2 to 0.8 Gbit/s here). Several SYN queues spread a flood over as many
+// workers: on NFQUEUE alone one worker would carry all of it.
+func (r Rules) splitSYN() bool { return r.SYNQueues > 0 }
 
 // queueTarget is the NFQUEUE target of everything but the clients' SYNs.
 func (r Rules) queueTarget() string {
-	first := r.QueueFirst
-	if r.splitSYN() {
-		first++
-	}
+	return r.target(r.QueueFirst+r.SYNQueues, r.QueueLast)
+}
+
+// synTarget is the NFQUEUE target of the clients' SYNs when they have
+// queues of their own.
+func (r Rules) synTarget() string {
+	return r.target(r.QueueFirst, r.QueueFirst+r.SYNQueues-1)
+}
+
+// target is an NFQUEUE target over queues first..last.
+func (r Rules) target(first, last uint16) string {
 	var b strings.Builder
 	b.WriteString("NFQUEUE")
-	if first == r.QueueLast {
+	if first == last {
 		fmt.Fprintf(&b, " --queue-num %d", first)
 	} else {
-		fmt.Fprintf(&b, " --queue-balance %d:%d", first, r.QueueLast)
+		fmt.Fprintf(&b, " --queue-balance %d:%d", first, last)
 		if r.CPUFanout {
 			b.WriteString(" --queue-cpu-fanout")
 		}
@@ -198,16 +214,6 @@ func (r Rules) queueTarget() string {
 		b.WriteString(" --queue-bypass")
 	}
 	return b.String()
-}
-
-// synTarget is the NFQUEUE target of the clients' SYNs when they have a
-// queue of their own.
-func (r Rules) synTarget() string {
-	t := fmt.Sprintf("NFQUEUE --queue-num %d", r.QueueFirst)
-	if r.FailOpen {
-		t += " --queue-bypass"
-	}
-	return t
 }
 
 // synMatch matches a SYN without ACK, RST or FIN (iptables-save's spelling
@@ -397,30 +403,26 @@ func (r Rules) NFTables() (string, error) {
 		return "", err
 	}
 	mark := fmt.Sprintf("meta mark 0x%x", r.mark())
-	q := "queue"
-	var flags []string
-	if r.FailOpen {
-		flags = append(flags, "bypass")
-	}
-	if r.CPUFanout {
-		flags = append(flags, "fanout")
-	}
-	if len(flags) > 0 {
-		q += " flags " + strings.Join(flags, ",")
-	}
-	synq := ""
-	first := r.QueueFirst
-	if r.splitSYN() {
-		synq = fmt.Sprintf("queue to %d", r.QueueFirst)
+	target := func(first, last uint16) string {
+		var flags []string
 		if r.FailOpen {
-			synq = fmt.Sprintf("queue flags bypass to %d", r.QueueFirst)
+			flags = append(flags, "bypass")
 		}
-		first++
+		if r.CPUFanout && first != last {
+			flags = append(flags, "fanout")
+		}
+		q := "queue"
+		if len(flags) > 0 {
+			q += " flags " + strings.Join(flags, ",")
+		}
+		if first == last {
+			return q + fmt.Sprintf(" to %d", first)
+		}
+		return q + fmt.Sprintf(" to %d-%d", first, last)
 	}
-	if first == r.QueueLast {
-		q += fmt.Sprintf(" to %d", first)
-	} else {
-		q += fmt.Sprintf(" to %d-%d", first, r.QueueLast)
+	q, synq := target(r.QueueFirst+r.SYNQueues, r.QueueLast), ""
+	if r.splitSYN() {
+		synq = target(r.QueueFirst, r.QueueFirst+r.SYNQueues-1)
 	}
 	match := func(s Service, dir string) string {
 		ip := "ip"

@@ -122,9 +122,13 @@ func TestIPTablesQueueTarget(t *testing.T) {
 		syn  string // target of the clients' SYNs when they have their own queue
 	}{
 		{"one queue", func(r *Rules) {}, "-j NFQUEUE --queue-num 0", ""},
-		{"balance", func(r *Rules) { r.QueueFirst, r.QueueLast = 2, 5 }, "-j NFQUEUE --queue-balance 3:5", "-j NFQUEUE --queue-num 2"},
-		{"two queues", func(r *Rules) { r.QueueLast, r.CPUFanout, r.FailOpen = 1, true, true }, "-j NFQUEUE --queue-num 1 --queue-bypass", "-j NFQUEUE --queue-num 0 --queue-bypass"},
-		{"fanout bypass", func(r *Rules) { r.QueueLast, r.CPUFanout, r.FailOpen = 3, true, true }, "-j NFQUEUE --queue-balance 1:3 --queue-cpu-fanout --queue-bypass", "-j NFQUEUE --queue-num 0 --queue-bypass"},
+		{"balance", func(r *Rules) { r.QueueFirst, r.QueueLast, r.SYNQueues = 2, 5, 1 }, "-j NFQUEUE --queue-balance 3:5", "-j NFQUEUE --queue-num 2"},
+		{"balance, no SYN queue", func(r *Rules) { r.QueueFirst, r.QueueLast = 2, 5 }, "-j NFQUEUE --queue-balance 2:5", ""},
+		{"two SYN queues", func(r *Rules) { r.QueueFirst, r.QueueLast, r.SYNQueues = 0, 3, 2 }, "-j NFQUEUE --queue-balance 2:3", "-j NFQUEUE --queue-balance 0:1"},
+		{"three SYN queues", func(r *Rules) { r.QueueFirst, r.QueueLast, r.SYNQueues = 4, 7, 3 }, "-j NFQUEUE --queue-num 7", "-j NFQUEUE --queue-balance 4:6"},
+		{"two queues", func(r *Rules) { r.QueueLast, r.SYNQueues, r.CPUFanout, r.FailOpen = 1, 1, true, true }, "-j NFQUEUE --queue-num 1 --queue-bypass", "-j NFQUEUE --queue-num 0 --queue-bypass"},
+		{"fanout bypass", func(r *Rules) { r.QueueLast, r.SYNQueues, r.CPUFanout, r.FailOpen = 3, 1, true, true }, "-j NFQUEUE --queue-balance 1:3 --queue-cpu-fanout --queue-bypass", "-j NFQUEUE --queue-num 0 --queue-bypass"},
+		{"fanout SYN queues", func(r *Rules) { r.QueueLast, r.SYNQueues, r.CPUFanout = 3, 2, true }, "-j NFQUEUE --queue-balance 2:3 --queue-cpu-fanout", "-j NFQUEUE --queue-balance 0:1 --queue-cpu-fanout"},
 		{"bypass", func(r *Rules) { r.FailOpen = true }, "-j NFQUEUE --queue-num 0 --queue-bypass", ""},
 	}
 	for _, tt := range tests {
@@ -153,7 +157,7 @@ func TestIPTablesQueueTarget(t *testing.T) {
 			}
 			if tt.syn == "" {
 				if len(syn) != 0 {
-					t.Errorf("one queue, yet SYN rules %q", syn)
+					t.Errorf("no SYN queues, yet SYN rules %q", syn)
 				}
 				return
 			}
@@ -187,6 +191,8 @@ func TestRulesValidate(t *testing.T) {
 		{"bad prefix", func(r *Rules) { r.Services[0].Prefix = netip.Prefix{} }, "invalid prefix"},
 		{"empty queue range", func(r *Rules) { r.QueueFirst = 3 }, "queue range 3:0"},
 		{"fanout one queue", func(r *Rules) { r.CPUFanout = true }, "CPU fanout"},
+		{"SYN queues take all", func(r *Rules) { r.QueueLast, r.SYNQueues = 1, 2 }, "2 SYN queues of 2 (0:1) leave none for the rest"},
+		{"SYN queue of one queue", func(r *Rules) { r.SYNQueues = 1 }, "1 SYN queues of 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -281,7 +287,7 @@ COMMIT
 
 func TestNFTables(t *testing.T) {
 	r := testRules()
-	r.QueueLast, r.CPUFanout, r.FailOpen = 3, true, true
+	r.QueueLast, r.SYNQueues, r.CPUFanout, r.FailOpen = 3, 1, true, true
 	text, err := r.NFTables()
 	if err != nil {
 		t.Fatal(err)
@@ -306,6 +312,12 @@ func TestNFTables(t *testing.T) {
 	if strings.Index(text, "delete table inet synwall") > strings.Index(text, "table inet synwall {") {
 		t.Errorf("old table not deleted before the new one is defined")
 	}
+	r.SYNQueues, r.FailOpen = 2, false
+	if text, err = r.NFTables(); err != nil {
+		t.Fatal(err)
+	}
+	indexOf(t, text, "\t\tip daddr 198.18.0.0/24 tcp dport 80 tcp flags & (fin|syn|rst|ack) == syn queue flags fanout to 0-1 comment \"synwall\"")
+	indexOf(t, text, "\t\tip daddr 198.18.0.0/24 tcp dport 80 queue flags fanout to 2-3 comment \"synwall\"")
 }
 
 // TestLoopbackExempt: with the input hook, the host's traffic to itself

@@ -159,6 +159,14 @@ func (b *builder) build(p *Policy) (*Policy, error) {
 	if len(slices.Compact(slices.Clone(q.Numbers))) != len(q.Numbers) {
 		b.errf("queue.numbers", "queue numbers repeat")
 	}
+	switch n := len(q.Numbers); {
+	case q.SYNQueues == SYNQueuesHalf || n == 0:
+	case n == 1:
+		b.errf("queue.syn_queues", "%d: SYN queues of their own need at least two queue numbers (have one; use half or leave it out)", q.SYNQueues)
+	case q.SYNQueues < 1 || q.SYNQueues >= n:
+		b.errf("queue.syn_queues", "%d out of range (allowed 1..%d with %d queues, or half)", q.SYNQueues, n-1, n)
+	}
+	q.SYNQueues = ResolveSYNQueues(q.SYNQueues, len(q.Numbers))
 	b.intRange("queue.max_len", int(q.MaxLen), MinQueueMaxLen, MaxQueueML)
 
 	p.Allow = b.prefixList("allow", p.Allow, &p.allow)

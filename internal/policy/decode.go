@@ -304,7 +304,7 @@ func (d *decoder) tables(n *yaml.Node, t *Tables) {
 }
 
 func (d *decoder) queue(n *yaml.Node, q *Queue) {
-	f := d.fields(n, "queue", "numbers", "max_len", "fail")
+	f := d.fields(n, "queue", "numbers", "syn_queues", "max_len", "fail")
 	if f == nil {
 		return
 	}
@@ -322,6 +322,13 @@ func (d *decoder) queue(n *yaml.Node, q *Queue) {
 			for x := int(r.Lo); x <= int(r.Hi); x++ {
 				q.Numbers = append(q.Numbers, uint16(x))
 			}
+		}
+	}
+	if v := f["syn_queues"]; v != nil {
+		if v.Kind == yaml.ScalarNode && v.Value == "half" {
+			q.SYNQueues = SYNQueuesHalf
+		} else if c, ok := d.count(v, "queue.syn_queues", 1, MaxQueues-1); ok {
+			q.SYNQueues = int(c)
 		}
 	}
 	if v := f["max_len"]; v != nil {

@@ -49,11 +49,25 @@ const (
 	MaxServices                = 1 << 20
 )
 
-// DefaultQueueNumbers returns the default NFQUEUE numbers, 0 and 1: two
-// workers, the first taking the clients' SYNs and the second everything
-// else, so that a SYN flood never delays established flows. The slice is
-// the caller's.
-func DefaultQueueNumbers() []uint16 { return []uint16{0, 1} }
+// DefaultQueueNumbers returns the default NFQUEUE numbers, 0 to 3: four
+// workers, the first half (SYNQueuesHalf) taking the clients' SYNs spread
+// by address hash, the others everything else, so that a SYN flood never
+// delays established flows and, on NFQUEUE alone, no single worker carries
+// the whole flood. The slice is the caller's.
+func DefaultQueueNumbers() []uint16 { return []uint16{0, 1, 2, 3} }
+
+// SYNQueuesHalf (`half` in a file, the default) gives the clients' SYNs
+// half of the queues, rounded down: none of their own with one queue.
+const SYNQueuesHalf = -1
+
+// ResolveSYNQueues returns how many of n queues take the clients' SYNs for
+// a setting v (SYNQueuesHalf or a count).
+func ResolveSYNQueues(v, n int) int {
+	if v == SYNQueuesHalf {
+		return n / 2
+	}
+	return v
+}
 
 // defaultPolicy returns a Policy holding every default and no services:
 // what a file with only version and services, or New with zero Tables,
@@ -64,7 +78,7 @@ func defaultPolicy() *Policy {
 	p.Cookies.Period = p.Tables.CookiePeriod
 	p.Limits = Limits{SynAckRate: PerSecond(DefaultSynAckRate), SynAckBurst: DefaultSynAckBurst}
 	p.InvalidFlags = InvalidFlagsDrop
-	p.Queue = Queue{Numbers: DefaultQueueNumbers(), MaxLen: DefaultQueueMaxLen}
+	p.Queue = Queue{Numbers: DefaultQueueNumbers(), MaxLen: DefaultQueueMaxLen, SYNQueues: SYNQueuesHalf}
 	return p
 }
 

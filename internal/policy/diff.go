@@ -40,6 +40,7 @@ func Diff(old, new *Policy) []string {
 	add(false, "deny", old.Deny, new.Deny)
 	add(false, "invalid_flags", old.InvalidFlags, new.InvalidFlags)
 	add(true, "queue.numbers", old.Queue.Numbers, new.Queue.Numbers)
+	add(true, "queue.syn_queues", old.Queue.SYNQueues, new.Queue.SYNQueues)
 	add(true, "queue.max_len", old.Queue.MaxLen, new.Queue.MaxLen)
 	add(true, "queue.fail_open", old.Queue.FailOpen, new.Queue.FailOpen)
 

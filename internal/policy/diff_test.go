@@ -19,7 +19,7 @@ func TestDiff(t *testing.T) {
     addresses: [198.18.3.9/32]
     ports: [22]
 tables: {flows: 1Mi, idle_timeout: 1m}
-queue: {numbers: "0-3"}
+queue: {numbers: "0-5", syn_queues: 2}
 `
 	b, err := Parse("b.yaml", []byte(changed))
 	if err != nil {
@@ -28,7 +28,7 @@ queue: {numbers: "0-3"}
 	want := []string{
 		"tables.flows: 262144 -> 1048576 (needs restart)",
 		"tables.idle_timeout: 10m -> 1m",
-		"queue.numbers: [0 1] -> [0 1 2 3] (needs restart)",
+		"queue.numbers: [0 1 2 3] -> [0 1 2 3 4 5] (needs restart)",
 		`service "web" advertise: {MSS4:1460 MSS6:1440 WScale:7 SACK:true Timestamps:true ECN:false Window:65535 Discover:false} -> {MSS4:1400 MSS6:1380 WScale:7 SACK:true Timestamps:true ECN:false Window:65535 Discover:false}`,
 		`service "ssh" added`,
 	}

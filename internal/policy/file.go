@@ -97,6 +97,9 @@ func (p *Policy) Format(w io.Writer) error {
 		nums[i] = strconv.Itoa(int(n))
 	}
 	pr("  numbers: [%s]\n", strings.Join(nums, ", "))
+	if p.Queue.SYNQueues > 0 {
+		pr("  syn_queues: %d\n", p.Queue.SYNQueues)
+	}
 	pr("  max_len: %s\n", formatCount(uint64(p.Queue.MaxLen)))
 	if p.Queue.FailOpen {
 		pr("  fail: open\n")

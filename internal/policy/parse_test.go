@@ -53,7 +53,7 @@ queue: {numbers: "2-4", max_len: 64Ki, fail: open}
 		Allow:        []netip.Prefix{netip.MustParsePrefix("198.18.1.0/24"), netip.MustParsePrefix("2001:db8:1::/48")},
 		Deny:         []netip.Prefix{netip.MustParsePrefix("198.18.200.7/32")},
 		InvalidFlags: InvalidFlagsCount,
-		Queue:        Queue{Numbers: []uint16{2, 3, 4}, MaxLen: 65536, FailOpen: true},
+		Queue:        Queue{Numbers: []uint16{2, 3, 4}, MaxLen: 65536, SYNQueues: 1, FailOpen: true},
 	}
 	if d := cmp.Diff(want, p, cmpPolicy...); d != "" {
 		t.Errorf("Parse mismatch (-want +got):\n%s", d)
@@ -349,5 +349,39 @@ func TestParseUnits(t *testing.T) {
 		if got := formatDuration(c.d); got != c.want {
 			t.Errorf("formatDuration(%v) = %q, want %q", c.d, got, c.want)
 		}
+	}
+}
+
+// TestSYNQueues: how many queues take the clients' SYNs, from a file.
+func TestSYNQueues(t *testing.T) {
+	tests := []struct {
+		queue   string
+		want    int
+		wantErr string // substring of the error; "" for none
+	}{
+		{"", 2, ""}, // default: four queues, half of them
+		{`queue: {numbers: "0-3", syn_queues: half}`, 2, ""},
+		{`queue: {numbers: "0-4"}`, 2, ""},
+		{`queue: {numbers: "5"}`, 0, ""}, // one queue: shared
+		{`queue: {numbers: "0-1"}`, 1, ""},
+		{`queue: {numbers: "0-3", syn_queues: 3}`, 3, ""},
+		{`queue: {numbers: "0-3", syn_queues: 1}`, 1, ""},
+		{`queue: {numbers: "0-3", syn_queues: 4}`, 0, "web.yaml:12: queue.syn_queues: 4 out of range (allowed 1..3 with 4 queues, or half)"},
+		{`queue: {numbers: "7", syn_queues: 1}`, 0, "queue.syn_queues: 1: SYN queues of their own need at least two queue numbers"},
+		{`queue: {syn_queues: 0}`, 0, "queue.syn_queues"},
+		{`queue: {syn_queues: most}`, 0, "queue.syn_queues"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.queue, func(t *testing.T) {
+			p, err := Parse("web.yaml", []byte(base+tt.queue+"\n"))
+			switch {
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("Parse(%q) = %v, want an error containing %q", tt.queue, err, tt.wantErr)
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("Parse(%q) = %v", tt.queue, err)
+			case tt.wantErr == "" && p.Queue.SYNQueues != tt.want:
+				t.Errorf("Parse(%q).Queue.SYNQueues = %d, want %d", tt.queue, p.Queue.SYNQueues, tt.want)
+			}
+		})
 	}
 }

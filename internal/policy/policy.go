@@ -127,6 +127,12 @@ type Cookies struct {
 type Queue struct {
 	Numbers []uint16 // NFQUEUE numbers, one worker each, ascending
 	MaxLen  uint32   // kernel queue length (queue_maxlen)
+	// SYNQueues is how many of Numbers, from the first, take the clients'
+	// SYNs, spread over them by address hash; the others take everything
+	// else, so that a SYN flood never delays established flows. Zero with
+	// one queue: SYNs and the rest share it. By default half of the
+	// queues (SYNQueuesHalf in a file).
+	SYNQueues int
 	// FailOpen makes the kernel accept packets the queue cannot take
 	// (NfQaCfgFlagFailOpen). That lets a flood through when synwall falls
 	// behind; the default, fail closed, drops them.

@@ -17,9 +17,9 @@
 // slower.
 //
 // Each queue number in Config.Queues gets its own worker goroutine and its
-// own Processor (from the factory given to Open). With two or more queues
-// the generated rules send the clients' SYNs to the first and everything
-// else to the others (see firewall.Rules), so a SYN flood that fills its queue does
+// own Processor (from the factory given to Open). The generated rules
+// (firewall.Rules) can send the clients' SYNs to queues of their own and
+// everything else to the others, so a SYN flood that fills its queues does
 // not drop the packets of established flows. Verdicts are issued in the
 // order the packets arrived. Runs of plain ACCEPT (or of DROP) verdicts are
 // folded into one NFQNL_MSG_VERDICT_BATCH message, which applies to every
