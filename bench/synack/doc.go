@@ -10,7 +10,7 @@
 //     namespace's raw-table counter for SYN-ACKs to the spoofed prefixes);
 //   - the whole machine's busy CPU over the run (/proc/stat), the least
 //     busy of -repeat runs (other work on a shared machine only adds; the
-//     baseline runs first and again last; each run waits up to 20 s for
+//     baseline runs first and again last; each run waits up to 10 s for
 //     the machine to be less busy than -quiet);
 //   - CPU per SYN-ACK above the drop baseline of the same offered load,
 //     and synwall's over SYNPROXY's from the same run.

@@ -61,7 +61,7 @@ func main() {
 	flag.DurationVar(&o.legitDur, "legit-duration", 0, "length of the legitimate run (default 10s)")
 	flag.IntVar(&o.conns, "conns", 0, "legitimate connections of the legitimate run (default 200)")
 	flag.StringVar(&o.stage, "stage", "tc", "--syn-stage of the BPF row")
-	flag.Float64Var(&o.quiet, "quiet", 0.15, "before each fixed-rate run, wait (up to 20 s) until the machine is less busy than this share (0: do not wait)")
+	flag.Float64Var(&o.quiet, "quiet", 0.15, "before each fixed-rate run, wait (up to 10 s) until the machine is less busy than this share (0: do not wait)")
 	flag.StringVar(&o.synwall, "synwall", "", "synwall `BINARY` to measure (default: build ./cmd/synwall of the checkout)")
 	flag.StringVar(&o.out, "out", "SYNACK.md", "write the markdown report to `FILE` (empty: only print it)")
 	flag.BoolVar(&o.short, "short", false, "the short plan (about 40 s of floods), for a quick check")
@@ -292,7 +292,7 @@ func run(ctx context.Context, o options, log io.Writer) (rep *report, err error)
 		for _, rate := range o.rates {
 			f := fixedRun{Rate: rate, Family: fam}
 			load := lab.SynLoad{Target: target(fam), Generator: []string{gen}, Rate: rate, Duration: o.duration, Repeat: o.repeat,
-				QuietBelow: o.quiet, QuietWait: 20 * time.Second}
+				QuietBelow: o.quiet, QuietWait: 10 * time.Second}
 			// The baseline runs first and again last, and the less busy
 			// of the two counts: a burst of other work during one of them
 			// would make every defense look cheaper.

@@ -74,10 +74,10 @@ func (rep *report) markdown() string {
 		stage = "no: `synwall run -h` lists no --syn-stage; its rows say " + lab.NotAvailable
 	}
 	fmt.Fprintf(&b, "- synwall binary has the BPF SYN stage: %s\n", stage)
-	fmt.Fprintf(&b, "- Method: one namespace lab (deploy/lab); the generator (bench/synflood) sends spoofed SYNs from random sources of %v / %v to the server's port %d at a fixed rate for %v, %d time(s) per defense (the drop baseline twice as often: first and last); SYN-ACKs are counted where they arrive (the attacker's raw-table rule for SYN-ACKs to the spoofed prefixes); CPU is the whole machine's busy time from /proc/stat over the run, the least busy of the repetitions (other work only adds). *CPU per SYN-ACK* is the busy CPU per second above the drop baseline's (the gateway drops the spoofed SYNs in raw PREROUTING), over the run, divided by the SYN-ACKs. Ratios are against kernel SYNPROXY of the same run.\n",
+	fmt.Fprintf(&b, "- Method: one namespace lab (deploy/lab); the generator (bench/synflood) sends spoofed SYNs from random sources of %v / %v to the server's port %d at a fixed rate for %v, %d time(s) per defense (the drop baseline twice as often: first and last); SYN-ACKs are counted where they arrive (the attacker's raw-table rule for SYN-ACKs to the spoofed prefixes); CPU is the whole machine's busy time from /proc/stat over the run, the least busy of the repetitions (other work only adds). *CPU per SYN-ACK* is the run's busy CPU minus the drop baseline's (the gateway drops the spoofed SYNs in raw PREROUTING) for as many packets sent (its CPU per packet × the run's packets: where a defense saturates the machine the generator sends less), divided by the SYN-ACKs. Ratios are against kernel SYNPROXY of the same run.\n",
 		lab.SpoofPrefix, lab.SpoofPrefix6, lab.HTTPPort, o.duration, o.repeat)
 	if o.quiet > 0 {
-		fmt.Fprintf(&b, "- Before each fixed-rate run the harness waited (up to 20 s) for the machine to be less than %.0f%% busy.\n", 100*o.quiet)
+		fmt.Fprintf(&b, "- Before each fixed-rate run the harness waited (up to 10 s) for the machine to be less than %.0f%% busy.\n", 100*o.quiet)
 	}
 	fmt.Fprintf(&b, "- SYNPROXY: %s. synwall: `synwall run` on the embedded default policy (hook forward, fail closed), plus the row's arguments.\n\n", lab.SynproxySetup)
 

@@ -159,7 +159,8 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) (res DemoResult, 
 	fmt.Fprintf(w, `Server: no SYN cookies, SYN backlog %d, listen backlog %d. Each defense in turn in the gateway:
   1. spoofed SYNs from random sources (%s) at %d/s for %v, %d times:
      SYN-ACKs to the spoofed sources counted at the attacker, whole-machine CPU from /proc/stat (the
-     least busy run counts: the machine is shared); the cost per SYN-ACK is the CPU above the drop baseline
+     least busy run counts: the machine is shared); the cost per SYN-ACK is the CPU above what the
+     drop baseline spent for as many SYNs
   2. the same plus hping3 -S --flood for %v, while the client makes %d HTTP connections
 `, cfg.SynBacklog, cfg.ListenBacklog, strings.Join(cfg.Generator, " "), cfg.Rate, cfg.Measure, cfg.Repeat, cfg.Flood, cfg.Connections)
 

@@ -224,18 +224,21 @@ func perSecond(n float64, d time.Duration) float64 {
 	return n / d.Seconds()
 }
 
-// ExtraCPUPerSynAck is r's whole-machine CPU time per SYN-ACK above
-// base's (busy CPU per second of each, the difference over r's window,
-// divided by r's SYN-ACKs); false when r answered too little to say (under
-// minShare of what it was offered) or either row has no numbers. It may be
-// negative when the defense costs less than the noise of the machine.
+// ExtraCPUPerSynAck is r's whole-machine CPU time per SYN-ACK above what
+// base, the drop baseline, spent for as many packets: base's busy CPU per
+// packet sent times the packets r sent (the generator's own cost and the
+// drop scale with the packets, and a saturated machine slows the
+// generator), subtracted from r's busy CPU and divided by r's SYN-ACKs.
+// False when r answered too little to say (under minShare of what it was
+// offered) or either row has no numbers. It may be negative when the
+// defense costs less than the noise of the machine.
 func ExtraCPUPerSynAck(r, base SynResult, minShare float64) (time.Duration, bool) {
-	if !r.Measured() || !base.Measured() || r.Window <= 0 || base.Window <= 0 || r.SynAcks == 0 ||
-		float64(r.SynAcks) < minShare*float64(r.Sent) {
+	sent, baseSent := float64(r.Sent+r.HpingSent), float64(base.Sent+base.HpingSent)
+	if !r.Measured() || !base.Measured() || baseSent <= 0 || r.SynAcks == 0 || float64(r.SynAcks) < minShare*sent {
 		return 0, false
 	}
-	extra := r.Busy.Seconds()/r.Window.Seconds() - base.Busy.Seconds()/base.Window.Seconds()
-	return time.Duration(extra * r.Window.Seconds() / float64(r.SynAcks) * float64(time.Second)), true
+	extra := r.Busy.Seconds() - base.Busy.Seconds()*sent/baseSent
+	return time.Duration(extra / float64(r.SynAcks) * float64(time.Second)), true
 }
 
 // attackerComment is the comment of the attacker's rule that drops the

@@ -60,6 +60,7 @@ func TestParseRuleCounter(t *testing.T) {
 }
 
 func TestExtraCPUPerSynAck(t *testing.T) {
+	// The baseline: 2 CPU-s for 100k packets, 20 µs each.
 	base := SynResult{Sent: 100_000, Busy: 2 * time.Second, Window: 10 * time.Second}
 	tests := []struct {
 		name   string
@@ -67,11 +68,12 @@ func TestExtraCPUPerSynAck(t *testing.T) {
 		want   time.Duration
 		wantOK bool
 	}{
-		// 0.5 CPU-s per second above the baseline's 0.2, over 10 s, for
-		// 100k SYN-ACKs: 30 µs each.
+		// 3 CPU-s above the baseline's 2 for 100k SYN-ACKs: 30 µs each.
 		{"above", SynResult{Sent: 100_000, SynAcks: 100_000, Busy: 5 * time.Second, Window: 10 * time.Second}, 30 * time.Microsecond, true},
-		// A longer window: the baseline is scaled by time.
-		{"scaled", SynResult{Sent: 100_000, SynAcks: 50_000, Busy: 4 * time.Second, Window: 20 * time.Second}, 0, true},
+		// A saturated machine slowed the generator to half: the baseline
+		// counts for half as many packets, 1 CPU-s; 3 more for 50k.
+		{"fewer sent", SynResult{Sent: 50_000, SynAcks: 50_000, Busy: 4 * time.Second, Window: 10 * time.Second}, 60 * time.Microsecond, true},
+		{"hping3 counts", SynResult{Sent: 50_000, HpingSent: 50_000, SynAcks: 100_000, Busy: 2 * time.Second, Window: 10 * time.Second}, 0, true},
 		{"below the noise", SynResult{Sent: 100_000, SynAcks: 100_000, Busy: time.Second, Window: 10 * time.Second}, -10 * time.Microsecond, true},
 		{"answers too little", SynResult{Sent: 100_000, SynAcks: 50, Busy: 5 * time.Second, Window: 10 * time.Second}, 0, false},
 		{"nothing", SynResult{Sent: 100_000, Window: 10 * time.Second}, 0, false},
