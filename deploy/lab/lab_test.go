@@ -387,7 +387,8 @@ func TestDemoCancelled(t *testing.T) {
 	time.AfterFunc(3*time.Second, cancel)
 	var out strings.Builder
 	t0 := time.Now()
-	_, err := RunDemo(ctx, DemoConfig{Synwall: "/nonexistent/synwall", Prefix: prefix}, &out)
+	// Cancelled during the first flood (the drop baseline's).
+	_, err := RunDemo(ctx, DemoConfig{Synwall: needSynwall(t), Generator: []string{labBin, "synflood"}, Prefix: prefix, Measure: 10 * time.Second}, &out)
 	if errors.Is(err, ErrPermission) {
 		t.Skipf("needs root: %v", err)
 	}
