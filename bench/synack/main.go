@@ -30,6 +30,8 @@ type options struct {
 	legitDur    time.Duration
 	conns       int
 	stage       string
+	nfqArgs     string // replaces the NFQUEUE row's extra synwall run arguments
+	bpfArgs     string // replaces the BPF row's
 	quiet       float64
 	synwall     string
 	out         string
@@ -61,6 +63,8 @@ func main() {
 	flag.DurationVar(&o.legitDur, "legit-duration", 0, "length of the legitimate run (default 10s)")
 	flag.IntVar(&o.conns, "conns", 0, "legitimate connections of the legitimate run (default 200)")
 	flag.StringVar(&o.stage, "stage", "tc", "--syn-stage of the BPF row")
+	flag.StringVar(&o.nfqArgs, "nfq-args", "", "extra `ARGS` of synwall run for the NFQUEUE-only row, space-separated (default: --syn-stage off where the binary has it)")
+	flag.StringVar(&o.bpfArgs, "bpf-args", "", "extra `ARGS` of synwall run for the BPF row, space-separated (default: --syn-stage STAGE)")
 	flag.Float64Var(&o.quiet, "quiet", 0.15, "before each fixed-rate run, wait (up to 10 s) until the machine is less busy than this share (0: do not wait)")
 	flag.StringVar(&o.synwall, "synwall", "", "synwall `BINARY` to measure (default: build ./cmd/synwall of the checkout)")
 	flag.StringVar(&o.out, "out", "SYNACK.md", "write the markdown report to `FILE` (empty: only print it)")
@@ -287,6 +291,14 @@ func run(ctx context.Context, o options, log io.Writer) (rep *report, err error)
 	defer srv.Close()
 	base := lab.SynwallConfig{Binary: bin}
 	defenses := lab.StandardDefenses(false, o.stage, rep.hasStage)
+	for i := range defenses {
+		switch {
+		case defenses[i].Name == lab.NameNFQueue && o.nfqArgs != "":
+			defenses[i].SynwallArgs = strings.Fields(o.nfqArgs)
+		case defenses[i].Name == lab.NameBPF && o.bpfArgs != "":
+			defenses[i].SynwallArgs = strings.Fields(o.bpfArgs)
+		}
+	}
 
 	for _, fam := range o.families {
 		for _, rate := range o.rates {
