@@ -162,7 +162,7 @@ func TestMarkdown(t *testing.T) {
 		"| 50k pps | IPv4 | drop (baseline) | 50k | 0 | 10% (10) | (baseline) | — |",
 		"| 50k pps | IPv4 | kernel SYNPROXY | 50k | 50k | 30% (30) | 8.00 µs | 1 |",
 		"| 50k pps | IPv4 | synwall, NFQUEUE only | 50k | 50k | 90% (90) | 32.00 µs | 4.00 |",
-		"| 50k pps | IPv4 | synwall + BPF SYN stage (`--syn-stage tc`) | not available in this build |",
+		"| 50k pps | IPv4 | synwall + BPF SYN stage (`--syn-stage tc --syn-stage-if cli0,atk0`) | not available in this build |",
 		"| synwall, NFQUEUE only | 50k + 0 | 25k | 25% | 0.50 |",
 		"lists no --syn-stage",
 	} {

@@ -57,7 +57,8 @@ type Defense struct {
 }
 
 // SynStageFlag is the `synwall run` flag that chooses the BPF SYN stage
-// (auto, tc, xdp or off).
+// (auto, tc, xdp or off); SynStageFlag+"-if" names the interfaces that face
+// clients, where it answers (the gateway's IfClient and IfAttacker here).
 const SynStageFlag = "syn-stage"
 
 // NotAvailable is what a row says when the synwall binary lacks a flag its
@@ -76,7 +77,8 @@ const (
 // StandardDefenses are the rows of the demo and the benchmark: the drop
 // baseline, optionally no defense, kernel SYNPROXY, synwall on NFQUEUE
 // alone and synwall with the BPF SYN stage. stage is the value of
-// --syn-stage for the latter (the lab's veths want "tc"). nfqArgs are the
+// --syn-stage for the latter (the lab's veths want "tc"), on the gateway's
+// client and attacker interfaces. nfqArgs are the
 // NFQUEUE-only row's extra arguments: with a binary that has the stage,
 // "--syn-stage off" (SynwallDefenses decides).
 func StandardDefenses(withNone bool, stage string, hasStage bool) []Defense {
@@ -91,7 +93,8 @@ func StandardDefenses(withNone bool, stage string, hasStage bool) []Defense {
 	return append(d,
 		Defense{Name: NameSynproxy, Kind: DefenseSynproxy},
 		nfq,
-		Defense{Name: NameBPF, Kind: DefenseSynwall, SynwallArgs: []string{"--" + SynStageFlag, stage}, RequireFlag: SynStageFlag},
+		Defense{Name: NameBPF, Kind: DefenseSynwall, RequireFlag: SynStageFlag,
+			SynwallArgs: []string{"--" + SynStageFlag, stage, "--" + SynStageFlag + "-if", IfClient + "," + IfAttacker}},
 	)
 }
 

@@ -126,11 +126,11 @@ func TestStandardDefenses(t *testing.T) {
 		}
 		return n
 	}
-	if d := cmp.Diff([]string{NameDrop + " ", NameNone + " ", NameSynproxy + " ", NameNFQueue + " --syn-stage off", NameBPF + " --syn-stage tc"},
+	if d := cmp.Diff([]string{NameDrop + " ", NameNone + " ", NameSynproxy + " ", NameNFQueue + " --syn-stage off", NameBPF + " --syn-stage tc --syn-stage-if cli0,atk0"},
 		names(StandardDefenses(true, "tc", true))); d != "" {
 		t.Errorf("StandardDefenses(with none, tc, has stage) (-want +got):\n%s", d)
 	}
-	if d := cmp.Diff([]string{NameDrop + " ", NameSynproxy + " ", NameNFQueue + " ", NameBPF + " --syn-stage xdp"},
+	if d := cmp.Diff([]string{NameDrop + " ", NameSynproxy + " ", NameNFQueue + " ", NameBPF + " --syn-stage xdp --syn-stage-if cli0,atk0"},
 		names(StandardDefenses(false, "xdp", false))); d != "" {
 		t.Errorf("StandardDefenses(no none, xdp, no stage) (-want +got):\n%s", d)
 	}
