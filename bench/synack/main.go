@@ -315,7 +315,7 @@ func run(ctx context.Context, o options, log io.Writer) (rep *report, err error)
 				}
 				logRow(log, fmt.Sprintf("IPv%d %d pps", fam, rate), rs[0])
 				if len(f.Rows) == len(defenses) {
-					f.Rows[0] = lessBusy(f.Rows[0], rs[0])
+					f.Rows[0] = lab.LessBusy(f.Rows[0], rs[0])
 					break
 				}
 				f.Rows = append(f.Rows, rs[0])
@@ -352,15 +352,4 @@ func logRow(w io.Writer, what string, r lab.SynResult) {
 		fmt.Fprintf(w, ", legitimate %s", r.Load)
 	}
 	fmt.Fprintln(w)
-}
-
-// lessBusy is the one of two runs of the same load in which the machine
-// was less busy, with the busy shares of both.
-func lessBusy(a, b lab.SynResult) lab.SynResult {
-	shares := append(append([]float64(nil), a.BusyShares...), b.BusyShares...)
-	if b.BusyShare() < a.BusyShare() {
-		a = b
-	}
-	a.BusyShares = shares
-	return a
 }

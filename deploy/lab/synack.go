@@ -499,6 +499,17 @@ func (l *Lab) measureOne(ctx context.Context, load SynLoad, sw *Synwall, res *Sy
 	return nil
 }
 
+// LessBusy is the one of two runs of the same load in which the machine
+// was less busy, with the busy shares of both.
+func LessBusy(a, b SynResult) SynResult {
+	shares := append(append([]float64(nil), a.BusyShares...), b.BusyShares...)
+	if b.BusyShare() < a.BusyShare() {
+		a = b
+	}
+	a.BusyShares = shares
+	return a
+}
+
 // waitQuiet samples the machine's busy share every half second until it
 // is below share or wait has passed.
 func waitQuiet(ctx context.Context, share float64, wait time.Duration) error {
