@@ -7,7 +7,7 @@ LABBIN  ?= bin/synwall-lab
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all setup build demo test bench loadtest loadtest-short synack clean
+.PHONY: all setup build demo test bench loadtest loadtest-short synack clean generate
 
 all: build
 
@@ -37,6 +37,11 @@ bench:
 
 clean:
 	rm -rf bin
+
+# Rebuilds the BPF SYN stage's object and Go bindings from its C source
+# (needs clang, llvm and libbpf-dev: make setup). The results are committed.
+generate: setup
+	$(GO) generate ./internal/synstage/
 
 # Load test (root): flood-rate sweep of SYNPROXY and synwall and synwall's
 # memory under 10^3..10^6 distinct sources; writes bench/sweep.csv, the

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the demo and the end-to-end tests need on a Debian machine:
-# iproute2, iptables, hping3, curl, iperf3, tcpdump (and coreutils' timeout).
+# iproute2, iptables, hping3, curl, iperf3, tcpdump (and coreutils' timeout),
+# and clang, llvm and libbpf-dev, with which `make generate` and a test
+# rebuild the BPF SYN stage (internal/synstage).
 # Idempotent: installs only what is missing, runs apt-get update at most once.
 set -euo pipefail
 
@@ -14,6 +16,8 @@ declare -A pkg=(
 	[iperf3]=iperf3
 	[tcpdump]=tcpdump
 	[timeout]=coreutils
+	[clang]=clang
+	[llvm-strip]=llvm
 )
 
 missing=()
@@ -22,6 +26,7 @@ for cmd in "${!pkg[@]}"; do
 		missing+=("${pkg[$cmd]}")
 	fi
 done
+[ -f /usr/include/bpf/bpf_helpers.h ] || missing+=(libbpf-dev)
 if [ ${#missing[@]} -eq 0 ]; then
 	echo "setup: all tools present"
 	exit 0

@@ -1,6 +1,9 @@
-// Command compare runs the same bounded SYN-flood workload against four
-// defenses in turn, in one namespace lab (deploy/lab), and reports them side
-// by side:
+// Command compare runs the same bounded SYN-flood workload against a drop
+// baseline and five defenses in turn, in one namespace lab (deploy/lab), and
+// reports them side by side:
+//
+//   - drop (baseline): the gateway drops the spoofed SYNs (raw PREROUTING);
+//     the machine CPU of the other phases is reported above it, per SYN-ACK;
 //
 //   - none: the server's kernel without SYN cookies and with a small SYN
 //     backlog and listen queue (lab.WeakServer);
@@ -14,7 +17,11 @@
 //     nf_conntrack_tcp_loose=0);
 //
 //   - synwall: the weak server behind `synwall run` on its embedded default
-//     policy.
+//     policy;
+//
+//   - synwall + SYN stage: the same with the BPF SYN stage (--syn-stage tc)
+//     on the gateway's client- and attacker-facing interfaces, which
+//     answers the SYNs in the kernel.
 //
 //     cd bench && go run ./compare [-short] [-rate 100000] [-out COMPARE.md]
 //

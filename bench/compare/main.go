@@ -48,7 +48,7 @@ func main() {
 	flag.IntVar(&o.conns, "conns", 0, "legitimate connections per defense (default 200, 60 with -short)")
 	flag.StringVar(&o.out, "out", "COMPARE.md", "write the markdown report to `FILE` (empty: only print it; run from bench/, the default is bench/COMPARE.md)")
 	flag.StringVar(&o.synwall, "synwall", "", "synwall `BINARY`; empty builds the repository's ./cmd/synwall")
-	flag.IntVar(&o.hpings, "hping", 1, "`N` hping3 -S --flood instances side by side, all from the attacker's own address (1..4)")
+	flag.IntVar(&o.hpings, "hping", 1, "`N` hping3 -S --flood instances side by side, all from the attacker's own address (0..4; 0 leaves the generator alone at -rate, for CPU per SYN-ACK)")
 	flag.Parse()
 	o.flood = 10 * time.Second
 	if o.short {
@@ -60,8 +60,8 @@ func main() {
 			o.conns = 60
 		}
 	}
-	if o.hpings < 1 || o.hpings > 4 {
-		fmt.Fprintf(os.Stderr, "compare: -hping %d not in [1, 4]\n", o.hpings)
+	if o.hpings < 0 || o.hpings > 4 {
+		fmt.Fprintf(os.Stderr, "compare: -hping %d not in [0, 4]\n", o.hpings)
 		os.Exit(2)
 	}
 	if o.rate < 1 || o.rate > 2_000_000 {
@@ -197,6 +197,23 @@ func run(ctx context.Context, o options) (err error) {
 func defenses() []defense {
 	weak := func(ctx context.Context, e *env) error { return e.l.WeakServer(synBacklog, listenBacklog) }
 	return []defense{
+		{dropBaseline, "the gateway drops the spoofed SYNs in raw PREROUTING: the cost of carrying the flood, for CPU per SYN-ACK",
+			func(ctx context.Context, e *env) (func() error, error) {
+				if err := weak(ctx, e); err != nil {
+					return nil, err
+				}
+				rule := []string{"-t", "raw", "PREROUTING", "-s", lab.SpoofPrefix.String(), "-p", "tcp", "--syn", "-j", "DROP"}
+				args := func(op string) []string {
+					return append([]string{"-w", "10", "-t", "raw", op}, rule[2:]...)
+				}
+				if _, err := e.l.Exec(ctx, e.l.Gateway, "iptables", args("-I")...); err != nil {
+					return nil, err
+				}
+				return func() error {
+					_, err := e.l.Exec(context.Background(), e.l.Gateway, "iptables", args("-D")...)
+					return err
+				}, nil
+			}},
 		{"none", fmt.Sprintf("server tcp_syncookies=0, tcp_max_syn_backlog %d, listen backlog %d", synBacklog, listenBacklog),
 			func(ctx context.Context, e *env) (func() error, error) { return nil, weak(ctx, e) }},
 		{"kernel syncookies", fmt.Sprintf("server tcp_syncookies=1, tcp_max_syn_backlog %d, listen backlog %d", synBacklog, listenBacklog),
@@ -228,10 +245,30 @@ func defenses() []defense {
 					return sw.Stop()
 				}, nil
 			}},
+		{"synwall + SYN stage", "synwall run as above with the BPF SYN stage (--syn-stage tc) on the gateway's client and attacker interfaces; weak server behind it",
+			func(ctx context.Context, e *env) (func() error, error) {
+				if err := weak(ctx, e); err != nil {
+					return nil, err
+				}
+				sw, err := e.l.StartSynwall(ctx, lab.SynwallConfig{Binary: e.synwall,
+					Args: []string{"--syn-stage", "tc", "--syn-stage-if", lab.IfClient + "," + lab.IfAttacker}})
+				if err != nil {
+					return nil, err
+				}
+				e.sw = sw
+				return func() error {
+					e.sw = nil
+					return sw.Stop()
+				}, nil
+			}},
 	}
 }
 
 const counterComment = "compare: SYN-ACKs at the attacker"
+
+// dropBaseline names the phase whose machine CPU the others are measured
+// above.
+const dropBaseline = "drop (baseline)"
 
 func installSynproxy(ctx context.Context, e *env) (func() error, error) {
 	undo, lines, err := e.l.InstallSynproxy(ctx)
@@ -418,8 +455,13 @@ func measure(ctx context.Context, e *env, d defense) (r result, err error) {
 	case e.sw != nil:
 		sd := func(m1, m0 map[string]uint64, k string) uint64 { return m1[k] - min(m0[k], m1[k]) }
 		r.SynAcks, r.SynAckSource, r.HasSynAcks = sd(s1.sw.Events, s0.sw.Events, "syn_answered"), "synwall events.syn_answered", true
+		if st1 := s1.sw.Other["syn_stage"]; st1 != nil {
+			r.SynAcks += sd(st1, s0.sw.Other["syn_stage"], "answered")
+			r.Limited += sd(st1, s0.sw.Other["syn_stage"], "syn_limited") + sd(st1, s0.sw.Other["syn_stage"], "synack_limited")
+			r.SynAckSource = "synwall events.syn_answered + syn_stage.answered"
+		}
 		r.Handshakes, r.HandshakeSource = sd(s1.sw.Events, s0.sw.Events, "handshake"), "synwall events.handshake"
-		r.Limited = sd(s1.sw.Events, s0.sw.Events, "syn_limited")
+		r.Limited += sd(s1.sw.Events, s0.sw.Events, "syn_limited")
 		r.Drops = sd(s1.sw.Queue, s0.sw.Queue, "queue_dropped") + sd(s1.sw.Queue, s0.sw.Queue, "user_dropped")
 		r.DropSource = "nfnetlink_queue queue_dropped + user_dropped"
 		r.SynwallCPU = cpu1 - s0.swCPU

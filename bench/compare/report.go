@@ -55,6 +55,18 @@ func (rep *report) markdown() string {
 			100*r.Busy, cpu, rss, r.Drops)
 	}
 
+	if base, ok := rep.find(dropBaseline); ok {
+		fmt.Fprintf(&b, "\n| defense | SYN-ACKs/s at attacker | machine CPU above the drop baseline | CPU per SYN-ACK above the drop baseline |\n|---|---:|---:|---:|\n")
+		for _, r := range rep.results {
+			if r.Name == dropBaseline || r.AtAttacker == 0 {
+				continue
+			}
+			extra := (r.Busy - base.Busy) * float64(runtime.NumCPU()) * r.Elapsed.Seconds() // CPU-seconds
+			fmt.Fprintf(&b, "| %s | %.0f | %.2f cores | %.2f µs |\n", r.Name, r.rate(r.AtAttacker),
+				(r.Busy-base.Busy)*float64(runtime.NumCPU()), 1e6*extra/float64(r.AtAttacker))
+		}
+	}
+
 	sw, ok1 := rep.find("synwall")
 	sp, ok2 := rep.find("netfilter SYNPROXY")
 	if ok1 && ok2 && sp.SynAcks > 0 && sp.AtAttacker > 0 {
@@ -83,6 +95,7 @@ func (rep *report) markdown() string {
 		"*SYN-ACKs/s at attacker*: an iptables counter in the attacker namespace's raw PREROUTING, before the lab's rule that drops them: every SYN-ACK sent to a flood source, whoever sent it, retransmissions included. It covers the no-defense case and checks the own counters.",
 		"*handshakes*: completed three-way handshakes during the phase (server `TcpPassiveOpens`, SYNPROXY `cookie_valid`, synwall `events.handshake`); the flood never completes one, so these are the client's.",
 		"*machine CPU busy*: non-idle share of both cores from /proc/stat over the flood (the namespaces share one kernel: the generators, the gateway's forwarding and the server all count). *synwall CPU*: the daemon's utime+stime over the flood.",
+		"*CPU per SYN-ACK above the drop baseline*: the machine's busy CPU time over the flood less the drop baseline's (same generator, the gateway dropping the spoofed SYNs), divided by the SYN-ACKs that reached the attacker. Meaningful only while the generators leave CPU idle (`-hping 0` and a -rate the machine carries), and only on a machine nothing else uses.",
 		"*drops*: the server's `TcpExtListenDrops` (request and accept queue overflows), SYNPROXY's INVALID drop rule, or synwall's kernel queue drops (`queue_dropped` + `user_dropped`).",
 		"synwall runs its embedded default policy, which limits SYNs per source to 1000/s and SYN-ACKs to 200k/s: hping3's single source is mostly limited, the spoofed sources are not.",
 	} {

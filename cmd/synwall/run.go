@@ -43,6 +43,9 @@ type runFlags struct {
 	controlSocket string
 	pcap          daemon.PcapConfig
 	logSummary    time.Duration
+
+	synStage   string
+	synStageIf string
 }
 
 func (f *runFlags) register(fs *flag.FlagSet, run bool) {
@@ -69,6 +72,8 @@ func (f *runFlags) register(fs *flag.FlagSet, run bool) {
 	fs.Int64Var(&f.pcap.MaxBytes, "pcap-max-bytes", observe.DefaultMaxBytes, "rotate --pcap-file at this size in `bytes`")
 	fs.IntVar(&f.pcap.Files, "pcap-files", observe.DefaultFiles, "keep at most this many pcap `files`, the current one included")
 	fs.DurationVar(&f.logSummary, "log-summary", 10*time.Second, "log one summary line per drop reason every `INTERVAL` (count, distinct sources); 0 disables")
+	fs.StringVar(&f.synStage, "syn-stage", "auto", "BPF SYN stage on the --syn-stage-if interfaces: `auto` (tcx when it loads, else NFQUEUE alone), tc, xdp (native XDP; fail to start without it) or off")
+	fs.StringVar(&f.synStageIf, "syn-stage-if", "", "comma-separated `INTERFACES` that face clients, where the SYN stage answers SYNs; the stage is off without any")
 }
 
 // parseQueues reads "N" or "A-B".
@@ -131,6 +136,16 @@ func (f *runFlags) config(log *slog.Logger) (daemon.Config, error) {
 	if f.logSummary < 0 {
 		return daemon.Config{}, fmt.Errorf("--log-summary %v: want a positive interval or 0", f.logSummary)
 	}
+	mode, err := daemon.ParseSynStageMode(f.synStage)
+	if err != nil {
+		return daemon.Config{}, err
+	}
+	var ifs []string
+	for _, n := range strings.Split(f.synStageIf, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			ifs = append(ifs, n)
+		}
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return daemon.Config{
@@ -138,7 +153,8 @@ func (f *runFlags) config(log *slog.Logger) (daemon.Config, error) {
 		StatsFile: f.statsFile, PidFile: f.pidFile, StateDir: f.stateDir, Handoff: f.handoff,
 		ControlSocket: f.controlSocket, Pcap: f.pcap, LogSummary: f.logSummary,
 		MetricsAddr: f.metricsAddr, Registry: reg,
-		Log: log, Version: version,
+		SynStage: daemon.SynStageConfig{Mode: mode, Interfaces: ifs},
+		Log:      log, Version: version,
 	}, nil
 }
 

@@ -177,6 +177,17 @@ func renderStatus(w io.Writer, s *daemon.Status) {
 			s.Kernel.Waiting, s.Kernel.QueueFull, s.Kernel.SocketFull, s.Queue.ENOBUFS, s.Queue.InjectErrors)
 	}
 	fmt.Fprintf(w, "policy reloads: %d ok, %d failed\n", s.Reloads.OK, s.Reloads.Failed)
+	if st := s.SynStage; st.Mode == "off" || st.Mode == "" {
+		fmt.Fprintf(w, "SYN stage: off (%s): SYNs go through NFQUEUE\n", st.Reason)
+	} else {
+		var dropped uint64
+		for _, v := range st.Drops {
+			dropped += v
+		}
+		fmt.Fprintf(w, "SYN stage: %s on %s: %d SYNs answered in the kernel, %d invalid dropped, %d limited, %d passed to NFQUEUE (not SYN)\n",
+			st.Mode, strings.Join(st.Interfaces, ","), st.Counters["answered"], dropped,
+			st.Counters["syn_limited"]+st.Counters["synack_limited"], st.Counters["not_syn"])
+	}
 
 	// Counts and sources of the last complete window (the current one
 	// may have just begun); totals since start from the current one.

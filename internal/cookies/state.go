@@ -106,3 +106,21 @@ func NewFromKeys(cfg Config, k Keys, now time.Time) (*Jar, error) {
 	j.ks.Store(j.newKeyset(j.counter(now)))
 	return j, nil
 }
+
+// CounterKey is the SipHash-2-4 key K(c) of one counter value, as its two
+// 64-bit key words (the little-endian halves of the 128-bit key). It is
+// secret like Keys.
+type CounterKey struct{ K0, K1 uint64 }
+
+// Counter returns the cookie counter of now: floor(now / Period) counted
+// from the Unix epoch.
+func (j *Jar) Counter(now time.Time) uint64 { return j.counter(now) }
+
+// CounterKey returns the key of counter c, the one ISN and Check use for
+// cookies of that counter. A stage outside this process that makes the
+// same cookies (the BPF SYN stage) is given these keys and never the master
+// key.
+func (j *Jar) CounterKey(c uint64) CounterKey {
+	k := j.key(j.ks.Load(), c)
+	return CounterKey{k.k0, k.k1}
+}

@@ -150,3 +150,32 @@ func TestKeysUnmarshalRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestCounterKey checks that CounterKey hands out the key ISN and Check use
+// (cached counters and derived ones alike) and Counter the counter of now.
+func TestCounterKey(t *testing.T) {
+	now := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+	j, err := New(Config{Period: 30 * time.Second, Secret: []byte("0123456789abcdef0123")}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := uint64(now.Unix() / 30)
+	if got := j.Counter(now); got != cur {
+		t.Errorf("Counter(%v) = %d, want %d", now, got, cur)
+	}
+	for _, c := range []uint64{cur - 100, cur - 2, cur - 1, cur, cur + 1, cur + 100} {
+		k := counterKey(j.master, c)
+		if got, want := j.CounterKey(c), (CounterKey{k.k0, k.k1}); got != want {
+			t.Errorf("CounterKey(%d) = %x, want %x", c, got, want)
+		}
+	}
+	// The cookie of a SYN is the MAC under the key of the counter of now.
+	tup := Tuple{SrcPort: 40000, DstPort: 80}
+	copy(tup.Src[:], []byte{198, 18, 0, 5})
+	copy(tup.Dst[:], []byte{198, 18, 1, 10})
+	k := j.CounterKey(cur)
+	idx := mssIndex(false, 1460)
+	if got, want := j.ISN(&tup, 12345, 1460, now), makeCookie(cookieMAC(key{k.K0, k.K1}, &tup, 12345, idx, cur), idx, cur); got != want {
+		t.Errorf("ISN = %#x, want %#x from CounterKey", got, want)
+	}
+}

@@ -64,6 +64,9 @@ type Config struct {
 	MetricsAddr string
 	Registry    *prometheus.Registry
 
+	// SynStage configures the BPF SYN stage; off when its Mode is empty.
+	SynStage SynStageConfig
+
 	Log     *slog.Logger // required
 	Version string       // reported in the status and synwall_build_info
 
@@ -188,6 +191,8 @@ type Daemon struct {
 
 	ops *ops // observer, pcap sampler, rates (ops.go)
 
+	syn *synStage // the BPF SYN stage, or why it is off (synstage.go)
+
 	// Seams for tests: the backend prober of discover, the clock of flow
 	// expiry, and the housekeeping period.
 	probe  probe.Func
@@ -203,7 +208,7 @@ func New(cfg Config) (*Daemon, error) {
 	return newDaemon(cfg, nil)
 }
 
-func newDaemon(cfg Config, prober probe.Func) (*Daemon, error) {
+func newDaemon(cfg Config, prober probe.Func) (_ *Daemon, err error) {
 	if cfg.Log == nil {
 		return nil, errors.New("daemon: Config.Log is nil")
 	}
@@ -215,6 +220,11 @@ func newDaemon(cfg Config, prober probe.Func) (*Daemon, error) {
 	}
 	log := cfg.Log
 	d := &Daemon{cfg: cfg, log: log, ready: make(chan struct{}), probe: prober, now: time.Now, period: time.Second}
+	defer func() {
+		if err != nil && d.syn != nil {
+			d.syn.off("not started")
+		}
+	}()
 	p, err := LoadPolicy(cfg.PolicyFile)
 	if err != nil {
 		return nil, err
@@ -240,9 +250,21 @@ func newDaemon(cfg Config, prober probe.Func) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	eng, err := gateway.New(gateway.Config{Policy: p, Cookies: jar})
+	// The stage before the engine: the engine keeps its SYN cache in the
+	// stage's maps.
+	if d.syn, err = d.loadSynStage(p); err != nil {
+		return nil, fmt.Errorf("SYN stage: %w", err)
+	}
+	mem, err := d.syn.cacheMemory()
+	if err != nil {
+		return nil, fmt.Errorf("SYN stage: %w", err)
+	}
+	eng, err := gateway.New(gateway.Config{Policy: p, Cookies: jar, CacheMemory: mem})
 	if err != nil {
 		return nil, err
+	}
+	if err := d.syn.start(eng, p, now, mem != nil); err != nil {
+		return nil, fmt.Errorf("SYN stage: %w", err)
 	}
 	if st != nil {
 		n := eng.Restore(st, time.Now())
@@ -344,7 +366,15 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 			d.log.Info("firewall rules removed")
 		}
 	}()
-	d.log.Info("ready", "queues", fmt.Sprintf("%d-%d", d.rules.QueueFirst, d.rules.QueueLast),
+	// The stage once the rules are in place: the handshake ACKs of the
+	// SYNs it answers go to the queues.
+	if err := d.syn.attach(); err != nil {
+		return fmt.Errorf("%w: SYN stage: %v", ErrSetup, err)
+	}
+	defer d.closeStage()
+	d.logStage()
+	stageMode, _ := d.syn.describe()
+	d.log.Info("ready", "syn_stage", stageMode, "queues", fmt.Sprintf("%d-%d", d.rules.QueueFirst, d.rules.QueueLast),
 		"backend", d.qcfg.Backend, "fail_open", d.qcfg.FailOpen, "hooks", hooksName(d.cfg.Traffic.Hooks),
 		"services", len(d.rules.Services), "policy", policyName(d.cfg.PolicyFile))
 	if d.cfg.PidFile != "" {
@@ -403,6 +433,7 @@ func (d *Daemon) housekeep(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			d.rotateStage(time.Now())
 			d.engine.Expire(d.now())
 			d.writeStats()
 		}

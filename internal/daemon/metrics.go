@@ -109,6 +109,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descQueueSends, descQueueInjected, descQueueErrors, descKernelDropped, descKernelWaiting,
 		descInject, descInjectCalls, descReloads, descServices, descStart, descBuild,
 		descCookies, descRateLimited, descDropSources, descProcessing, descPcap,
+		descStageUp, descStagePackets, descStageDrops,
 	} {
 		ch <- d
 	}
@@ -151,6 +152,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descCookies, es.Events[engine.EventBadCookie], "invalid")
 	counter(descCookies, es.Events[engine.EventExpiredCookie], "expired")
 	c.collectOps(ch)
+	c.collectStage(ch)
 
 	if d.queue != nil {
 		for _, s := range d.queue.Stats() {

@@ -68,6 +68,7 @@ func (d *Daemon) reload(ctx context.Context) {
 		}
 		d.rules = r
 	}
+	d.setStagePolicy(p)
 	d.reloads.ok.Add(1)
 	d.log.Info("policy reloaded", "policy", policyName(d.cfg.PolicyFile), "services", len(p.Services),
 		"changes", strings.Join(policy.Diff(old, p), "; "))

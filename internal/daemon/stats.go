@@ -24,6 +24,9 @@ type statsDoc struct {
 	Kernel     map[string]uint64 `json:"kernel_queue"`
 	Inject     map[string]uint64 `json:"inject"`
 	Reloads    map[string]uint64 `json:"reloads"`
+	// SynStage holds the BPF SYN stage's counters (drop_<reason> for its
+	// drops), absent while it is off.
+	SynStage map[string]uint64 `json:"syn_stage,omitempty"`
 }
 
 func (d *Daemon) snapshot() statsDoc {
@@ -38,6 +41,15 @@ func (d *Daemon) snapshot() statsDoc {
 	}
 	for e := engine.Event(1); e < engine.NumEvents; e++ {
 		doc.Events[e.String()] = es.Events[e]
+	}
+	if st := d.syn.current(); st != nil {
+		if ss, err := st.Stats(); err == nil {
+			counters, drops := stageStats(ss)
+			doc.SynStage = counters
+			for k, v := range drops {
+				doc.SynStage["drop_"+k] = v
+			}
+		}
 	}
 	for dir := engine.Direction(0); dir < engine.NumDirections; dir++ {
 		for _, v := range []engine.Verdict{engine.Accept, engine.Drop} {

@@ -55,6 +55,9 @@ type Status struct {
 		Failed uint64 `json:"failed"`
 	} `json:"reloads"`
 	Pcap *PcapStatus `json:"pcap,omitempty"`
+	// SynStage is the BPF SYN stage: its mode (tc, xdp, or off and why)
+	// and counters.
+	SynStage SynStageStatus `json:"syn_stage"`
 }
 
 // TableUse is how full a fixed-size table is.
@@ -123,5 +126,6 @@ func (d *Daemon) status(now time.Time) Status {
 		}
 	}
 	s.Reloads.OK, s.Reloads.Failed = d.reloadCounts()
+	s.SynStage = d.synStageStatus()
 	return s
 }

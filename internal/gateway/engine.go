@@ -28,7 +28,12 @@ type Config struct {
 
 	CacheBuckets int // SYN cache buckets, rounded up to a power of two
 	CacheEntries int // entries per bucket
-	Flows        int // flow table capacity, rounded up to a multiple of FlowBucketSize
+	// CacheMemory, when set, holds the SYN cache (see CacheMemory): the
+	// BPF SYN stage's maps, so that the entries it writes for the SYNs it
+	// answers serve the engine's handshake ACKs. It must hold the cache's
+	// size (CacheBuckets rounded up, CacheEntries).
+	CacheMemory *CacheMemory
+	Flows       int // flow table capacity, rounded up to a multiple of FlowBucketSize
 
 	HandshakeTimeout time.Duration // SynSent flow without the server's SYN-ACK
 	IdleTimeout      time.Duration // established flow without packets
@@ -187,7 +192,9 @@ func New(cfg Config) (*Engine, error) {
 		e.jar = jar
 	}
 	e.period = int64(e.jar.Period()) // the jar's period rules, however made
-	e.cache.init(buckets, entries)
+	if err := e.cache.init(buckets, entries, cfg.CacheMemory); err != nil {
+		return nil, err
+	}
 	var seed [32]byte
 	if _, err := io.ReadFull(rnd, seed[:]); err != nil {
 		return nil, fmt.Errorf("gateway: flow table seed: %w", err)
@@ -228,6 +235,12 @@ func (e *Engine) SetPolicy(p *policy.Policy) error {
 
 // Policy returns the policy in use.
 func (e *Engine) Policy() *policy.Policy { return e.cur.Load().pol }
+
+// FlowSeed returns the seed of the engine's tuple hash, which names the
+// tuple of a SYN-cache entry (cacheEntry.fp). A writer of shared cache
+// memory needs it to write entries the engine finds; it is as secret as
+// the cookie keys.
+func (e *Engine) FlowSeed() [4]uint64 { return e.flows.seed }
 
 // Jar returns the cookie jar the engine uses.
 func (e *Engine) Jar() *cookies.Jar { return e.jar }

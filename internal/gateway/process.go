@@ -300,24 +300,34 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 	ci, ctag := e.cache.bucket(cookie)
 	cl := &e.cache.locks[ci]
 	cl.Lock()
-	k := e.cache.find(ci, ctag, fp)
+	k, sw := e.cache.find(ci, ctag, fp)
+	retransmit := false
 	if c := &e.cache.entries[max(k, 0)]; k >= 0 && c.clientISN == seq && c.cookie == cookie && c.ts == tsOK &&
 		c.mss == clientMSS && c.ws == ws && c.advWS == advWS && c.sack == sackOK && c.ecn == ecnOK {
+		// Read first, then checked: the SYN stage may have rewritten
+		// the entry meanwhile.
+		ourTS = c.ourTS
+		retransmit = e.cache.stable(k, sw)
+	}
+	if retransmit {
 		// A retransmitted SYN gets the same SYN-ACK. One with other
 		// options (a client retrying without window scaling, say)
 		// replaces the entry, so the server side is opened with the
 		// options the new SYN-ACK agreed to.
-		ourTS = c.ourTS
 		e.st.cacheRetransmits.Add(1)
 	} else {
-		if k < 0 {
+		ourTS = 0
+		var claimed uint64
+		ok := false
+		if k >= 0 {
+			claimed, ok = e.cache.claim(k, sw)
+		}
+		if !ok {
 			var evicted bool
-			if k, evicted = e.cache.victim(ci); evicted {
+			if k, claimed, evicted, ok = e.cache.claimVictim(ci); evicted && ok {
 				e.st.cacheEvictions.Add(1)
 			}
 		}
-		c = &e.cache.entries[k]
-		e.cache.tags[k] = ctag
 		if tsOK {
 			tso := cookies.TSOptions{WScale: cookies.NoWScale, SACK: sackOK, ECN: ecnOK}
 			if ws >= 0 {
@@ -325,11 +335,17 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 			}
 			ourTS = cookies.EncodeTS(uint32(now.UnixMilli()), tso)
 		}
-		// Field by field, every field: a literal is built aside and copied.
-		c.fp = fp
-		c.clientISN, c.cookie, c.ourTS, c.clientTS = seq, cookie, ourTS, o.TSVal
-		c.mss, c.ws, c.advWS = clientMSS, ws, advWS
-		c.sack, c.ts, c.ecn = sackOK, tsOK, ecnOK
+		if ok {
+			// Field by field, every field: a literal is built aside and copied.
+			c := &e.cache.entries[k]
+			c.fp = fp
+			c.clientISN, c.cookie, c.ourTS, c.clientTS = seq, cookie, ourTS, o.TSVal
+			c.mss, c.ws, c.advWS = clientMSS, ws, advWS
+			c.sack, c.ts, c.ecn = sackOK, tsOK, ecnOK
+			e.cache.publish(k, claimed, ctag)
+		}
+		// Else the slot is being written by the SYN stage: the SYN is
+		// answered without an entry, as after an eviction.
 	}
 	cl.Unlock()
 
@@ -372,10 +388,11 @@ func (w *Worker) fromClient(pkt []byte, p *header.Packet, svc *policy.Service, s
 	mu.Lock()
 	defer mu.Unlock()
 	f := e.findFlow(fi, tag, &k, nowNs)
-	if f != nil && f.newSyn && flags&(header.RST|header.FIN) == 0 {
+	if f != nil && (f.newSyn || f.state == stateClosing) && flags&(header.RST|header.FIN) == 0 {
 		// The client opened a new connection on this tuple (its SYN came
-		// while the old flow was up): a valid cookie for a new ISN
-		// replaces the flow.
+		// while the old flow was up, or the BPF SYN stage answered it, so
+		// that the engine never saw it, while the old flow lingers): a
+		// valid cookie for a new ISN replaces the flow.
 		t := p.TCP
 		isn := t.SequenceNumber() - 1
 		if isn != f.clientISN {
@@ -432,10 +449,11 @@ func (w *Worker) handshake(p *header.Packet, svc *policy.Service, tup *cookies.T
 	ci, ctag := e.cache.bucket(cookie)
 	cl := &e.cache.locks[ci]
 	cl.Lock()
-	if k := e.cache.find(ci, ctag, fp); k >= 0 {
+	if k, sw := e.cache.find(ci, ctag, fp); k >= 0 {
 		if c := &e.cache.entries[k]; c.clientISN == clientISN && c.cookie == cookie {
-			ent, hit = *c, true
-			e.cache.tags[k] = 0
+			// Taken only if nobody rewrote the entry while it was copied.
+			ent = *c
+			hit = e.cache.take(k, sw)
 		}
 	}
 	cl.Unlock()

@@ -584,7 +584,7 @@ func TestInvalidFlagsTouchNothing(t *testing.T) {
 			cookie, _, _ := h.establish(7, "")
 			before, _ := h.flowOf()
 			cacheBefore := append([]cacheEntry(nil), h.e.cache.entries...)
-			tagsBefore := append([]uint32(nil), h.e.cache.tags...)
+			tagsBefore := append([]uint64(nil), h.e.cache.tags...)
 			statsBefore := h.e.Stats()
 			r := h.run(h.craft(seg{fromServer: c.fromServer, flags: c.flags, seq: clientISN + 1, ack: cookie + 1, win: 9}), engine.Meta{})
 			if r.Verdict != engine.Drop || r.Event != engine.EventMalformed || r.Reason != c.want {

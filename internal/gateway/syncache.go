@@ -1,7 +1,11 @@
 package gateway
 
 import (
+	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
+	"unsafe"
 
 	"github.com/synwall/synwall/internal/cookies"
 )
@@ -9,6 +13,12 @@ import (
 // cacheEntry is what the SYN cache keeps of one answered SYN: enough to
 // resend the same SYN-ACK and to open the server side with the client's
 // exact options (RFC 4987 §3.5).
+//
+// Its layout is shared with the BPF SYN stage (internal/synstage, struct
+// synstage_cache_entry), which writes entries for the SYNs it answers:
+// CacheEntrySize bytes, fields at the Cache*Offset constants, booleans as
+// one byte 0 or 1. Tests on both sides hold the two layouts to these
+// constants.
 type cacheEntry struct {
 	// fp is the tuple's seeded 64-bit hash (flowTable.hash), not the tuple
 	// itself, so that an entry is half a cache line. An entry is used only
@@ -30,6 +40,47 @@ type cacheEntry struct {
 	ecn   bool   // ECN agreed
 }
 
+// The SYN cache's shared layout (see CacheMemory).
+const (
+	CacheEntrySize = 32 // bytes per entry
+	CacheSlotSize  = 8  // bytes per slot word: seq<<32 | tag
+	CacheHeadSize  = 8  // bytes per bucket head: the ring position
+
+	CacheFPOffset        = 0
+	CacheClientISNOffset = 8
+	CacheCookieOffset    = 12
+	CacheOurTSOffset     = 16
+	CacheClientTSOffset  = 20
+	CacheMSSOffset       = 24
+	CacheWSOffset        = 26
+	CacheAdvWSOffset     = 27
+	CacheSACKOffset      = 28
+	CacheTSOffset        = 29
+	CacheECNOffset       = 30
+)
+
+// CacheMemory is memory for the SYN cache that another writer shares (the
+// BPF SYN stage, through mmap of its maps): Heads holds CacheHeadSize bytes
+// per bucket, Slots CacheSlotSize and Entries CacheEntrySize bytes per
+// entry, each 8-byte aligned. The engine never frees it.
+//
+// Writers from both sides agree through atomics only. A bucket's head is
+// the ring position: a writer takes the slot head mod entries-per-bucket
+// with an atomic add. Each slot has a word, seq<<32 | tag: a writer claims
+// the slot by a compare-and-swap that makes seq odd and the tag 0, writes
+// the entry, and publishes it by making seq even again with the new tag; a
+// slot whose seq is odd is being written and is skipped (the new entry is
+// then not cached, which costs only precision). A reader reads the word,
+// the entry, and the word again, and trusts the entry only if the word did
+// not change; it takes an entry (a handshake ACK) by a compare-and-swap
+// from that word to seq+2 and tag 0. Engine workers still take the
+// bucket's mutex among themselves.
+type CacheMemory struct {
+	Heads   []byte
+	Slots   []byte
+	Entries []byte
+}
+
 // synCache is a fixed array of buckets of fixed size. The bucket of an
 // entry is taken from the MAC bits of its cookie (cookies.MAC), a SipHash
 // under a secret key of the tuple, the client's ISN and the cookie counter,
@@ -38,23 +89,17 @@ type cacheEntry struct {
 // oldest entry (FreeBSD syncache). A bucket is a ring: each new entry takes
 // the slot after the one its predecessor took, which holds the bucket's
 // oldest entry or none, so that choosing it reads no entry. Each entry has a
-// 32-bit tag from the same cookie (0: free), kept apart so that a lookup
-// scans a cache line or two, not the entries. Its memory never changes after
-// init.
+// slot word with a 32-bit tag from the same cookie (0: free), kept apart so
+// that a lookup scans a cache line or two, not the entries. Its memory never
+// changes after init; it may be shared (CacheMemory).
 type synCache struct {
 	mask     uint32
 	nbuckets int
 	per      int
-	locks    []cacheLock
-	tags     []uint32
+	locks    []paddedMutex
+	heads    []uint64
+	tags     []uint64 // slot words: seq<<32 | tag
 	entries  []cacheEntry
-}
-
-// cacheLock is a bucket's lock and its ring position, alone in a cache line.
-type cacheLock struct {
-	sync.Mutex
-	next uint32 // the slot the next new entry takes, 0..per-1
-	_    [52]byte
 }
 
 type paddedMutex struct {
@@ -62,7 +107,18 @@ type paddedMutex struct {
 	_ [56]byte
 }
 
-func (c *synCache) init(buckets, per int) {
+// Slot words.
+const (
+	slotSeqOne  = 1 << 32
+	slotTagMask = 1<<32 - 1
+)
+
+func slotTag(w uint64) uint32 { return uint32(w & slotTagMask) }
+func slotBusy(w uint64) bool  { return w&slotSeqOne != 0 }
+
+// init sizes the cache: buckets rounded up to a power of two, per entries
+// each, in mem when it is not nil.
+func (c *synCache) init(buckets, per int, mem *CacheMemory) error {
 	n := 1
 	for n < buckets {
 		n <<= 1
@@ -72,9 +128,26 @@ func (c *synCache) init(buckets, per int) {
 	}
 	c.nbuckets, c.per = n, per
 	c.mask = uint32(n - 1)
-	c.locks = make([]cacheLock, n)
-	c.tags = make([]uint32, n*per)
-	c.entries = make([]cacheEntry, n*per)
+	c.locks = make([]paddedMutex, n)
+	if mem == nil {
+		c.heads = make([]uint64, n)
+		c.tags = make([]uint64, n*per)
+		c.entries = make([]cacheEntry, n*per)
+		return nil
+	}
+	if len(mem.Heads) < n*CacheHeadSize || len(mem.Slots) < n*per*CacheSlotSize || len(mem.Entries) < n*per*CacheEntrySize {
+		return fmt.Errorf("gateway: shared SYN cache memory (%d, %d, %d bytes) is short of %d buckets of %d entries",
+			len(mem.Heads), len(mem.Slots), len(mem.Entries), n, per)
+	}
+	for _, b := range [][]byte{mem.Heads, mem.Slots, mem.Entries} {
+		if uintptr(unsafe.Pointer(unsafe.SliceData(b)))%8 != 0 {
+			return errors.New("gateway: shared SYN cache memory is not 8-byte aligned")
+		}
+	}
+	c.heads = unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(mem.Heads))), n)
+	c.tags = unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(mem.Slots))), n*per)
+	c.entries = unsafe.Slice((*cacheEntry)(unsafe.Pointer(unsafe.SliceData(mem.Entries))), n*per)
+	return nil
 }
 
 // bucket returns the bucket of the entry for cookie, and its tag. The
@@ -85,28 +158,59 @@ func (c *synCache) bucket(cookie uint32) (int, uint32) {
 }
 
 // find returns the index of the entry for the tuple of hash fp in bucket
-// i, or -1. The caller holds the bucket's lock.
-func (c *synCache) find(i int, tag uint32, fp uint64) int {
+// i and its slot word, or -1. The caller holds the bucket's lock; an entry
+// it reads is valid only if stable(k, w) holds afterwards.
+func (c *synCache) find(i int, tag uint32, fp uint64) (int, uint64) {
 	base := i * c.per
-	for j, g := range c.tags[base : base+c.per] {
-		if g == tag && c.entries[base+j].fp == fp {
-			return base + j
+	for j := range c.tags[base : base+c.per] {
+		w := atomic.LoadUint64(&c.tags[base+j])
+		if slotTag(w) == tag && !slotBusy(w) && c.entries[base+j].fp == fp {
+			return base + j, w
 		}
 	}
-	return -1
+	return -1, 0
 }
+
+// stable reports whether slot k still holds what it held when its word was
+// w: nobody wrote it in between.
+func (c *synCache) stable(k int, w uint64) bool { return atomic.LoadUint64(&c.tags[k]) == w }
 
 // victim returns the slot of bucket i that a new entry takes: the one after
 // the slot the last new entry took, i.e. the bucket's oldest entry (entries
 // enter in turn and leave only early, by a handshake ACK), or a free slot.
 // evicted says a live entry is being replaced. The caller holds the lock.
 func (c *synCache) victim(i int) (k int, evicted bool) {
-	l := &c.locks[i]
-	k = i*c.per + int(l.next)
-	if l.next++; int(l.next) == c.per {
-		l.next = 0
+	pos := atomic.AddUint64(&c.heads[i], 1) - 1
+	k = i*c.per + int(pos%uint64(c.per))
+	return k, slotTag(atomic.LoadUint64(&c.tags[k])) != 0
+}
+
+// claim makes slot k the caller's to write, if its word is still w and
+// nobody else is writing it. It returns the claimed word for publish.
+func (c *synCache) claim(k int, w uint64) (uint64, bool) {
+	if slotBusy(w) {
+		return 0, false
 	}
-	return k, c.tags[k] != 0
+	nw := (w &^ slotTagMask) + slotSeqOne
+	return nw, atomic.CompareAndSwapUint64(&c.tags[k], w, nw)
+}
+
+// claimVictim claims the victim slot of bucket i.
+func (c *synCache) claimVictim(i int) (k int, claimed uint64, evicted, ok bool) {
+	k, evicted = c.victim(i)
+	claimed, ok = c.claim(k, atomic.LoadUint64(&c.tags[k]))
+	return k, claimed, evicted, ok
+}
+
+// publish ends the write of slot k, claimed as word claimed, under tag.
+func (c *synCache) publish(k int, claimed uint64, tag uint32) {
+	atomic.StoreUint64(&c.tags[k], (claimed&^slotTagMask)+slotSeqOne|uint64(tag))
+}
+
+// take frees slot k if it still holds word w, and reports whether it did:
+// the entry read since find is then the one that was published.
+func (c *synCache) take(k int, w uint64) bool {
+	return atomic.CompareAndSwapUint64(&c.tags[k], w, (w&^slotTagMask)+2*slotSeqOne)
 }
 
 // load returns how many entries are in use per bucket (for tests and status).
@@ -114,8 +218,8 @@ func (c *synCache) load() []int {
 	out := make([]int, c.nbuckets)
 	for i := range out {
 		c.locks[i].Lock()
-		for _, g := range c.tags[i*c.per : (i+1)*c.per] {
-			if g != 0 {
+		for j := range c.tags[i*c.per : (i+1)*c.per] {
+			if slotTag(atomic.LoadUint64(&c.tags[i*c.per+j])) != 0 {
 				out[i]++
 			}
 		}

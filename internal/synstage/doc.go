@@ -1,0 +1,192 @@
+// Package synstage is synwall's SYN stage in the kernel: a BPF program on
+// the ingress of the interfaces that face clients which answers SYNs to
+// guarded services with the engine's own cookie SYN-ACK, in place, before
+// they reach the stack, and drops malformed and invalid-flag segments with
+// the engine's reasons. Everything else goes on to the stack and, for
+// guarded traffic, to NFQUEUE and the engine (internal/gateway) as before.
+// Under a SYN flood no SYN crosses into user space.
+//
+// The program is C (bpf/synstage.c; the layouts Go shares with it are in
+// bpf/synstage.h), compiled by bpf2go into synstage_bpfel.o and Go
+// bindings, both committed: `make generate` rebuilds them where clang is
+// installed, TestObjectSources notices sources changed since, and
+// TestObjectFresh rebuilds and compares byte for byte where clang exists.
+//
+// # One program, two attachments
+//
+// The same logic has two entry points: synstage_tc for tcx ingress (kernel
+// 6.6 or later, any device: bpf_redirect of the SYN-ACK out the interface
+// it came in on) and synstage_xdp for native XDP (XDP_TX), for NICs whose
+// driver supports it. On veth, XDP_TX needs NAPI on the peer and strips
+// GSO from it, so the lab and the default use tcx. Stage.Attach picks one;
+// if the program cannot be loaded or attached (no BPF, no privileges, an
+// old kernel, a driver without native XDP) Load and Attach return an error
+// that wraps ErrUnavailable and synwall runs on NFQUEUE alone.
+//
+// # Per packet, in the engine's order
+//
+// The program reproduces gateway.Worker.Process for client packets to a
+// guarded service, in the same order, so that what it decides is what the
+// engine would decide (the differential tests hold it to that):
+//
+//  1. Ethernet, IPv4 without options (IHL 5) or IPv6 with TCP right after
+//     the fixed header, not a fragment, a whole TCP header: anything else
+//     passes (TC_ACT_OK / XDP_PASS), never dropped and never answered.
+//     VLAN-tagged frames, IPv4 options, IPv6 extension headers and
+//     fragments are the engine's.
+//  2. The destination address and port are looked up in the policy's
+//     services (an LPM trie of prefixes, each entry holding every port
+//     range an address of it resolves to, see servicePrefixes); traffic
+//     to anything else passes.
+//  3. Flags invalid whichever way the segment goes are dropped first
+//     (Worker.dropInvalidFlagsEarly), then header.Parse's checks in its
+//     order (total length, truncation, data offset, options, with
+//     header.ParseOptions' rules), then header.CheckFlags for a client
+//     segment. Drops are counted per reason with the engine's reason
+//     values and names (Stats.Drops is indexed by header.Reason). Under
+//     invalid_flags: count, such segments pass for the engine to count.
+//  4. The deny list drops; a service in pass mode passes; in drop mode
+//     drops; segments without SYN pass (handshake ACKs and flows need the
+//     engine's flow table).
+//  5. A SYN to a proxied service from a source the kernel would accept (not
+//     multicast, broadcast, loopback, unspecified or IPv4-mapped; an IPv4
+//     header checksum that holds; a frame for this host) is checked
+//     against the per-source SYN limit and the global SYN-ACK limit, and
+//     then rewritten in place into the SYN-ACK of gateway Worker.syn and
+//     buildSegment: cookie, MSS class, timestamp bits, the service's
+//     advertised options, IP header fields, complete checksums.
+//
+// # Keys and clocks
+//
+// The program never derives keys and never reads the wall clock for the
+// cookie counter. The daemon calls Stage.Rotate (SetKeys) every second
+// with the engine's Jar, which writes what changed at a rotation: the
+// per-counter keys K(c) of counters cur-2 .. cur+1 go into a
+// ring of four slots indexed by c mod 4, each with its counter, and cur
+// into the state. A slot is written a period before its counter comes into
+// force (as cur+1), so a SYN never reads a key being written, and the
+// program checks that the slot holds the counter it wants (else the SYN
+// passes to the engine). The TSval clock is Unix milliseconds anchored in
+// each slot (ts_ms at CLOCK_MONOTONIC ts_ns) plus bpf_ktime_get_ns since;
+// tests freeze it at the anchor (SYNSTAGE_F_FIXED_CLOCK) so that the
+// program's output does not depend on when it runs.
+//
+// # Policy swaps
+//
+// The services, deny and allow tries are inner maps of ARRAY_OF_MAPS with
+// two slots, one per generation, and the policy's scalars (invalid_flags,
+// the SYN-ACK limit) an array of two. SetPolicy builds new tries beside the
+// ones in force, sized to the new policy, fills them, installs them and
+// the scalars in the idle generation's slots, and then flips the
+// generation number in the state: one write, and every packet sees either
+// the old policy or the new one, never a mix. Map-in-map lets each
+// generation have the size its policy needs and frees a replaced trie
+// only after the programs that might hold it are done (RCU); the
+// generation index makes the three tries and the scalars change together,
+// which swapping three outer slots one by one would not. A packet that
+// read the old generation keeps using it to the end; the old maps are
+// replaced only by the next SetPolicy but one.
+//
+// # One SYN cache
+//
+// The engine's SYN cache (gateway synCache) can live in the program's maps:
+// Stage.CacheMemory maps the three BPF_F_MMAPABLE arrays (a ring position
+// per bucket, a word per slot, the entries; the layout is
+// synstage_cache_entry in bpf/synstage.h, held by tests on both sides to
+// gateway's CacheEntrySize and Cache*Offset constants) into the process
+// for gateway.Config.CacheMemory, and Stage.ShareCache gives the program
+// the engine's tuple-hash seed (Engine.FlowSeed), with which an entry names
+// its tuple. From then on the program writes, for every SYN it answers, the
+// entry the engine's Worker.syn would write: bucket from the cookie's MAC
+// bits, the next slot of the bucket's ring, the client's ISN, MSS, window
+// scale, SACK, ECN and TSval, our TSval. The handshake ACK finds it in the
+// engine (a cache hit), which opens the server side with the client's
+// exact options, timestamps or not, and a SYN retransmitted to the engine
+// gets the program's SYN-ACK again.
+//
+// Both sides write without a common lock. A bucket's ring position is an
+// atomic counter that every writer increments to take a slot. Each slot
+// has a 64-bit word, seq<<32 | tag: a writer claims the slot with a
+// compare-and-swap that makes seq odd and the tag 0, writes the entry, and
+// publishes it with an atomic add that makes seq even and sets the tag; a
+// slot whose seq is odd is being written, and a writer that finds it so (or
+// loses the compare-and-swap) leaves the entry uncached, which costs only
+// precision (the cookie and the timestamp bits still serve the ACK). A
+// reader (the engine) reads the word, the entry and the word again, and
+// trusts the entry only if the word is unchanged; it takes an entry for a
+// handshake with a compare-and-swap from that word. Engine workers keep
+// their per-bucket mutex among themselves. The program's atomics are full
+// barriers, the engine's Go atomics sequentially consistent, so an entry's
+// fields are visible before the word that publishes them.
+//
+// # Limits
+//
+// Per-source SYN limits have the engine's semantics (gateway buildActive,
+// limit.PerSource): a GCRA token bucket per service and source prefix
+// (/24 and /64 unless set), a new prefix starting with a full bucket,
+// sources in the allow list exempt (their token is still taken, as in
+// Worker.syn), proxy services only. The buckets live in an LRU hash keyed
+// by a limiter id and the masked prefix; ids stay with a service name and
+// prefix lengths across reloads, so a reload keeps the buckets as the
+// engine keeps its limiters. The global SYN-ACK limit is one GCRA word
+// shared by all CPUs (compare-and-swap). Both use the monotonic clock. The
+// engine keeps its own limiters for the SYNs that reach it (those the
+// program passes), so together the two stages can send up to the sum of
+// their SYN-ACK limits.
+//
+// # In the daemon
+//
+// synwall run --syn-stage auto|tc|xdp|off with --syn-stage-if naming the
+// client-facing interfaces (internal/daemon synstage.go): the stage is
+// loaded before the engine (whose SYN cache lives in its maps), given the
+// policy, the keys and the engine's seed, and attached once the firewall
+// rules are in place; reloads give it the new policy; Close detaches it
+// when the daemon stops (a graceful restart detaches it too, and the next
+// process attaches its own; SYNs meanwhile go through NFQUEUE). auto falls
+// back to NFQUEUE alone when the stage cannot load or attach, and says so
+// in the log, the status (syn_stage) and synwall_syn_stage_up.
+//
+// # What the stage does not do
+//
+//   - ACKs are never dropped here, even with an invalid cookie: telling an
+//     ACK of an established flow from a forged handshake ACK needs the
+//     engine's flow table, and every ACK passes a cookie check in the
+//     engine anyway (one SipHash, no state). An ACK flood therefore still
+//     crosses into user space; dropping it here needs a table of live flows
+//     the engine keeps in a map.
+//   - A SYN that the stage answers does not reach the engine, so the
+//     engine does not see a SYN on the tuple of a live flow. For a flow
+//     that is closing (a client reusing a port while the old connection
+//     lingers) the engine replaces the flow when the handshake ACK carries
+//     a valid cookie for a new ISN, as it does after a SYN it saw. For an
+//     established flow (the client lost the old connection without a FIN
+//     or RST) the handshake ACK meets the old flow on the engine's
+//     lock-free path and is translated into it; the server resets it and
+//     the client retries. A table of live flows kept in a map would let the
+//     stage pass such SYNs on.
+//   - A SYN sent by a local stack through a veth arrives checksum-partial;
+//     the SYN-ACK carries a complete checksum and keeps the partial state,
+//     which the receiving stack trusts without checking. Forwarded further
+//     through a device that completes checksums it would come out wrong;
+//     clients on the gateway host itself are not a deployment the stage
+//     serves.
+//
+// # Verifier
+//
+// The program keeps what it parses in a per-CPU scratch map (more than the
+// 512-byte stack holds). The TCP option walk, the search of a prefix's port
+// ranges and the masking of a source prefix are global functions, verified
+// once on their own: inlined, every layout of 40 option bytes and every
+// range index would be a verifier state of its own for the rest of the
+// program. The option walk also keeps its state in the scratch map and
+// reads it back through volatile loads, so that the verifier sees unknown
+// values at every step and prunes.
+//
+// # Cost
+//
+// BenchmarkProgram measures the program alone with BPF_PROG_TEST_RUN
+// (single repetitions on fresh copies of the packet, less the cost of an
+// empty program): a few hundred nanoseconds for a SYN answered, about a
+// hundred for a drop or an unguarded packet, against microseconds for a
+// SYN through NFQUEUE, the engine and a raw socket.
+package synstage
