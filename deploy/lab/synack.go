@@ -78,9 +78,9 @@ const (
 // baseline, optionally no defense, kernel SYNPROXY, synwall on NFQUEUE
 // alone and synwall with the BPF SYN stage. stage is the value of
 // --syn-stage for the latter (the lab's veths want "tc"), on the gateway's
-// client and attacker interfaces. nfqArgs are the
-// NFQUEUE-only row's extra arguments: with a binary that has the stage,
-// "--syn-stage off" (SynwallDefenses decides).
+// client and attacker interfaces. hasStage (SynwallHasFlag) gives the
+// NFQUEUE-only row "--syn-stage off", so that it stays off whatever the
+// default.
 func StandardDefenses(withNone bool, stage string, hasStage bool) []Defense {
 	d := []Defense{{Name: NameDrop, Kind: DefenseDrop}}
 	if withNone {
@@ -253,7 +253,7 @@ const (
 	spoofComment    = "lab: SYN-ACKs to the spoofed sources"
 )
 
-// synAckCounter reads the attacker's SYN-ACK counters, IPv4 and IPv6
+// synAckCounters reads the attacker's SYN-ACK counters, IPv4 and IPv6
 // together: to the spoofed prefixes, and all.
 func (l *Lab) synAckCounters(ctx context.Context) (spoofed, all uint64, err error) {
 	for _, ipt := range []string{"iptables", "ip6tables"} {
