@@ -80,26 +80,6 @@ func BenchmarkCheck(b *testing.B) {
 	}
 }
 
-func BenchmarkHasher(b *testing.B) {
-	h, err := NewHasher(nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, fam := range benchFamilies {
-		b.Run(fam.name, func(b *testing.B) {
-			ts := benchTuples(4096, &fam.v6)
-			b.ReportAllocs()
-			var sink uint64
-			i := 0
-			for b.Loop() {
-				sink += h.Sum(&ts[i&4095])
-				i++
-			}
-			_ = sink
-		})
-	}
-}
-
 // BenchmarkRotate measures making the keys of a new counter, which happens
 // once per period.
 func BenchmarkRotate(b *testing.B) {

@@ -426,54 +426,6 @@ func TestTimestampOptions(t *testing.T) {
 	}
 }
 
-func TestHasher(t *testing.T) {
-	h1, err := NewHasher(chacha(7))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h2, _ := NewHasher(chacha(7))
-	h3, _ := NewHasher(chacha(8))
-	hr1, _ := NewHasher(nil)
-	hr2, _ := NewHasher(nil)
-	tp := tuple4("198.18.0.1", 1000, "198.19.0.1", 80)
-	if h1.Sum(&tp) != h2.Sum(&tp) {
-		t.Errorf("Hasher from the same stream: Sum differs")
-	}
-	if h1.Sum(&tp) == h3.Sum(&tp) {
-		t.Errorf("Hasher from different streams: Sum(%+v) equal", tp)
-	}
-	if hr1.Sum(&tp) == hr2.Sum(&tp) {
-		t.Errorf("two random Hashers: Sum(%+v) equal", tp)
-	}
-	if _, err := NewHasher(strings.NewReader("short")); err == nil {
-		t.Errorf("NewHasher(5-byte reader) = nil error, want one")
-	}
-	// Each field changes the sum.
-	v6 := tp
-	v6.V6 = true
-	sp, dp := tp, tp
-	sp.SrcPort++
-	dp.DstPort++
-	for _, o := range []Tuple{v6, sp, dp, tuple4("198.18.0.2", 1000, "198.19.0.1", 80), tuple4("198.18.0.1", 1000, "198.19.0.2", 80)} {
-		if h1.Sum(&o) == h1.Sum(&tp) {
-			t.Errorf("Sum(%+v) = Sum(%+v)", o, tp)
-		}
-	}
-	// Buckets are spread evenly: 1<<16 tuples from one /24 into 512 buckets.
-	const buckets, n = 512, 1 << 16
-	var count [buckets]int
-	for i := range n {
-		o := tuple4(fmt.Sprintf("198.18.0.%d", i%256), uint16(i/256), "198.19.0.1", 80)
-		count[h1.Sum(&o)%buckets]++
-	}
-	mean := float64(n) / buckets
-	for b, c := range count {
-		if math.Abs(float64(c)-mean) > 8*math.Sqrt(mean) {
-			t.Errorf("bucket %d got %d of %d tuples, want about %.0f", b, c, n, mean)
-		}
-	}
-}
-
 func TestConcurrent(t *testing.T) {
 	// Many goroutines make and check cookies while the clock moves across
 	// several periods (run with -race).
@@ -510,7 +462,6 @@ func TestConcurrent(t *testing.T) {
 func TestZeroAllocs(t *testing.T) {
 	j := mustJar(t, Config{Secret: testSecret}, t0)
 	ahead := mustJar(t, Config{Secret: testSecret}, t0.Add(100*testPeriod))
-	h, _ := NewHasher(nil)
 	t4 := tuple4("198.18.0.1", 1000, "198.19.0.1", 80)
 	t6 := tuple6("2001:db8::1", 1000, "2001:db8::2", 80)
 	c4 := j.ISN(&t4, 1, 1460, t0)
@@ -528,8 +479,6 @@ func TestZeroAllocs(t *testing.T) {
 		{"Check expired", func() { _, err := j.Check(&t4, 1, c4, t0.Add(2*testPeriod)); sink += uint64(len(err.Error())) }},
 		{"Check with a lagging clock", func() { m, _ := ahead.Check(&t4, 1, c4, t0); sink += uint64(m) }},
 		{"ISN with a lagging clock", func() { sink += uint64(ahead.ISN(&t6, 1, 1460, t0)) }},
-		{"Hasher.Sum v4", func() { sink += h.Sum(&t4) }},
-		{"Hasher.Sum v6", func() { sink += h.Sum(&t6) }},
 		{"EncodeTS/DecodeTS", func() { o, _ := DecodeTS(EncodeTS(5, TSOptions{WScale: 3})); sink += uint64(o.WScale) }},
 	}
 	for _, tt := range tests {

@@ -51,8 +51,17 @@
 // strength of Linux's cookie (2^-29) to within one bit and 16 times that of
 // FreeBSD's 24-bit MAC. At a million forged ACKs per second an attacker needs
 // about 2^28/10^6 ≈ 270 s per accepted ACK, and what it wins is one
-// connection attempt from an address it spoofed, which the server sees only as
-// a SYN. The tests count accepted random ACKs against this figure.
+// connection attempt from an address it spoofed: the server sees a SYN and
+// answers it with a SYN-ACK the engine completes, so the server holds one
+// established connection that nobody uses until it times out (and the
+// engine one flow, within the spoofed source's share of the flow table),
+// while the handshake rate limits bound how fast even accepted ACKs open
+// connections. The cookie tests count accepted random ACKs against this
+// figure; the odds themselves are measured through the whole engine
+// (gateway's TestForgedAckOdds) with the MAC cut to 12 bits
+// (WeakenedForTest), where a million ACKs accept 256 ± 80 at 2^-12, and a
+// MAC shorter than 12 bits, or a check that skipped the counter bits, would
+// fall outside that.
 //
 // # Counter and period
 //
@@ -103,11 +112,10 @@
 // options, so DecodeTS cannot detect tampering; these bits are unauthenticated
 // and only describe the client's own connection.
 //
-// # Tuple hash
+// # Bucket hash
 //
-// Hasher is SipHash-2-4 of a Tuple under a random key, for tables whose
-// buckets an attacker must not be able to aim at (as FreeBSD's syncache seeds
-// its bucket hash with a secret). The engine's SYN cache needs no second hash:
-// it takes its buckets from the cookie's own MAC bits (MAC), which are keyed
-// the same way.
+// The engine's SYN cache takes its buckets from the cookie's own MAC bits
+// (MAC), a SipHash under a secret key, so that nobody can aim SYNs at one
+// bucket (as FreeBSD's syncache seeds its bucket hash with a secret); no
+// second keyed hash is needed.
 package cookies

@@ -25,7 +25,7 @@ func seeded(seed uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 }
 
-// chacha returns a deterministic byte stream for Config.Rand and NewHasher.
+// chacha returns a deterministic byte stream for Config.Rand.
 func chacha(seed byte) *rand.ChaCha8 {
 	var s [32]byte
 	s[0] = seed

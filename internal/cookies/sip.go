@@ -45,25 +45,6 @@ func sipRound(v0, v1, v2, v3 uint64) (uint64, uint64, uint64, uint64) {
 // followed by the final word (message length in the top byte, trailing bytes
 // below); unrolled, they run about 15% faster than a loop over the words.
 
-// sip1 is SipHash-2-4 under k of a message of 1 word and the final word last.
-func sip1(k key, w0, last uint64) uint64 {
-	v0, v1, v2, v3 := sipInit(k)
-	v3 ^= w0
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0 ^= w0
-	v3 ^= last
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0 ^= last
-	v2 ^= 0xff
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	return v0 ^ v1 ^ v2 ^ v3
-}
-
 // sip2 is SipHash-2-4 under k of a message of 2 words and the final word last.
 func sip2(k key, w0, w1, last uint64) uint64 {
 	v0, v1, v2, v3 := sipInit(k)
@@ -75,37 +56,6 @@ func sip2(k key, w0, w1, last uint64) uint64 {
 	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
 	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
 	v0 ^= w1
-	v3 ^= last
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0 ^= last
-	v2 ^= 0xff
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	return v0 ^ v1 ^ v2 ^ v3
-}
-
-// sip4 is SipHash-2-4 under k of a message of 4 words and the final word last.
-func sip4(k key, w0, w1, w2, w3, last uint64) uint64 {
-	v0, v1, v2, v3 := sipInit(k)
-	v3 ^= w0
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0 ^= w0
-	v3 ^= w1
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0 ^= w1
-	v3 ^= w2
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0 ^= w2
-	v3 ^= w3
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0 ^= w3
 	v3 ^= last
 	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
 	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
@@ -178,8 +128,6 @@ func familyByte(v6 bool) uint64 {
 const (
 	cookieMsgLen4 = 4 + 4 + 2 + 2 + 4 + 7   // src dst sport dport isn | idx fam counter[0:5]
 	cookieMsgLen6 = 16 + 16 + 2 + 2 + 4 + 7 // same with 16-byte addresses
-	tupleMsgLen4  = 4 + 4 + 2 + 2 + 1       // src dst sport dport fam
-	tupleMsgLen6  = 16 + 16 + 2 + 2 + 1
 )
 
 // cookieMAC is SipHash-2-4 under k of the message
@@ -197,21 +145,6 @@ func cookieMAC(k key, t *Tuple, isn uint32, idx uint32, counter uint64) uint64 {
 	slo, shi := addrWords(&t.Src)
 	dlo, dhi := addrWords(&t.Dst)
 	return sip5(k, slo, shi, dlo, dhi, ports, tail|cookieMsgLen6<<56)
-}
-
-// tupleHash is SipHash-2-4 under k of the message
-//
-//	src, dst, sport (LE16), dport (LE16), family (1 byte: 4 or 6)
-//
-// where src and dst are 4 bytes for IPv4 and 16 for IPv6.
-func tupleHash(k key, t *Tuple) uint64 {
-	tail := uint64(t.SrcPort) | uint64(t.DstPort)<<16 | familyByte(t.V6)<<32
-	if !t.V6 {
-		return sip1(k, addr4Word(t), tail|tupleMsgLen4<<56)
-	}
-	slo, shi := addrWords(&t.Src)
-	dlo, dhi := addrWords(&t.Dst)
-	return sip4(k, slo, shi, dlo, dhi, tail|tupleMsgLen6<<56)
 }
 
 // kdfLabel separates per-counter key derivation from any other use of the

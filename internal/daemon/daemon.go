@@ -434,7 +434,12 @@ func (d *Daemon) housekeep(ctx context.Context) {
 			return
 		case <-tick.C:
 			d.rotateStage(time.Now())
-			d.engine.Expire(d.now())
+			if d.inj != nil {
+				// Both ends of a flow expired for idleness are told.
+				d.engine.ExpireAndTell(d.now(), func(pkts [][]byte) { d.inj.Send(pkts) })
+			} else {
+				d.engine.Expire(d.now())
+			}
 			d.writeStats()
 		}
 	}

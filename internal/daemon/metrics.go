@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/synwall/synwall/internal/engine"
+	"github.com/synwall/synwall/internal/gateway"
 	"github.com/synwall/synwall/internal/gateway/header"
 	"github.com/synwall/synwall/internal/observe"
 	"github.com/synwall/synwall/internal/queue"
@@ -35,7 +36,7 @@ var (
 	descInvalid = desc("invalid_packets_total",
 		"Packets that failed the header checks, by reason (dropped, or only counted under invalid_flags: count).", "reason")
 	descSynCache = desc("syncache_total",
-		"SYN cache outcomes: hit and miss for handshake ACKs, eviction of live entries from full buckets, retransmit for repeated SYNs answered from the cache.", "result")
+		"SYN cache outcomes: hit and miss for handshake ACKs, eviction of live entries from full buckets, retransmit for repeated SYNs answered from the cache, full for SYNs answered without an entry (every entry of the bucket pinned: a client without timestamps is then offered no window scaling, SACK or ECN).", "result")
 	descFlows = desc("flows",
 		"Flows in the flow table.", "state")
 	descFlowsTotal = desc("flows_total",
@@ -44,6 +45,22 @@ var (
 		"Client segments that arrived during the handshake with the server: held, or dropped for want of room (the client resends).", "result")
 	descServerSynRetransmits = desc("server_syn_retransmits_total",
 		"SYNs resent to a server.")
+	descFlowsEvicted = desc("flows_evicted_total",
+		"Flows pushed out of a full flow-table bucket, by kind, in the order they go: closing, handshake, established (both ends get an RST), outbound.", "kind")
+	descHandshakesRefused = desc("handshakes_refused_total",
+		"Valid handshake ACKs refused: rate_limit (per-source or global handshake limit), flow_quota (the source holds its share of the flow table).", "reason")
+	descResets = desc("resets_total",
+		"RSTs of established flows by how they fit the receiver's window (RFC 5961): out_of_window (dropped), in_window (passed on; the flow reopens if the receiver answers), exact (passed on; the flow closes).", "result")
+	descServerResyncs = desc("server_resyncs_total",
+		"Servers that answered the engine's SYN with an ACK of an older connection on the tuple and got an RST and a new SYN.")
+	descOutboundFlows = desc("outbound_flows_total",
+		"Connections opened by guarded servers themselves, passed untouched.")
+	descIdleResets = desc("idle_resets_total",
+		"RSTs sent to the ends of flows expired for idleness, each at the sequence number the end named in its answer to the engine's probe.")
+	descICMPTranslated = desc("icmp_translated_total",
+		"ICMP errors toward a server whose quoted sequence number was moved back into the server's space (path MTU discovery beyond the gateway).")
+	descServerLacks = desc("server_synack_lacks_total",
+		"Server SYN-ACKs without an option the engine's SYN-ACK agreed to with the client on the server's behalf (the policy advertises more than the server does), by option: timestamps, wscale, sack, ecn.", "option")
 
 	descQueueReceived = desc("queue_received_packets_total",
 		"Packets received from the kernel, by NFQUEUE number.", "queue")
@@ -105,7 +122,8 @@ func newCollector(d *Daemon) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descPackets, descDirection, descInvalid, descSynCache, descFlows, descFlowsTotal, descPending,
-		descServerSynRetransmits, descQueueReceived, descQueuePackets, descQueueVerdictMsgs,
+		descServerSynRetransmits, descFlowsEvicted, descHandshakesRefused, descResets, descServerResyncs, descOutboundFlows, descServerLacks, descIdleResets, descICMPTranslated,
+		descQueueReceived, descQueuePackets, descQueueVerdictMsgs,
 		descQueueSends, descQueueInjected, descQueueErrors, descKernelDropped, descKernelWaiting,
 		descInject, descInjectCalls, descReloads, descServices, descStart, descBuild,
 		descCookies, descRateLimited, descDropSources, descProcessing, descPcap,
@@ -141,6 +159,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSynCache, es.CacheMisses, "miss")
 	counter(descSynCache, es.CacheEvictions, "eviction")
 	counter(descSynCache, es.CacheRetransmits, "retransmit")
+	counter(descSynCache, es.CacheFull, "full")
 	gauge(descFlows, float64(max(es.FlowsActive, 0)), "active")
 	counter(descFlowsTotal, es.FlowsCreated, "created")
 	counter(descFlowsTotal, es.FlowsExpired, "expired")
@@ -148,6 +167,22 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descPending, es.PendingHeld, "held")
 	counter(descPending, es.PendingDropped, "dropped")
 	counter(descServerSynRetransmits, es.SynRetransmits)
+	counter(descFlowsEvicted, es.FlowsEvictedClosing, "closing")
+	counter(descFlowsEvicted, es.FlowsEvictedHandshake, "handshake")
+	counter(descFlowsEvicted, es.FlowsEvictedEstablished, "established")
+	counter(descFlowsEvicted, es.FlowsEvictedOutbound, "outbound")
+	counter(descHandshakesRefused, es.HandshakesLimited, "rate_limit")
+	counter(descHandshakesRefused, es.FlowQuotaRefused, "flow_quota")
+	counter(descResets, es.ResetsOutOfWindow, "out_of_window")
+	counter(descResets, es.ResetsInWindow, "in_window")
+	counter(descResets, es.ResetsExact, "exact")
+	counter(descServerResyncs, es.ServerResyncs)
+	counter(descOutboundFlows, es.OutboundFlows)
+	counter(descIdleResets, es.IdleResets)
+	counter(descICMPTranslated, es.ICMPTranslated)
+	for i, name := range [gateway.NumServerLacks]string{gateway.LackTimestamps: "timestamps", gateway.LackWScale: "wscale", gateway.LackSACK: "sack", gateway.LackECN: "ecn"} {
+		counter(descServerLacks, es.ServerLacks[i], name)
+	}
 	counter(descCookies, es.Events[engine.EventHandshake], "valid")
 	counter(descCookies, es.Events[engine.EventBadCookie], "invalid")
 	counter(descCookies, es.Events[engine.EventExpiredCookie], "expired")

@@ -217,8 +217,20 @@ func TestMetricsCount(t *testing.T) {
 	}
 
 	// Every event and every reason is exported, zero or not, so rate()
-	// works from the first scrape.
+	// works from the first scrape; so are the engine's counters of resets,
+	// evictions by kind and refused handshakes.
 	s := series(t, reg)
+	for _, k := range []string{
+		"synwall_resets_total{result=out_of_window}", "synwall_resets_total{result=in_window}", "synwall_resets_total{result=exact}",
+		"synwall_flows_evicted_total{kind=closing}", "synwall_flows_evicted_total{kind=handshake}",
+		"synwall_flows_evicted_total{kind=established}", "synwall_flows_evicted_total{kind=outbound}",
+		"synwall_handshakes_refused_total{reason=rate_limit}", "synwall_handshakes_refused_total{reason=flow_quota}",
+		"synwall_syncache_total{result=full}", "synwall_server_resyncs_total", "synwall_outbound_flows_total",
+	} {
+		if v, ok := s[k]; !ok || v != 0 {
+			t.Errorf("%s = %v (exported %v), want 0", k, v, ok)
+		}
+	}
 	for e := engine.Event(1); e < engine.NumEvents; e++ {
 		if _, ok := s["synwall_packets_total{event="+e.String()+"}"]; !ok {
 			t.Errorf("no synwall_packets_total for event %s", e)

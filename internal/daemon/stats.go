@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/synwall/synwall/internal/engine"
+	"github.com/synwall/synwall/internal/gateway"
 	"github.com/synwall/synwall/internal/gateway/header"
 	"github.com/synwall/synwall/internal/queue"
 )
@@ -64,6 +65,14 @@ func (d *Daemon) snapshot() statsDoc {
 		"cache_retransmits": es.CacheRetransmits, "flows_active": uint64(max(es.FlowsActive, 0)),
 		"flows_created": es.FlowsCreated, "flows_expired": es.FlowsExpired, "flows_evicted": es.FlowsEvicted,
 		"pending_held": es.PendingHeld, "pending_dropped": es.PendingDropped, "syn_retransmits": es.SynRetransmits,
+		"cache_full": es.CacheFull, "flows_evicted_closing": es.FlowsEvictedClosing,
+		"flows_evicted_handshake": es.FlowsEvictedHandshake, "flows_evicted_established": es.FlowsEvictedEstablished,
+		"flows_evicted_outbound": es.FlowsEvictedOutbound, "handshakes_limited": es.HandshakesLimited,
+		"flow_quota_refused": es.FlowQuotaRefused, "resets_out_of_window": es.ResetsOutOfWindow,
+		"resets_in_window": es.ResetsInWindow, "resets_exact": es.ResetsExact,
+		"server_resyncs": es.ServerResyncs, "outbound_flows": es.OutboundFlows, "idle_resets": es.IdleResets, "icmp_translated": es.ICMPTranslated,
+		"server_lacks_timestamps": es.ServerLacks[gateway.LackTimestamps], "server_lacks_wscale": es.ServerLacks[gateway.LackWScale],
+		"server_lacks_sack": es.ServerLacks[gateway.LackSACK], "server_lacks_ecn": es.ServerLacks[gateway.LackECN],
 	} {
 		doc.Engine[k] = v
 	}

@@ -51,6 +51,12 @@ type Meta struct {
 	// only the pseudo-header sum. A rewritten packet then gets a full
 	// checksum, never an incremental update.
 	CsumNotReady bool
+	// CsumNotVerified: the kernel has not verified the TCP checksum
+	// (NFQA_SKB_CSUM_NOTVERIFIED); the engine verifies it before it acts
+	// on the packet. False means the kernel has verified it, or the
+	// checksum is not ready (CsumNotReady), i.e. the packet was made on
+	// this host.
+	CsumNotVerified bool
 }
 
 // Result is the outcome of Worker.Process. Its slices point into the packet
@@ -110,7 +116,7 @@ const (
 	EventPassed              // service in pass mode
 	EventPolicyDrop          // service in drop mode, or a denied source
 	EventSynAnswered         // SYN answered with a cookie SYN-ACK
-	EventSynLimited          // SYN dropped by a rate limit
+	EventSynLimited          // SYN, or handshake ACK, dropped by a rate limit or a source's flow quota
 	EventHandshake           // valid ACK: flow created, SYN sent to the server
 	EventBadCookie           // ACK with an invalid cookie, dropped
 	EventExpiredCookie       // ACK with an expired cookie, dropped
@@ -119,6 +125,10 @@ const (
 	EventTranslated          // established-flow packet translated
 	EventHeld                // client data held until the server side is up
 	EventUnknown             // no flow and not a handshake packet: dropped
+	EventBadReset            // RST outside the receiver's window (RFC 5961 §3.2): dropped
+	EventResync              // the server answered our SYN with an ACK for an older connection: it gets an RST and a new SYN
+	EventOutbound            // a guarded server's own outbound connection: passed untouched
+	EventBadChecksum         // TCP checksum wrong where the kernel had not checked it (Meta.CsumNotVerified): dropped
 	NumEvents
 )
 
@@ -138,6 +148,10 @@ var eventNames = [NumEvents]string{
 	EventTranslated:    "translated",
 	EventHeld:          "held",
 	EventUnknown:       "unknown",
+	EventBadReset:      "bad_reset",
+	EventResync:        "resync",
+	EventOutbound:      "outbound",
+	EventBadChecksum:   "bad_checksum",
 }
 
 // String returns a short snake_case name used in metrics and logs.

@@ -16,7 +16,14 @@
 //     look out of window to conntrack), and packets carrying DefaultMark
 //     (0x5359, "SY": what synwall injects and its discover probes) are
 //     never tracked and RETURN before any other rule.
-//   - filter: marked packets RETURN, then guarded traffic goes to NFQUEUE.
+//   - filter: marked packets RETURN, then guarded traffic goes to NFQUEUE,
+//     and so do ICMP errors toward a guarded prefix that can quote a
+//     proxied segment (ICMP destination unreachable, ICMPv6 destination
+//     unreachable and packet too big): a router beyond the gateway quotes
+//     the server's segment translated, and the engine moves the quoted
+//     sequence number back, or the server discards the error and path MTU
+//     discovery breaks. (The gateway's own errors quote the packet before
+//     the FORWARD hook, untranslated, and need nothing.)
 //     With one queue everything uses --queue-num; with Rules.SYNQueues set,
 //     the clients' SYNs (FIN,SYN,RST,ACK = SYN) go to the first SYNQueues
 //     queues and everything else to the others, each group spread with

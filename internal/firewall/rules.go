@@ -265,6 +265,9 @@ func (r Rules) tables(f Family) []table {
 			}
 			add(&filter, ChainForward, fmt.Sprintf("-d %s -p tcp -m tcp --dport %s ", s.Prefix, s.Ports.iptables()), q)
 			add(&filter, ChainForward, fmt.Sprintf("-s %s -p tcp -m tcp --sport %s ", s.Prefix, s.Ports.iptables()), q)
+			for _, m := range icmpErrors(f) {
+				add(&filter, ChainForward, fmt.Sprintf("-d %s %s ", s.Prefix, m), q)
+			}
 		}
 	}
 	if in {
@@ -283,9 +286,24 @@ func (r Rules) tables(f Family) []table {
 			}
 			add(&filter, ChainInput, fmt.Sprintf("-d %s -p tcp -m tcp --dport %s ", s.Prefix, s.Ports.iptables()), q)
 			add(&filter, ChainOutput, fmt.Sprintf("-s %s -p tcp -m tcp --sport %s ", s.Prefix, s.Ports.iptables()), q)
+			for _, m := range icmpErrors(f) {
+				add(&filter, ChainInput, fmt.Sprintf("-d %s %s ", s.Prefix, m), q)
+			}
 		}
 	}
 	return []table{raw, filter}
+}
+
+// icmpErrors are the matches of the ICMP errors toward a guarded server
+// that the engine must see: they quote the server's segment as it left the
+// gateway, translated, and the engine moves the quoted sequence number back
+// so that path MTU discovery works (fragmentation needed is a destination
+// unreachable, RFC 1191; packet too big, RFC 8201).
+func icmpErrors(f Family) []string {
+	if f == IPv6 {
+		return []string{"-p ipv6-icmp -m icmp6 --icmpv6-type 1", "-p ipv6-icmp -m icmp6 --icmpv6-type 2"}
+	}
+	return []string{"-p icmp -m icmp --icmp-type 3"}
 }
 
 // IPTables returns the iptables-restore (f IPv4) or ip6tables-restore (f
@@ -435,6 +453,12 @@ func (r Rules) NFTables() (string, error) {
 		}
 		return fmt.Sprintf("%s %s %s tcp %s %s", ip, addr, s.Prefix, port, s.Ports.nft())
 	}
+	icmp := func(s Service) string {
+		if s.Prefix.Addr().Is6() {
+			return fmt.Sprintf("ip6 daddr %s icmpv6 type { destination-unreachable, packet-too-big }", s.Prefix)
+		}
+		return fmt.Sprintf("ip daddr %s icmp type destination-unreachable", s.Prefix)
+	}
 	fwd, in := r.hook(HookForward), r.hook(HookInput)
 	var b strings.Builder
 	c := fmt.Sprintf(" comment %q", Comment)
@@ -473,6 +497,7 @@ func (r Rules) NFTables() (string, error) {
 			for _, s := range r.Services {
 				synRule(s)
 				fmt.Fprintf(&b, "\t\t%s %s%s\n\t\t%s %s%s\n", match(s, "dst"), q, c, match(s, "src"), q, c)
+				fmt.Fprintf(&b, "\t\t%s %s%s\n", icmp(s), q, c)
 			}
 		})
 	}
@@ -482,6 +507,7 @@ func (r Rules) NFTables() (string, error) {
 			for _, s := range r.Services {
 				synRule(s)
 				fmt.Fprintf(&b, "\t\t%s %s%s\n", match(s, "dst"), q, c)
+				fmt.Fprintf(&b, "\t\t%s %s%s\n", icmp(s), q, c)
 			}
 		})
 		chain("output", "output", "filter - 10", func() {

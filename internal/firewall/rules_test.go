@@ -109,6 +109,11 @@ func TestIPTablesRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	indexOf(t, six, "-A SYNWALL-FWD -d 2001:db8::/64 -p tcp -m tcp --dport 443 -m comment --comment synwall -j NFQUEUE --queue-num 0")
+	// ICMP errors toward a server quote its translated segments: the
+	// engine translates them back (path MTU discovery).
+	indexOf(t, text, "-A SYNWALL-FWD -d 198.18.0.0/24 -p icmp -m icmp --icmp-type 3 -m comment --comment synwall -j NFQUEUE --queue-num 0")
+	indexOf(t, text, "-A SYNWALL-IN -d 198.19.1.1/32 -p icmp -m icmp --icmp-type 3 -m comment --comment synwall -j NFQUEUE --queue-num 0")
+	indexOf(t, six, "-A SYNWALL-FWD -d 2001:db8::/64 -p ipv6-icmp -m icmp6 --icmpv6-type 2 -m comment --comment synwall -j NFQUEUE --queue-num 0")
 	if got := lines(six, "198.1"); len(got) != 0 {
 		t.Errorf("IPv4 service in the IPv6 rules: %q", got)
 	}
@@ -152,8 +157,8 @@ func TestIPTablesQueueTarget(t *testing.T) {
 					t.Errorf("rule %q, want it to end in %q", l, tt.want)
 				}
 			}
-			if len(rest) != 8 { // 2 IPv4 services × (2 forward + input + output)
-				t.Errorf("%d queue rules besides SYNs, want 8", len(rest))
+			if len(rest) != 12 { // 2 IPv4 services × (2 forward + input + output + ICMP errors in forward and input)
+				t.Errorf("%d queue rules besides SYNs, want 12", len(rest))
 			}
 			if tt.syn == "" {
 				if len(syn) != 0 {
@@ -301,6 +306,8 @@ func TestNFTables(t *testing.T) {
 		"\t\tip daddr 198.18.0.0/24 tcp dport 80 queue flags bypass,fanout to 1-3 comment \"synwall\"",
 		"\t\tip saddr 198.19.1.1/32 tcp sport 8000-8080 queue flags bypass,fanout to 1-3 comment \"synwall\"",
 		"\t\tip6 daddr 2001:db8::/64 tcp dport 443 notrack comment \"synwall\"",
+		"\t\tip daddr 198.18.0.0/24 icmp type destination-unreachable queue flags bypass,fanout to 1-3 comment \"synwall\"",
+		"\t\tip6 daddr 2001:db8::/64 icmpv6 type { destination-unreachable, packet-too-big } queue flags bypass,fanout to 1-3 comment \"synwall\"",
 	} {
 		indexOf(t, text, want)
 	}

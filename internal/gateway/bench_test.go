@@ -46,6 +46,7 @@ func newFixture(tb testing.TB, n int, mod ...func(*Config)) *fixture {
 		c.Flows = 4 * n
 		c.CacheBuckets, c.CacheEntries = 512, 30
 		c.PendingSlots = 1024
+		c.FlowsPerSource = 4 * n // the IPv6 clients share a /64
 	}}, mod...)...)
 	fx := &fixture{e: h.e, w: h.w, now: h.now}
 	for i := 0; i < n; i++ {
@@ -196,6 +197,6 @@ func BenchmarkDropInvalidFlags(b *testing.B) {
 // again.
 func (fx *fixture) forgetFlows() {
 	for i := range fx.e.flows.slots {
-		fx.e.removeFlow(&fx.e.flows.slots[i])
+		fx.e.flows.remove(&fx.e.flows.slots[i])
 	}
 }

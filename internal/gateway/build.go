@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/binary"
 
+	"github.com/synwall/synwall/internal/cookies"
 	"github.com/synwall/synwall/internal/gateway/header"
 )
 
@@ -14,6 +15,7 @@ type synOpts struct {
 	ts    bool
 	tsVal uint32
 	tsEcr uint32
+	urg   uint16 // urgent pointer, with URG among the flags (held segments)
 }
 
 // Sizes of the headers the builders write.
@@ -34,35 +36,59 @@ const (
 // needs no second pass over them.
 func writeOptions(b []byte, o *synOpts) (n int, sum uint64) {
 	if o.mss != 0 {
-		b[0], b[1] = 2, 4
+		b[0], b[1] = header.OptMSS, 4
 		binary.BigEndian.PutUint16(b[2:], o.mss)
 		n = 4
 		sum = 0x0204 + uint64(o.mss)
 	}
 	if o.ts {
 		if o.sack {
-			b[n], b[n+1] = 4, 2
+			b[n], b[n+1] = header.OptSACKPermitted, 2
 			sum += 0x0402
 		} else {
-			b[n], b[n+1] = 1, 1
+			b[n], b[n+1] = header.OptNOP, header.OptNOP
 			sum += 0x0101
 		}
-		b[n+2], b[n+3] = 8, 10
+		b[n+2], b[n+3] = header.OptTimestamps, 10
 		binary.BigEndian.PutUint32(b[n+4:], o.tsVal)
 		binary.BigEndian.PutUint32(b[n+8:], o.tsEcr)
 		n += 12
 		sum += 0x080a + uint64(o.tsVal>>16) + uint64(o.tsVal&0xffff) + uint64(o.tsEcr>>16) + uint64(o.tsEcr&0xffff)
 	} else if o.sack {
-		b[n], b[n+1], b[n+2], b[n+3] = 1, 1, 4, 2
+		b[n], b[n+1], b[n+2], b[n+3] = header.OptNOP, header.OptNOP, header.OptSACKPermitted, 2
 		n += 4
 		sum += 0x0101 + 0x0402
 	}
 	if o.ws >= 0 {
-		b[n], b[n+1], b[n+2], b[n+3] = 1, 3, 3, byte(o.ws)
+		b[n], b[n+1], b[n+2], b[n+3] = header.OptNOP, header.OptWindowScale, 3, byte(o.ws)
 		n += 4
 		sum += 0x0103 + 0x0300 + uint64(uint8(o.ws))
 	}
 	return n, sum
+}
+
+// buildReset writes into buf a bare RST of the flow with tuple t, with
+// sequence number seq: to the client from the server's address, or to the
+// server from the client's.
+func buildReset(buf []byte, t *cookies.Tuple, toClient bool, seq uint32) []byte {
+	var so synOpts
+	so.ws = -1
+	if toClient {
+		return buildSegment(buf, t.V6, &t.Dst, &t.Src, t.DstPort, t.SrcPort, seq, 0, header.RST, 0, &so, nil)
+	}
+	return buildSegment(buf, t.V6, &t.Src, &t.Dst, t.SrcPort, t.DstPort, seq, 0, header.RST, 0, &so, nil)
+}
+
+// buildProbe writes into buf a bare ACK of the flow with tuple t, with
+// sequence number seq and acknowledgment number ack: to the client from the
+// server's address, or to the server from the client's.
+func buildProbe(buf []byte, t *cookies.Tuple, toClient bool, seq, ack uint32) []byte {
+	var so synOpts
+	so.ws = -1
+	if toClient {
+		return buildSegment(buf, t.V6, &t.Dst, &t.Src, t.DstPort, t.SrcPort, seq, ack, header.ACK, 0, &so, nil)
+	}
+	return buildSegment(buf, t.V6, &t.Src, &t.Dst, t.SrcPort, t.DstPort, seq, ack, header.ACK, 0, &so, nil)
 }
 
 // buildSegment writes an IP packet carrying one TCP segment into buf and
@@ -88,12 +114,12 @@ func buildSegment(buf []byte, v6 bool, src, dst *[16]byte, sport, dport uint16,
 	var as uint64
 	if v6 {
 		h := (*[ipv6Len]byte)(buf[:ipv6Len])
-		binary.BigEndian.PutUint32(h[0:], 6<<28)
-		binary.BigEndian.PutUint16(h[4:], uint16(tcpTotal))
-		h[6] = 6 // TCP
-		h[7] = 64
-		copy(h[8:24], src[:])
-		copy(h[24:40], dst[:])
+		binary.BigEndian.PutUint32(h[0:], 6<<28) // version, class 0, flow label 0
+		binary.BigEndian.PutUint16(h[header.IPv6PayloadLengthOffset:], uint16(tcpTotal))
+		h[header.IPv6NextHeaderOffset] = header.ProtocolTCP
+		h[header.IPv6HopLimitOffset] = 64
+		copy(h[header.IPv6SrcOffset:header.IPv6SrcOffset+16], src[:])
+		copy(h[header.IPv6DstOffset:header.IPv6DstOffset+16], dst[:])
 		for i := 0; i < 16; i += 4 {
 			as += uint64(binary.BigEndian.Uint32(src[i:])) + uint64(binary.BigEndian.Uint32(dst[i:]))
 		}
@@ -101,37 +127,38 @@ func buildSegment(buf []byte, v6 bool, src, dst *[16]byte, sport, dport uint16,
 		h := (*[ipv4Len]byte)(buf[:ipv4Len])
 		s4, d4 := binary.BigEndian.Uint32(src[:]), binary.BigEndian.Uint32(dst[:])
 		as = uint64(s4) + uint64(d4)
-		binary.BigEndian.PutUint32(h[0:], 0x45000000|uint32(total))
-		binary.BigEndian.PutUint32(h[4:], 0x00004000) // ID 0, DF (RFC 791 §3.1)
-		h[8] = 64
-		h[9] = 6
-		binary.BigEndian.PutUint32(h[12:], s4)
-		binary.BigEndian.PutUint32(h[16:], d4)
+		binary.BigEndian.PutUint32(h[0:], 0x45000000|uint32(total))     // version 4, IHL 5, TOS 0, total length
+		binary.BigEndian.PutUint32(h[header.IPv4IDOffset:], 0x00004000) // ID 0, DF (RFC 791 §3.1)
+		h[header.IPv4TTLOffset] = 64
+		h[header.IPv4ProtocolOffset] = header.ProtocolTCP
+		binary.BigEndian.PutUint32(h[header.IPv4SrcOffset:], s4)
+		binary.BigEndian.PutUint32(h[header.IPv4DstOffset:], d4)
 		// RFC 791 §3.1 header checksum over the words set above.
 		ips := 0x4500 + uint64(total) + 0x4000 + 0x4006 + as
 		ips = ips&0xffff + ips>>16
 		ips = ips&0xffff + ips>>16
 		ips = ips&0xffff + ips>>16
-		binary.BigEndian.PutUint16(h[10:], ^uint16(ips))
+		binary.BigEndian.PutUint16(h[header.IPv4ChecksumOffset:], ^uint16(ips))
 	}
 	t := (*[tcpLen]byte)(buf[ipl : ipl+tcpLen])
-	binary.BigEndian.PutUint16(t[0:], sport)
-	binary.BigEndian.PutUint16(t[2:], dport)
-	binary.BigEndian.PutUint32(t[4:], seq)
-	binary.BigEndian.PutUint32(t[8:], ack)
+	binary.BigEndian.PutUint16(t[header.TCPSrcPortOffset:], sport)
+	binary.BigEndian.PutUint16(t[header.TCPDstPortOffset:], dport)
+	binary.BigEndian.PutUint32(t[header.TCPSeqNumOffset:], seq)
+	binary.BigEndian.PutUint32(t[header.TCPAckNumOffset:], ack)
 	doff := uint16(thl/4) << 12
-	binary.BigEndian.PutUint16(t[12:], doff|uint16(flags))
-	binary.BigEndian.PutUint16(t[14:], win)
-	binary.BigEndian.PutUint32(t[16:], 0) // checksum, urgent pointer
+	binary.BigEndian.PutUint16(t[header.TCPDataOffsetOffset:], doff|uint16(flags))
+	binary.BigEndian.PutUint16(t[header.TCPWindowOffset:], win)
+	binary.BigEndian.PutUint16(t[header.TCPChecksumOffset:], 0)
+	binary.BigEndian.PutUint16(t[header.TCPUrgentOffset:], o.urg)
 	// The checksum (RFC 9293 §3.1) is summed from the values just written,
-	// and from the payload where it came from: reading back bytes still in
-	// the store buffer with wider loads would stall on every load. The
-	// payload starts at an even offset, so its words are the same. The
+	// and from the payload where it came from, not read back (doc.go: store
+	// forwarding). The payload starts at an even offset, so its words are
+	// the same. The
 	// addresses' sum is at most 2^37 and every other term below 2^32, so
 	// nothing overflows.
 	sum += as + header.ProtocolTCP + uint64(tcpTotal) +
 		uint64(sport) + uint64(dport) + uint64(seq>>16) + uint64(seq&0xffff) +
-		uint64(ack>>16) + uint64(ack&0xffff) + uint64(doff) + uint64(flags) + uint64(win)
+		uint64(ack>>16) + uint64(ack&0xffff) + uint64(doff) + uint64(flags) + uint64(win) + uint64(o.urg)
 	if len(payload) > 0 {
 		sum += uint64(header.Checksum(payload, 0))
 	}
@@ -139,6 +166,6 @@ func buildSegment(buf []byte, v6 bool, src, dst *[16]byte, sport, dport uint16,
 	sum = sum&0xffff + sum>>16
 	sum = sum&0xffff + sum>>16
 	sum = sum&0xffff + sum>>16
-	binary.BigEndian.PutUint16(t[16:], ^uint16(sum))
+	binary.BigEndian.PutUint16(t[header.TCPChecksumOffset:], ^uint16(sum))
 	return buf[:total]
 }

@@ -4,7 +4,6 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/synwall/synwall/internal/cookies"
 	"github.com/synwall/synwall/internal/gateway/header"
 )
 
@@ -110,68 +109,4 @@ func addrWord(a *[16]byte) uint64 {
 		w = w*31 + uint64(c) + uint64(i)
 	}
 	return w
-}
-
-// TestTupleHash checks that the seeded tuple hash, which the SYN cache
-// keeps in place of the tuple, tells apart tuples that differ in any one
-// field.
-func TestTupleHash(t *testing.T) {
-	var ft flowTable
-	ft.init(64, [4]uint64{0x0123456789abcdef, 0xfedcba9876543210, 0x0f1e2d3c4b5a6978, 0x8796a5b4c3d2e1f0})
-	hash := func(x *cookies.Tuple) uint64 {
-		var k flowKey
-		k.set(x)
-		return ft.hash(&k)
-	}
-	base := cookies.Tuple{SrcPort: 1, DstPort: 2, V6: true}
-	for i := range base.Src {
-		base.Src[i], base.Dst[i] = byte(i), byte(100+i)
-	}
-	if a := base; hash(&a) != hash(&base) {
-		t.Errorf("hash of a copy = %#x, want %#x", hash(&a), hash(&base))
-	}
-	for i := 0; i < 16; i++ {
-		a, b := base, base
-		a.Src[i]++
-		b.Dst[i]++
-		if hash(&a) == hash(&base) || hash(&b) == hash(&base) {
-			t.Errorf("hash with address byte %d changed = hash of the original %#x", i, hash(&base))
-		}
-	}
-	for _, mod := range []func(*cookies.Tuple){
-		func(x *cookies.Tuple) { x.SrcPort++ },
-		func(x *cookies.Tuple) { x.DstPort++ },
-		func(x *cookies.Tuple) { x.V6 = false },
-		func(x *cookies.Tuple) { x.SrcPort, x.DstPort = x.DstPort, x.SrcPort },
-	} {
-		a := base
-		mod(&a)
-		if hash(&a) == hash(&base) {
-			t.Errorf("hash(%+v) = hash(%+v) = %#x, want them to differ", a, base, hash(&a))
-		}
-	}
-}
-
-// TestFlowKeySetAddrs checks that the key built from a packet's addresses
-// and ports is the key of the tuple they make.
-func TestFlowKeySetAddrs(t *testing.T) {
-	r := rand.New(rand.NewPCG(5, 6))
-	for i := 0; i < 1000; i++ {
-		var tup cookies.Tuple
-		tup.V6 = i%2 == 1
-		n := 4
-		if tup.V6 {
-			n = 16
-		}
-		for j := 0; j < n; j++ {
-			tup.Src[j], tup.Dst[j] = byte(r.Uint32()), byte(r.Uint32())
-		}
-		tup.SrcPort, tup.DstPort = uint16(r.Uint32()), uint16(r.Uint32())
-		var want, got flowKey
-		want.set(&tup)
-		got.setAddrs(&tup.Src, &tup.Dst, tup.SrcPort, tup.DstPort, tup.V6)
-		if got != want {
-			t.Fatalf("setAddrs(%+v) = %x, want %x (set)", tup, got, want)
-		}
-	}
 }

@@ -16,13 +16,13 @@ type Capacity struct {
 func (e *Engine) Capacity() Capacity {
 	c := Capacity{
 		CacheCapacity: e.cache.nbuckets * e.cache.per,
-		Flows:         max(e.st.flowsActive.Load(), 0),
+		Flows:         max(e.flows.st.active.Load(), 0),
 		FlowsCapacity: len(e.flows.slots),
-		PendingSlots:  len(e.pending.len),
+		PendingSlots:  e.flows.pending.slots(),
 	}
 	for _, n := range e.cache.load() {
 		c.CacheEntries += n
 	}
-	c.PendingUsed = c.PendingSlots - e.pending.freeCount()
+	c.PendingUsed = c.PendingSlots - e.flows.pending.freeCount()
 	return c
 }

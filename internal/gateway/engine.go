@@ -40,6 +40,12 @@ type Config struct {
 	Linger           time.Duration // after FIN both ways, or RST
 	SynRetransmit    time.Duration // resend the server SYN when client data comes after this
 
+	// FlowsPerSource is the most flows one source (an IPv4 address, an
+	// IPv6 /64) may have at once; a handshake beyond it is refused
+	// (EventSynLimited, Stats.FlowQuotaRefused). Zero means Flows/64, at
+	// least 16.
+	FlowsPerSource int
+
 	// PendingSlots is how many client segments can be held, over all flows,
 	// while the server side is coming up; each holds up to PendingSize bytes
 	// of payload.
@@ -56,14 +62,15 @@ type Config struct {
 	Rand io.Reader
 }
 
-// Defaults used when neither Config nor Policy.Tables set a value.
+// Defaults used when neither Config nor Policy.Tables set a value: the
+// policy's (package policy owns them).
 const (
-	DefaultCacheBuckets     = 512 // FreeBSD syncache
-	DefaultCacheEntries     = 30
-	DefaultFlows            = 1 << 16
-	DefaultHandshakeTimeout = 5 * time.Second
-	DefaultIdleTimeout      = 15 * time.Minute
-	DefaultLinger           = 10 * time.Second
+	DefaultCacheBuckets     = policy.DefaultCacheBuckets // FreeBSD syncache
+	DefaultCacheEntries     = policy.DefaultCacheEntries
+	DefaultFlows            = policy.DefaultFlows
+	DefaultHandshakeTimeout = policy.DefaultHandshakeTimeout
+	DefaultIdleTimeout      = policy.DefaultIdleTimeout
+	DefaultLinger           = policy.DefaultLinger
 	DefaultSynRetransmit    = time.Second
 	DefaultPendingSlots     = 1024
 	// PendingSize is the largest payload held for a flow in SynSent.
@@ -79,21 +86,22 @@ type Engine struct {
 	cur        atomic.Pointer[active]
 	limitSlots int
 	jar        *cookies.Jar
-	period     int64 // cookie period, ns
+	period     int64  // cookie period, ns
+	pinMs      uint32 // how long a pinned SYN cache entry is kept: a cookie's lifetime, ms
 
-	cache   synCache
-	flows   flowTable
-	pending pendingPool
-
-	hsTimeout  int64
-	idle       int64
-	linger     int64
+	cache      synCache
+	flows      flowTable // with its timeouts, counters and pending pool
 	synRetrans int64
 
 	st counters
 
 	mu      sync.Mutex
 	workers []*packetCounters
+
+	// ExpireAndTell's packets: two RSTs for each flow of a bucket.
+	expMu   sync.Mutex
+	expBufs [2 * FlowBucketSize][ipv6Len + tcpLen]byte
+	expPkts [2 * FlowBucketSize][]byte
 }
 
 // packetCounters are counted per worker, so that workers on different
@@ -106,12 +114,19 @@ type packetCounters struct {
 	_      [64]byte
 }
 
+// counters are the handshake's and the resets'; the flow table keeps its
+// own.
 type counters struct {
 	cacheHits, cacheMisses, cacheEvictions, cacheRetransmits atomic.Uint64
-	flowsActive                                              atomic.Int64
-	flowsCreated, flowsExpired, flowsEvicted                 atomic.Uint64
-	pendingHeld, pendingDropped                              atomic.Uint64
+	cacheFull                                                atomic.Uint64
 	synRetransmits                                           atomic.Uint64
+	handshakesLimited                                        atomic.Uint64
+	resetsOutOfWindow, resetsInWindow, resetsExact           atomic.Uint64
+	serverResyncs                                            atomic.Uint64
+	serverLacks                                              [NumServerLacks]atomic.Uint64
+	outboundFlows                                            atomic.Uint64
+	idleResets                                               atomic.Uint64
+	icmpTranslated                                           atomic.Uint64
 }
 
 // Stats is a snapshot of the engine's counters.
@@ -126,10 +141,51 @@ type Stats struct {
 	CacheEvictions   uint64 // live entries pushed out of a full bucket
 	CacheRetransmits uint64 // repeated SYNs answered from the cache
 
+	// CacheFull counts SYNs answered without a cache entry because every
+	// entry of their bucket was pinned (a client without timestamps that
+	// was offered window scaling, SACK or ECN keeps its entry until its
+	// cookie expires): such a SYN-ACK offers a client without timestamps
+	// none of them.
+	CacheFull uint64
+
 	FlowsActive  int64
 	FlowsCreated uint64
 	FlowsExpired uint64 // idle, lingering or handshake timed out
-	FlowsEvicted uint64 // pushed out of a full bucket
+	FlowsEvicted uint64 // pushed out of a full bucket: the sum of the four below
+	// Evictions by what was pushed out: closing flows go first, then
+	// handshakes, then established flows (both ends get an RST) and
+	// servers' outbound connections.
+	FlowsEvictedClosing, FlowsEvictedHandshake, FlowsEvictedEstablished, FlowsEvictedOutbound uint64
+	// FlowQuotaRefused counts handshakes refused because their source had
+	// Config.FlowsPerSource flows; HandshakesLimited those refused by a
+	// rate limit (the service's per-source limit, the global one).
+	FlowQuotaRefused, HandshakesLimited uint64
+	// Resets of established flows by how they fit the receiver's window
+	// (RFC 5961 §3.2): outside (dropped), in window but not exact (passed
+	// on; the flow closes but reopens if the receiver answers), exact
+	// (passed on; the flow closes).
+	ResetsOutOfWindow, ResetsInWindow, ResetsExact uint64
+	// ServerResyncs counts servers that answered our SYN with an ACK of an
+	// older connection on the tuple and got an RST and a new SYN.
+	ServerResyncs uint64
+	// OutboundFlows counts connections opened by guarded servers
+	// themselves, passed untouched.
+	OutboundFlows uint64
+	// IdleResets counts RSTs sent to the ends of flows expired for
+	// idleness (Engine.ExpireAndTell), one per answer to our probe.
+	IdleResets uint64
+	// ICMPTranslated counts ICMP errors toward a server whose quoted
+	// sequence number was moved back into the server's space (icmp.go).
+	ICMPTranslated uint64
+	// ServerLacks counts servers' SYN-ACKs without an option that our
+	// SYN-ACK had agreed to with the client on their behalf (the policy
+	// advertises more than the server does, or the server changed since
+	// discover), by option. Window scale is converted both ways, and SACK
+	// and ECN are left unused by the server; timestamps the client then
+	// sends are passed on unanswered, and the server's segments come
+	// without the ones the client expects (Linux takes them; RFC 7323 §3.2
+	// lets a stricter client drop them): fix the policy.
+	ServerLacks [NumServerLacks]uint64
 
 	PendingHeld    uint64 // client segments held during the handshake
 	PendingDropped uint64 // client segments that found no room (the client resends)
@@ -173,9 +229,6 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{
 		jar:        cfg.Cookies,
-		hsTimeout:  pickD(cfg.HandshakeTimeout, t.HandshakeTimeout, DefaultHandshakeTimeout),
-		idle:       pickD(cfg.IdleTimeout, t.IdleTimeout, DefaultIdleTimeout),
-		linger:     pickD(cfg.Linger, t.Linger, DefaultLinger),
 		synRetrans: pickD(cfg.SynRetransmit, 0, DefaultSynRetransmit),
 		period:     pickD(0, t.CookiePeriod, cookies.DefaultPeriod),
 		limitSlots: pick(cfg.LimitSlots, 0, DefaultLimitSlots),
@@ -192,6 +245,8 @@ func New(cfg Config) (*Engine, error) {
 		e.jar = jar
 	}
 	e.period = int64(e.jar.Period()) // the jar's period rules, however made
+	// A cookie is accepted in its period and the next (cookies.Jar.Check).
+	e.pinMs = uint32(min(2*e.period/int64(time.Millisecond)+tsSlack, 1<<31))
 	if err := e.cache.init(buckets, entries, cfg.CacheMemory); err != nil {
 		return nil, err
 	}
@@ -203,9 +258,14 @@ func New(cfg Config) (*Engine, error) {
 	for i := range fs {
 		fs[i] = binary.LittleEndian.Uint64(seed[8*i:]) | 1 // odd: never a zero factor
 	}
-	e.flows.init(flows, fs)
-	e.flows.grain = min(maxSeenGrain, e.idle/2)
-	e.pending.init(slots)
+	e.flows.init(flows, slots, fs)
+	e.flows.hsTimeout = pickD(cfg.HandshakeTimeout, t.HandshakeTimeout, DefaultHandshakeTimeout)
+	e.flows.idle = pickD(cfg.IdleTimeout, t.IdleTimeout, DefaultIdleTimeout)
+	e.flows.linger = pickD(cfg.Linger, t.Linger, DefaultLinger)
+	e.flows.grain = min(maxSeenGrain, e.flows.idle/2)
+	if cfg.FlowsPerSource > 0 {
+		e.flows.quota = int32(min(cfg.FlowsPerSource, 1<<30))
+	}
 	a, err := buildActive(cfg.Policy, nil, e.limitSlots)
 	if err != nil {
 		return nil, err
@@ -268,24 +328,63 @@ func (e *Engine) Stats() Stats {
 	s.CacheMisses = e.st.cacheMisses.Load()
 	s.CacheEvictions = e.st.cacheEvictions.Load()
 	s.CacheRetransmits = e.st.cacheRetransmits.Load()
-	s.FlowsActive = e.st.flowsActive.Load()
-	s.FlowsCreated = e.st.flowsCreated.Load()
-	s.FlowsExpired = e.st.flowsExpired.Load()
-	s.FlowsEvicted = e.st.flowsEvicted.Load()
-	s.PendingHeld = e.st.pendingHeld.Load()
-	s.PendingDropped = e.st.pendingDropped.Load()
+	fs := &e.flows.st
+	s.FlowsActive = fs.active.Load()
+	s.FlowsCreated = fs.created.Load()
+	s.FlowsExpired = fs.expired.Load()
+	s.FlowsEvictedClosing = fs.evicted[evictClosing].Load()
+	s.FlowsEvictedHandshake = fs.evicted[evictHandshake].Load()
+	s.FlowsEvictedEstablished = fs.evicted[evictEstablished].Load()
+	s.FlowsEvictedOutbound = fs.evicted[evictOutbound].Load()
+	s.FlowsEvicted = s.FlowsEvictedClosing + s.FlowsEvictedHandshake + s.FlowsEvictedEstablished + s.FlowsEvictedOutbound
+	s.FlowQuotaRefused = fs.quotaRefused.Load()
+	s.HandshakesLimited = e.st.handshakesLimited.Load()
+	s.CacheFull = e.st.cacheFull.Load()
+	s.ResetsOutOfWindow = e.st.resetsOutOfWindow.Load()
+	s.ResetsInWindow = e.st.resetsInWindow.Load()
+	s.ResetsExact = e.st.resetsExact.Load()
+	s.ServerResyncs = e.st.serverResyncs.Load()
+	s.OutboundFlows = e.st.outboundFlows.Load()
+	s.IdleResets = e.st.idleResets.Load()
+	s.ICMPTranslated = e.st.icmpTranslated.Load()
+	for i := range s.ServerLacks {
+		s.ServerLacks[i] = e.st.serverLacks[i].Load()
+	}
+	s.PendingHeld = fs.pendingHeld.Load()
+	s.PendingDropped = fs.pendingDropped.Load()
 	s.SynRetransmits = e.st.synRetransmits.Load()
 	return s
-}
-
-// Sizes reports the fixed capacities chosen at construction.
-func (e *Engine) Sizes() (cacheBuckets, cacheEntries, flows, pendingSlots int) {
-	return e.cache.nbuckets, e.cache.per, len(e.flows.slots), len(e.pending.len)
 }
 
 // Expire removes flows that are idle, lingering past their time or waiting
 // too long for the server, and returns how many it removed. The daemon calls
 // it about once a second; lookups already treat such flows as absent.
 func (e *Engine) Expire(now time.Time) int {
-	return e.flows.expire(e, now.UnixNano())
+	return e.flows.expire(now.UnixNano(), nil)
+}
+
+// ExpireAndTell is Expire that also tells both ends of every established
+// flow it expires for idleness, instead of leaving them to find out when
+// their next segment is dropped. What the flow tracked may miss the last
+// millisecond of a side's segments (flow.track), and an RST must carry
+// exactly the sequence number its receiver expects (RFC 5961 §3.2), so
+// each end first gets an ACK probe with a sequence number just behind
+// what it has received (a keepalive, RFC 9293 §3.8.4), which it answers
+// with an ACK naming its RCV.NXT; the flow lingers, and each end's answer
+// gets an RST at that number (RFC 9293 §3.10.7.4: <SEQ=SEG.ACK>). The
+// probes go to send a few at a time (it must not keep them). Calls must not
+// overlap.
+func (e *Engine) ExpireAndTell(now time.Time, send func(pkts [][]byte)) int {
+	e.expMu.Lock()
+	defer e.expMu.Unlock()
+	return e.flows.expire(now.UnixNano(), func(evs []evicted) {
+		n := 0
+		for i := range evs {
+			ev := &evs[i]
+			e.expPkts[n] = buildProbe(e.expBufs[n][:], &ev.tuple, true, ev.toClientSeq-1, ev.toServerSeq)
+			e.expPkts[n+1] = buildProbe(e.expBufs[n+1][:], &ev.tuple, false, ev.toServerSeq-1, ev.toClientSeq-ev.delta)
+			n += 2
+		}
+		send(e.expPkts[:n])
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/synwall/synwall/internal/cookies"
+	"github.com/synwall/synwall/internal/gateway/header"
 )
 
 // flowState is where a proxied connection stands. Zero is invalid (a free
@@ -19,12 +20,19 @@ const (
 	stateSynSent               // client admitted, SYN sent to the server
 	stateEstablished           // server answered; translating
 	stateClosing               // FIN both ways or RST: lingering
+	stateOutbound              // a guarded server's own connection: passed untouched
+)
+
+// Sides of a flow, to index what the flow tracks per sender.
+const (
+	sideClient = 0
+	sideServer = 1
 )
 
 // flow is one proxied connection, keyed by its client-side tuple. What a
 // lookup and the translation of an established flow read or write comes
 // first, so that a packet touches one cache line of its flow (the struct
-// is 192 bytes and slots are contiguous, a multiple of 64 bytes apart).
+// is 256 bytes and slots are contiguous, a multiple of 64 bytes apart).
 type flow struct {
 	key   flowKey
 	state flowState
@@ -68,6 +76,113 @@ type flow struct {
 
 	npend uint8
 	pend  [MaxPendingPerFlow]int32
+
+	up bool // the server answered: the flow has a server side
+	// rstUnsure: closing after an in-window reset whose sequence number
+	// was not the one the receiver expects as far as we saw (RFC 5961
+	// §3.2); a later segment from the receiver (its challenge ACK, or
+	// data) shows it ignored the reset and reopens the flow. rstByClient
+	// says who sent the reset.
+	rstUnsure, rstByClient bool
+	// expiring: closing after idle expiry; each end got an ACK probe and
+	// gets an RST at the acknowledgment number of its reply
+	// (Engine.ExpireAndTell).
+	expiring bool
+	// tracked has bit 1<<side set once the locked path has seen a segment
+	// of that side since the flow was made (a restored flow starts
+	// without).
+	tracked  uint8
+	newSynAt int64 // when newSyn was set
+	srcSlot  int32 // the source's counter in flowTable.perSrc
+
+	// What the segments that take the lock say of each side's sequence
+	// space (RFC 9293 §3.3.1), by side: the end of what the side sent (its
+	// SND.NXT, in its own space), the latest acknowledgment it sent (the
+	// client's in our cookie space), and its receive window in bytes. The
+	// lock-free path does not update them, so they lag by at most
+	// flowTable.grain of that side's traffic.
+	sndEnd  [2]uint32
+	lastAck [2]uint32
+	rcvWin  [2]uint32
+
+	_ [15]byte // to 256 bytes (TestFlowSize)
+}
+
+// seqAfter reports whether sequence number a comes after b (RFC 9293
+// §3.4: modulo 2^32, within half the space).
+func seqAfter(a, b uint32) bool { return int32(a-b) > 0 }
+
+// track notes what segment t, sent by side s with payload bytes of data,
+// says of that side's sequence space. The caller holds the flow's lock and
+// calls it before translating t.
+func (f *flow) track(s int, t header.TCP, payload int, flags uint8) {
+	if flags&header.RST != 0 {
+		return
+	}
+	end := t.SequenceNumber() + uint32(payload)
+	if flags&header.FIN != 0 {
+		end++
+	}
+	first := f.tracked&(1<<s) == 0
+	if first || seqAfter(end, f.sndEnd[s]) {
+		f.sndEnd[s] = end
+	}
+	if a := t.AckNumber(); flags&header.ACK != 0 && (first || seqAfter(a, f.lastAck[s])) {
+		f.lastAck[s] = a
+	}
+	shift := f.clientShift
+	if s == sideServer {
+		shift = f.serverShift
+	}
+	f.rcvWin[s] = uint32(t.WindowSize()) << shift
+	f.tracked |= 1 << s
+}
+
+// resetCheck is how a reset fits the receiver's window.
+type resetCheck uint8
+
+const (
+	resetInvalid  resetCheck = iota
+	resetOutside             // out of window: dropped (RFC 5961 §3.2)
+	resetInWindow            // in window, not exact: passed on, the receiver answers with a challenge ACK
+	resetExact               // the receiver's RCV.NXT, or the sender's own end: ends the flow
+)
+
+// checkReset judges a reset from side s with sequence number seq (in s's
+// own space) against the receiver's window as far as the flow tracked it,
+// as conntrack does: exact when it is the receiver's latest
+// acknowledgment (RCV.NXT) or the end of what the sender sent; in window
+// from there over the receiver's window. The window counts twice and
+// reaches past the sender's end, because what the flow saw may lag by the
+// lock-free path's grain; the receiver makes the exact check itself.
+func (f *flow) checkReset(s int, seq uint32) resetCheck {
+	r := 1 - s
+	if f.tracked != 1<<sideClient|1<<sideServer {
+		return resetInWindow // a restored flow: nothing to judge by yet
+	}
+	rcvNxt := f.lastAck[r]
+	if r == sideClient {
+		rcvNxt -= f.delta // the client acknowledges in our cookie space
+	}
+	end := f.sndEnd[s]
+	if seq == rcvNxt || seq == end {
+		return resetExact
+	}
+	span := uint64(2*uint64(max(f.rcvWin[r], 1))) + 1
+	if seqAfter(end, rcvNxt) {
+		span += uint64(end - rcvNxt)
+	}
+	if uint64(seq-rcvNxt) < min(span, 1<<31) {
+		return resetInWindow
+	}
+	return resetOutside
+}
+
+// inWindow reports whether seq, from side s, falls where a reset would be
+// in window or exact: a segment of the connection the flow tracks.
+func (f *flow) inWindow(s int, seq uint32) bool {
+	c := f.checkReset(s, seq)
+	return c == resetInWindow || c == resetExact
 }
 
 // FlowBucketSize is the number of slots in one flow-table bucket; a tuple
@@ -83,6 +198,9 @@ const FlowBucketSize = 16
 // in atomics, published under the bucket lock (publish, unpublish) and read
 // without it (view), so that the data of established flows, the bulk of
 // all packets, takes no lock.
+//
+// The table owns the flows' timeouts, their counters and the pool of
+// client data held while a flow waits for its server.
 type flowTable struct {
 	seed  [4]uint64
 	mask  uint64
@@ -91,19 +209,72 @@ type flowTable struct {
 	slots []flow
 	views []flowView
 	grain int64 // see flowView
+
+	hsTimeout int64 // SynSent without the server's SYN-ACK, ns
+	idle      int64 // established without packets, ns
+	linger    int64 // closing, ns
+
+	pending pendingPool
+	st      flowCounters
+
+	// perSrc counts the live flows of each source (an IPv4 address, an
+	// IPv6 /64), in counters chosen by a seeded hash of it (a shared
+	// counter only makes its sources' quota tighter); a source at quota
+	// gets no new flow (overQuota).
+	perSrc  []atomic.Int32
+	srcMask uint64
+	quota   int32
+	// perSrcPend counts the held segments of each source the same way,
+	// up to pendQuota (a sixteenth of the pool, at least a flow's worth).
+	perSrcPend []atomic.Int32
+	pendQuota  int32
+}
+
+// evictKind says what kind of flow an eviction pushed out.
+type evictKind uint8
+
+const (
+	evictClosing     evictKind = iota // lingering after FIN or RST
+	evictHandshake                    // waiting for the server
+	evictEstablished                  // translating (both ends are told)
+	evictOutbound                     // a server's own connection
+	numEvictKinds
+)
+
+// flowCounters are the flow table's counters (Stats).
+type flowCounters struct {
+	active           atomic.Int64
+	created, expired atomic.Uint64
+	evicted          [numEvictKinds]atomic.Uint64
+	quotaRefused     atomic.Uint64
+	pendingHeld      atomic.Uint64
+	pendingDropped   atomic.Uint64
+}
+
+// evicted is what the caller of flowTable.add needs to tell both ends of
+// an established flow that add pushed out: the tuple, and the sequence
+// numbers an RST to each end carries (RFC 9293 §3.10.7.4: it must be
+// in window, at best the receiver's RCV.NXT).
+type evicted struct {
+	valid       bool
+	tuple       cookies.Tuple
+	toClientSeq uint32 // in the client's view of the server's space (ours)
+	toServerSeq uint32 // in the client's space
+	delta       uint32 // the flow's cookieISN - serverISN
 }
 
 // flowView is the lock-free face of one slot (one cache line). Writers hold
 // the bucket lock and make seq odd while they change key, xl or bits (a
 // sequence lock); a reader that sees seq change, or odd, takes the lock
-// instead. seen is when the lock holder last saw the flow: the view is
-// used only within flowTable.grain of it, so that flow.lastSeen, which the
-// lock-free path does not write, is never more than grain behind.
+// instead. seen is when the lock holder last saw a segment of each side:
+// the view serves a side only within flowTable.grain of it, so that
+// flow.lastSeen and what the flow tracks of that side (flow.track), which
+// the lock-free path does not write, are never more than grain behind.
 type flowView struct {
 	seq  atomic.Uint32
-	bits atomic.Uint32 // viewLive and the xlate flags and shifts; 0: no view
-	xl   atomic.Uint64 // delta | tsOff<<32
-	seen atomic.Int64
+	bits atomic.Uint32    // viewLive and the xlate flags and shifts; 0: no view
+	xl   atomic.Uint64    // delta | tsOff<<32
+	seen [2]atomic.Uint32 // by side, in units of 1024 ns (seenUnits), wrapping
 	key  [5]atomic.Uint64
 }
 
@@ -113,6 +284,12 @@ const (
 	viewRescaleC2S
 	viewRescaleS2C
 )
+
+// seenUnits is a time in the units flowView.seen keeps, about
+// microseconds, so that the view of a flow fits one cache line; the count
+// wraps after 73 minutes, which at worst lets one millisecond of a flow's
+// segments skip the lock.
+func seenUnits(ns int64) uint32 { return uint32(ns >> 10) }
 
 // maxSeenGrain is the longest the lock-free path serves a flow after the
 // locked path last saw it: the precision of idle expiry. flowTable.grain
@@ -127,7 +304,7 @@ type xlate struct {
 	serverShift, clientBelievesServer uint8
 }
 
-// xlateInto fills x from f a field at a time (see xlate.set).
+// xlateInto fills x from f a field at a time (doc.go: store forwarding).
 func (f *flow) xlateInto(x *xlate) {
 	x.delta, x.tsOff = f.delta, f.tsOff
 	x.useTS, x.rescaleC2S, x.rescaleS2C = f.useTS, f.rescaleC2S, f.rescaleS2C
@@ -150,9 +327,8 @@ func (f *flow) viewBits() uint32 {
 		uint32(f.serverShift&0xf)<<16 | uint32(f.clientBelievesServer&0xf)<<20
 }
 
-// set fills x from a view's bits and xl, a field at a time (a struct
-// built elsewhere and copied whole would be read back in wider loads than
-// it was written with, which stalls store forwarding).
+// set fills x from a view's bits and xl, a field at a time (doc.go: store
+// forwarding).
 func (x *xlate) set(bits uint32, xl uint64) {
 	x.delta, x.tsOff = uint32(xl), uint32(xl>>32)
 	x.useTS, x.rescaleC2S, x.rescaleS2C = bits&viewUseTS != 0, bits&viewRescaleC2S != 0, bits&viewRescaleS2C != 0
@@ -160,15 +336,20 @@ func (x *xlate) set(bits uint32, xl uint64) {
 	x.serverShift, x.clientBelievesServer = uint8(bits>>16)&0xf, uint8(bits>>20)&0xf
 }
 
-// publish makes f's view current as of nowNs: f must be established,
-// without a new SYN. The caller holds f's bucket lock.
-func (ft *flowTable) publish(f *flow, nowNs int64) {
+// publish makes f's view current as of nowNs for the segments of the
+// client (or the server): f must be established, without a new SYN. The
+// caller holds f's bucket lock.
+func (ft *flowTable) publish(f *flow, client bool, nowNs int64) {
 	v := &ft.views[f.slot]
 	tag := ft.tags[f.slot].Load()
+	s := sideServer
+	if client {
+		s = sideClient
+	}
 	if tag&tagView != 0 {
 		// The view is f's: only unpublish clears it, and every change of
 		// what it holds goes through unpublish first.
-		v.seen.Store(nowNs)
+		v.seen[s].Store(seenUnits(nowNs))
 		return
 	}
 	v.seq.Add(1)
@@ -176,7 +357,8 @@ func (ft *flowTable) publish(f *flow, nowNs int64) {
 		v.key[i].Store(f.key[i])
 	}
 	v.xl.Store(uint64(f.delta) | uint64(f.tsOff)<<32)
-	v.seen.Store(nowNs)
+	v.seen[sideClient].Store(seenUnits(nowNs))
+	v.seen[sideServer].Store(seenUnits(nowNs))
 	v.bits.Store(f.viewBits())
 	v.seq.Add(1)
 	ft.tags[f.slot].Store(tag | tagView)
@@ -200,10 +382,11 @@ func (ft *flowTable) unpublish(f *flow) {
 	v.seq.Add(1)
 }
 
-// view sets x, without the lock, to the translation of the established
-// flow k in bucket i, if its view is published and was seen within
-// ft.grain of nowNs. False means: take the lock and ask findFlow.
-func (ft *flowTable) view(i int, tag uint32, k *flowKey, nowNs int64, x *xlate) bool {
+// view sets x, without the lock, to the translation of a segment from side
+// s of the established flow k in bucket i, if its view is published and
+// the locked path saw a segment of that side within ft.grain of nowNs.
+// False means: take the lock and ask find.
+func (ft *flowTable) view(i int, tag uint32, k *flowKey, s int, nowNs int64, x *xlate) bool {
 	base := i * FlowBucketSize
 	tags := ft.tags[base : base+FlowBucketSize]
 	views := ft.views[base : base+FlowBucketSize]
@@ -212,26 +395,38 @@ func (ft *flowTable) view(i int, tag uint32, k *flowKey, nowNs int64, x *xlate) 
 			continue
 		}
 		v := &views[j]
-		s := v.seq.Load()
+		n := v.seq.Load()
 		bits := v.bits.Load()
 		if v.key[0].Load() != k[0] || v.key[1].Load() != k[1] || v.key[2].Load() != k[2] ||
 			v.key[3].Load() != k[3] || v.key[4].Load() != k[4] {
 			continue
 		}
-		if s&1 != 0 || bits&viewLive == 0 || nowNs-v.seen.Load() > ft.grain {
+		if n&1 != 0 || bits&viewLive == 0 || seenUnits(nowNs)-v.seen[s].Load() > seenUnits(ft.grain) {
 			return false
 		}
 		x.set(bits, v.xl.Load())
-		return v.seq.Load() == s
+		return v.seq.Load() == n
 	}
 	return false
 }
 
-func (ft *flowTable) init(capacity int, seed [4]uint64) {
+// init allocates a table of at least capacity flows and a pending pool of
+// pendingSlots segments; the timeouts are set by the caller.
+func (ft *flowTable) init(capacity, pendingSlots int, seed [4]uint64) {
 	n := 1
 	for n*FlowBucketSize < capacity {
 		n <<= 1
 	}
+	ft.pending.init(pendingSlots)
+	src := 1
+	for src < 4*n {
+		src <<= 1
+	}
+	ft.perSrc = make([]atomic.Int32, src)
+	ft.perSrcPend = make([]atomic.Int32, src)
+	ft.pendQuota = int32(max(pendingSlots/16, MaxPendingPerFlow))
+	ft.srcMask = uint64(src - 1)
+	ft.quota = int32(max(capacity/64, 16))
 	ft.seed = seed
 	ft.mask = uint64(n - 1)
 	ft.locks = make([]paddedMutex, n)
@@ -246,33 +441,10 @@ func (ft *flowTable) init(capacity int, seed [4]uint64) {
 // flowKey is a tuple packed into words for hashing and comparing.
 type flowKey [5]uint64
 
-func keyOf(t *cookies.Tuple) flowKey {
-	var v6 uint64
-	if t.V6 {
-		v6 = 1
-	}
-	return flowKey{
-		binary.LittleEndian.Uint64(t.Src[0:]), binary.LittleEndian.Uint64(t.Src[8:]),
-		binary.LittleEndian.Uint64(t.Dst[0:]), binary.LittleEndian.Uint64(t.Dst[8:]),
-		uint64(t.SrcPort)<<32 | uint64(t.DstPort)<<16 | v6,
-	}
-}
-
-// set makes k the key of t, in place (keyOf's result is copied in wider
-// loads than it is built with, which stalls store forwarding).
-func (k *flowKey) set(t *cookies.Tuple) {
-	var v6 uint64
-	if t.V6 {
-		v6 = 1
-	}
-	k[0], k[1] = binary.LittleEndian.Uint64(t.Src[0:]), binary.LittleEndian.Uint64(t.Src[8:])
-	k[2], k[3] = binary.LittleEndian.Uint64(t.Dst[0:]), binary.LittleEndian.Uint64(t.Dst[8:])
-	k[4] = uint64(t.SrcPort)<<32 | uint64(t.DstPort)<<16 | v6
-}
-
-// setAddrs is set for the tuple of addresses src and dst (as
-// header.Packet holds them) and ports, without building the tuple.
-func (k *flowKey) setAddrs(src, dst *[16]byte, sport, dport uint16, v6 bool) {
+// set makes k the key of the tuple of addresses src and dst (as
+// header.Packet and cookies.Tuple hold them) and ports, in place (doc.go:
+// store forwarding).
+func (k *flowKey) set(src, dst *[16]byte, sport, dport uint16, v6 bool) {
 	var f uint64
 	if v6 {
 		f = 1
@@ -286,15 +458,10 @@ func (a *flowKey) equal(b *flowKey) bool {
 	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4]
 }
 
-// bucket returns the bucket of t and its tag. The hash is a seeded
+// bucketKey returns the bucket of k and its tag. The hash is a seeded
 // multiply-fold mix (as in wyhash): flows exist only for clients that
 // completed a handshake, so it needs to be unpredictable, not a PRF (the SYN
 // cache, which anyone can fill, uses SipHash).
-func (ft *flowTable) bucket(t *cookies.Tuple) (int, uint32) {
-	k := keyOf(t)
-	return ft.bucketKey(&k)
-}
-
 func (ft *flowTable) bucketKey(k *flowKey) (int, uint32) {
 	return ft.split(ft.hash(k))
 }
@@ -345,32 +512,34 @@ func (ft *flowTable) slotsOf(i int) []flow {
 }
 
 // expired reports whether f has outlived its state's timeout at now.
-func (e *Engine) expired(f *flow, now int64) bool {
+func (ft *flowTable) expired(f *flow, now int64) bool {
 	switch f.state {
 	case stateSynSent:
-		return now-f.created > e.hsTimeout
+		return now-f.created > ft.hsTimeout
 	case stateEstablished:
-		return now-f.lastSeen > e.idle
+		return now-f.lastSeen > ft.idle
+	case stateOutbound:
+		return now-f.lastSeen > ft.idle || f.closeAt != 0 && now > f.closeAt
 	case stateClosing:
 		return now > f.closeAt
 	}
 	return false
 }
 
-// find returns the live flow for t in bucket i, or nil. An expired flow is
-// removed on the way. The caller holds the bucket's lock.
-func (e *Engine) findFlow(i int, tag uint32, k *flowKey, now int64) *flow {
+// find returns the live flow with key k in bucket i, or nil. An expired
+// flow is removed on the way. The caller holds the bucket's lock.
+func (ft *flowTable) find(i int, tag uint32, k *flowKey, now int64) *flow {
 	base := i * FlowBucketSize
-	tags := e.flows.tags[base : base+FlowBucketSize]
+	tags := ft.tags[base : base+FlowBucketSize]
 	for j := range tags {
 		if tags[j].Load()&^tagView != tag {
 			continue
 		}
-		f := &e.flows.slots[base+j]
+		f := &ft.slots[base+j]
 		if f.key.equal(k) {
-			if e.expired(f, now) {
-				e.removeFlow(f)
-				e.st.flowsExpired.Add(1)
+			if ft.expired(f, now) {
+				ft.remove(f)
+				ft.st.expired.Add(1)
 				return nil
 			}
 			return f
@@ -379,10 +548,41 @@ func (e *Engine) findFlow(i int, tag uint32, k *flowKey, now int64) *flow {
 	return nil
 }
 
-// newFlow returns a cleared slot of bucket i for t, evicting if it must.
-// The caller holds the bucket's lock.
-func (e *Engine) newFlow(i int, tag uint32, t *cookies.Tuple, now int64) *flow {
-	fs := e.flows.slotsOf(i)
+// evictRank orders the flows of a full bucket for eviction: closing ones
+// first (they only linger), then handshakes (the client retries), then
+// established and outbound connections, least recently used first within a
+// rank.
+func evictRank(st flowState) int {
+	switch st {
+	case stateClosing:
+		return 0
+	case stateSynSent:
+		return 1
+	}
+	return 2
+}
+
+// srcIndex is the index in perSrc of the source of key k: its IPv4
+// address or the first 64 bits of its IPv6 address (k[0]).
+func (ft *flowTable) srcIndex(k *flowKey) int32 {
+	return int32(mix(k[0]^ft.seed[2], ft.seed[3]) & ft.srcMask)
+}
+
+// overQuota reports whether the source of key k has as many flows as a
+// source may have, and counts the refusal.
+func (ft *flowTable) overQuota(k *flowKey) bool {
+	if ft.perSrc[ft.srcIndex(k)].Load() < ft.quota {
+		return false
+	}
+	ft.st.quotaRefused.Add(1)
+	return true
+}
+
+// add returns a cleared slot of bucket i for t, evicting if it must (see
+// evictRank); when it evicts an established flow, ev (if not nil) says
+// how to tell its ends. The caller holds the bucket's lock.
+func (ft *flowTable) add(i int, tag uint32, t *cookies.Tuple, now int64, ev *evicted) *flow {
+	fs := ft.slotsOf(i)
 	var pick *flow
 	for j := range fs {
 		f := &fs[j]
@@ -390,148 +590,152 @@ func (e *Engine) newFlow(i int, tag uint32, t *cookies.Tuple, now int64) *flow {
 			pick = f
 			break
 		}
-		if e.expired(f, now) {
-			e.removeFlow(f)
-			e.st.flowsExpired.Add(1)
+		if ft.expired(f, now) {
+			ft.remove(f)
+			ft.st.expired.Add(1)
 			pick = f
 			break
 		}
-		if pick == nil || f.lastSeen < pick.lastSeen {
+		if pick == nil {
+			pick = f
+			continue
+		}
+		if r, pr := evictRank(f.state), evictRank(pick.state); r < pr || r == pr && f.lastSeen < pick.lastSeen {
 			pick = f
 		}
 	}
 	if pick.state != stateInvalid {
-		e.removeFlow(pick)
-		e.st.flowsEvicted.Add(1)
+		switch pick.state {
+		case stateClosing:
+			ft.st.evicted[evictClosing].Add(1)
+		case stateSynSent:
+			ft.st.evicted[evictHandshake].Add(1)
+		case stateOutbound:
+			ft.st.evicted[evictOutbound].Add(1)
+		default:
+			ft.st.evicted[evictEstablished].Add(1)
+			if ev != nil && pick.tracked == 1<<sideClient|1<<sideServer {
+				ev.valid, ev.tuple = true, pick.tuple
+				ev.toClientSeq = pick.sndEnd[sideServer] + pick.delta
+				ev.toServerSeq = pick.sndEnd[sideClient]
+			}
+		}
+		ft.remove(pick)
 	}
-	// Field by field: a flow literal is built aside and copied in wide
-	// loads, which stall on its own narrower stores.
+	// Field by field (doc.go: store forwarding).
 	slot := pick.slot
 	*pick = flow{}
-	pick.key.set(t)
+	pick.key.set(&t.Src, &t.Dst, t.SrcPort, t.DstPort, t.V6)
 	pick.tuple = *t
 	pick.slot, pick.created, pick.lastSeen, pick.synSentAt = slot, now, now, now
-	e.flows.tags[pick.slot].Store(tag)
-	e.st.flowsActive.Add(1)
-	e.st.flowsCreated.Add(1)
+	pick.srcSlot = ft.srcIndex(&pick.key)
+	ft.perSrc[pick.srcSlot].Add(1)
+	ft.tags[pick.slot].Store(tag)
+	ft.st.active.Add(1)
+	ft.st.created.Add(1)
 	return pick
 }
 
-// removeFlow frees f and the data it holds. The caller holds its lock.
-func (e *Engine) removeFlow(f *flow) {
+// remove frees f and the data it holds. The caller holds its lock.
+func (ft *flowTable) remove(f *flow) {
 	if f.state == stateInvalid {
 		return
 	}
-	e.flows.unpublish(f)
-	e.releasePending(f)
+	ft.unpublish(f)
+	ft.releasePending(f)
 	f.state = stateInvalid
-	e.flows.tags[f.slot].Store(0)
-	e.st.flowsActive.Add(-1)
+	ft.tags[f.slot].Store(0)
+	ft.perSrc[f.srcSlot].Add(-1)
+	ft.st.active.Add(-1)
 }
 
-func (e *Engine) releasePending(f *flow) {
-	for k := 0; k < int(f.npend); k++ {
-		e.pending.free(f.pend[k])
+// close moves f to closing: it lingers, then expires. The caller holds its
+// lock.
+func (ft *flowTable) close(f *flow, nowNs int64) {
+	if f.state == stateClosing {
+		return
 	}
-	f.npend = 0
+	ft.unpublish(f)
+	f.state = stateClosing
+	f.closeAt = nowNs + ft.linger
 }
 
-func (ft *flowTable) expire(e *Engine, now int64) int {
+// expire removes every flow that has outlived its timeout at now and
+// returns how many.
+// expire removes every flow that has outlived its timeout at now and
+// returns how many. With idle not nil, an established flow idle past its
+// timeout is not removed but moved to closing, marked expiring, and idle is
+// called (after the bucket's lock is released) with what a probe to each
+// end needs.
+func (ft *flowTable) expire(now int64, idle func(ev []evicted)) int {
 	n := 0
+	var evs [FlowBucketSize]evicted
 	for i := range ft.locks {
 		mu := ft.lock(i)
 		mu.Lock()
 		fs := ft.slotsOf(i)
+		k := 0
 		for j := range fs {
 			f := &fs[j]
-			if f.state != stateInvalid && e.expired(f, now) {
-				e.removeFlow(f)
-				n++
+			if f.state == stateInvalid || !ft.expired(f, now) {
+				continue
 			}
+			if idle != nil && f.state == stateEstablished && f.tracked == 1<<sideClient|1<<sideServer {
+				ev := &evs[k]
+				ev.valid, ev.tuple = true, f.tuple
+				ev.toClientSeq, ev.toServerSeq, ev.delta = f.sndEnd[sideServer]+f.delta, f.sndEnd[sideClient], f.delta
+				k++
+				ft.close(f, now)
+				f.expiring = true // removed, and counted, when it has lingered
+				continue
+			}
+			ft.remove(f)
+			n++
 		}
 		mu.Unlock()
+		if k > 0 && idle != nil {
+			idle(evs[:k])
+		}
 	}
-	e.st.flowsExpired.Add(uint64(n))
+	ft.st.expired.Add(uint64(n))
 	return n
 }
 
-// pendingPool holds client payloads while a flow waits for its server: a
-// fixed number of fixed-size slots and a free list.
-type pendingPool struct {
-	mu    sync.Mutex
-	data  []byte
-	len   []uint16
-	seq   []uint32
-	freeL []int32
-}
-
-func (p *pendingPool) init(n int) {
-	p.data = make([]byte, n*PendingSize)
-	p.len = make([]uint16, n)
-	p.seq = make([]uint32, n)
-	p.freeL = make([]int32, n)
-	for i := range p.freeL {
-		p.freeL[i] = int32(n - 1 - i)
-	}
-}
-
-// put stores payload with its sequence number and returns the slot, or -1
-// when the pool is full or the payload too big.
-func (p *pendingPool) put(seq uint32, payload []byte) int32 {
-	if len(payload) > PendingSize {
-		return -1
-	}
-	p.mu.Lock()
-	n := len(p.freeL)
-	if n == 0 {
-		p.mu.Unlock()
-		return -1
-	}
-	s := p.freeL[n-1]
-	p.freeL = p.freeL[:n-1]
-	p.mu.Unlock()
-	copy(p.data[int(s)*PendingSize:], payload)
-	p.len[s] = uint16(len(payload))
-	p.seq[s] = seq
-	return s
-}
-
-func (p *pendingPool) get(s int32) (seq uint32, payload []byte) {
-	o := int(s) * PendingSize
-	return p.seq[s], p.data[o : o+int(p.len[s])]
-}
-
-func (p *pendingPool) free(s int32) {
-	p.mu.Lock()
-	p.freeL = append(p.freeL, s)
-	p.mu.Unlock()
-}
-
-// holdData keeps payload for f; false when there is no room.
-func (e *Engine) holdData(f *flow, seq uint32, payload []byte) bool {
+// hold keeps a segment of f, a flow waiting for its server: its payload,
+// flags and urgent pointer; false when there is no room (counted: the
+// client resends). A source may hold pendQuota segments at once, so that
+// one source's handshakes cannot fill the pool. The caller holds f's lock.
+func (ft *flowTable) hold(f *flow, seq uint32, payload []byte, flags uint8, urg uint16) bool {
 	for k := 0; k < int(f.npend); k++ {
-		if s, _ := e.pending.get(f.pend[k]); s == seq {
+		if s, _ := ft.pending.get(f.pend[k]); s == seq {
 			return true // a retransmission of what we hold
 		}
 	}
 	if int(f.npend) >= MaxPendingPerFlow {
-		e.st.pendingDropped.Add(1)
+		ft.st.pendingDropped.Add(1)
 		return false
 	}
-	s := e.pending.put(seq, payload)
+	if ft.perSrcPend[f.srcSlot].Load() >= ft.pendQuota {
+		ft.st.pendingDropped.Add(1)
+		return false
+	}
+	s := ft.pending.put(seq, payload, flags, urg)
 	if s < 0 {
-		e.st.pendingDropped.Add(1)
+		ft.st.pendingDropped.Add(1)
 		return false
 	}
+	ft.perSrcPend[f.srcSlot].Add(1)
 	f.pend[f.npend] = s
 	f.npend++
-	e.st.pendingHeld.Add(1)
+	ft.st.pendingHeld.Add(1)
 	return true
 }
 
-// freeCount returns how many slots are free.
-func (p *pendingPool) freeCount() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.freeL)
+// releasePending frees the data f holds. The caller holds f's lock.
+func (ft *flowTable) releasePending(f *flow) {
+	for k := 0; k < int(f.npend); k++ {
+		ft.pending.free(f.pend[k])
+	}
+	ft.perSrcPend[f.srcSlot].Add(-int32(f.npend))
+	f.npend = 0
 }

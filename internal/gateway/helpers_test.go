@@ -127,6 +127,7 @@ type seg struct {
 	tsVal      uint32
 	tsEcr      uint32
 	sack       [][2]uint32
+	urg        uint16 // urgent pointer
 	payload    string
 }
 
@@ -191,7 +192,7 @@ func (h *harness) craft(s seg) []byte {
 func craftPacket(tb testing.TB, src, dst netip.Addr, sport, dport uint16, s seg) []byte {
 	tcp := &layers.TCP{
 		SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport),
-		Seq: s.seq, Ack: s.ack, Window: s.win,
+		Seq: s.seq, Ack: s.ack, Window: s.win, Urgent: s.urg,
 		FIN: s.flags&header.FIN != 0, SYN: s.flags&header.SYN != 0, RST: s.flags&header.RST != 0,
 		PSH: s.flags&header.PSH != 0, ACK: s.flags&header.ACK != 0, URG: s.flags&header.URG != 0,
 		ECE: s.flags&header.ECE != 0, CWR: s.flags&header.CWR != 0,
@@ -222,6 +223,7 @@ type out struct {
 	Seq, Ack         uint32
 	Flags            uint8
 	Window           uint16
+	Urgent           uint16
 	MSS              uint16
 	WS               int // -1 none
 	SACKPerm         bool
@@ -280,7 +282,7 @@ func decode(tb testing.TB, b []byte) out {
 		tb.Errorf("TCP checksum wrong")
 	}
 	o.SrcPort, o.DstPort = uint16(tcp.SrcPort), uint16(tcp.DstPort)
-	o.Seq, o.Ack, o.Window = tcp.Seq, tcp.Ack, tcp.Window
+	o.Seq, o.Ack, o.Window, o.Urgent = tcp.Seq, tcp.Ack, tcp.Window, tcp.Urgent
 	o.Flags = seg[13]
 	o.WS = -1
 	for _, op := range tcp.Options {
@@ -347,14 +349,20 @@ func (h *harness) expect(pkt []byte, verdict engine.Verdict, ev engine.Event) en
 }
 
 // flowOf returns a copy of the live flow of the test tuple, if any.
-func (h *harness) flowOf() (flow, bool) {
+func (h *harness) flowOf() (flow, bool) { return h.flowAt(clientPort) }
+
+// flowAt returns a copy of the live flow of the test tuple with client
+// port port, if any.
+func (h *harness) flowAt(port uint16) (flow, bool) {
 	t := h.tuple()
-	k := keyOf(&t)
+	t.SrcPort = port
+	var k flowKey
+	k.set(&t.Src, &t.Dst, t.SrcPort, t.DstPort, t.V6)
 	i, tag := h.e.flows.bucketKey(&k)
 	mu := h.e.flows.lock(i)
 	mu.Lock()
 	defer mu.Unlock()
-	f := h.e.findFlow(i, tag, &k, h.now.UnixNano())
+	f := h.e.flows.find(i, tag, &k, h.now.UnixNano())
 	if f == nil {
 		return flow{}, false
 	}
@@ -377,3 +385,70 @@ func cmpDiff(want, got any, opts ...cmp.Option) string {
 }
 
 var cmpAllowUnexported = cmp.AllowUnexported
+
+const (
+	clientISN = 1000
+	serverISN = 7000000
+	clientTS  = 111
+	serverTS  = 9000
+)
+
+// mssFor is the MSS the test policy advertises to the family.
+func (h *harness) mssFor() uint16 {
+	if h.v6 {
+		return 1440
+	}
+	return 1460
+}
+
+// synOut is the SYN-ACK the engine should send for a SYN with full options
+// under testAdvertise; seq and TSval are filled from got.
+func (h *harness) wantSynAck(got out, ws int, sack, ts bool, tsEcr uint32) out {
+	w := out{Src: h.server(), Dst: h.client(), SrcPort: serverPort, DstPort: clientPort, HopLimit: 64,
+		Seq: got.Seq, Ack: clientISN + 1, Flags: header.SYN | header.ACK, Window: 65535,
+		MSS: h.mssFor(), WS: ws, SACKPerm: sack}
+	if ts {
+		w.TS, w.TSVal, w.TSEcr = true, got.TSVal, tsEcr
+	}
+	return w
+}
+
+func fullSyn() seg {
+	return seg{flags: header.SYN, seq: clientISN, win: 64240, mss: 1460, sackPerm: true, ts: true, tsVal: clientTS, hasWS: true, ws: 7}
+}
+
+// establish runs the handshake with full options and returns cookie and
+// our TSval. serverWS is the server's window scale (-1 none).
+func (h *harness) establish(serverWS int, thirdAckPayload string) (cookie, ourTS uint32, injected []out) {
+	h.tb.Helper()
+	r := h.expect(h.craft(fullSyn()), engine.Drop, engine.EventSynAnswered)
+	sa := decode(h.tb, r.Inject[0])
+	ack := seg{flags: header.ACK, seq: clientISN + 1, ack: sa.Seq + 1, win: 502, ts: true, tsVal: clientTS + 1, tsEcr: sa.TSVal, payload: thirdAckPayload}
+	if thirdAckPayload != "" {
+		ack.flags |= header.PSH
+	}
+	h.expect(h.craft(ack), engine.Accept, engine.EventHandshake)
+	ssa := seg{fromServer: true, flags: header.SYN | header.ACK, seq: serverISN, ack: clientISN + 1, win: 65160,
+		mss: 1400, sackPerm: true, ts: true, tsVal: serverTS, tsEcr: clientTS + 1}
+	if serverWS >= 0 {
+		ssa.hasWS, ssa.ws = true, serverWS
+	}
+	r = h.expect(h.craft(ssa), engine.Drop, engine.EventServerUp)
+	for _, p := range r.Inject {
+		injected = append(injected, decode(h.tb, p))
+	}
+	return sa.Seq, sa.TSVal, injected
+}
+
+// handshakeFrom runs SYN and ACK for a client and returns the event of the
+// ACK.
+func (h *harness) handshakeFrom(cl netip.Addr, port uint16, isn uint32) engine.Event {
+	var r engine.Result
+	h.w.Process(craftPacket(h.tb, cl, h.server(), port, serverPort, seg{flags: header.SYN, seq: isn, win: 1000, mss: 1460}), engine.Meta{}, h.now, &r)
+	if r.Event != engine.EventSynAnswered {
+		h.tb.Fatalf("SYN: %v", r.Event)
+	}
+	sa := decode(h.tb, r.Inject[0])
+	h.w.Process(craftPacket(h.tb, cl, h.server(), port, serverPort, seg{flags: header.ACK, seq: isn + 1, ack: sa.Seq + 1, win: 1000}), engine.Meta{}, h.now, &r)
+	return r.Event
+}

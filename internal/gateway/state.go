@@ -50,7 +50,7 @@ const (
 	maxStateFlows  = 1 << 28 // the largest flow table New builds
 )
 
-// Errors of ReadState and LoadState. A refused state file should be logged
+// Errors of ReadState. A refused state file should be logged
 // and the daemon started fresh.
 var (
 	ErrStateMagic     = errors.New("gateway: not a synwall state file")
@@ -60,7 +60,6 @@ var (
 	ErrStateMalformed = errors.New("gateway: state file is malformed")
 	ErrStateTooOld    = errors.New("gateway: state file is too old")
 	ErrStateFuture    = errors.New("gateway: state file is from the future")
-	ErrStateKeys      = errors.New("gateway: state file's cookie keys are not the engine's")
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -82,7 +81,7 @@ func (s *State) Flows() int { return len(s.flows) / flowRecordLen }
 func (e *Engine) SaveState(w io.Writer, now time.Time) error {
 	// Room for the flows counted now and a few more; append grows it if
 	// packets add flows meanwhile.
-	b := make([]byte, 0, stateHeaderLen+flowRecordLen*(int(max(e.st.flowsActive.Load(), 0))+64)+4)
+	b := make([]byte, 0, stateHeaderLen+flowRecordLen*(int(max(e.flows.st.active.Load(), 0))+64)+4)
 	b = append(b, stateMagic...)
 	b = binary.LittleEndian.AppendUint16(b, StateVersion)
 	b = binary.LittleEndian.AppendUint16(b, 0)
@@ -98,8 +97,8 @@ func (e *Engine) SaveState(w io.Writer, now time.Time) error {
 		fs := e.flows.slotsOf(i)
 		for j := range fs {
 			f := &fs[j]
-			if f.state == stateInvalid || e.expired(f, nowNs) {
-				continue
+			if f.state == stateInvalid || f.state == stateOutbound || e.flows.expired(f, nowNs) {
+				continue // outbound connections are not saved: the format has no state for them
 			}
 			b = appendFlow(b, f)
 			n++
@@ -217,7 +216,8 @@ func decodeFlow(r []byte, f *flow) error {
 			return fmt.Errorf("%w: window scale %d", ErrStateMalformed, ws)
 		}
 	}
-	f.key = keyOf(t)
+	f.key.set(&t.Src, &t.Dst, t.SrcPort, t.DstPort, t.V6)
+	f.up = f.state != stateSynSent
 	return nil
 }
 
@@ -311,37 +311,21 @@ func (e *Engine) Restore(s *State, now time.Time) int {
 	n := 0
 	var rec flow
 	for o := 0; o < len(s.flows); o += flowRecordLen {
-		if decodeFlow(s.flows[o:o+flowRecordLen], &rec) != nil || e.expired(&rec, nowNs) {
+		if decodeFlow(s.flows[o:o+flowRecordLen], &rec) != nil || e.flows.expired(&rec, nowNs) {
 			continue
 		}
 		i, tag := e.flows.bucketKey(&rec.key)
 		mu := e.flows.lock(i)
 		mu.Lock()
-		if e.findFlow(i, tag, &rec.key, nowNs) == nil {
-			f := e.newFlow(i, tag, &rec.tuple, nowNs)
-			slot := f.slot
+		if e.flows.find(i, tag, &rec.key, nowNs) == nil {
+			f := e.flows.add(i, tag, &rec.tuple, nowNs, nil)
+			slot, src := f.slot, f.srcSlot
 			*f = rec
-			f.slot = slot
+			f.slot, f.srcSlot = slot, src
 			f.npend = 0
 			n++
 		}
 		mu.Unlock()
 	}
 	return n
-}
-
-// LoadState reads a state file from r (see ReadState) and restores its
-// flows (see Restore). The engine's cookie jar must hold the file's keys
-// (ErrStateKeys otherwise): flows restored without them would outlive the
-// SYN-ACKs the old process sent, and the caller should build the jar from
-// the file's keys instead.
-func (e *Engine) LoadState(r io.Reader, now time.Time) (n int, err error) {
-	s, err := ReadState(r, now)
-	if err != nil {
-		return 0, err
-	}
-	if e.jar.Keys() != s.Keys {
-		return 0, ErrStateKeys
-	}
-	return e.Restore(s, now), nil
 }

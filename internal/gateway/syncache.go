@@ -100,6 +100,21 @@ type synCache struct {
 	heads    []uint64
 	tags     []uint64 // slot words: seq<<32 | tag
 	entries  []cacheEntry
+	// pins is the engine's own (never shared): for an entry that agreed
+	// options without timestamps, which nothing but the entry remembers,
+	// its tag<<32 | when it was made (ms clock, never 0); victim leaves it
+	// until its cookie has expired. 0: not pinned. A pin whose tag is not
+	// the slot's belongs to an entry another writer has since replaced.
+	// Kept apart from the entries, like the slot words, so that a full
+	// bucket is scanned in a few cache lines. Written and read under the
+	// bucket's lock.
+	pins []uint64
+	// full is the engine's own too: for a bucket victim found full of
+	// pins, when (ms clock) and for how long (until its oldest pin
+	// expires), as at<<32 | for; 0 when not known full. victim then
+	// answers at once, so that a flood of pinning SYNs costs a SYN one
+	// load. A handshake ACK that takes an entry clears it.
+	full []uint64
 }
 
 type paddedMutex struct {
@@ -129,6 +144,8 @@ func (c *synCache) init(buckets, per int, mem *CacheMemory) error {
 	c.nbuckets, c.per = n, per
 	c.mask = uint32(n - 1)
 	c.locks = make([]paddedMutex, n)
+	c.pins = make([]uint64, n*per)
+	c.full = make([]uint64, n)
 	if mem == nil {
 		c.heads = make([]uint64, n)
 		c.tags = make([]uint64, n*per)
@@ -177,12 +194,39 @@ func (c *synCache) stable(k int, w uint64) bool { return atomic.LoadUint64(&c.ta
 
 // victim returns the slot of bucket i that a new entry takes: the one after
 // the slot the last new entry took, i.e. the bucket's oldest entry (entries
-// enter in turn and leave only early, by a handshake ACK), or a free slot.
-// evicted says a live entry is being replaced. The caller holds the lock.
-func (c *synCache) victim(i int) (k int, evicted bool) {
+// enter in turn and leave only early, by a handshake ACK), or a free slot,
+// passing over entries pinned less than pinMs before nowMs (ms clock); -1
+// when every slot holds one. The ring position moves by one whatever it
+// passes over, so that a bucket full of pins (a flood of SYNs without
+// timestamps asking for window scaling) costs a SYN one atomic add and a
+// pass over the bucket's slot words and pins, a few cache lines. evicted says a live entry is being replaced.
+// The caller holds the lock.
+func (c *synCache) victim(i int, nowMs, pinMs uint32) (k int, evicted bool) {
+	if f := c.full[i]; f != 0 && nowMs-uint32(f>>32) < uint32(f) {
+		return -1, false
+	}
 	pos := atomic.AddUint64(&c.heads[i], 1) - 1
-	k = i*c.per + int(pos%uint64(c.per))
-	return k, slotTag(atomic.LoadUint64(&c.tags[k])) != 0
+	left := pinMs // until the oldest pin expires
+	for j := range uint64(c.per) {
+		k = i*c.per + int((pos+j)%uint64(c.per))
+		tag := slotTag(atomic.LoadUint64(&c.tags[k]))
+		if p := c.pins[k]; tag != 0 && p != 0 && uint32(p>>32) == tag && nowMs-uint32(p) < pinMs {
+			left = min(left, pinMs-(nowMs-uint32(p)))
+			continue
+		}
+		return k, tag != 0
+	}
+	c.full[i] = uint64(nowMs)<<32 | uint64(left)
+	return -1, false
+}
+
+// pin records whether the entry written to slot k under tag is pinned
+// (see pins), at nowMs. The caller holds the lock.
+func (c *synCache) pin(k int, tag uint32, pinned bool, nowMs uint32) {
+	c.pins[k] = 0
+	if pinned {
+		c.pins[k] = uint64(tag)<<32 | uint64(max(nowMs, 1))
+	}
 }
 
 // claim makes slot k the caller's to write, if its word is still w and
@@ -195,9 +239,12 @@ func (c *synCache) claim(k int, w uint64) (uint64, bool) {
 	return nw, atomic.CompareAndSwapUint64(&c.tags[k], w, nw)
 }
 
-// claimVictim claims the victim slot of bucket i.
-func (c *synCache) claimVictim(i int) (k int, claimed uint64, evicted, ok bool) {
-	k, evicted = c.victim(i)
+// claimVictim claims the victim slot of bucket i (k is -1 when every slot
+// is pinned).
+func (c *synCache) claimVictim(i int, nowMs, pinMs uint32) (k int, claimed uint64, evicted, ok bool) {
+	if k, evicted = c.victim(i, nowMs, pinMs); k < 0 {
+		return -1, 0, false, false
+	}
 	claimed, ok = c.claim(k, atomic.LoadUint64(&c.tags[k]))
 	return k, claimed, evicted, ok
 }

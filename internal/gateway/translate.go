@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"encoding/binary"
-
 	"github.com/synwall/synwall/internal/engine"
 	"github.com/synwall/synwall/internal/gateway/header"
 )
@@ -26,11 +24,7 @@ func (f *flow) c2sWindow(field uint16) uint16 {
 // or any RST, lingers and is then removed.
 func (w *Worker) closeSide(f *flow, flags uint8, client bool, nowNs int64) {
 	if flags&header.RST != 0 {
-		if f.state != stateClosing {
-			w.e.flows.unpublish(f)
-			f.state = stateClosing
-			f.closeAt = nowNs + w.e.linger
-		}
+		w.e.flows.close(f, nowNs)
 		return
 	}
 	if client {
@@ -38,10 +32,8 @@ func (w *Worker) closeSide(f *flow, flags uint8, client bool, nowNs int64) {
 	} else {
 		f.finServer = true
 	}
-	if f.finClient && f.finServer && f.state != stateClosing {
-		w.e.flows.unpublish(f)
-		f.state = stateClosing
-		f.closeAt = nowNs + w.e.linger
+	if f.finClient && f.finServer {
+		w.e.flows.close(f, nowNs)
 	}
 }
 
@@ -51,23 +43,20 @@ func (w *Worker) closeSide(f *flow, flags uint8, client bool, nowNs int64) {
 func (w *Worker) translateC2S(pkt []byte, p *header.Packet, x *xlate, flags uint8, meta engine.Meta, r *engine.Result) {
 	t := p.TCP
 	o := &p.Opts
-	var c csumAcc
+	var c header.ChecksumDelta
 	if flags&header.ACK != 0 {
-		c.shift32(t[8:], -x.delta) // acknowledgment number
+		c.Shift32(t[header.TCPAckNumOffset:], -x.delta)
 	}
 	if n := o.SACKBlocks; n > 0 && x.delta != 0 && o.SACKOffset > 0 {
 		for i := 0; i < 2*n; i++ {
-			c.shift32(t[o.SACKOffset+4*i:], -x.delta)
+			c.Shift32(t[o.SACKOffset+4*i:], -x.delta)
 		}
 	}
 	if x.useTS && o.HasTS {
-		c.shift32(t[o.TSOffset+4:], -x.tsOff) // TSecr
+		c.Shift32(t[o.TSOffset+4:], -x.tsOff) // TSecr
 	}
 	if x.rescaleC2S {
-		old := t.WindowSize()
-		nw := rescale(old, x.clientShift, x.serverBelievesClient)
-		t.SetWindowSize(nw)
-		c.add16(old, nw)
+		c.Put16(t[header.TCPWindowOffset:], rescale(t.WindowSize(), x.clientShift, x.serverBelievesClient))
 	}
 	fixChecksum(p, c, meta)
 	r.Verdict, r.Packet, r.Event = engine.Accept, pkt, engine.EventTranslated
@@ -80,16 +69,13 @@ func (w *Worker) translateC2S(pkt []byte, p *header.Packet, x *xlate, flags uint
 func (w *Worker) translateS2C(pkt []byte, p *header.Packet, x *xlate, meta engine.Meta, r *engine.Result) {
 	t := p.TCP
 	o := &p.Opts
-	var c csumAcc
-	c.shift32(t[4:], x.delta) // sequence number
+	var c header.ChecksumDelta
+	c.Shift32(t[header.TCPSeqNumOffset:], x.delta)
 	if x.useTS && o.HasTS {
-		c.shift32(t[o.TSOffset:], x.tsOff) // TSval
+		c.Shift32(t[o.TSOffset:], x.tsOff) // TSval
 	}
 	if x.rescaleS2C {
-		old := t.WindowSize()
-		nw := rescale(old, x.serverShift, x.clientBelievesServer)
-		t.SetWindowSize(nw)
-		c.add16(old, nw)
+		c.Put16(t[header.TCPWindowOffset:], rescale(t.WindowSize(), x.serverShift, x.clientBelievesServer))
 	}
 	fixChecksum(p, c, meta)
 	r.Verdict, r.Packet, r.Event = engine.Accept, pkt, engine.EventTranslated
@@ -101,41 +87,10 @@ func (w *Worker) translateS2C(pkt []byte, p *header.Packet, x *xlate, meta engin
 // pseudo-header sum (meta.CsumNotReady: GSO super-packets and anything
 // forwarded from a veth) gets a full checksum over the segment; any other
 // is fixed incrementally (RFC 1624).
-func fixChecksum(p *header.Packet, c csumAcc, meta engine.Meta) {
+func fixChecksum(p *header.Packet, c header.ChecksumDelta, meta engine.Meta) {
 	if meta.CsumNotReady {
 		p.SetTCPChecksum()
 		return
 	}
-	p.TCP.SetChecksum(c.apply(p.TCP.Checksum()))
-}
-
-// csumAcc accumulates the changes of fields covered by a checksum, so that
-// the checksum is fixed once at the end (RFC 1624 eqn. 3:
-// HC' = ~(~HC + ~m + m'), summed over every changed 16-bit word m).
-type csumAcc uint64
-
-func (a *csumAcc) add32(old, new uint32) {
-	*a += csumAcc((^old)>>16 + (^old)&0xffff + new>>16 + new&0xffff)
-}
-
-// shift32 adds d (mod 2^32) to the big-endian 32-bit field at the start of
-// b and accounts for the change.
-func (a *csumAcc) shift32(b []byte, d uint32) {
-	old := binary.BigEndian.Uint32(b)
-	nw := old + d
-	binary.BigEndian.PutUint32(b, nw)
-	a.add32(old, nw)
-}
-
-func (a *csumAcc) add16(old, new uint16) {
-	*a += csumAcc(uint32(^old) + uint32(new))
-}
-
-// apply returns the checksum hc after the accumulated changes.
-func (a csumAcc) apply(hc uint16) uint16 {
-	s := uint64(^hc) + uint64(a)
-	s = s&0xffff + s>>16
-	s = s&0xffff + s>>16
-	s = s&0xffff + s>>16
-	return ^uint16(s)
+	p.TCP.SetChecksum(c.Apply(p.TCP.Checksum()))
 }

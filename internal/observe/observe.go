@@ -14,6 +14,7 @@ import (
 	"github.com/dchest/siphash"
 
 	"github.com/synwall/synwall/internal/engine"
+	"github.com/synwall/synwall/internal/gateway/header"
 )
 
 var _ engine.Processor = (*Worker)(nil)
@@ -174,28 +175,25 @@ func (w *Worker) Process(pkt []byte, meta engine.Meta, now time.Time, r *engine.
 }
 
 // addrs reads the source and destination of an IP packet, and the
-// destination port of TCP right after the fixed header; ok is false when
-// the packet is too short for even the addresses.
+// destination port of TCP right after the fixed header (header.Peek); ok is
+// false when the packet is too short for even the addresses.
 func addrs(pkt []byte) (src, dst hhKey, ok bool) {
-	switch {
-	case len(pkt) >= 20 && pkt[0]>>4 == 4:
-		src.a0 = uint64(binary.BigEndian.Uint32(pkt[12:])) << 32
-		dst.a0 = uint64(binary.BigEndian.Uint32(pkt[16:])) << 32
-		ihl := int(pkt[0]&0xf) * 4
-		// TCP and not a later fragment (RFC 791 §3.1).
-		if pkt[9] == 6 && ihl >= 20 && len(pkt) >= ihl+4 && binary.BigEndian.Uint16(pkt[6:])&0x1fff == 0 {
-			dst.port = binary.BigEndian.Uint16(pkt[ihl+2:])
-		}
-		return src, dst, true
-	case len(pkt) >= 40 && pkt[0]>>4 == 6:
-		src = hhKey{a0: binary.BigEndian.Uint64(pkt[8:]), a1: binary.BigEndian.Uint64(pkt[16:]), v6: true}
-		dst = hhKey{a0: binary.BigEndian.Uint64(pkt[24:]), a1: binary.BigEndian.Uint64(pkt[32:]), v6: true}
-		if pkt[6] == 6 && len(pkt) >= 44 {
-			dst.port = binary.BigEndian.Uint16(pkt[42:])
-		}
-		return src, dst, true
+	var f header.Fixed
+	if !header.Peek(pkt, &f) {
+		return src, dst, false
 	}
-	return src, dst, false
+	s, d := f.Src(pkt), f.Dst(pkt)
+	if f.V6 {
+		src = hhKey{a0: binary.BigEndian.Uint64(s[0:8]), a1: binary.BigEndian.Uint64(s[8:16]), v6: true}
+		dst = hhKey{a0: binary.BigEndian.Uint64(d[0:8]), a1: binary.BigEndian.Uint64(d[8:16]), v6: true}
+	} else {
+		src.a0 = uint64(binary.BigEndian.Uint32(s[0:4])) << 32
+		dst.a0 = uint64(binary.BigEndian.Uint32(d[0:4])) << 32
+	}
+	if f.Ports {
+		dst.port = f.DstPort
+	}
+	return src, dst, true
 }
 
 // prefixOf masks a source address to its heavy-hitter prefix.

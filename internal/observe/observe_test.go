@@ -2,6 +2,7 @@ package observe
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"math"
@@ -447,5 +448,51 @@ func TestTopEveryAlternating(t *testing.T) {
 		if p.Count < 300 || p.Count > 500 {
 			t.Errorf("prefix %s counted %d, want about 400", p.Prefix, p.Count)
 		}
+	}
+}
+
+// TestAddrs: the addresses always, the destination port only when TCP
+// follows the fixed header and the packet is not a later fragment.
+func TestAddrs(t *testing.T) {
+	c4, s4 := netip.MustParseAddr("198.18.0.5"), netip.MustParseAddr("198.18.1.10")
+	c6, s6 := netip.MustParseAddr("2001:db8::5"), netip.MustParseAddr("2001:db8:1::10")
+	v4 := tcpPacket(c4, s4, 40000, 80, 0x02)
+	v6 := tcpPacket(c6, s6, 40000, 443, 0x02)
+	k4 := func(a netip.Addr, port uint16) hhKey {
+		b := a.As4()
+		return hhKey{a0: uint64(binary.BigEndian.Uint32(b[:])) << 32, port: port}
+	}
+	k6 := func(a netip.Addr, port uint16) hhKey {
+		b := a.As16()
+		return hhKey{a0: binary.BigEndian.Uint64(b[:8]), a1: binary.BigEndian.Uint64(b[8:]), port: port, v6: true}
+	}
+	mod := func(b []byte, f func([]byte)) []byte {
+		c := append([]byte(nil), b...)
+		f(c)
+		return c
+	}
+	tests := []struct {
+		name     string
+		pkt      []byte
+		src, dst hhKey
+		ok       bool
+	}{
+		{"ipv4", v4, k4(c4, 0), k4(s4, 80), true},
+		{"ipv6", v6, k6(c6, 0), k6(s6, 443), true},
+		{"ipv4 first fragment", mod(v4, func(b []byte) { b[6] = 0x20 }), k4(c4, 0), k4(s4, 80), true},
+		{"ipv4 later fragment", mod(v4, func(b []byte) { b[7] = 1 }), k4(c4, 0), k4(s4, 0), true},
+		{"ipv4 udp", mod(v4, func(b []byte) { b[9] = 17 }), k4(c4, 0), k4(s4, 0), true},
+		{"ipv4 no ports", v4[:23], k4(c4, 0), k4(s4, 0), true},
+		{"ipv6 extension header", mod(v6, func(b []byte) { b[6] = 60 }), k6(c6, 0), k6(s6, 0), true},
+		{"ipv4 short", v4[:19], hhKey{}, hhKey{}, false},
+		{"ipv6 short", v6[:39], hhKey{}, hhKey{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src, dst, ok := addrs(tt.pkt)
+			if src != tt.src || dst != tt.dst || ok != tt.ok {
+				t.Errorf("addrs(% x) = %+v, %+v, %v, want %+v, %+v, %v", tt.pkt, src, dst, ok, tt.src, tt.dst, tt.ok)
+			}
+		})
 	}
 }

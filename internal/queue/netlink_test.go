@@ -273,6 +273,9 @@ func TestPipelineFIFOAndBatching(t *testing.T) {
 		if i == 0 {
 			pkt.SkbInfo = SkbCsumNotReady
 		}
+		if i == 2 {
+			pkt.SkbInfo = SkbCsumCorrupt
+		}
 		if s == "rwq" {
 			pkt.Payload[0] = 'R'
 		}
@@ -303,6 +306,9 @@ func TestPipelineFIFOAndBatching(t *testing.T) {
 	}
 	if !proc.metas[0].CsumNotReady || proc.metas[1].CsumNotReady {
 		t.Errorf("CsumNotReady = %v, %v, want true, false", proc.metas[0].CsumNotReady, proc.metas[1].CsumNotReady)
+	}
+	if proc.metas[0].CsumNotVerified || proc.metas[1].CsumNotVerified || !proc.metas[2].CsumNotVerified {
+		t.Errorf("CsumNotVerified = %v, %v, %v, want false, false, true", proc.metas[0].CsumNotVerified, proc.metas[1].CsumNotVerified, proc.metas[2].CsumNotVerified)
 	}
 	s := c.snapshot()
 	wantStats := Stats{Queue: 2, Packets: 11, Accepted: 5, AcceptedAltered: 1, Dropped: 5, VerdictMsgs: 4, Batches: 2, Sends: 1, Injected: 2, BadVerdicts: 1}

@@ -72,6 +72,7 @@ func (w *nfqWorker) run(ctx context.Context, bound func()) error {
 		var meta engine.Meta
 		if a.SkbInfo != nil && len(*a.SkbInfo) >= 4 {
 			meta.CsumNotReady = (*a.SkbInfo)[3]&SkbCsumNotReady != 0
+			meta.CsumNotVerified = (*a.SkbInfo)[3]&SkbCsumCorrupt != 0
 		}
 		res = engine.Result{}
 		w.proc.Process(pkt, meta, now, &res)

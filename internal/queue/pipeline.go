@@ -67,7 +67,7 @@ func (p *pipeline) handle(pkt *Packet, now time.Time) error {
 		return p.plain(pkt.ID, false)
 	}
 	p.res = engine.Result{}
-	meta := engine.Meta{CsumNotReady: pkt.SkbInfo&SkbCsumNotReady != 0}
+	meta := engine.Meta{CsumNotReady: pkt.SkbInfo&SkbCsumNotReady != 0, CsumNotVerified: pkt.SkbInfo&SkbCsumCorrupt != 0}
 	p.proc.Process(pkt.Payload, meta, now, &p.res)
 
 	var err error

@@ -93,6 +93,15 @@ func (w *rawWorker) openSocket() error {
 		unix.Close(fd)
 		return fmt.Errorf("queue %d: bind netlink socket: %w", w.queue, err)
 	}
+	// Connected to the kernel (port 0), the socket takes messages from the
+	// kernel only: netlink_getsockbyportid refuses a unicast to a connected
+	// socket from any other sender (ECONNREFUSED), so a local process with
+	// CAP_NET_ADMIN cannot feed the worker forged packet messages or
+	// verdict errors. The connection survives a handover across execve.
+	if err := unix.Connect(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("queue %d: connect netlink socket to the kernel: %w", w.queue, err)
+	}
 	// A big receive buffer rides out bursts; FORCE needs CAP_NET_ADMIN,
 	// which binding a queue needs anyway, but fall back quietly.
 	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, w.cfg.RcvBuf) != nil {

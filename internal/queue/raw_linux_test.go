@@ -2,6 +2,8 @@ package queue
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"context"
 	"testing"
 	"time"
@@ -244,5 +246,42 @@ func BenchmarkRawReceive(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*recvBatch), "ns/msg")
 		})
+	}
+}
+
+// TestSocketTakesKernelMessagesOnly: a queue worker's netlink socket
+// refuses messages from other netlink sockets (here one of our own, which
+// as root could otherwise send to any port), so nothing but the kernel can
+// hand the engine a packet or a verdict error.
+func TestSocketTakesKernelMessagesOnly(t *testing.T) {
+	w := &rawWorker{queue: 7, cfg: Config{RcvBuf: 1 << 20}}
+	if err := w.openSocket(); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(w.fd)
+	sa, err := unix.Getsockname(w.fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := sa.(*unix.SockaddrNetlink).Pid
+
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		t.Fatal(err)
+	}
+	// An NFQNL_MSG_PACKET-shaped message: header only.
+	msg := make([]byte, 20)
+	binary.NativeEndian.PutUint32(msg[0:], 20)
+	binary.NativeEndian.PutUint16(msg[4:], 3<<8) // NFNL_SUBSYS_QUEUE << 8 | NFQNL_MSG_PACKET
+	err = unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Pid: port})
+	switch {
+	case errors.Is(err, unix.EPERM):
+		t.Skipf("sending to another netlink port needs CAP_NET_ADMIN: %v", err)
+	case !errors.Is(err, unix.ECONNREFUSED):
+		t.Fatalf("Sendto(queue socket, port %d) = %v, want %v", port, err, unix.ECONNREFUSED)
 	}
 }

@@ -40,9 +40,18 @@ func TestZeroAllocs(t *testing.T) {
 			i++
 		},
 		"SetIPv4Checksum": func() { SetIPv4Checksum(good4) },
-		"UpdateChecksum": func() {
-			sink = UpdateChecksum32(sink, uint32(i), uint32(i*7))
-			sink = UpdateChecksum16(sink, uint16(i), uint16(i*3))
+		"ChecksumDelta": func() {
+			var d ChecksumDelta
+			d.Add32(uint32(i), uint32(i*7))
+			d.Add16(uint16(i), uint16(i*3))
+			sink = d.Apply(sink)
+			i++
+		},
+		"Peek": func() {
+			var f Fixed
+			if !Peek(pkts[i%len(pkts)], &f) {
+				t.Fatal("Peek failed")
+			}
 			i++
 		},
 	}

@@ -126,21 +126,58 @@ func VerifyIPv4Checksum(h IPv4) bool {
 	return Checksum(h[:h.HeaderLength()], 0) == 0xffff
 }
 
-// UpdateChecksum32 returns csum (as stored in a header) after a 32-bit field
-// covered by it changed from old to new (RFC 1624 eqn. 3:
-// HC' = ~(~HC + ~m + m')).
-func UpdateChecksum32(csum uint16, old, new uint32) uint16 {
-	o := ^old
-	s := uint32(^csum) + o>>16 + o&0xffff + new>>16 + new&0xffff
-	s = s>>16 + s&0xffff
-	s = s>>16 + s&0xffff
-	return ^uint16(s)
+// ChecksumDelta accumulates the changes of fields a checksum covers, so
+// that the checksum is fixed once, at the end (RFC 1624 eqn. 3:
+// HC' = ~(~HC + ~m + m'), summed over every changed 16-bit word m). The
+// zero value is no change. It is the one incremental-checksum API: the
+// engine's translation, its rewrites of held segments, and tests.
+//
+// The sum is kept unfolded in 64 bits: every Add adds less than 2^18, so
+// no run of rewrites of one header can overflow it.
+type ChecksumDelta uint64
+
+// Add32 accounts for a 32-bit field changed from old to new.
+func (d *ChecksumDelta) Add32(old, new uint32) {
+	*d += ChecksumDelta((^old)>>16 + (^old)&0xffff + new>>16 + new&0xffff)
 }
 
-// UpdateChecksum16 is UpdateChecksum32 for a 16-bit field.
-func UpdateChecksum16(csum uint16, old, new uint16) uint16 {
-	s := uint32(^csum) + uint32(^old) + uint32(new)
-	s = s>>16 + s&0xffff
-	s = s>>16 + s&0xffff
+// Add16 accounts for a 16-bit field changed from old to new.
+func (d *ChecksumDelta) Add16(old, new uint16) {
+	*d += ChecksumDelta(uint32(^old) + uint32(new))
+}
+
+// Put32 stores v in the big-endian 32-bit field at the start of b and
+// accounts for the change.
+func (d *ChecksumDelta) Put32(b []byte, v uint32) {
+	old := binary.BigEndian.Uint32(b)
+	binary.BigEndian.PutUint32(b, v)
+	d.Add32(old, v)
+}
+
+// Put16 stores v in the big-endian 16-bit field at the start of b and
+// accounts for the change.
+func (d *ChecksumDelta) Put16(b []byte, v uint16) {
+	old := binary.BigEndian.Uint16(b)
+	binary.BigEndian.PutUint16(b, v)
+	d.Add16(old, v)
+}
+
+// Shift32 adds by (mod 2^32) to the big-endian 32-bit field at the start
+// of b and accounts for the change: a sequence number, acknowledgment
+// number, SACK edge or timestamp moved into another space.
+func (d *ChecksumDelta) Shift32(b []byte, by uint32) {
+	old := binary.BigEndian.Uint32(b)
+	nw := old + by
+	binary.BigEndian.PutUint32(b, nw)
+	d.Add32(old, nw)
+}
+
+// Apply returns the checksum csum (as stored in a header) after the
+// accumulated changes.
+func (d ChecksumDelta) Apply(csum uint16) uint16 {
+	s := uint64(^csum) + uint64(d)
+	s = s&0xffff + s>>16
+	s = s&0xffff + s>>16
+	s = s&0xffff + s>>16
 	return ^uint16(s)
 }

@@ -147,7 +147,10 @@ func TestSetVerifyTCPChecksum(t *testing.T) {
 	}
 }
 
-func TestUpdateChecksum(t *testing.T) {
+// TestChecksumDelta: single 16- and 32-bit changes at any even offset, one
+// at a time and several summed before one Apply, give the checksum a full
+// recomputation gives (RFC 1624), also for sums near zero.
+func TestChecksumDelta(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	b := make([]byte, 64)
 	for i := range 20000 {
@@ -158,24 +161,31 @@ func TestUpdateChecksum(t *testing.T) {
 			clear(b) // sums near zero
 		}
 		csum := ^Checksum(b, 0)
-		off := 2 * rng.IntN(len(b)/2-1)
-		if rng.IntN(2) == 0 {
-			old := binary.BigEndian.Uint32(b[off:])
-			nw := rng.Uint32()
-			if i%7 == 0 {
-				nw = ^old
+		var d ChecksumDelta
+		for range 1 + rng.IntN(4) {
+			off := 2 * rng.IntN(len(b)/2-1)
+			switch rng.IntN(4) {
+			case 0:
+				old := binary.BigEndian.Uint32(b[off:])
+				nw := rng.Uint32()
+				if i%7 == 0 {
+					nw = ^old
+				}
+				binary.BigEndian.PutUint32(b[off:], nw)
+				d.Add32(old, nw)
+			case 1:
+				old := binary.BigEndian.Uint16(b[off:])
+				nw := uint16(rng.Uint32())
+				binary.BigEndian.PutUint16(b[off:], nw)
+				d.Add16(old, nw)
+			case 2:
+				d.Put32(b[off:], rng.Uint32())
+			default:
+				d.Put16(b[off:], uint16(rng.Uint32()))
 			}
-			binary.BigEndian.PutUint32(b[off:], nw)
-			if got, want := UpdateChecksum32(csum, old, nw), ^Checksum(b, 0); got != want {
-				t.Fatalf("UpdateChecksum32(%#04x, %#x, %#x) = %#04x, want %#04x", csum, old, nw, got, want)
-			}
-		} else {
-			old := binary.BigEndian.Uint16(b[off:])
-			nw := uint16(rng.Uint32())
-			binary.BigEndian.PutUint16(b[off:], nw)
-			if got, want := UpdateChecksum16(csum, old, nw), ^Checksum(b, 0); got != want {
-				t.Fatalf("UpdateChecksum16(%#04x, %#x, %#x) = %#04x, want %#04x", csum, old, nw, got, want)
-			}
+		}
+		if got, want := d.Apply(csum), ^Checksum(b, 0); got != want {
+			t.Fatalf("case %d: ChecksumDelta.Apply(%#04x) = %#04x, want %#04x", i, csum, got, want)
 		}
 	}
 }
@@ -191,13 +201,11 @@ func TestUpdateTCPSequence(t *testing.T) {
 			t.Fatalf("Parse = %v", r)
 		}
 		tc := p.TCP
-		c := tc.Checksum()
-		seq, ack := tc.SequenceNumber(), tc.AckNumber()
 		d := rng.Uint32()
-		tc.SetSequenceNumber(seq + d)
-		c = UpdateChecksum32(c, seq, seq+d)
-		tc.SetAckNumber(ack - d)
-		c = UpdateChecksum32(c, ack, ack-d)
+		var cd ChecksumDelta
+		cd.Shift32(tc[TCPSeqNumOffset:], d)
+		cd.Shift32(tc[TCPAckNumOffset:], -d)
+		c := cd.Apply(tc.Checksum())
 		tc.SetChecksum(c)
 		if !p.VerifyTCPChecksum() {
 			t.Fatalf("checksum %#04x after incremental update does not verify", c)

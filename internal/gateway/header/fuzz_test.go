@@ -27,7 +27,7 @@ func addSeeds(f *testing.F) {
 	f.Add(good4)
 	f.Add(good6)
 	f.Add(v4(nil, seg(SYN, synOpts, nil)))
-	f.Add(v6(IPv6HopByHop, chain(ext(IPv6Routing, 8), ext(IPv6DestOptions, 16), ext(ProtocolTCP, 24)), seg(ACK, sackOpts, payload)))
+	f.Add(v6(IPv6HopByHop, chain(ext(IPv6Routing, 8), routing(IPv6DestOptions, 16, 0), ext(ProtocolTCP, 24)), seg(ACK, sackOpts, payload)))
 	f.Add(v6(IPv6Fragment, ext(ProtocolTCP, 8), seg(ACK, nil, nil)))
 	f.Add([]byte{})
 }
@@ -76,6 +76,21 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		compareGopacket(t, b, r, &p)
+		var ie ICMPError
+		if ParseICMPError(b, &ie) == OK && (ie.SeqOffset+4 > len(b) || ie.ICMPOffset+ICMPHeaderSize > ie.SeqOffset) {
+			t.Fatalf("ParseICMPError(%x): sequence number at %d, ICMP at %d, in %d bytes", b, ie.SeqOffset, ie.ICMPOffset, len(b))
+		}
+		var fx, slow Fixed
+		okf, oks := Peek(b, &fx), peek(b, &slow)
+		if okf != oks || okf && fx != slow {
+			t.Fatalf("Peek(%x) = %+v, %v, general path %+v, %v", b, fx, okf, slow, oks)
+		}
+		if okf && (!within(b, fx.Src(b)) || !within(b, fx.Dst(b))) {
+			t.Fatalf("Peek(%x): address views are not inside the buffer", b)
+		}
+		if r == OK && fx.Whole && (fx.SrcPort != p.TCP.SourcePort() || fx.DstPort != p.TCP.DestinationPort() || fx.Flags != p.TCP.Flags()) {
+			t.Fatalf("Peek(%x) = %+v, Parse read ports %d, %d and flags %#x", b, fx, p.TCP.SourcePort(), p.TCP.DestinationPort(), p.TCP.Flags())
+		}
 	})
 }
 

@@ -10,6 +10,18 @@ const (
 	ProtocolTCP     = 6  // IANA protocol number of TCP
 )
 
+// Offsets of the fields of the IPv4 header (RFC 791 §3.1).
+const (
+	IPv4TotalLengthOffset = 2
+	IPv4IDOffset          = 4
+	IPv4FragmentOffset    = 6 // flags (3 bits) and fragment offset (13 bits)
+	IPv4TTLOffset         = 8
+	IPv4ProtocolOffset    = 9
+	IPv4ChecksumOffset    = 10
+	IPv4SrcOffset         = 12
+	IPv4DstOffset         = 16
+)
+
 // IPv4 fragmentation bits of the flags field (RFC 791 §3.1).
 const (
 	IPv4DontFragment  = 0x2 // DF
@@ -29,34 +41,24 @@ func (b IPv4) IHL() uint8 { return b[0] & 0xf }
 func (b IPv4) HeaderLength() int { return int(b[0]&0xf) * 4 }
 
 // TOS is the former type-of-service octet: DSCP (RFC 2474) and ECN (RFC 3168).
-func (b IPv4) TOS() uint8                  { return b[1] }
-func (b IPv4) TotalLength() uint16         { return binary.BigEndian.Uint16(b[2:]) }
-func (b IPv4) Identification() uint16      { return binary.BigEndian.Uint16(b[4:]) }
-func (b IPv4) Flags() uint8                { return b[6] >> 5 }
-func (b IPv4) FragmentOffset() uint16      { return binary.BigEndian.Uint16(b[6:]) & 0x1fff } // in 8-byte units
-func (b IPv4) TTL() uint8                  { return b[8] }
-func (b IPv4) Protocol() uint8             { return b[9] }
-func (b IPv4) Checksum() uint16            { return binary.BigEndian.Uint16(b[10:]) }
-func (b IPv4) SourceAddress() [4]byte      { return [4]byte(b[12:16]) }
-func (b IPv4) DestinationAddress() [4]byte { return [4]byte(b[16:20]) }
+func (b IPv4) TOS() uint8             { return b[1] }
+func (b IPv4) TotalLength() uint16    { return binary.BigEndian.Uint16(b[IPv4TotalLengthOffset:]) }
+func (b IPv4) Identification() uint16 { return binary.BigEndian.Uint16(b[IPv4IDOffset:]) }
+func (b IPv4) Flags() uint8           { return b[IPv4FragmentOffset] >> 5 }
 
-// SetIHL sets the header length in 32-bit words and the version to 4.
-func (b IPv4) SetIHL(words uint8)              { b[0] = 4<<4 | words&0xf }
-func (b IPv4) SetTOS(v uint8)                  { b[1] = v }
-func (b IPv4) SetTotalLength(v uint16)         { binary.BigEndian.PutUint16(b[2:], v) }
-func (b IPv4) SetIdentification(v uint16)      { binary.BigEndian.PutUint16(b[4:], v) }
-func (b IPv4) SetTTL(v uint8)                  { b[8] = v }
-func (b IPv4) SetProtocol(v uint8)             { b[9] = v }
-func (b IPv4) SetChecksum(v uint16)            { binary.BigEndian.PutUint16(b[10:], v) }
-func (b IPv4) SetSourceAddress(a [4]byte)      { copy(b[12:16], a[:]) }
-func (b IPv4) SetDestinationAddress(a [4]byte) { copy(b[16:20], a[:]) }
-
-// SetFlagsFragmentOffset sets the 3 flag bits and the 13-bit fragment offset
-// (in 8-byte units).
-func (b IPv4) SetFlagsFragmentOffset(flags uint8, offset uint16) {
-	binary.BigEndian.PutUint16(b[6:], uint16(flags&7)<<13|offset&0x1fff)
+// FragmentOffset is in 8-byte units.
+func (b IPv4) FragmentOffset() uint16 {
+	return binary.BigEndian.Uint16(b[IPv4FragmentOffset:]) & 0x1fff
 }
+func (b IPv4) TTL() uint8                  { return b[IPv4TTLOffset] }
+func (b IPv4) Protocol() uint8             { return b[IPv4ProtocolOffset] }
+func (b IPv4) Checksum() uint16            { return binary.BigEndian.Uint16(b[IPv4ChecksumOffset:]) }
+func (b IPv4) SourceAddress() [4]byte      { return [4]byte(b[IPv4SrcOffset : IPv4SrcOffset+4]) }
+func (b IPv4) DestinationAddress() [4]byte { return [4]byte(b[IPv4DstOffset : IPv4DstOffset+4]) }
+
+// SetChecksum stores the header checksum field (see SetIPv4Checksum).
+func (b IPv4) SetChecksum(v uint16) { binary.BigEndian.PutUint16(b[IPv4ChecksumOffset:], v) }
 
 // IsFragment reports whether the header describes a fragment: MF set or a
 // non-zero offset (RFC 791 §3.2).
-func (b IPv4) IsFragment() bool { return binary.BigEndian.Uint16(b[6:])&0x3fff != 0 }
+func (b IPv4) IsFragment() bool { return binary.BigEndian.Uint16(b[IPv4FragmentOffset:])&0x3fff != 0 }

@@ -13,6 +13,15 @@ const (
 	IPv6DestOptions  = 60
 )
 
+// Offsets of the fields of the IPv6 fixed header (RFC 8200 §3).
+const (
+	IPv6PayloadLengthOffset = 4
+	IPv6NextHeaderOffset    = 6
+	IPv6HopLimitOffset      = 7
+	IPv6SrcOffset           = 8
+	IPv6DstOffset           = 24
+)
+
 // MaxExtHeaders is the number of IPv6 extension headers Parse walks before it
 // gives up with BadExtHeader.
 const MaxExtHeaders = 8
@@ -27,19 +36,13 @@ func (b IPv6) Version() uint8 { return b[0] >> 4 }
 func (b IPv6) TrafficClass() uint8 { return uint8(binary.BigEndian.Uint16(b[0:]) >> 4) }
 
 // FlowLabel is the 20-bit flow label (RFC 6437).
-func (b IPv6) FlowLabel() uint32            { return binary.BigEndian.Uint32(b[0:]) & 0xfffff }
-func (b IPv6) PayloadLength() uint16        { return binary.BigEndian.Uint16(b[4:]) }
-func (b IPv6) NextHeader() uint8            { return b[6] }
-func (b IPv6) HopLimit() uint8              { return b[7] }
-func (b IPv6) SourceAddress() [16]byte      { return [16]byte(b[8:24]) }
-func (b IPv6) DestinationAddress() [16]byte { return [16]byte(b[24:40]) }
-
-// SetVersionClassFlow sets version 6, the traffic class and the flow label.
-func (b IPv6) SetVersionClassFlow(class uint8, flow uint32) {
-	binary.BigEndian.PutUint32(b[0:], 6<<28|uint32(class)<<20|flow&0xfffff)
+func (b IPv6) FlowLabel() uint32     { return binary.BigEndian.Uint32(b[0:]) & 0xfffff }
+func (b IPv6) PayloadLength() uint16 { return binary.BigEndian.Uint16(b[IPv6PayloadLengthOffset:]) }
+func (b IPv6) NextHeader() uint8     { return b[IPv6NextHeaderOffset] }
+func (b IPv6) HopLimit() uint8       { return b[IPv6HopLimitOffset] }
+func (b IPv6) SourceAddress() [16]byte {
+	return [16]byte(b[IPv6SrcOffset : IPv6SrcOffset+16])
 }
-func (b IPv6) SetPayloadLength(v uint16)        { binary.BigEndian.PutUint16(b[4:], v) }
-func (b IPv6) SetNextHeader(v uint8)            { b[6] = v }
-func (b IPv6) SetHopLimit(v uint8)              { b[7] = v }
-func (b IPv6) SetSourceAddress(a [16]byte)      { copy(b[8:24], a[:]) }
-func (b IPv6) SetDestinationAddress(a [16]byte) { copy(b[24:40], a[:]) }
+func (b IPv6) DestinationAddress() [16]byte {
+	return [16]byte(b[IPv6DstOffset : IPv6DstOffset+16])
+}

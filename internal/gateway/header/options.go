@@ -93,8 +93,8 @@ func parseLinuxSYN(t TCP, o *Options) bool {
 	if mss>>16 != 0x0204 || (sts != 0x0402080a && sts != 0x0101080a) || ws>>8 != 0x010303 {
 		return false
 	}
-	// Cleared, then field by field: a literal would be built aside and
-	// copied in wider loads than its stores, which stalls store forwarding.
+	// Cleared, then field by field, not as a literal (store forwarding:
+	// see the note in package gateway's doc).
 	*o = Options{}
 	w := uint8(ws)
 	o.MSS, o.HasMSS = uint16(mss), true
@@ -193,11 +193,4 @@ func parseOptions(b TCP, o *Options) Reason {
 func (t TCP) SACKBlock(o *Options, k int) (left, right uint32) {
 	off := o.SACKOffset + 8*k
 	return binary.BigEndian.Uint32(t[off:]), binary.BigEndian.Uint32(t[off+4:])
-}
-
-// SetSACKBlock rewrites SACK block k in place.
-func (t TCP) SetSACKBlock(o *Options, k int, left, right uint32) {
-	off := o.SACKOffset + 8*k
-	binary.BigEndian.PutUint32(t[off:], left)
-	binary.BigEndian.PutUint32(t[off+4:], right)
 }

@@ -130,6 +130,12 @@ func walkIPv6(b []byte) (int, Reason) {
 			if len(b)-off < 8 {
 				return 0, BadExtHeader
 			}
+			// RFC 8200 §4.4: with segments left, the destination in the
+			// fixed header is a waypoint, not the final one that the
+			// service lookup and the checksum (§8.1) need: refused.
+			if nh == IPv6Routing && b[off+3] != 0 {
+				return 0, BadExtHeader
+			}
 			l := (int(b[off+1]) + 1) * 8
 			if l > len(b)-off {
 				return 0, BadExtHeader

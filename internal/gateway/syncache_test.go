@@ -152,85 +152,6 @@ func TestSynFloodMemoryFixed(t *testing.T) {
 	}
 }
 
-// handshakeFrom runs SYN and ACK for a client and returns the event of the
-// ACK.
-func (h *harness) handshakeFrom(cl netip.Addr, port uint16, isn uint32) engine.Event {
-	var r engine.Result
-	h.w.Process(craftPacket(h.tb, cl, h.server(), port, serverPort, seg{flags: header.SYN, seq: isn, win: 1000, mss: 1460}), engine.Meta{}, h.now, &r)
-	if r.Event != engine.EventSynAnswered {
-		h.tb.Fatalf("SYN: %v", r.Event)
-	}
-	sa := decode(h.tb, r.Inject[0])
-	h.w.Process(craftPacket(h.tb, cl, h.server(), port, serverPort, seg{flags: header.ACK, seq: isn + 1, ack: sa.Seq + 1, win: 1000}), engine.Meta{}, h.now, &r)
-	return r.Event
-}
-
-// TestFlowTableChurn: many more handshakes than slots; the table stays
-// within its capacity and counts what it evicts.
-func TestFlowTableChurn(t *testing.T) {
-	h := newHarness(t, false, testAdvertise(), func(c *Config) { c.Flows = 256 })
-	capacity := len(h.e.flows.slots)
-	const n = 5000
-	for i := 0; i < n; i++ {
-		cl := client4.As4()
-		cl[2], cl[3] = byte(i>>8), byte(i)
-		if ev := h.handshakeFrom(netip.AddrFrom4(cl), uint16(2000+i), uint32(i)); ev != engine.EventHandshake {
-			t.Fatalf("handshake %d: %v", i, ev)
-		}
-		h.now = h.now.Add(time.Millisecond)
-	}
-	st := h.e.Stats()
-	live := 0
-	for i := range h.e.flows.tags {
-		if h.e.flows.tags[i].Load() != 0 {
-			live++
-		}
-	}
-	if st.FlowsActive != int64(live) || live > capacity {
-		t.Errorf("FlowsActive %d, live %d, capacity %d", st.FlowsActive, live, capacity)
-	}
-	if st.FlowsCreated != n || st.FlowsCreated-st.FlowsEvicted-st.FlowsExpired != uint64(live) {
-		t.Errorf("created %d evicted %d expired %d live %d: do not add up", st.FlowsCreated, st.FlowsEvicted, st.FlowsExpired, live)
-	}
-	if st.FlowsEvicted+st.FlowsExpired < n-uint64(capacity) {
-		t.Errorf("evicted %d + expired %d, want at least %d", st.FlowsEvicted, st.FlowsExpired, n-capacity)
-	}
-	if len(h.e.flows.slots) != capacity {
-		t.Errorf("flow table resized")
-	}
-}
-
-// TestFlowExpiry: SynSent flows time out after the handshake timeout,
-// established ones after the idle timeout; lookups treat them as gone.
-func TestFlowExpiry(t *testing.T) {
-	h := newHarness(t, false, testAdvertise())
-	for i := 0; i < 10; i++ {
-		cl := client4.As4()
-		cl[3] = byte(10 + i)
-		if ev := h.handshakeFrom(netip.AddrFrom4(cl), 3000, 77); ev != engine.EventHandshake {
-			t.Fatalf("handshake: %v", ev)
-		}
-	}
-	h.establish(7, "")
-	if n := h.e.Expire(h.now.Add(4 * time.Second)); n != 0 {
-		t.Errorf("Expire(+4s) = %d, want 0", n)
-	}
-	if n := h.e.Expire(h.now.Add(6 * time.Second)); n != 10 {
-		t.Errorf("Expire(+6s) = %d, want the 10 SynSent flows", n)
-	}
-	h.now = h.now.Add(50 * time.Second)
-	if _, ok := h.flowOf(); !ok {
-		t.Errorf("established flow gone before its idle timeout")
-	}
-	h.now = h.now.Add(61 * time.Second)
-	if _, ok := h.flowOf(); ok {
-		t.Errorf("established flow still found after its idle timeout")
-	}
-	if st := h.e.Stats(); st.FlowsActive != 0 || st.FlowsExpired != 11 {
-		t.Errorf("active %d expired %d, want 0 11", st.FlowsActive, st.FlowsExpired)
-	}
-}
-
 // TestSynCacheEvictsOldest: a bucket that takes one SYN more than it holds
 // drops its oldest entry and keeps the others; the ACK of the evicted
 // entry's SYN-ACK is still admitted by its cookie alone.
@@ -266,4 +187,57 @@ func TestSynCacheEvictsOldest(t *testing.T) {
 			t.Errorf("ACK of SYN %d: cache hit %v, want %v", i, hit, wantHit)
 		}
 	}
+}
+
+// TestWindowScaleWithoutTimestamps (issue 12, 3): with a one-entry cache,
+// two clients without timestamps that ask for window scaling and SACK.
+// Whatever the SYN-ACK of each offered, the SYN to the server carries the
+// same, so that the two sides never disagree on scaling: the first client's
+// entry is pinned (it is offered both and keeps them), the second finds no
+// room and is offered neither.
+func TestWindowScaleWithoutTimestamps(t *testing.T) {
+	families(t, func(t *testing.T, v6 bool) {
+		h := newHarness(t, v6, testAdvertise(), func(c *Config) { c.CacheBuckets, c.CacheEntries = 1, 1 })
+		syn := seg{flags: header.SYN, seq: clientISN, win: 64240, mss: 1460, sackPerm: true, hasWS: true, ws: 8}
+		var synAcks [2]out
+		for i, port := range []uint16{41000, 41001} {
+			s := syn
+			s.sport = port
+			r := h.expect(h.craft(s), engine.Drop, engine.EventSynAnswered)
+			synAcks[i] = decode(t, r.Inject[0])
+		}
+		for i, port := range []uint16{41000, 41001} {
+			sa := synAcks[i]
+			r := h.expect(h.craft(seg{sport: port, flags: header.ACK, seq: clientISN + 1, ack: sa.Seq + 1, win: 2000}), engine.Accept, engine.EventHandshake)
+			up := decode(t, r.Packet)
+			if (sa.WS >= 0) != (up.WS >= 0) || sa.SACKPerm != up.SACKPerm {
+				t.Errorf("client %d: SYN-ACK offered window scale %d, SACK %v; SYN to the server carries %d, %v", i, sa.WS, sa.SACKPerm, up.WS, up.SACKPerm)
+			}
+			if up.WS >= 0 && up.WS != 8 {
+				t.Errorf("client %d: SYN to the server has window scale %d, want the client's 8", i, up.WS)
+			}
+		}
+		if synAcks[0].WS != 7 || !synAcks[0].SACKPerm {
+			t.Errorf("first SYN-ACK: window scale %d, SACK %v, want 7, true (a pinned entry)", synAcks[0].WS, synAcks[0].SACKPerm)
+		}
+		if synAcks[1].WS != -1 || synAcks[1].SACKPerm {
+			t.Errorf("second SYN-ACK: window scale %d, SACK %v, want none (no room)", synAcks[1].WS, synAcks[1].SACKPerm)
+		}
+		if got := h.e.Stats().CacheFull; got != 1 {
+			t.Errorf("Stats().CacheFull = %d, want 1", got)
+		}
+		// The first client's ACK took its entry: the slot is free at once.
+		s := syn
+		s.sport = 41003
+		if sa := decode(t, h.expect(h.craft(s), engine.Drop, engine.EventSynAnswered).Inject[0]); sa.WS != 7 {
+			t.Errorf("SYN-ACK after the pinned entry was taken: window scale %d, want 7", sa.WS)
+		}
+		// Once that cookie has expired, its entry makes room again.
+		h.now = h.now.Add(2*30*time.Second + time.Second)
+		s.sport = 41002
+		sa := decode(t, h.expect(h.craft(s), engine.Drop, engine.EventSynAnswered).Inject[0])
+		if sa.WS != 7 {
+			t.Errorf("SYN-ACK after the pin expired: window scale %d, want 7", sa.WS)
+		}
+	})
 }
