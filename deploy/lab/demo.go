@@ -182,7 +182,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig, w io.Writer) (res DemoResult, 
 		return err
 	}
 	measure := SynLoad{Target: target, Generator: cfg.Generator, Rate: cfg.Rate, Duration: cfg.Measure, Repeat: cfg.Repeat, Prepare: fresh,
-		QuietBelow: 0.2, QuietWait: 2 * time.Second}
+		QuietBelow: 0.2, QuietWait: time.Second}
 	legit := measure
 	legit.Duration, legit.Hpings, legit.Repeat, legit.QuietBelow = cfg.Flood, 1, 1, 0
 	legit.Connections, legit.Concurrency, legit.Timeout = cfg.Connections, cfg.Concurrency, cfg.Timeout
