@@ -36,7 +36,7 @@ sources of 198.19.0.0/16 ("synwall-lab synflood" in the attacker namespace)
 at a fixed rate, counts the SYN-ACKs and the machine's CPU, then adds a
 bounded hping3 --flood while the client makes short HTTP connections. Prints
 CPU per SYN-ACK above the baseline and the legitimate success of each, then
-removes the lab (also on error or Ctrl-C). About 80 s. Needs root.`, stderr)
+removes the lab (also on error or Ctrl-C). About 100 s. Needs root.`, stderr)
 	fs.IntVar(&cfg.Rate, "rate", 50_000, "spoofed SYNs per second of the generator")
 	fs.DurationVar(&cfg.Measure, "measure", 3*time.Second, "length of a generator-only run (CPU per SYN-ACK)")
 	fs.IntVar(&cfg.Repeat, "repeat", 2, "generator-only runs per defense; the least busy counts")
