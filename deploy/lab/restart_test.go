@@ -3,17 +3,23 @@ package lab
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 
 	"github.com/synwall/synwall/internal/policy"
 )
@@ -69,15 +75,25 @@ var (
 // without (--handoff=false) in both fail modes; the time the queues were
 // unbound or paused is logged (it varies with the machine's load, so it is
 // not asserted).
+//
+// With the BPF SYN stage on the client-facing interface (handoff-stage)
+// the stage is handed over too: its tcx link is the same before and after
+// the restart (never detached), and a connection whose SYN the stage
+// answered before the restart, whose handshake ACK the client's own
+// firewall held back, completes after it with its first data segment:
+// the cookie keys are unchanged and the new engine finds the SYN cache
+// entry the stage wrote before the restart (a cache hit).
 func TestSynwallGracefulRestart(t *testing.T) {
 	needTools(t, "curl")
 	for _, tc := range []struct {
 		name, fail string
 		handoff    bool
+		stage      bool
 	}{
-		{"handoff", "closed", true},
-		{"unbind-fail-closed", "closed", false},
-		{"unbind-fail-open", "open", false},
+		{"handoff", "closed", true, false},
+		{"handoff-stage", "closed", true, true},
+		{"unbind-fail-closed", "closed", false, false},
+		{"unbind-fail-open", "open", false, false},
 	} {
 		fail := tc.fail
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,6 +107,9 @@ func TestSynwallGracefulRestart(t *testing.T) {
 			pidFile := filepath.Join(dir, "synwall.pid")
 			stateDir := filepath.Join(dir, "state")
 			cfg := SynwallConfig{Fail: fail, Args: []string{"--pid-file", pidFile, "--state-dir", stateDir, "--handoff=" + strconv.FormatBool(tc.handoff)}}
+			if tc.stage {
+				cfg.Args = append(cfg.Args, "--syn-stage", "tc", "--syn-stage-if", IfClient)
+			}
 			cfg.Binary = bin
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
@@ -130,6 +149,16 @@ func TestSynwallGracefulRestart(t *testing.T) {
 			case err := <-curlDone:
 				t.Fatalf("the download ended (%v) before the restart, after %d bytes", err, atRestart)
 			default:
+			}
+
+			var links []uint32
+			var straddle *straddler
+			if tc.stage {
+				links = tcxLinkIDs(t, l.Gateway, IfClient)
+				if len(links) != 1 {
+					t.Fatalf("tcx links on the gateway's %s before the restart: %v, want the stage's one", IfClient, links)
+				}
+				straddle = startStraddle(ctx, t, l)
 			}
 
 			copyFile(t, needSynwall(t), bin) // the upgrade: a new file at the same path
@@ -174,6 +203,19 @@ func TestSynwallGracefulRestart(t *testing.T) {
 			if m := restoredFlows.FindStringSubmatch(sw.Stderr()); m == nil || m[1] == "0" {
 				t.Errorf("the daemon restored no flow (log match %q); the download's flow should be one", m)
 			}
+			if tc.stage {
+				if got := tcxLinkIDs(t, l.Gateway, IfClient); !slices.Equal(got, links) {
+					t.Errorf("tcx links on %s after the restart: %v, want the same %v (never detached)", IfClient, got, links)
+				}
+				if !strings.Contains(sw.Stderr(), "SYN stage adopted from the previous process") {
+					t.Errorf("the restarted daemon does not say it adopted the stage")
+				}
+				hitsBefore := statsAfter(t, sw).Other["engine"]["cache_hits"]
+				straddle.finish(ctx, t)
+				if hits := statsAfter(t, sw).Other["engine"]["cache_hits"]; hits <= hitsBefore {
+					t.Errorf("engine cache_hits %d before and %d after the connection answered before the restart completed, want one more (the stage's entry, in the SYN cache the new engine adopted)", hitsBefore, hits)
+				}
+			}
 
 			select {
 			case err := <-curlDone:
@@ -212,5 +254,84 @@ func TestSynwallGracefulRestart(t *testing.T) {
 				t.Errorf("pid file after a clean stop: %v, want removed", err)
 			}
 		})
+	}
+}
+
+// tcxLinkIDs returns the ids of the tcx ingress links on ifname in ns.
+func tcxLinkIDs(t *testing.T, ns, ifname string) []uint32 {
+	t.Helper()
+	var ids []uint32
+	err := InNetns(ns, func() error {
+		ifi, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return err
+		}
+		r, err := link.QueryPrograms(link.QueryOptions{Target: ifi.Index, Attach: ebpf.AttachTCXIngress})
+		if err != nil {
+			return err
+		}
+		for _, p := range r.Programs {
+			id, _ := p.LinkID()
+			ids = append(ids, uint32(id))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// straddler is a connection whose SYN the stage answers before a restart
+// and whose handshake completes after it: the client's firewall drops its
+// bare ACKs to the bulk port, so that the client's connect returns on the
+// stage's SYN-ACK while the gateway never sees the handshake ACK; once the
+// rule is gone, the client's first data segment (which acknowledges the
+// SYN-ACK too) is the handshake ACK.
+type straddler struct {
+	l    *Lab
+	conn net.Conn
+	rule []string
+}
+
+func startStraddle(ctx context.Context, t *testing.T, l *Lab) *straddler {
+	t.Helper()
+	s := &straddler{l: l, rule: []string{"OUTPUT", "-p", "tcp", "-d", ServerV4.String(), "--dport", strconv.Itoa(BulkPort), "--tcp-flags", "ALL", "ACK", "-j", "DROP"}}
+	if out, err := l.Exec(ctx, l.Client, "iptables", append([]string{"-w", "10", "-A"}, s.rule...)...); err != nil {
+		t.Fatalf("iptables: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		l.Exec(context.Background(), l.Client, "iptables", append([]string{"-w", "10", "-D"}, s.rule...)...)
+	})
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := DialIn(dctx, l.Client, "tcp", netip.AddrPortFrom(ServerV4, BulkPort).String())
+	if err != nil {
+		t.Fatalf("connect answered by the stage before the restart: %v", err)
+	}
+	s.conn = c
+	t.Cleanup(func() { c.Close() })
+	return s
+}
+
+// finish lets the handshake ACK through and checks that the connection
+// carries a request and its answer.
+func (s *straddler) finish(ctx context.Context, t *testing.T) {
+	t.Helper()
+	if out, err := s.l.Exec(ctx, s.l.Client, "iptables", append([]string{"-w", "10", "-D"}, s.rule...)...); err != nil {
+		t.Fatalf("iptables: %v\n%s", err, out)
+	}
+	const n = 100_000
+	s.conn.SetDeadline(time.Now().Add(15 * time.Second))
+	if _, err := fmt.Fprintf(s.conn, "source %d\n", n); err != nil {
+		t.Fatalf("request on the connection answered before the restart: %v", err)
+	}
+	h := sha256.New()
+	got, err := io.Copy(h, s.conn)
+	if err != nil || got != n {
+		t.Fatalf("connection answered before the restart: %d bytes (%v), want %d", got, err, n)
+	}
+	if sum := BodySHA256(n); string(h.Sum(nil)) != string(sum[:]) {
+		t.Errorf("connection answered before the restart: the %d bytes arrived altered", n)
 	}
 }

@@ -259,7 +259,8 @@ func newDaemon(cfg Config, prober probe.Func) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("SYN stage: %w", err)
 	}
-	eng, err := gateway.New(gateway.Config{Policy: p, Cookies: jar, CacheMemory: mem})
+	eng, err := gateway.New(gateway.Config{Policy: p, Cookies: jar, CacheMemory: mem, FlowSeed: d.syn.cacheSeed(),
+		FlowTagMemory: d.syn.flowTagMemory(), SynAckLimiter: d.syn.synAckBudget()})
 	if err != nil {
 		return nil, err
 	}
@@ -372,6 +373,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("%w: SYN stage: %v", ErrSetup, err)
 	}
 	defer d.closeStage()
+	d.startStageSampling(gctx, g)
 	d.logStage()
 	stageMode, _ := d.syn.describe()
 	d.log.Info("ready", "syn_stage", stageMode, "queues", fmt.Sprintf("%d-%d", d.rules.QueueFirst, d.rules.QueueLast),

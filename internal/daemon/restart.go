@@ -35,6 +35,9 @@ import (
 //     (close-on-exec cleared, numbers in $SYNWALL_QUEUE_FDS) and the new
 //     process reads on from them. Packets arriving meanwhile wait in the
 //     kernel queue (up to its length; beyond, the fail mode applies).
+//     The BPF SYN stage is handed over the same way (synstage.HandoverEnv):
+//     it stays attached and answers SYNs with the same keys throughout,
+//     and the new process adopts its program, maps and SYN cache.
 //  4. The new process reads the state file (refusing, with a log line, one
 //     that is corrupt, truncated, of another version or older than
 //     gateway.MaxStateAge, and then starting fresh), removes it, builds its
@@ -153,10 +156,11 @@ func restoredJar(cfg cookies.Config, st *gateway.State, now time.Time, log *slog
 }
 
 // Reexec replaces the process by the binary now on disk with the same
-// arguments and environment, plus the entry naming the queue sockets handed
-// over. Called after Run returned ErrRestart; it returns only on failure.
+// arguments and environment, plus the entries naming what is handed over
+// (queue sockets, the BPF SYN stage). Called after Run returned
+// ErrRestart; it returns only on failure.
 func (d *Daemon) Reexec() error {
-	return reexec(d.handoffEnv())
+	return reexec(d.handoffEnv(), d.stageHandoverEnv())
 }
 
 // reexec replaces the process by the binary at /proc/self/exe with the same

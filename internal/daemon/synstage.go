@@ -1,15 +1,19 @@
 package daemon
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/synwall/synwall/internal/gateway"
 	"github.com/synwall/synwall/internal/gateway/header"
+	"github.com/synwall/synwall/internal/observe"
 	"github.com/synwall/synwall/internal/policy"
 	"github.com/synwall/synwall/internal/synstage"
 )
@@ -47,6 +51,12 @@ type synStage struct {
 	mode   synstage.AttachMode
 	reason string // why the stage is off ("" when it runs)
 	keyErr bool   // a key rotation failed (logged once)
+
+	released []synstage.Attachment // handed-over attachments detached by attach
+	handover string                // the environment entry handing the stage to the next process
+	// inherited says what became of a stage handed over by the previous
+	// process (status): "adopted", "new program: REASON", or "".
+	inherited string
 }
 
 // strict reports whether the configured mode must run or fail the daemon.
@@ -77,8 +87,24 @@ func (s *synStage) current() *synstage.Stage {
 // (the engine keeps its SYN cache in the stage's maps). With mode auto, a
 // stage that cannot load is off with the reason; with tc or xdp it is an
 // error.
-func (d *Daemon) loadSynStage(p *policy.Policy) (*synStage, error) {
+//
+// After a graceful restart the stage the previous process handed over
+// (synstage.HandoverEnv) is adopted: it never detached in between, and
+// keeps its keys, policy, counters and SYN cache. Without a stage to run
+// here (off, no interfaces, unavailable) the handed-over one is detached.
+func (d *Daemon) loadSynStage(p *policy.Policy) (_ *synStage, err error) {
 	ss := &synStage{cfg: d.cfg.SynStage}
+	in, ierr := synstage.InheritFromEnv()
+	if ierr != nil {
+		d.log.Warn("handed-over SYN stage not used; loading and attaching afresh", "err", ierr)
+	}
+	defer func() {
+		// Load consumes in; else nothing here runs the stage.
+		if in != nil {
+			d.log.Warn("handed-over SYN stage detached", "reason", ss.reason, "err", err)
+			in.Close()
+		}
+	}()
 	switch ss.cfg.Mode {
 	case "", "off":
 		ss.reason = "off (--syn-stage off)"
@@ -97,7 +123,18 @@ func (d *Daemon) loadSynStage(p *policy.Policy) (*synStage, error) {
 		ss.reason = "off: no client-facing interfaces given (--syn-stage-if)"
 		return ss, nil
 	}
-	st, err := synstage.Load(synstage.Options{CacheBuckets: p.Tables.CacheBuckets, CacheEntries: p.Tables.CacheEntries})
+	st, err := synstage.Load(synstage.Options{CacheBuckets: p.Tables.CacheBuckets, CacheEntries: p.Tables.CacheEntries, Flows: p.Tables.Flows, Inherited: in})
+	handed := in != nil
+	in = nil
+	if handed && err == nil {
+		if ok, aerr := st.Adopted(); ok {
+			ss.inherited = "adopted"
+			d.log.Info("SYN stage adopted from the previous process: program, maps, keys and SYN cache kept, attachments never detached")
+		} else {
+			ss.inherited = fmt.Sprintf("new program: %v", aerr)
+			d.log.Warn("handed-over SYN stage's program and maps not adopted; a new program runs on its attachments (never detached), the SYN cache starts empty", "err", aerr)
+		}
+	}
 	if err != nil {
 		if ss.strict() {
 			return nil, err
@@ -126,6 +163,48 @@ func (s *synStage) cacheMemory() (*gateway.CacheMemory, error) {
 	return mem, nil
 }
 
+// flowTagMemory returns the stage's map of the engine's flow tags, or nil
+// (the stage then answers SYNs on the tuples of live flows too, which the
+// engine translates into the old flow).
+func (s *synStage) flowTagMemory() []byte {
+	st := s.current()
+	if st == nil {
+		return nil
+	}
+	mem, err := st.FlowTagMemory()
+	if err != nil {
+		return nil
+	}
+	return mem
+}
+
+// cacheSeed returns the tuple-hash seed of an adopted SYN cache's entries
+// (zero when there is none): the engine must hash tuples with it.
+func (s *synStage) cacheSeed() [4]uint64 {
+	st := s.current()
+	if st == nil {
+		return [4]uint64{}
+	}
+	seed, _ := st.CacheSeed()
+	return seed
+}
+
+// synAckBudget returns the stage's global SYN-ACK budget for the engine
+// to charge (one limit for both), or nil.
+func (s *synStage) synAckBudget() gateway.SynAckLimiter {
+	st := s.current()
+	if st == nil {
+		return nil
+	}
+	b, err := st.SynAckBudget()
+	if err != nil {
+		// The engine keeps its own bucket: together they may send up
+		// to twice the limit.
+		return nil
+	}
+	return b
+}
+
 // start gives the stage the engine's cache seed, the policy and the keys.
 func (s *synStage) start(eng *gateway.Engine, p *policy.Policy, now time.Time, cacheShared bool) error {
 	st := s.current()
@@ -137,7 +216,7 @@ func (s *synStage) start(eng *gateway.Engine, p *policy.Policy, now time.Time, c
 		err = st.Rotate(eng.Jar(), now)
 	}
 	if err == nil && cacheShared {
-		err = st.ShareCache(eng.FlowSeed())
+		err = st.ShareCache(eng.FlowSeed(), eng.CachePinMs())
 	}
 	if err != nil {
 		if s.strict() {
@@ -168,7 +247,11 @@ func (s *synStage) attach() error {
 			return nil
 		}
 	}
-	return nil
+	// Attachments handed over for interfaces or a mode no longer
+	// configured.
+	rel, err := st.ReleaseInherited()
+	s.released = rel
+	return err
 }
 
 // describe returns the mode in force ("tc", "xdp" or "off") and the reason
@@ -185,8 +268,56 @@ func (s *synStage) describe() (mode, reason string) {
 	return s.mode.String(), ""
 }
 
+// startStageSampling feeds the frames the stage drops to the pcap sampler
+// (--pcap-file), as the engine's drops are: the program samples them at
+// the sampler's rate into a ring buffer, read here until ctx ends. Without
+// a pcap file the stage samples nothing (it may have been sampling for
+// the process before a graceful restart).
+func (d *Daemon) startStageSampling(ctx context.Context, g *errgroup.Group) {
+	st := d.syn.current()
+	if st == nil {
+		return
+	}
+	smp := d.ops.sampler
+	rate := 0.0
+	if smp != nil {
+		rate = smp.Config().Rate
+	}
+	if err := st.SetSampling(rate); err != nil {
+		d.log.Warn("SYN stage: its drops are not sampled to the pcap file", "err", err)
+		return
+	}
+	if smp == nil {
+		return
+	}
+	g.Go(func() error {
+		err := st.ReadSamples(ctx, func(s *synstage.Sample) {
+			smp.Offer(s.Packet, stageSampleClass(s), time.Now())
+		})
+		if err != nil && !errors.Is(err, synstage.ErrClosed) {
+			d.log.Warn("SYN stage: sampling its drops to the pcap file stopped", "err", err)
+		}
+		return nil
+	})
+}
+
+// stageSampleClass is the pcap comment's class of a drop of the stage, as
+// observe.ClassOf names the engine's.
+func stageSampleClass(s *synstage.Sample) observe.Class {
+	switch {
+	case s.PolicyDrop:
+		return observe.ClassPolicyDrop
+	case s.Limited:
+		return observe.ClassRateLimited
+	}
+	return observe.Class(s.Reason)
+}
+
 // logStage says whether the stage runs.
 func (d *Daemon) logStage() {
+	for _, a := range d.syn.released {
+		d.log.Info("handed-over SYN stage attachment detached: no longer configured", "interface", a.Interface, "mode", a.Mode)
+	}
 	mode, reason := d.syn.describe()
 	if mode == "off" {
 		d.log.Warn("SYN stage off: SYNs go through NFQUEUE", "reason", reason)
@@ -223,21 +354,49 @@ func (d *Daemon) setStagePolicy(p *policy.Policy) {
 	}
 }
 
-// closeStage detaches the stage.
+// closeStage detaches the stage, or, on a graceful restart, hands it over
+// to the next process (Reexec passes the entry on): it stays attached and
+// keeps answering SYNs with the same keys while the next process starts.
 func (d *Daemon) closeStage() {
-	if st := d.syn.current(); st != nil {
-		d.syn.off("stopped")
-		d.log.Info("SYN stage detached")
+	st := d.syn.current()
+	if st == nil {
+		return
 	}
+	if d.restarting.Load() {
+		env, err := st.Handover()
+		if err == nil {
+			d.syn.handover = env
+			d.syn.off("handed over to the next process")
+			d.log.Info("SYN stage handed over to the next process: it stays attached", "interfaces", strings.Join(d.cfg.SynStage.Interfaces, ","))
+			return
+		}
+		d.log.Error("SYN stage not handed over: it detaches and the next process attaches its own", "err", err)
+	}
+	d.syn.off("stopped")
+	d.log.Info("SYN stage detached")
+}
+
+// stageHandoverEnv returns the environment entry handing the stage to the
+// next process, "" when none.
+func (d *Daemon) stageHandoverEnv() string {
+	if d.syn == nil {
+		return ""
+	}
+	return d.syn.handover
 }
 
 // SynStageStatus is the stage's part of the status document.
 type SynStageStatus struct {
-	Mode       string            `json:"mode"` // tc, xdp or off
-	Reason     string            `json:"reason,omitempty"`
-	Interfaces []string          `json:"interfaces,omitempty"`
-	Counters   map[string]uint64 `json:"counters,omitempty"`
-	Drops      map[string]uint64 `json:"drops,omitempty"`
+	Mode       string   `json:"mode"` // tc, xdp or off
+	Reason     string   `json:"reason,omitempty"`
+	Interfaces []string `json:"interfaces,omitempty"`
+	// Inherited says, after a graceful restart, what became of the stage
+	// the previous process handed over: "adopted" (its program, maps and
+	// SYN cache run on) or "new program: REASON" (its attachments run
+	// this binary's program).
+	Inherited string            `json:"inherited,omitempty"`
+	Counters  map[string]uint64 `json:"counters,omitempty"`
+	Drops     map[string]uint64 `json:"drops,omitempty"`
 }
 
 // stageStats returns the stage's counters by name, and its drops by reason.
@@ -247,6 +406,7 @@ func stageStats(st synstage.Stats) (counters, drops map[string]uint64) {
 		"not_syn": st.NotSYN, "invalid_counted": st.InvalidCounted, "no_key": st.NoKey, "bad_ip_checksum": st.BadIPChecksum,
 		"martian": st.Martian, "other_host": st.OtherHost, "too_many_ranges": st.TooManyRanges, "errors": st.Errors,
 		"denied": st.Denied, "policy_drop": st.PolicyDrops, "syn_limited": st.SynLimited, "synack_limited": st.SynAckLimited,
+		"live_flow": st.LiveFlow,
 	}
 	drops = map[string]uint64{}
 	for r := header.OK + 1; r < header.NumReasons; r++ {
@@ -261,6 +421,7 @@ func (d *Daemon) synStageStatus() SynStageStatus {
 	s := SynStageStatus{Mode: mode, Reason: reason}
 	if st := d.syn.current(); st != nil {
 		s.Interfaces = d.cfg.SynStage.Interfaces
+		s.Inherited = d.syn.inherited
 		if stats, err := st.Stats(); err == nil {
 			s.Counters, s.Drops = stageStats(stats)
 		}

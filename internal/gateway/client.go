@@ -31,7 +31,7 @@ func (w *Worker) syn(p *header.Packet, svc *policy.Service, act *active, tup *co
 			return
 		}
 	}
-	if act.synAck != nil && !act.synAck.Allow(nowNs) {
+	if act.synAck != nil && !w.allowSynAck(act, nowNs) {
 		r.Verdict, r.Event = engine.Drop, engine.EventSynLimited
 		return
 	}
@@ -488,4 +488,16 @@ func (w *Worker) heldClient(pkt []byte, p *header.Packet, f *flow, flags uint8, 
 		w.inj[0] = w.synToServer(f, 0)
 		r.Inject = w.inj[:1]
 	}
+}
+
+// allowSynAck takes a SYN-ACK from the shared budget when one is in force
+// (Config.SynAckLimiter: the BPF SYN stage's), else from the engine's own
+// bucket.
+func (w *Worker) allowSynAck(act *active, nowNs int64) bool {
+	if l := w.e.synAckShared; l != nil {
+		if ok, inForce := l.AllowSynAck(); inForce {
+			return ok
+		}
+	}
+	return act.synAck.Allow(nowNs)
 }

@@ -95,10 +95,11 @@
 //     entry, which the bucket keeps until the cookie has expired; when
 //     every entry of the bucket is pinned (a flood of such SYNs) the SYN-ACK
 //     offers none of them, as Linux's syncookies do, and the cookie alone
-//     serves the handshake (Stats.CacheFull). The pins are the engine's own
-//     (synCache.pins): a SYN the BPF SYN stage answers is not covered, and
-//     the stage must offer such a client none of these options (or share
-//     and honour the pins) for the guarantee to hold there too.
+//     serves the handshake (Stats.CacheFull). With the BPF SYN stage the
+//     pins are shared (CacheMemory.Pins): the stage passes over pinned
+//     entries, pins the entries it writes for such clients, and offers
+//     them none of these options when it writes no entry, so the
+//     guarantee holds for the SYNs it answers too.
 //   - A handshake ACK whose TSecr does not echo a TSval we could have sent
 //     while the cookie was valid is a bad cookie.
 //   - Handshakes (valid ACKs that open the server side) have rate limiters

@@ -33,7 +33,18 @@ type Config struct {
 	// answers serve the engine's handshake ACKs. It must hold the cache's
 	// size (CacheBuckets rounded up, CacheEntries).
 	CacheMemory *CacheMemory
-	Flows       int // flow table capacity, rounded up to a multiple of FlowBucketSize
+	// FlowSeed, when not zero, seeds the tuple hash instead of a seed
+	// drawn from Rand: an engine that adopts a shared SYN cache written
+	// before a graceful restart hashes tuples as the entries were named
+	// (FlowSeed of the earlier engine; see Engine.FlowSeed).
+	FlowSeed [4]uint64
+	Flows    int // flow table capacity, rounded up to a multiple of FlowBucketSize
+	// FlowTagMemory, when set, holds the flow table's slot tags
+	// (FlowTagSize bytes per slot, exactly FlowSlots(Flows) slots, 4-byte
+	// aligned): the BPF SYN stage's map, so that the stage can tell a SYN
+	// on the tuple of a flow the engine holds and leave it to the engine.
+	// New clears it.
+	FlowTagMemory []byte
 
 	HandshakeTimeout time.Duration // SynSent flow without the server's SYN-ACK
 	IdleTimeout      time.Duration // established flow without packets
@@ -51,6 +62,13 @@ type Config struct {
 	// of payload.
 	PendingSlots int
 
+	// SynAckLimiter, when set, keeps the global SYN-ACK limit
+	// (Policy.Limits) outside the engine: the BPF SYN stage's budget,
+	// which the stage charges too, so that the two send no more than the
+	// limit together. While it is not in force the engine's own bucket
+	// applies.
+	SynAckLimiter SynAckLimiter
+
 	// LimitSlots is the size of the per-source SYN limiter table of each
 	// service that has a limit (Service.Limit); the global SYN-ACK limit
 	// comes from Policy.Limits. A refused SYN is dropped with
@@ -60,6 +78,14 @@ type Config struct {
 	// Rand seeds the cookie keys of a Jar made by New and the flow hash;
 	// nil means crypto/rand.
 	Rand io.Reader
+}
+
+// SynAckLimiter is a global SYN-ACK budget shared with another sender of
+// SYN-ACKs (Config.SynAckLimiter). AllowSynAck takes one SYN-ACK; inForce
+// false means the budget does not apply now (the engine's own bucket
+// does). It must not allocate.
+type SynAckLimiter interface {
+	AllowSynAck() (allowed, inForce bool)
 }
 
 // Defaults used when neither Config nor Policy.Tables set a value: the
@@ -89,9 +115,10 @@ type Engine struct {
 	period     int64  // cookie period, ns
 	pinMs      uint32 // how long a pinned SYN cache entry is kept: a cookie's lifetime, ms
 
-	cache      synCache
-	flows      flowTable // with its timeouts, counters and pending pool
-	synRetrans int64
+	cache        synCache
+	flows        flowTable     // with its timeouts, counters and pending pool
+	synAckShared SynAckLimiter // nil: the engine's own bucket
+	synRetrans   int64
 
 	st counters
 
@@ -232,6 +259,8 @@ func New(cfg Config) (*Engine, error) {
 		synRetrans: pickD(cfg.SynRetransmit, 0, DefaultSynRetransmit),
 		period:     pickD(0, t.CookiePeriod, cookies.DefaultPeriod),
 		limitSlots: pick(cfg.LimitSlots, 0, DefaultLimitSlots),
+
+		synAckShared: cfg.SynAckLimiter,
 	}
 	if e.jar == nil {
 		start := cfg.Start
@@ -257,8 +286,13 @@ func New(cfg Config) (*Engine, error) {
 	var fs [4]uint64
 	for i := range fs {
 		fs[i] = binary.LittleEndian.Uint64(seed[8*i:]) | 1 // odd: never a zero factor
+		if cfg.FlowSeed != ([4]uint64{}) {
+			fs[i] = cfg.FlowSeed[i] | 1
+		}
 	}
-	e.flows.init(flows, slots, fs)
+	if err := e.flows.init(flows, slots, fs, cfg.FlowTagMemory); err != nil {
+		return nil, err
+	}
 	e.flows.hsTimeout = pickD(cfg.HandshakeTimeout, t.HandshakeTimeout, DefaultHandshakeTimeout)
 	e.flows.idle = pickD(cfg.IdleTimeout, t.IdleTimeout, DefaultIdleTimeout)
 	e.flows.linger = pickD(cfg.Linger, t.Linger, DefaultLinger)
@@ -301,6 +335,11 @@ func (e *Engine) Policy() *policy.Policy { return e.cur.Load().pol }
 // memory needs it to write entries the engine finds; it is as secret as
 // the cookie keys.
 func (e *Engine) FlowSeed() [4]uint64 { return e.flows.seed }
+
+// CachePinMs returns how long a pinned SYN cache entry is kept, in
+// milliseconds (a cookie's lifetime): a writer of shared cache memory
+// passes over pins younger than that (CacheMemory.Pins).
+func (e *Engine) CachePinMs() uint32 { return e.pinMs }
 
 // Jar returns the cookie jar the engine uses.
 func (e *Engine) Jar() *cookies.Jar { return e.jar }

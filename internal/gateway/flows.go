@@ -2,10 +2,13 @@ package gateway
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/synwall/synwall/internal/cookies"
 	"github.com/synwall/synwall/internal/gateway/header"
@@ -410,13 +413,30 @@ func (ft *flowTable) view(i int, tag uint32, k *flowKey, s int, nowNs int64, x *
 	return false
 }
 
-// init allocates a table of at least capacity flows and a pending pool of
-// pendingSlots segments; the timeouts are set by the caller.
-func (ft *flowTable) init(capacity, pendingSlots int, seed [4]uint64) {
+// FlowTagSize is the size of a flow-table slot's tag in shared memory
+// (Config.FlowTagMemory): a 32-bit word, 0 when the slot is free, else the
+// tuple's tag with bit 0 (tagUsed) set and bit 1 (tagView) set while the
+// slot's view is published. A slot's bucket and tag come from the tuple's
+// hash h (Engine.FlowSeed): bucket h & (buckets-1), tag
+// uint32(h>>32) &^ 2 | 1; bucket i holds slots i*FlowBucketSize onwards.
+const FlowTagSize = 4
+
+// FlowSlots returns the number of slots of a flow table of capacity flows
+// (a power of two number of buckets of FlowBucketSize slots).
+func FlowSlots(capacity int) int {
 	n := 1
 	for n*FlowBucketSize < capacity {
 		n <<= 1
 	}
+	return n * FlowBucketSize
+}
+
+// init allocates a table of at least capacity flows and a pending pool of
+// pendingSlots segments, its slot tags in tagMem when that is not nil
+// (Config.FlowTagMemory); the timeouts are set by the caller.
+func (ft *flowTable) init(capacity, pendingSlots int, seed [4]uint64, tagMem []byte) error {
+	slots := FlowSlots(capacity)
+	n := slots / FlowBucketSize
 	ft.pending.init(pendingSlots)
 	src := 1
 	for src < 4*n {
@@ -430,12 +450,27 @@ func (ft *flowTable) init(capacity, pendingSlots int, seed [4]uint64) {
 	ft.seed = seed
 	ft.mask = uint64(n - 1)
 	ft.locks = make([]paddedMutex, n)
-	ft.slots = make([]flow, n*FlowBucketSize)
-	ft.tags = make([]atomic.Uint32, n*FlowBucketSize)
-	ft.views = make([]flowView, n*FlowBucketSize)
+	ft.slots = make([]flow, slots)
+	if tagMem == nil {
+		ft.tags = make([]atomic.Uint32, slots)
+	} else {
+		if len(tagMem) != slots*FlowTagSize {
+			// The other side finds a tuple's bucket from the size.
+			return fmt.Errorf("gateway: shared flow tag memory of %d bytes for %d slots, want %d bytes", len(tagMem), slots, slots*FlowTagSize)
+		}
+		if uintptr(unsafe.Pointer(unsafe.SliceData(tagMem)))%4 != 0 {
+			return errors.New("gateway: shared flow tag memory is not 4-byte aligned")
+		}
+		// Tags of an earlier engine (a graceful restart) name flows this
+		// one restores elsewhere, if at all.
+		clear(tagMem)
+		ft.tags = unsafe.Slice((*atomic.Uint32)(unsafe.Pointer(unsafe.SliceData(tagMem))), slots)
+	}
+	ft.views = make([]flowView, slots)
 	for i := range ft.slots {
 		ft.slots[i].slot = int32(i)
 	}
+	return nil
 }
 
 // flowKey is a tuple packed into words for hashing and comparing.

@@ -272,7 +272,7 @@ func TestConcurrentLockFreeTranslation(t *testing.T) {
 // field.
 func TestTupleHash(t *testing.T) {
 	var ft flowTable
-	ft.init(64, 1, [4]uint64{0x0123456789abcdef, 0xfedcba9876543210, 0x0f1e2d3c4b5a6978, 0x8796a5b4c3d2e1f0})
+	ft.init(64, 1, [4]uint64{0x0123456789abcdef, 0xfedcba9876543210, 0x0f1e2d3c4b5a6978, 0x8796a5b4c3d2e1f0}, nil)
 	hash := func(x *cookies.Tuple) uint64 {
 		var k flowKey
 		k.set(&x.Src, &x.Dst, x.SrcPort, x.DstPort, x.V6)

@@ -75,11 +75,21 @@ const (
 // not change; it takes an entry (a handshake ACK) by a compare-and-swap
 // from that word to seq+2 and tag 0. Engine workers still take the
 // bucket's mutex among themselves.
+//
+// Pins, when set, holds CachePinSize bytes per entry: the pins of entries
+// agreed without timestamps (synCache.pins), tag<<32 | Unix ms when made
+// (never 0), 0 when not pinned, so that the other writer passes over the
+// engine's pinned entries and pins its own, and the engine passes over
+// the other writer's. Without it the pins are the engine's alone.
 type CacheMemory struct {
 	Heads   []byte
 	Slots   []byte
 	Entries []byte
+	Pins    []byte
 }
+
+// CachePinSize is the size of an entry's pin in CacheMemory.Pins.
+const CachePinSize = 8
 
 // synCache is a fixed array of buckets of fixed size. The bucket of an
 // entry is taken from the MAC bits of its cookie (cookies.MAC), a SipHash
@@ -100,14 +110,16 @@ type synCache struct {
 	heads    []uint64
 	tags     []uint64 // slot words: seq<<32 | tag
 	entries  []cacheEntry
-	// pins is the engine's own (never shared): for an entry that agreed
+	// pins (shared with the SYN stage when CacheMemory.Pins is given;
+	// read and written with atomics): for an entry that agreed
 	// options without timestamps, which nothing but the entry remembers,
 	// its tag<<32 | when it was made (ms clock, never 0); victim leaves it
 	// until its cookie has expired. 0: not pinned. A pin whose tag is not
 	// the slot's belongs to an entry another writer has since replaced.
 	// Kept apart from the entries, like the slot words, so that a full
-	// bucket is scanned in a few cache lines. Written and read under the
-	// bucket's lock.
+	// bucket is scanned in a few cache lines. The engine writes and reads
+	// them under the bucket's lock; the SYN stage writes the pins of the
+	// entries it writes, after claiming their slots.
 	pins []uint64
 	// full is the engine's own too: for a bucket victim found full of
 	// pins, when (ms clock) and for how long (until its oldest pin
@@ -146,6 +158,12 @@ func (c *synCache) init(buckets, per int, mem *CacheMemory) error {
 	c.locks = make([]paddedMutex, n)
 	c.pins = make([]uint64, n*per)
 	c.full = make([]uint64, n)
+	if mem != nil && mem.Pins != nil {
+		if len(mem.Pins) < n*per*CachePinSize || uintptr(unsafe.Pointer(unsafe.SliceData(mem.Pins)))%8 != 0 {
+			return fmt.Errorf("gateway: shared SYN cache pins (%d bytes) short of %d entries or not 8-byte aligned", len(mem.Pins), n*per)
+		}
+		c.pins = unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(mem.Pins))), n*per)
+	}
 	if mem == nil {
 		c.heads = make([]uint64, n)
 		c.tags = make([]uint64, n*per)
@@ -210,7 +228,7 @@ func (c *synCache) victim(i int, nowMs, pinMs uint32) (k int, evicted bool) {
 	for j := range uint64(c.per) {
 		k = i*c.per + int((pos+j)%uint64(c.per))
 		tag := slotTag(atomic.LoadUint64(&c.tags[k]))
-		if p := c.pins[k]; tag != 0 && p != 0 && uint32(p>>32) == tag && nowMs-uint32(p) < pinMs {
+		if p := atomic.LoadUint64(&c.pins[k]); tag != 0 && p != 0 && uint32(p>>32) == tag && nowMs-uint32(p) < pinMs {
 			left = min(left, pinMs-(nowMs-uint32(p)))
 			continue
 		}
@@ -223,10 +241,11 @@ func (c *synCache) victim(i int, nowMs, pinMs uint32) (k int, evicted bool) {
 // pin records whether the entry written to slot k under tag is pinned
 // (see pins), at nowMs. The caller holds the lock.
 func (c *synCache) pin(k int, tag uint32, pinned bool, nowMs uint32) {
-	c.pins[k] = 0
+	var p uint64
 	if pinned {
-		c.pins[k] = uint64(tag)<<32 | uint64(max(nowMs, 1))
+		p = uint64(tag)<<32 | uint64(max(nowMs, 1))
 	}
+	atomic.StoreUint64(&c.pins[k], p)
 }
 
 // claim makes slot k the caller's to write, if its word is still w and

@@ -94,11 +94,18 @@ type pair struct {
 
 func newPair(tb testing.TB, pol *policy.Policy) *pair { return newPairCache(tb, pol, false) }
 
-// newPairCache is newPair with the engine's SYN cache in the stage's maps
-// when shared is set.
+// newPairCache is newPair with the engine's SYN cache and flow tags in the
+// stage's maps when shared is set.
 func newPairCache(tb testing.TB, pol *policy.Policy, shared bool) *pair {
 	tb.Helper()
-	s := loadStage(tb)
+	return newPairSized(tb, pol, shared, 0, 0)
+}
+
+// newPairSized is newPairCache with a SYN cache of buckets×per entries (0:
+// the defaults).
+func newPairSized(tb testing.TB, pol *policy.Policy, shared bool, buckets, per int) *pair {
+	tb.Helper()
+	s := loadStage(tb, Options{Flows: 1024, CacheBuckets: buckets, CacheEntries: per})
 	keys := cookies.Keys{Period: 30 * time.Second}
 	for i := range keys.Master {
 		keys.Master[i] = byte(i*7 + 3)
@@ -107,10 +114,13 @@ func newPairCache(tb testing.TB, pol *policy.Policy, shared bool) *pair {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cfg := gateway.Config{Policy: pol, Cookies: jar, Start: t0, Flows: 1024, PendingSlots: 16}
+	cfg := gateway.Config{Policy: pol, Cookies: jar, Start: t0, Flows: 1024, PendingSlots: 16, CacheBuckets: buckets, CacheEntries: per}
 	if shared {
 		if cfg.CacheMemory, err = s.CacheMemory(); err != nil {
 			tb.Fatalf("CacheMemory: %v", err)
+		}
+		if cfg.FlowTagMemory, err = s.FlowTagMemory(); err != nil {
+			tb.Fatalf("FlowTagMemory: %v", err)
 		}
 	}
 	e, err := gateway.New(cfg)
@@ -118,7 +128,7 @@ func newPairCache(tb testing.TB, pol *policy.Policy, shared bool) *pair {
 		tb.Fatal(err)
 	}
 	if shared {
-		if err := s.ShareCache(e.FlowSeed()); err != nil {
+		if err := s.ShareCache(e.FlowSeed(), e.CachePinMs()); err != nil {
 			tb.Fatalf("ShareCache: %v", err)
 		}
 	}

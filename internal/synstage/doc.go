@@ -104,6 +104,19 @@
 // exact options, timestamps or not, and a SYN retransmitted to the engine
 // gets the program's SYN-ACK again.
 //
+// A client without timestamps keeps window scale, SACK and ECN only in
+// its entry, so the engine offers them only with an entry pinned until the
+// cookie expires (gateway doc.go). The pins are shared too (a fourth
+// mmapped array, CacheMemory.Pins, tag<<32 | Unix ms): the program passes
+// over pinned slots when it picks one, pins the entries it writes for such
+// clients (with the engine's CachePinMs and the millisecond clock of its
+// TSval, which is the engine's Unix clock), writes a retransmitted SYN's
+// entry again in its own slot, and offers such a client none of those
+// options when it writes no entry (every slot pinned, or a slot changed
+// under it), byte for byte what the engine sends then. The walk covers at
+// most 64 entries per bucket (SYNSTAGE_MAX_CACHE_PER; Load refuses larger
+// buckets, the default is 30).
+//
 // Both sides write without a common lock. A bucket's ring position is an
 // atomic counter that every writer increments to take a slot. Each slot
 // has a 64-bit word, seq<<32 | tag: a writer claims the slot with a
@@ -128,11 +141,18 @@
 // Worker.syn), proxy services only. The buckets live in an LRU hash keyed
 // by a limiter id and the masked prefix; ids stay with a service name and
 // prefix lengths across reloads, so a reload keeps the buckets as the
-// engine keeps its limiters. The global SYN-ACK limit is one GCRA word
-// shared by all CPUs (compare-and-swap). Both use the monotonic clock. The
-// engine keeps its own limiters for the SYNs that reach it (those the
-// program passes), so together the two stages can send up to the sum of
-// their SYN-ACK limits.
+// engine keeps its limiters. Both use the monotonic clock. The engine
+// keeps its own per-source limiters for the SYNs that reach it (those the
+// program passes).
+//
+// The global SYN-ACK limit is one budget for the program and the engine:
+// one GCRA word (the synack_tat map, BPF_F_MMAPABLE) shared by all CPUs
+// with compare-and-swap, which the engine charges too through its own
+// mapping of the map (Stage.SynAckBudget as gateway Config.SynAckLimiter,
+// the same algorithm on CLOCK_MONOTONIC, read without a system call from
+// Go's monotonic clock anchored once), so that together they send no more
+// SYN-ACKs than the policy allows. The engine falls back to its own bucket
+// once the stage is closed.
 //
 // # In the daemon
 //
@@ -141,10 +161,58 @@
 // loaded before the engine (whose SYN cache lives in its maps), given the
 // policy, the keys and the engine's seed, and attached once the firewall
 // rules are in place; reloads give it the new policy; Close detaches it
-// when the daemon stops (a graceful restart detaches it too, and the next
-// process attaches its own; SYNs meanwhile go through NFQUEUE). auto falls
-// back to NFQUEUE alone when the stage cannot load or attach, and says so
-// in the log, the status (syn_stage) and synwall_syn_stage_up.
+// when the daemon stops. A graceful restart hands it over instead (below).
+// auto falls back to NFQUEUE alone when the stage cannot load or attach,
+// and says so in the log, the status (syn_stage) and synwall_syn_stage_up.
+//
+// # Graceful restart
+//
+// A graceful restart re-executes the daemon with the same PID. The stage
+// goes across the execve the way the NFQUEUE sockets do (internal/queue
+// Handoff): Stage.Handover duplicates the descriptors of the programs,
+// every map and every link without close-on-exec and names them in
+// HandoverEnv (with the object's SHA-256, the SYN cache's size and the
+// per-source limiter ids); the old process then closes its own
+// descriptors, which detaches nothing, because the duplicates hold every
+// object. The next process's InheritFromEnv wraps them
+// (ebpf.NewMapFromFD, NewProgramFromFD, link.NewFromFD) and Load adopts
+// them when they are what it would load itself: same object, same sizes,
+// each map compatible with the spec. It reads the state and the key ring
+// back, so that SetKeys and SetPolicy go on from them; the keys do not
+// change (the daemon restores the same jar from its state file), so
+// SYN-ACKs sent before the restart validate after it, and CacheSeed gives
+// the new engine the tuple-hash seed the cache's entries were written
+// with (gateway Config.FlowSeed), so that it finds them in the same
+// memory. Attach claims an inherited link instead of attaching again:
+// the tcx link, and with it the program on the interface, stays the same
+// throughout, and the stage answers SYNs while no engine runs. When the
+// binary brings another object, or the cache's size changed, Load loads
+// its own program and maps and moves each inherited link onto them with
+// one link update (never detached; the SYN cache then starts empty).
+// ReleaseInherited detaches links no longer configured; a next process
+// with the stage off detaches what it was handed.
+//
+// Handing descriptors over rather than pinning under bpffs: the objects
+// live exactly as long as a synwall process holds them. A plain stop, a
+// crash or a failed execve closes the last descriptor and detaches the
+// program, so that a stage never keeps answering with keys nobody rotates
+// and a cookie counter nobody advances, and nothing is left to unpin. No
+// bpffs mount (and no write access to one, which the hardened unit does
+// not grant) is needed, and it is the mechanism the queue sockets already
+// use across the same execve.
+//
+// # Sampled drops
+//
+// SetSampling turns on sampling of the frames the program drops: a GCRA
+// token bucket in the program (sample_config, at the rate of the daemon's
+// pcap sampler, a second's worth of burst) lets a frame through into the
+// samples ring buffer (BPF_MAP_TYPE_RINGBUF) as a synstage_sample: the
+// counter of its drop and its first 256 bytes. ReadSamples reads them;
+// the daemon offers each to its pcap sampler (internal/observe Sampler)
+// with the class the engine's drop of the same reason would have, so the
+// pcap file shows the stage's drops beside the engine's. A flood of drops
+// costs the kernel one token check per drop and no more records than the
+// rate allows; a full ring loses samples, never delays a packet.
 //
 // # What the stage does not do
 //
@@ -154,16 +222,21 @@
 //     engine anyway (one SipHash, no state). An ACK flood therefore still
 //     crosses into user space; dropping it here needs a table of live flows
 //     the engine keeps in a map.
-//   - A SYN that the stage answers does not reach the engine, so the
-//     engine does not see a SYN on the tuple of a live flow. For a flow
-//     that is closing (a client reusing a port while the old connection
-//     lingers) the engine replaces the flow when the handshake ACK carries
-//     a valid cookie for a new ISN, as it does after a SYN it saw. For an
-//     established flow (the client lost the old connection without a FIN
-//     or RST) the handshake ACK meets the old flow on the engine's
-//     lock-free path and is translated into it; the server resets it and
-//     the client retries. A table of live flows kept in a map would let the
-//     stage pass such SYNs on.
+//   - A SYN on the tuple of a flow the engine holds is not answered here.
+//     The engine keeps its flow table's slot tags in the program's
+//     flow_tags map (BPF_F_MMAPABLE, one element per bucket of
+//     gateway.FlowBucketSize tags; gateway Config.FlowTagMemory from
+//     Stage.FlowTagMemory), and the program, which hashes the tuple as the
+//     engine does for the SYN cache, passes a SYN whose tag is in its
+//     bucket to NFQUEUE (Stats.LiveFlow), before its limits. The engine
+//     then applies its rule: it answers, and replaces an established flow
+//     (a client that lost the old connection without a FIN or RST) only
+//     when a valid ACK for the new ISN arrives; otherwise the handshake ACK
+//     after a SYN-ACK of the program would be translated into the old
+//     flow. A tag collision (30 bits within a bucket) only sends a SYN to
+//     the engine. During a graceful restart the new engine clears the
+//     tags before it restores its flows: for those milliseconds such SYNs
+//     are answered here.
 //   - A SYN sent by a local stack through a veth arrives checksum-partial;
 //     the SYN-ACK carries a complete checksum and keeps the partial state,
 //     which the receiving stack trusts without checking. Forwarded further

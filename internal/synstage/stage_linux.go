@@ -50,8 +50,21 @@ type Stage struct {
 	limitIDs map[limitName]uint32
 	closed   bool
 
+	// inherited are attachments an earlier process handed over that
+	// Attach has not claimed yet; adopted says the program and maps are
+	// the earlier process's (adoptErr: why not, when some were handed
+	// over).
+	inherited []attachment
+	adopted   bool
+	adoptErr  error
+
 	cacheBuckets, cachePer int
 	cacheMem               *gateway.CacheMemory
+	flowSlots              int
+	flowMem                []byte // the engine's flow tags, once mapped
+
+	pol    bpfPolicy     // the policy scalars in force
+	budget *SynAckBudget // nil until SynAckBudget
 }
 
 type attachment struct {
@@ -72,7 +85,17 @@ type limitName struct {
 // nothing; until SetPolicy and Rotate have run, the program lets every
 // packet through. An error wraps ErrUnavailable: the caller runs without
 // the stage (NFQUEUE alone) and says so.
+//
+// With Options.Inherited (a graceful restart), Load adopts the program and
+// maps of the earlier process instead when they are the ones it would load
+// (same BPF object, same sizes), with their state: keys, policy, limiters,
+// counters and the SYN cache; else it loads its own and moves the
+// inherited attachments onto them (Adopted says which and why). Either
+// way the inherited attachments stay attached, and Attach claims them.
+// Load consumes Options.Inherited.
 func Load(opts Options) (*Stage, error) {
+	in := opts.Inherited
+	defer in.Close()
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -84,22 +107,52 @@ func Load(opts Options) (*Stage, error) {
 		spec.Maps["source_limits"].MaxEntries = uint32(opts.SourceLimitEntries)
 	}
 	buckets, per := cacheSize(opts)
-	if buckets*per > 1<<26 {
-		return nil, fmt.Errorf("%w: a SYN cache of %d×%d entries is too large to share", ErrUnavailable, buckets, per)
+	if buckets*per > 1<<26 || per > maxCachePer {
+		return nil, fmt.Errorf("%w: a SYN cache of %d×%d entries is too large to share (at most %d per bucket and 2^26 in all)", ErrUnavailable, buckets, per, maxCachePer)
 	}
+	flows := opts.Flows
+	if flows <= 0 {
+		flows = gateway.DefaultFlows
+	}
+	flowSlots := gateway.FlowSlots(flows)
+	if flowSlots > 1<<26 {
+		return nil, fmt.Errorf("%w: a flow table of %d slots is too large to share", ErrUnavailable, flowSlots)
+	}
+	spec.Maps["flow_tags"].MaxEntries = uint32(flowSlots / gateway.FlowBucketSize)
 	spec.Maps["cache_heads"].MaxEntries = uint32(buckets)
 	spec.Maps["cache_slots"].MaxEntries = uint32(buckets * per)
 	spec.Maps["cache_entries"].MaxEntries = uint32(buckets * per)
-	s := &Stage{spec: spec, limitIDs: map[limitName]uint32{}, cacheBuckets: buckets, cachePer: per}
-	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
-		var ve *ebpf.VerifierError
-		if errors.As(err, &ve) {
-			return nil, fmt.Errorf("%w: the verifier refused the program: %+v", ErrUnavailable, ve)
+	spec.Maps["cache_pins"].MaxEntries = uint32(buckets * per)
+	s := &Stage{spec: spec, limitIDs: map[limitName]uint32{}, cacheBuckets: buckets, cachePer: per, flowSlots: flowSlots}
+	if in != nil {
+		if err := s.adopt(in); err != nil {
+			s.adoptErr = err
+			s.objs = synstageObjects{}
+			s.st, s.slots = bpfState{}, [4]bpfKey{}
+			clear(s.limitIDs)
 		}
-		return nil, fmt.Errorf("%w: loading: %w", ErrUnavailable, err)
+	}
+	if !s.adopted {
+		if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
+			var ve *ebpf.VerifierError
+			if errors.As(err, &ve) {
+				return nil, fmt.Errorf("%w: the verifier refused the program: %+v", ErrUnavailable, ve)
+			}
+			return nil, fmt.Errorf("%w: loading: %w", ErrUnavailable, err)
+		}
+	}
+	if in != nil {
+		if err := s.takeLinks(in); err != nil {
+			s.adoptErr = errors.Join(s.adoptErr, err)
+		}
 	}
 	return s, nil
 }
+
+// maxCachePer is SYNSTAGE_MAX_CACHE_PER (bpf/synstage.h): the most entries
+// per bucket the program walks (the engine takes up to 1024; its default
+// is 30). A larger bucket leaves the stage unavailable.
+const maxCachePer = 64
 
 // cacheSize returns the SYN cache's geometry as the engine makes it.
 func cacheSize(opts Options) (buckets, per int) {
@@ -152,20 +205,52 @@ func (s *Stage) CacheMemory() (*gateway.CacheMemory, error) {
 	if mem.Entries, err = mm(s.objs.CacheEntries, n, gateway.CacheEntrySize); err != nil {
 		return nil, err
 	}
+	if mem.Pins, err = mm(s.objs.CachePins, n, gateway.CachePinSize); err != nil {
+		return nil, err
+	}
 	s.cacheMem = &mem
 	return s.cacheMem, nil
 }
 
+// FlowTagMemory returns the map of the engine's flow-table slot tags,
+// mapped into this process, for gateway.Config.FlowTagMemory: the program
+// then leaves a SYN on the tuple of a flow the engine holds to the engine
+// (see doc.go). The mapping stays until the process exits; the program
+// reads the tags only after ShareCache.
+func (s *Stage) FlowTagMemory() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if s.flowMem != nil {
+		return s.flowMem, nil
+	}
+	l := s.flowSlots * gateway.FlowTagSize
+	pg := unix.Getpagesize()
+	b, err := unix.Mmap(s.objs.FlowTags.FD(), 0, (l+pg-1)/pg*pg, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("synstage: mapping the flow tags: %w", err)
+	}
+	s.flowMem = b[:l]
+	return s.flowMem, nil
+}
+
 // ShareCache lets the program write SYN-cache entries for an engine that
 // keeps its cache in CacheMemory: seed is the engine's FlowSeed, with which
-// the program names an entry's tuple as the engine does.
-func (s *Stage) ShareCache(seed [4]uint64) error {
+// the program names an entry's tuple as the engine does, and pinMs its
+// CachePinMs, how long a pinned entry is kept. When the engine keeps its
+// flow tags in FlowTagMemory, the program reads them from then on.
+func (s *Stage) ShareCache(seed [4]uint64, pinMs uint32) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return ErrClosed
 	}
-	c := synstageSynstageCacheConfig{Mask: uint32(s.cacheBuckets - 1), Per: uint32(s.cachePer), Enabled: 1, Seed: seed}
+	c := synstageSynstageCacheConfig{Mask: uint32(s.cacheBuckets - 1), Per: uint32(s.cachePer), Enabled: 1, PinMs: pinMs, Seed: seed}
+	if s.flowMem != nil {
+		c.Flows, c.FlowMask = 1, uint32(s.flowSlots/gateway.FlowBucketSize-1)
+	}
 	if err := s.objs.CacheConfig.Put(uint32(0), &c); err != nil {
 		return fmt.Errorf("synstage: writing the SYN cache configuration: %w", err)
 	}
@@ -184,6 +269,15 @@ func (s *Stage) Attach(ifname string, mode AttachMode) error {
 	defer s.mu.Unlock()
 	if s.closed {
 		return ErrClosed
+	}
+	for i, a := range s.inherited {
+		if a.ifname == ifname && a.mode == mode {
+			// Attached by an earlier process and handed over: it
+			// stays as it is, never detached in between.
+			s.links = append(s.links, a)
+			s.inherited = append(s.inherited[:i], s.inherited[i+1:]...)
+			return nil
+		}
 	}
 	var l link.Link
 	switch mode {
@@ -342,6 +436,10 @@ func (s *Stage) SetPolicy(p *policy.Policy) error {
 	st.Gen = g
 	if err := s.putState(st); err != nil {
 		return fail(err)
+	}
+	s.pol = bp
+	if s.budget != nil {
+		s.budget.setPolicy(bp)
 	}
 	for _, m := range s.inner[g] {
 		m.Close()
@@ -540,6 +638,9 @@ func (s *Stage) Close() error {
 		return nil
 	}
 	s.closed = true
+	if s.budget != nil {
+		s.budget.off.Store(true)
+	}
 	var errs []error
 	for _, a := range s.links {
 		if err := a.l.Close(); err != nil {
@@ -547,6 +648,12 @@ func (s *Stage) Close() error {
 		}
 	}
 	s.links = nil
+	for _, a := range s.inherited {
+		if err := a.l.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("synstage: detaching from %s: %w", a.ifname, err))
+		}
+	}
+	s.inherited = nil
 	for g := range s.inner {
 		for _, m := range s.inner[g] {
 			m.Close()

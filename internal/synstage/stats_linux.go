@@ -22,4 +22,5 @@ func (s *Stats) fill(raw []uint64) {
 	s.PolicyDrops = at(synstageSynstageCounterSYNSTAGE_DROP_POLICY)
 	s.SynLimited = at(synstageSynstageCounterSYNSTAGE_DROP_SYN_LIMITED)
 	s.SynAckLimited = at(synstageSynstageCounterSYNSTAGE_DROP_SYNACK_LIMITED)
+	s.LiveFlow = at(synstageSynstageCounterSYNSTAGE_PASS_LIVE_FLOW)
 }

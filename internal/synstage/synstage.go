@@ -56,6 +56,13 @@ type Options struct {
 	// with the engine (buckets rounded up to a power of two); zero takes
 	// the engine's defaults. They must be the engine's sizes.
 	CacheBuckets, CacheEntries int
+	// Flows is the engine's flow table capacity (gateway Config.Flows),
+	// which sizes the map of its slot tags; zero takes the engine's
+	// default.
+	Flows int
+	// Inherited are the stage's objects an earlier process handed over
+	// (InheritFromEnv, on a graceful restart): Load adopts them, see Load.
+	Inherited *Inherited
 }
 
 // Attachment is one interface the program is attached to.
@@ -64,7 +71,8 @@ type Attachment struct {
 	Mode      AttachMode
 }
 
-// Stats are the stage's counters since Load, summed over CPUs.
+// Stats are the stage's counters since it was loaded (across graceful
+// restarts when the next process adopted it), summed over CPUs.
 type Stats struct {
 	// Drops counts malformed and invalid-flag segments dropped, by the
 	// engine's reason (the same names in metrics).
@@ -86,6 +94,7 @@ type Stats struct {
 	PolicyDrops    uint64 // dropped: service in drop mode
 	SynLimited     uint64 // dropped: per-source SYN limit
 	SynAckLimited  uint64 // dropped: global SYN-ACK limit
+	LiveFlow       uint64 // passed to the NFQUEUE path: SYN on the tuple of a flow the engine holds
 }
 
 // DroppedMalformed returns the sum of Drops.
@@ -95,4 +104,19 @@ func (s *Stats) DroppedMalformed() uint64 {
 		n += v
 	}
 	return n
+}
+
+// Sample is a frame the program dropped and sampled (Stage.SetSampling,
+// Stage.ReadSamples).
+type Sample struct {
+	// Reason is the engine's reason of a malformed or invalid-flag drop;
+	// header.OK for the stage's other drops, which PolicyDrop and Limited
+	// name.
+	Reason     header.Reason
+	PolicyDrop bool // deny list, or a service in drop mode
+	Limited    bool // per-source SYN limit or global SYN-ACK limit
+	Len        int  // the frame's length, Ethernet header included
+	// Packet is the frame's first bytes (up to 242) from the IP header
+	// on.
+	Packet []byte
 }

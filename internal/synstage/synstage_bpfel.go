@@ -13,9 +13,16 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type synstageFlowBucket struct {
+	_   structs.HostLayout
+	Tag [16]uint32
+}
+
 type synstageScratch struct {
-	_ structs.HostLayout
-	P struct {
+	_    structs.HostLayout
+	Drop uint32
+	Pad  uint32
+	P    struct {
 		_    structs.HostLayout
 		Eth  [14]uint8
 		Pad  [2]uint8
@@ -47,8 +54,9 @@ type synstageScratch struct {
 	_  [4]byte
 	Ce synstageSynstageCacheEntry
 	Fk struct {
-		_ structs.HostLayout
-		W [5]uint64
+		_  structs.HostLayout
+		W  [5]uint64
+		Fp uint64
 	}
 }
 
@@ -61,12 +69,14 @@ const (
 )
 
 type synstageSynstageCacheConfig struct {
-	_       structs.HostLayout
-	Mask    uint32
-	Per     uint32
-	Enabled uint32
-	Pad     uint32
-	Seed    [4]uint64
+	_        structs.HostLayout
+	Mask     uint32
+	Per      uint32
+	Enabled  uint32
+	Flows    uint32
+	FlowMask uint32
+	PinMs    uint32
+	Seed     [4]uint64
 }
 
 type synstageSynstageCacheEntry struct {
@@ -125,11 +135,13 @@ const (
 	synstageSynstageCounterSYNSTAGE_DROP_POLICY                synstageSynstageCounter = 45
 	synstageSynstageCounterSYNSTAGE_DROP_SYN_LIMITED           synstageSynstageCounter = 46
 	synstageSynstageCounterSYNSTAGE_DROP_SYNACK_LIMITED        synstageSynstageCounter = 47
-	synstageSynstageCounterSYNSTAGE_NUM_COUNTERS               synstageSynstageCounter = 48
+	synstageSynstageCounterSYNSTAGE_PASS_LIVE_FLOW             synstageSynstageCounter = 48
+	synstageSynstageCounterSYNSTAGE_NUM_COUNTERS               synstageSynstageCounter = 64
 )
 
 type synstageSynstageEnums struct {
 	_       structs.HostLayout
+	Sample  synstageSynstageSample
 	Counter synstageSynstageCounter
 	Flags   synstageSynstageFlags
 	Mode    synstageSynstageMode
@@ -213,6 +225,22 @@ type synstageSynstageRange struct {
 	LimitTauNs      uint64
 }
 
+type synstageSynstageSample struct {
+	_       structs.HostLayout
+	Counter uint32
+	Len     uint32
+	Caplen  uint32
+	Pad     uint32
+	Data    [256]uint8
+}
+
+type synstageSynstageSampleConfig struct {
+	_          structs.HostLayout
+	IntervalNs uint64
+	TauNs      uint64
+	Tat        uint64
+}
+
 type synstageSynstageState struct {
 	_       structs.HostLayout
 	Counter uint64
@@ -228,13 +256,17 @@ const (
 	synstageMapCacheConfig  = "cache_config"
 	synstageMapCacheEntries = "cache_entries"
 	synstageMapCacheHeads   = "cache_heads"
+	synstageMapCachePins    = "cache_pins"
 	synstageMapCacheSlots   = "cache_slots"
 	synstageMapCounters     = "counters"
 	synstageMapDeny         = "deny"
 	synstageMapEnums        = "enums"
+	synstageMapFlowTags     = "flow_tags"
 	synstageMapKeys         = "keys"
 	synstageMapPolicy       = "policy"
 	synstageMapPrefixTrie   = "prefix_trie"
+	synstageMapSampleConfig = "sample_config"
+	synstageMapSamples      = "samples"
 	synstageMapScratch      = "scratch"
 	synstageMapServices     = "services"
 	synstageMapServicesTrie = "services_trie"
@@ -299,13 +331,17 @@ type synstageMapSpecs struct {
 	CacheConfig  *ebpf.MapSpec `ebpf:"cache_config"`
 	CacheEntries *ebpf.MapSpec `ebpf:"cache_entries"`
 	CacheHeads   *ebpf.MapSpec `ebpf:"cache_heads"`
+	CachePins    *ebpf.MapSpec `ebpf:"cache_pins"`
 	CacheSlots   *ebpf.MapSpec `ebpf:"cache_slots"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	Deny         *ebpf.MapSpec `ebpf:"deny"`
 	Enums        *ebpf.MapSpec `ebpf:"enums"`
+	FlowTags     *ebpf.MapSpec `ebpf:"flow_tags"`
 	Keys         *ebpf.MapSpec `ebpf:"keys"`
 	Policy       *ebpf.MapSpec `ebpf:"policy"`
 	PrefixTrie   *ebpf.MapSpec `ebpf:"prefix_trie"`
+	SampleConfig *ebpf.MapSpec `ebpf:"sample_config"`
+	Samples      *ebpf.MapSpec `ebpf:"samples"`
 	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
 	Services     *ebpf.MapSpec `ebpf:"services"`
 	ServicesTrie *ebpf.MapSpec `ebpf:"services_trie"`
@@ -344,13 +380,17 @@ type synstageMaps struct {
 	CacheConfig  *ebpf.Map `ebpf:"cache_config"`
 	CacheEntries *ebpf.Map `ebpf:"cache_entries"`
 	CacheHeads   *ebpf.Map `ebpf:"cache_heads"`
+	CachePins    *ebpf.Map `ebpf:"cache_pins"`
 	CacheSlots   *ebpf.Map `ebpf:"cache_slots"`
 	Counters     *ebpf.Map `ebpf:"counters"`
 	Deny         *ebpf.Map `ebpf:"deny"`
 	Enums        *ebpf.Map `ebpf:"enums"`
+	FlowTags     *ebpf.Map `ebpf:"flow_tags"`
 	Keys         *ebpf.Map `ebpf:"keys"`
 	Policy       *ebpf.Map `ebpf:"policy"`
 	PrefixTrie   *ebpf.Map `ebpf:"prefix_trie"`
+	SampleConfig *ebpf.Map `ebpf:"sample_config"`
+	Samples      *ebpf.Map `ebpf:"samples"`
 	Scratch      *ebpf.Map `ebpf:"scratch"`
 	Services     *ebpf.Map `ebpf:"services"`
 	ServicesTrie *ebpf.Map `ebpf:"services_trie"`
@@ -365,13 +405,17 @@ func (m *synstageMaps) Close() error {
 		m.CacheConfig,
 		m.CacheEntries,
 		m.CacheHeads,
+		m.CachePins,
 		m.CacheSlots,
 		m.Counters,
 		m.Deny,
 		m.Enums,
+		m.FlowTags,
 		m.Keys,
 		m.Policy,
 		m.PrefixTrie,
+		m.SampleConfig,
+		m.Samples,
 		m.Scratch,
 		m.Services,
 		m.ServicesTrie,

@@ -95,9 +95,13 @@ struct {
 	__type(value, __u64);
 } source_limits SEC(".maps");
 
+/* The global SYN-ACK limit's GCRA word (CLOCK_MONOTONIC ns): one budget
+ * for the stage and the engine, which charges it through its own mapping
+ * of the map (Stage.SynAckBudget). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, __u64);
 } synack_tat SEC(".maps");
@@ -136,9 +140,55 @@ struct {
 	__type(value, struct synstage_cache_config);
 } cache_config SEC(".maps");
 
+/* The pins of the shared SYN cache's entries (gateway synCache.pins),
+ * one word per slot: tag<<32 | Unix ms when pinned, 0 when not. Sized
+ * by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 512 * 30);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} cache_pins SEC(".maps");
+
+/* The engine's flow table's slot tags (gateway flowTable.tags, mmapped by
+ * the engine), one element per bucket of 16 slots: a tag is 0 when the
+ * slot is free, else the tuple's hash bits with bit 0 set and bit 1 the
+ * view flag. (An element per bucket: array elements are 8-byte aligned, so
+ * 32-bit elements would not lie as the engine's array does.) The size is
+ * set by the loader. */
+#define FLOW_BUCKET_SIZE 16
+struct flow_bucket {
+	__u32 tag[FLOW_BUCKET_SIZE];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct flow_bucket);
+} flow_tags SEC(".maps");
+
+/* Samples of dropped packets for the daemon's pcap file (Stage.Samples):
+ * struct synstage_sample records, at most sample_config's rate (a GCRA
+ * word per stage, like the SYN-ACK limit). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} samples SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct synstage_sample_config);
+} sample_config SEC(".maps");
+
 /* The enums of synstage.h, kept in the object's type information so that
  * bpf2go generates them for Go; the map itself is never used. */
 struct synstage_enums {
+	struct synstage_sample sample;
 	enum synstage_counter counter;
 	enum synstage_flags flags;
 	enum synstage_mode mode;
@@ -323,10 +373,13 @@ struct out {
  * words, then sport<<32 | dport<<16 | v6. */
 struct flowkey {
 	__u64 w[5];
+	__u64 fp; /* its hash (flow_hash) */
 };
 
 /* Per-CPU scratch memory for one packet: more than the BPF stack holds. */
 struct scratch {
+	__u32 drop; /* the counter of the last drop (drop) */
+	__u32 pad;
 	struct pkt p;
 	struct out o;
 	struct synstage_cache_entry ce; /* the cache entry of an answered SYN */
@@ -479,26 +532,72 @@ static __always_inline __u64 mix(__u64 a, __u64 b)
 	return hi ^ lo;
 }
 
-/* cache_put writes e into the shared SYN cache under the tag of its cookie
- * (the engine's synCache: bucket from the cookie's MAC bits, the next slot
- * of the bucket's ring). The slot is claimed by making its sequence odd and
- * published by making it even with the tag; a slot being written by
- * someone else is left alone and the entry not cached. e->fp is filled
- * here from fk, the engine's flow key. A global function, verified
+/* flow_hash sets fk->fp to the engine's tuple hash (flowTable.hash) with
+ * the seed of the shared SYN cache's configuration, and returns 0, or -1
+ * when no engine shares its memory yet. A global function, verified
  * once. */
+__attribute__((noinline)) int flow_hash(struct flowkey *fk)
+{
+	__u32 zero = 0;
+	if (!fk)
+		return -1;
+	struct synstage_cache_config *cfg = bpf_map_lookup_elem(&cache_config, &zero);
+	if (!cfg || !cfg->enabled)
+		return -1;
+	const __u64 *k = fk->w;
+	const __u64 *s = cfg->seed;
+	__u64 h = mix(k[0] ^ s[0], k[1] ^ s[1]) ^ mix(k[2] ^ s[2], k[3] ^ s[3]) ^ mix(k[4] ^ s[0], s[1] ^ s[2]);
+	fk->fp = mix(h, s[3]);
+	return 0;
+}
 
-__attribute__((noinline)) int cache_put(struct synstage_cache_entry *e, struct flowkey *fk)
+/* flow_live reports whether the engine's flow table may hold the tuple of
+ * hash fp (gateway flowTable.mayHave): a slot of its bucket carries its
+ * tag. A false positive (another tuple with the same 30 tag bits in the
+ * bucket) only sends the SYN to the engine. A global function, verified
+ * once. */
+__attribute__((noinline)) int flow_live(struct flowkey *fk)
+{
+	__u32 zero = 0;
+	if (!fk)
+		return 0;
+	struct synstage_cache_config *cfg = bpf_map_lookup_elem(&cache_config, &zero);
+	if (!cfg || !cfg->enabled || !cfg->flows)
+		return 0;
+	__u64 fp = fk->fp;
+	__u32 i = (__u32)fp & cfg->flow_mask;
+	__u32 tag = ((__u32)(fp >> 32) & ~2U) | 1;
+	struct flow_bucket *b = bpf_map_lookup_elem(&flow_tags, &i);
+	if (!b)
+		return 0;
+#pragma unroll
+	for (__u32 j = 0; j < FLOW_BUCKET_SIZE; j++)
+		if ((*(volatile __u32 *)&b->tag[j] & ~2U) == tag)
+			return 1;
+	return 0;
+}
+
+/* cache_put writes e into the shared SYN cache under the tag of its cookie
+ * (the engine's synCache: bucket from the cookie's MAC bits; for an entry
+ * to pin, the slot of the same SYN's entry if there is one; else the next
+ * slot of the bucket's ring that holds no pinned entry) and pins it when pin is set
+ * (tag<<32 | now_ms, the engine's pins). The slot is claimed by making its
+ * sequence odd, from the word the scan read, and published by making it
+ * even with the tag; a slot changed or being written meanwhile is left
+ * alone. It returns 1 when the entry was written, 0 when not (no engine
+ * shares the memory, every slot pinned, or a lost race): a client without
+ * timestamps is then offered none of the options only an entry keeps.
+ * e->fp is filled by flow_hash. A global function, verified once. */
+
+__attribute__((noinline)) int cache_put(struct synstage_cache_entry *e, struct flowkey *fk, __u32 now_ms, __u32 pin)
 {
 	__u32 zero = 0;
 	if (!e || !fk)
 		return 0;
-	const __u64 *k = fk->w;
 	struct synstage_cache_config *cfg = bpf_map_lookup_elem(&cache_config, &zero);
-	if (!cfg || !cfg->enabled || cfg->per == 0)
+	if (!cfg || !cfg->enabled || cfg->per == 0 || cfg->per > SYNSTAGE_MAX_CACHE_PER)
 		return 0;
-	const __u64 *s = cfg->seed;
-	__u64 h = mix(k[0] ^ s[0], k[1] ^ s[1]) ^ mix(k[2] ^ s[2], k[3] ^ s[3]) ^ mix(k[4] ^ s[0], s[1] ^ s[2]);
-	e->fp = mix(h, s[3]);
+	e->fp = fk->fp;
 
 	__u32 bucket = (e->cookie >> 4) & cfg->mask; /* cookies.MAC */
 	__u64 *head = bpf_map_lookup_elem(&cache_heads, &bucket);
@@ -506,19 +605,69 @@ __attribute__((noinline)) int cache_put(struct synstage_cache_entry *e, struct f
 		return 0;
 	__u64 pos = __sync_fetch_and_add(head, 1);
 	__u32 per = cfg->per;
-	__u32 slot = bucket * per + (__u32)(pos % per);
+	__u32 pin_ms = cfg->pin_ms;
+	/* The entry of a retransmitted SYN to be pinned (same cookie, same
+	 * tuple) is written again in its slot, so that its SYN-ACK agrees
+	 * with the first one; else the victim (gateway synCache.victim): the
+	 * ring's next slot, passing over entries pinned less than pin_ms
+	 * ago. */
+	__u32 mytag = e->cookie | 1;
+	__u32 slot = 0, victim = 0;
+	__u64 old = 0, victim_w = 0; /* slot words as scanned: claimed only unchanged */
+	int own = 0, found = 0;
+	for (__u32 j = 0; j < SYNSTAGE_MAX_CACHE_PER; j++) {
+		if (j >= per)
+			break;
+		__u32 k = bucket * per + (__u32)((pos + j) % per);
+		__u64 *wk = bpf_map_lookup_elem(&cache_slots, &k);
+		__u64 *pk = bpf_map_lookup_elem(&cache_pins, &k);
+		if (!wk || !pk)
+			return 0;
+		__u64 wv = *(volatile __u64 *)wk;
+		__u32 tag = (__u32)wv;
+		if (pin && tag == mytag && !(wv & (1ULL << 32))) {
+			struct synstage_cache_entry *ek = bpf_map_lookup_elem(&cache_entries, &k);
+			if (ek && ek->fp == e->fp) {
+				slot = k;
+				old = wv;
+				own = 1;
+				break;
+			}
+		}
+		__u64 pn = *(volatile __u64 *)pk;
+		if (tag != 0 && pn != 0 && (__u32)(pn >> 32) == tag && now_ms - (__u32)pn < pin_ms)
+			continue;
+		if (!found) {
+			victim = k;
+			victim_w = wv;
+			found = 1;
+			/* Only a pinned entry must agree with a retransmission's
+			 * SYN-ACK: the rest need not look further. */
+			if (!pin)
+				break;
+		}
+	}
+	if (!own) {
+		if (!found)
+			return 0;
+		slot = victim;
+		old = victim_w;
+	}
 	__u64 *w = bpf_map_lookup_elem(&cache_slots, &slot);
-	struct synstage_cache_entry *dst = bpf_map_lookup_elem(&cache_entries, &slot);
-	if (!w || !dst)
+	if (!w)
 		return 0;
-	__u64 old = *(volatile __u64 *)w;
+	struct synstage_cache_entry *dst = bpf_map_lookup_elem(&cache_entries, &slot);
+	__u64 *pp = bpf_map_lookup_elem(&cache_pins, &slot);
+	if (!dst || !pp)
+		return 0;
 	if (old & (1ULL << 32))
 		return 0;
 	__u64 claimed = (old & ~0xffffffffULL) + (1ULL << 32);
 	if (__sync_val_compare_and_swap(w, old, claimed) != old)
 		return 0;
 	__builtin_memcpy(dst, e, sizeof(*e));
-	__sync_fetch_and_add(w, (1ULL << 32) | (e->cookie | 1));
+	*(volatile __u64 *)pp = pin ? ((__u64)mytag << 32 | (now_ms ? now_ms : 1)) : 0;
+	__sync_fetch_and_add(w, (1ULL << 32) | mytag);
 	return 1;
 }
 
@@ -553,6 +702,15 @@ static __always_inline int martian(const __u8 *a, int v6)
 	if (hi == 0 && le32(a + 8) == bpf_htonl(0xffff)) /* ::ffff:0:0/96 */
 		return 1;
 	return 0;
+}
+
+/* drop counts a drop for counter c and keeps c for the entry point, which
+ * may sample the packet (sample). */
+static __always_inline int drop(struct scratch *sc, __u32 c)
+{
+	count(c);
+	sc->drop = c;
+	return ACT_DROP;
 }
 
 /* synstage decides what happens to one frame. pktlen is its length,
@@ -672,8 +830,7 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 	__u32 reason = check_flags(flags, 0);
 	if (reason != SYNSTAGE_REASON_OK && check_flags(flags, 1) != SYNSTAGE_REASON_OK &&
 	    !pol->invalid_flags_count) {
-		count(reason);
-		return ACT_DROP;
+		return drop(sc, reason);
 	}
 
 	/* header.Parse, in its order. */
@@ -681,24 +838,20 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 	if (v6) {
 		tl = 40 + be16(&p->ip[4]); /* RFC 8200 §3 */
 		if (tl > iplen) {
-			count(SYNSTAGE_REASON_BAD_TOTAL_LENGTH);
-			return ACT_DROP;
+			return drop(sc, SYNSTAGE_REASON_BAD_TOTAL_LENGTH);
 		}
 	} else {
 		tl = be16(&p->ip[2]); /* RFC 791 §3.1 */
 		if (tl < 20 || tl > iplen) {
-			count(SYNSTAGE_REASON_BAD_TOTAL_LENGTH);
-			return ACT_DROP;
+			return drop(sc, SYNSTAGE_REASON_BAD_TOTAL_LENGTH);
 		}
 	}
 	if (tl < l3 + 20) {
-		count(SYNSTAGE_REASON_TRUNCATED);
-		return ACT_DROP;
+		return drop(sc, SYNSTAGE_REASON_TRUNCATED);
 	}
 	__u32 doff = (p->tcp[12] >> 4) * 4;
 	if (doff < 20 || doff > tl - l3) {
-		count(SYNSTAGE_REASON_BAD_DATA_OFFSET);
-		return ACT_DROP;
+		return drop(sc, SYNSTAGE_REASON_BAD_DATA_OFFSET);
 	}
 	volatile struct opts *vop = &p->op;
 	vop->mss = vop->tsval = 0;
@@ -731,8 +884,7 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 		} else {
 			reason = parse_options(optlen);
 			if (reason != SYNSTAGE_REASON_OK) {
-				count(reason);
-				return ACT_DROP;
+				return drop(sc, reason);
 			}
 		}
 	}
@@ -743,8 +895,7 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 			count(SYNSTAGE_PASS_INVALID_COUNTED);
 			return ACT_PASS;
 		}
-		count(reason);
-		return ACT_DROP;
+		return drop(sc, reason);
 	}
 
 	struct synstage_lpm_key sk = {};
@@ -757,8 +908,7 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 		sk.prefixlen = 8 + 32;
 	}
 	if (pol->has_deny && trie_lookup(&deny, gen, &sk)) {
-		count(SYNSTAGE_DROP_DENIED);
-		return ACT_DROP;
+		return drop(sc, SYNSTAGE_DROP_DENIED);
 	}
 	switch (svc->mode) {
 	case SYNSTAGE_MODE_PROXY:
@@ -767,8 +917,7 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 		count(SYNSTAGE_PASS_MODE);
 		return ACT_PASS;
 	default:
-		count(SYNSTAGE_DROP_POLICY);
-		return ACT_DROP;
+		return drop(sc, SYNSTAGE_DROP_POLICY);
 	}
 	if (!(flags & F_SYN)) {
 		count(SYNSTAGE_PASS_NOT_SYN);
@@ -782,6 +931,29 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 	}
 	if (!v6 && fold(bpf_csum_diff(0, 0, (__be32 *)p->ip, 20, 0)) != 0xffff) {
 		count(SYNSTAGE_PASS_BAD_IP_CSUM);
+		return ACT_PASS;
+	}
+
+	/* A SYN on the tuple of a flow the engine holds is the engine's: it
+	 * answers it but replaces an established flow only when a valid ACK
+	 * for the new ISN arrives (gateway Worker.syn), and it applies the
+	 * limits itself. */
+	struct flowkey *fk = &sc->fk;
+	if (v6) {
+		fk->w[0] = le64(src);
+		fk->w[1] = le64(src + 8);
+		fk->w[2] = le64(dst);
+		fk->w[3] = le64(dst + 8);
+	} else {
+		fk->w[0] = le32(src);
+		fk->w[1] = 0;
+		fk->w[2] = le32(dst);
+		fk->w[3] = 0;
+	}
+	fk->w[4] = (__u64)sport << 32 | (__u64)dport << 16 | (v6 ? 1 : 0);
+	int shared = flow_hash(fk) == 0;
+	if (shared && flow_live(fk)) {
+		count(SYNSTAGE_PASS_LIVE_FLOW);
 		return ACT_PASS;
 	}
 
@@ -808,15 +980,13 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 			bpf_map_update_elem(&source_limits, &lk, &t, BPF_NOEXIST);
 		}
 		if (!ok && !trie_lookup(&allow, gen, &sk)) {
-			count(SYNSTAGE_DROP_SYN_LIMITED);
-			return ACT_DROP;
+			return drop(sc, SYNSTAGE_DROP_SYN_LIMITED);
 		}
 	}
 	if (pol->synack_limit) {
 		__u64 *tat = bpf_map_lookup_elem(&synack_tat, &zero);
 		if (tat && !gcra(tat, now, pol->synack_interval_ns, pol->synack_tau_ns)) {
-			count(SYNSTAGE_DROP_SYNACK_LIMITED);
-			return ACT_DROP;
+			return drop(sc, SYNSTAGE_DROP_SYNACK_LIMITED);
 		}
 	}
 
@@ -878,11 +1048,11 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 
 	/* Our TSval (cookies.EncodeTS): the millisecond clock, its low six
 	 * bits the client's window scale, SACK-permitted and ECN. */
+	__u64 ms = key->ts_ms; /* Unix milliseconds, the engine's clock */
+	if (!(st->flags & SYNSTAGE_F_FIXED_CLOCK) && now > key->ts_ns)
+		ms += (now - key->ts_ns) / 1000000;
 	__u32 our_ts = 0;
 	if (ts_ok) {
-		__u64 ms = key->ts_ms;
-		if (!(st->flags & SYNSTAGE_F_FIXED_CLOCK) && now > key->ts_ns)
-			ms += (now - key->ts_ns) / 1000000;
 		__u32 bits = ws >= 0 ? (__u32)ws : 0x0f;
 		if (sack_ok)
 			bits |= 0x10;
@@ -906,20 +1076,19 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 	ce->ts = ts_ok;
 	ce->ecn = ecn_ok;
 	ce->pad = 0;
-	struct flowkey *fk = &sc->fk;
-	if (v6) {
-		fk->w[0] = le64(src);
-		fk->w[1] = le64(src + 8);
-		fk->w[2] = le64(dst);
-		fk->w[3] = le64(dst + 8);
-	} else {
-		fk->w[0] = le32(src);
-		fk->w[1] = 0;
-		fk->w[2] = le32(dst);
-		fk->w[3] = 0;
+	/* Without timestamps, window scale, SACK and ECN live only in the
+	 * cache entry: offered only with a pinned entry (kept until the
+	 * cookie expires), none when no entry is written (gateway
+	 * Worker.syn). */
+	if (shared) {
+		int pin = !ts_ok && (ws >= 0 || sack_ok || ecn_ok);
+		if (!cache_put(ce, fk, (__u32)ms, pin) && !ts_ok) {
+			ws = -1;
+			adv_ws = -1;
+			sack_ok = 0;
+			ecn_ok = 0;
+		}
 	}
-	fk->w[4] = (__u64)sport << 32 | (__u64)dport << 16 | (v6 ? 1 : 0);
-	cache_put(ce, fk);
 
 	/* The SYN-ACK (gateway buildSegment), sent as the server. */
 	__u8 *b = o->b;
@@ -1002,6 +1171,34 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 	return ACT_TX;
 }
 
+/* sample copies the first bytes of a dropped frame of len bytes into the
+ * samples ring buffer with the counter of its drop, when sampling is on
+ * and its token bucket allows. */
+static __always_inline void sample(void *ctx, int xdp, __u32 len, __u32 c)
+{
+	__u32 zero = 0;
+	struct synstage_sample_config *cfg = bpf_map_lookup_elem(&sample_config, &zero);
+	if (!cfg || !cfg->interval_ns)
+		return;
+	if (!gcra(&cfg->tat, bpf_ktime_get_ns(), cfg->interval_ns, cfg->tau_ns))
+		return;
+	struct synstage_sample *r = bpf_ringbuf_reserve(&samples, sizeof(*r), 0);
+	if (!r)
+		return;
+	__u32 n = len < SYNSTAGE_SNAPLEN ? len : SYNSTAGE_SNAPLEN;
+	r->counter = c;
+	r->len = len;
+	r->caplen = 0;
+	if (n >= 14) {
+		n &= 0x1ff;
+		if (n > SYNSTAGE_SNAPLEN)
+			n = SYNSTAGE_SNAPLEN;
+		if (load(ctx, xdp, 0, r->data, n) == 0)
+			r->caplen = n;
+	}
+	bpf_ringbuf_submit(r, 0);
+}
+
 SEC("tc")
 int synstage_tc(struct __sk_buff *skb)
 {
@@ -1015,6 +1212,7 @@ int synstage_tc(struct __sk_buff *skb)
 	}
 	switch (synstage(skb, 0, skb->len, skb->pkt_type == 0 /* PACKET_HOST */, s, &olen)) {
 	case ACT_DROP:
+		sample(skb, 0, skb->len, s->drop);
 		return TC_ACT_SHOT;
 	case ACT_TX:
 		break;
@@ -1043,6 +1241,7 @@ int synstage_xdp(struct xdp_md *ctx)
 	__u32 len = bpf_xdp_get_buff_len(ctx);
 	switch (synstage(ctx, 1, len, 1, s, &olen)) {
 	case ACT_DROP:
+		sample(ctx, 1, len, s->drop);
 		return XDP_DROP;
 	case ACT_TX:
 		break;

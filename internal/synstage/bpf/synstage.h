@@ -47,7 +47,8 @@ enum synstage_counter {
 	SYNSTAGE_DROP_POLICY,          /* service in drop mode */
 	SYNSTAGE_DROP_SYN_LIMITED,     /* per-source SYN limit */
 	SYNSTAGE_DROP_SYNACK_LIMITED,  /* global SYN-ACK limit */
-	SYNSTAGE_NUM_COUNTERS = 48,
+	SYNSTAGE_PASS_LIVE_FLOW,       /* SYN on the tuple of a flow the engine holds: the engine's */
+	SYNSTAGE_NUM_COUNTERS = 64,
 };
 
 /* synstage_state.flags */
@@ -165,13 +166,42 @@ struct synstage_cache_entry {
 };
 
 /* Where the program writes SYN-cache entries: the cache's geometry and the
- * engine's tuple-hash seed. enabled is 0 until an engine uses the memory. */
+ * engine's tuple-hash seed. enabled is 0 until an engine uses the memory.
+ * flows is 1 when the engine keeps its flow table's slot tags in the
+ * flow_tags map (gateway Config.FlowTagMemory), flow_mask its buckets - 1. */
 struct synstage_cache_config {
 	__u32 mask; /* buckets - 1 (a power of two) */
 	__u32 per;  /* entries per bucket */
 	__u32 enabled;
-	__u32 pad;
+	__u32 flows;
+	__u32 flow_mask;
+	__u32 pin_ms; /* how long a pinned entry is kept (gateway Engine.CachePinMs) */
 	__u64 seed[4];
+};
+
+/* The largest number of entries per SYN cache bucket the program walks
+ * (the engine's default is 30); the loader refuses larger buckets. */
+#define SYNSTAGE_MAX_CACHE_PER 64
+
+/* A sampled dropped frame (the samples ring buffer): the counter of its
+ * drop (a reason below SYNSTAGE_NUM_REASONS, else DROP_DENIED, DROP_POLICY,
+ * DROP_SYN_LIMITED or DROP_SYNACK_LIMITED), its length and the first
+ * caplen bytes, from the Ethernet header on. */
+#define SYNSTAGE_SNAPLEN 256
+struct synstage_sample {
+	__u32 counter;
+	__u32 len;
+	__u32 caplen;
+	__u32 pad;
+	__u8 data[SYNSTAGE_SNAPLEN];
+};
+
+/* Sampling of dropped frames: off while interval_ns is 0; tat is the
+ * token bucket's word (GCRA, CLOCK_MONOTONIC ns). */
+struct synstage_sample_config {
+	__u64 interval_ns;
+	__u64 tau_ns;
+	__u64 tat;
 };
 
 #endif
