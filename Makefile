@@ -7,7 +7,7 @@ LABBIN  ?= bin/synwall-lab
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all setup build demo test bench loadtest loadtest-short clean generate
+.PHONY: all setup build demo test bench loadtest loadtest-short synack clean generate
 
 all: build
 
@@ -53,3 +53,9 @@ loadtest: setup
 # stages, with assertions; results stay in the test's temporary directory.
 loadtest-short: setup
 	cd bench && $(GO) test -count=1 -v -run '^TestShort$$' -timeout 5m ./loadtest/
+
+# SYN-path benchmark (root, ~8 min): CPU per SYN-ACK above a drop baseline
+# at 50k and 150k spoofed SYN/s, IPv4 and IPv6, kernel SYNPROXY against
+# synwall (NFQUEUE, and the BPF stage where built); writes bench/SYNACK.md.
+synack: setup
+	cd bench && $(GO) run ./synack

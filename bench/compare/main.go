@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/synwall/synwall/bench/internal/host"
-	"github.com/synwall/synwall/bench/internal/synproxy"
 	"github.com/synwall/synwall/deploy/lab"
 )
 
@@ -272,7 +271,7 @@ const counterComment = "compare: SYN-ACKs at the attacker"
 const dropBaseline = "drop (baseline)"
 
 func installSynproxy(ctx context.Context, e *env) (func() error, error) {
-	undo, lines, err := synproxy.Install(ctx, e.l)
+	undo, lines, err := e.l.InstallSynproxy(ctx)
 	e.ruleLines = lines
 	return undo, err
 }
@@ -280,7 +279,7 @@ func installSynproxy(ctx context.Context, e *env) (func() error, error) {
 // snapshot holds every counter a phase reads before and after.
 type snapshot struct {
 	server     map[string]uint64
-	synproxy   synproxy.Stat
+	synproxy   lab.SynproxyStat
 	atAttacker uint64
 	sw         lab.Stats
 	swCPU      time.Duration
@@ -302,7 +301,7 @@ func (e *env) snapshot(ctx context.Context, d defense) (snapshot, error) {
 		return s, err
 	}
 	if d.name == "netfilter SYNPROXY" {
-		if s.synproxy, err = synproxy.Read(ctx, l); err != nil {
+		if s.synproxy, err = l.ReadSynproxy(ctx); err != nil {
 			return s, err
 		}
 		if s.dropRule, err = ruleCounter(ctx, l, l.Gateway, "filter", "FORWARD", "DROP"); err != nil {

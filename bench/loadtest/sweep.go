@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/synwall/synwall/bench/internal/host"
-	"github.com/synwall/synwall/bench/internal/synproxy"
 	"github.com/synwall/synwall/deploy/lab"
 )
 
@@ -53,7 +52,7 @@ func sweep(ctx context.Context, e *env, d string) (pts []point, rules []string, 
 	var sw *lab.Synwall
 	switch d {
 	case defSynproxy:
-		undo, lines, err := synproxy.Install(ctx, e.l)
+		undo, lines, err := e.l.InstallSynproxy(ctx)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -105,7 +104,7 @@ func read(ctx context.Context, e *env, d string, sw *lab.Synwall) (counters, err
 	}
 	switch d {
 	case defSynproxy:
-		st, err := synproxy.Read(ctx, e.l)
+		st, err := e.l.ReadSynproxy(ctx)
 		if err != nil {
 			return c, err
 		}

@@ -1,26 +1,18 @@
-// Command synflood is a fast, bounded generator of spoofed TCP SYNs for the
-// namespace lab (deploy/lab): it writes whole IPv4 or IPv6 packets to a raw
-// socket (AF_INET or AF_INET6, SOCK_RAW, IPPROTO_RAW) in sendmmsg batches of 64 from reused
-// buffers, each SYN from a random address of a source prefix and a random
-// port, with the options a Linux client sends (MSS, SACK-permitted,
-// timestamps, window scale) and valid checksums.
+// Command synflood is the lab's bounded generator of spoofed TCP SYNs
+// (package github.com/synwall/synwall/deploy/lab/synflood, where the packet
+// builder, the sender, the bounds and their tests live), as a binary of the
+// bench module for the harnesses that run it in the attacker namespace.
+// `synwall-lab synflood` is the same command with the same flags.
 //
 //	cd bench && ip netns exec <attacker> go run ./synflood -dst 198.18.3.2:80 -rate 100000 -duration 10s [-count N] [-sources 198.19.0.0/16] [-distinct N] [-seed S]
 //
 //	cd bench && ip netns exec <attacker> go run ./synflood -dst '[2001:db8:3::2]:80' -rate 100000 -duration 10s [-sources 2001:db8:ff::/48]
 //
-// Sources and destination must lie inside 198.18.0.0/15 (RFC 2544
-// benchmarking addresses) or 2001:db8::/32 (RFC 3849), both of the same
-// family; anything else is refused. The lab routes 198.19.0.0/16 and
-// 2001:db8:ff::/48 to its attacker namespace, so the answers go back there
-// and are dropped. IPv6 SYNs carry a random flow label and MSS 1440. With -distinct N the sources are exactly N distinct
-// (address, port) pairs of the prefix, each used once before any repeats
-// (so -count N sends from N different sources): the prefix has only so
-// many addresses (65536 in a /16), and a SYN cache keys on the whole
-// tuple. Every run is bounded both in time (-duration, at most 60 s)
-// and in packets (-count, at most 10^8; by default rate × duration), and is
-// paced by a token bucket refilled per batch. At the end it prints the
-// packets sent and the achieved rate:
+// Sources and destination must lie inside 198.18.0.0/15 (RFC 2544) or
+// 2001:db8::/32 (RFC 3849), both of the same family; anything else is
+// refused. Every run is bounded in time (-duration, at most 60 s) and in
+// packets (-count, at most 10^8; by default rate × duration). At the end it
+// prints the packets sent and the achieved rate:
 //
 //	synflood: sent 1000000 packets in 10.000s: 100000 pps (rate 100000, send errors 0)
 package main

@@ -1,7 +1,9 @@
 // Command synwall-lab drives the synwall binary in a lab of network
 // namespaces: `synwall-lab demo` floods a server with and without synwall
 // and prints the result (what `make demo` runs), `synwall-lab lab up|down`
-// builds or removes the lab by hand. It is a binary of its own so that the
+// builds or removes the lab by hand, `synwall-lab synflood` is the lab's
+// bounded spoofed-SYN generator (what the demo runs in the attacker
+// namespace). It is a binary of its own so that the
 // lab's drivers (hping3 floods, HTTP servers, namespace plumbing in
 // deploy/lab) are not linked into the production synwall.
 package main
@@ -10,23 +12,37 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/synwall/synwall/deploy/lab"
+	"github.com/synwall/synwall/deploy/lab/synflood"
 )
+
+// cmdSynflood is bench/synflood's command line: the same flags and bounds.
+func cmdSynflood(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return synflood.Command(ctx, "synwall-lab synflood", args, stdout, stderr)
+}
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cfg lab.DemoConfig
 	fs := newFlags("demo", "[flags]", `Builds a lab of four network namespaces (client, attacker, gateway, server;
-addresses from 198.18.0.0/15 and 2001:db8::/32), starts an HTTP server, and
-runs the same bounded hping3 SYN flood twice while the client makes short
-HTTP connections: first against the server alone (no SYN cookies, small
-backlog), then with "synwall run" on the embedded default policy in the
-gateway. Prints SYNs answered, handshakes completed, invalid packets dropped,
-and the legitimate success rate and connect latency of both runs, then
-removes the lab (also on error or Ctrl-C). Needs root.`, stderr)
-	fs.DurationVar(&cfg.Flood, "flood", 10*time.Second, "length of each SYN flood")
-	fs.IntVar(&cfg.Connections, "connections", 200, "legitimate connections per run")
+addresses from 198.18.0.0/15 and 2001:db8::/32) with an HTTP server without
+SYN cookies, and puts each defense in turn in the gateway: a rule that drops
+the flood (the baseline), no defense, kernel SYNPROXY, "synwall run" on
+NFQUEUE alone and synwall with its BPF SYN stage (where the binary has
+--syn-stage). For each it floods the server with spoofed SYNs from random
+sources of 198.19.0.0/16 ("synwall-lab synflood" in the attacker namespace)
+at a fixed rate, counts the SYN-ACKs and the machine's CPU, then adds a
+bounded hping3 --flood while the client makes short HTTP connections. Prints
+CPU per SYN-ACK above the baseline and the legitimate success of each, then
+removes the lab (also on error or Ctrl-C). About 100 s. Needs root.`, stderr)
+	fs.IntVar(&cfg.Rate, "rate", 50_000, "spoofed SYNs per second of the generator")
+	fs.DurationVar(&cfg.Measure, "measure", 3*time.Second, "length of a generator-only run (CPU per SYN-ACK)")
+	fs.IntVar(&cfg.Repeat, "repeat", 2, "generator-only runs per defense; the least busy counts")
+	fs.DurationVar(&cfg.Flood, "flood", 8*time.Second, "length of the generator + hping3 run per defense (legitimate success)")
+	fs.IntVar(&cfg.Connections, "connections", 200, "legitimate connections per defense")
+	fs.StringVar(&cfg.Stage, "stage", "tc", "--syn-stage of the BPF row")
 	fs.StringVar(&cfg.Run.Backend, "backend", "", "queue backend of the gateway: raw or nfq (default raw)")
 	fs.StringVar(&cfg.Run.Policy, "policy", "", "policy `FILE` for the gateway (default: the embedded default)")
 	synwall := synwallFlag(fs)
@@ -38,7 +54,13 @@ removes the lab (also on error or Ctrl-C). Needs root.`, stderr)
 		fmt.Fprintln(stderr, "synwall-lab demo:", err)
 		return exitSetup
 	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(stderr, "synwall-lab demo:", err)
+		return exitSetup
+	}
 	cfg.Synwall = bin
+	cfg.Generator = []string{self, "synflood"}
 	if err := lab.Demo(ctx, cfg, stdout); err != nil {
 		fmt.Fprintln(stderr, "synwall-lab demo:", err)
 		return exitFailure

@@ -26,8 +26,12 @@ func usage(w io.Writer) {
 Usage: synwall-lab COMMAND [flags]
 
 Commands:
-  demo     [flags]           build a namespace lab, flood it with and without synwall, print the result, remove the lab
+  demo     [flags]           build a namespace lab, flood it (spoofed generator + hping3) behind no defense,
+                             kernel SYNPROXY and synwall, print CPU per SYN-ACK and legitimate success
   lab      up|down [flags]   build or remove the network-namespace lab by hand
+  synflood -dst ADDR:PORT -rate PPS -duration D [flags]
+                             bounded spoofed-SYN generator (sources only in 198.18.0.0/15 or
+                             2001:db8::/32); run it inside the lab's attacker namespace
 
 Run "synwall-lab COMMAND -h" for the flags of a command. Needs root.
 `)
@@ -51,6 +55,8 @@ func mainArgs(args []string, stdout, stderr io.Writer) int {
 		run = cmdDemo
 	case "lab":
 		run = cmdLab
+	case "synflood":
+		run = cmdSynflood
 	default:
 		fmt.Fprintf(stderr, "synwall-lab: unknown command %q\n\n", args[0])
 		usage(stderr)

@@ -19,6 +19,14 @@ func TestUsage(t *testing.T) {
 		{[]string{"demo", "-h"}, exitOK},
 		{[]string{"lab"}, exitUsage},
 		{[]string{"lab", "sideways"}, exitUsage},
+		{[]string{"synflood", "-h"}, exitOK},
+		// Refused before any packet: outside the benchmarking ranges,
+		// unbounded, or of mixed families.
+		{[]string{"synflood", "-dst", "192.0.2.1:80", "-rate", "10", "-duration", "1s"}, exitUsage},
+		{[]string{"synflood", "-dst", "198.18.3.2:80", "-rate", "10", "-duration", "61s"}, exitUsage},
+		{[]string{"synflood", "-dst", "198.18.3.2:80", "-rate", "10"}, exitUsage},
+		{[]string{"synflood", "-dst", "198.18.3.2:80", "-sources", "10.0.0.0/8", "-rate", "10", "-duration", "1s"}, exitUsage},
+		{[]string{"synflood", "-dst", "198.18.3.2:80", "-sources", "2001:db8:ff::/48", "-rate", "10", "-duration", "1s"}, exitUsage},
 		// Fails before any namespace is built: no root needed.
 		{[]string{"demo", "--synwall", "/nonexistent/synwall"}, exitSetup},
 	} {

@@ -23,8 +23,16 @@
 // (Flood) and the synwall daemon itself (StartSynwall) are started through a
 // *Lab and stopped by Down.
 //
-// Demo runs the comparison behind `synwall-lab demo`: a SYN flood against an
-// unprotected server, then the same flood against the server behind synwall.
+// MeasureSyn measures the SYN path of one defense (Defense: a drop rule as
+// the baseline, none, kernel SYNPROXY as InstallSynproxy sets it up, or
+// synwall with extra arguments): a fixed spoofed rate from the generator
+// (package synflood, run in the attacker namespace as `synwall-lab
+// synflood` or bench/synflood) for a bounded time, the SYN-ACKs to the
+// spoofed sources counted where they arrive (a raw-table rule in the
+// attacker), the whole machine's busy CPU from /proc/stat, and, with
+// ExtraCPUPerSynAck, the CPU per SYN-ACK above the drop baseline. Demo runs
+// it behind `synwall-lab demo` for every defense, with hping3 and
+// legitimate clients besides; bench/synack makes the benchmark's table.
 //
 // Traffic never leaves the namespaces the lab creates, addresses come only
 // from 198.18.0.0/15 (RFC 2544 benchmarking) and 2001:db8::/32 (RFC 3849

@@ -252,7 +252,7 @@ func dropsInvalid(t *testing.T, swcfg SynwallConfig) {
 // flood against the unprotected server is logged for comparison.
 func TestFloodLegitimateLoad(t *testing.T) {
 	needTools(t, "hping3", "timeout")
-	cfg := DemoConfig{Concurrency: 100, Timeout: 5 * time.Second}.withDefaults()
+	cfg := DemoConfig{Flood: 10 * time.Second, Concurrency: 100, Timeout: 5 * time.Second}.withDefaults()
 	target := netip.AddrPortFrom(ServerV4, HTTPPort)
 	phase := func(t *testing.T, protect bool, swcfg SynwallConfig) PhaseResult {
 		l := newLab(t)

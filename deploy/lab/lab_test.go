@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestLabWithoutSynwall: the lab forwards: the client reaches the server's
@@ -385,7 +387,8 @@ func TestDemoCancelled(t *testing.T) {
 	time.AfterFunc(3*time.Second, cancel)
 	var out strings.Builder
 	t0 := time.Now()
-	_, err := RunDemo(ctx, DemoConfig{Synwall: "/nonexistent/synwall", Prefix: prefix}, &out)
+	// Cancelled during the first flood (the drop baseline's).
+	_, err := RunDemo(ctx, DemoConfig{Synwall: needSynwall(t), Generator: []string{labBin, "synflood"}, Prefix: prefix, Measure: 10 * time.Second}, &out)
 	if errors.Is(err, ErrPermission) {
 		t.Skipf("needs root: %v", err)
 	}
@@ -407,36 +410,90 @@ func TestDemoCancelled(t *testing.T) {
 	t.Logf("demo output:\n%s", out.String())
 }
 
-// TestDemo runs a short demo through the real daemon.
+// TestDemo runs a short demo through the real daemon and the generator of
+// synwall-lab, and checks that every row is there and its numbers hold
+// together: the baseline answers nothing, the proxies answer most of what
+// they are offered and never more, the CPU figures are finite and
+// plausible, and the clients get through the proxies.
 func TestDemo(t *testing.T) {
-	needTools(t, "ip", "iptables", "hping3", "timeout")
+	needTools(t, "ip", "iptables", "ip6tables", "hping3", "timeout")
 	bin := needSynwall(t)
 	prefix := fmt.Sprintf("sw%d-demo2", os.Getpid())
 	t.Cleanup(func() { Remove(prefix) })
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	var out strings.Builder
-	res, err := RunDemo(ctx, DemoConfig{Synwall: bin, Prefix: prefix, Flood: 4 * time.Second, Connections: 40}, &out)
-	t.Logf("demo output:\n%s", out.String())
+	const conns = 40
+	cfg := DemoConfig{Synwall: bin, Generator: []string{labBin, "synflood"}, Prefix: prefix,
+		Rate: 20_000, Measure: 2 * time.Second, Repeat: 2, Flood: 4 * time.Second, Connections: conns}
+	t0 := time.Now()
+	res, err := RunDemo(ctx, cfg, &out)
+	t.Logf("demo output (%v):\n%s", time.Since(t0).Round(time.Second), out.String())
 	if errors.Is(err, ErrPermission) {
 		t.Skipf("needs root: %v", err)
 	}
 	if err != nil {
 		t.Fatalf("RunDemo: %v", err)
 	}
-	for _, want := range []string{"legitimate connections ok", "SYNs answered by synwall", "handshakes completed", "invalid packets dropped", "removed"} {
+	for _, want := range []string{"CPU per SYN-ACK above baseline", "legitimate ok", NameDrop, NameNone, NameSynproxy, NameNFQueue, NameBPF,
+		"SYNs answered by synwall", "handshakes completed", "invalid packets dropped", "removed"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q", want)
 		}
 	}
-	if res.Protected.Load.Attempts != 40 || res.Protected.Load.SuccessRate() < 0.99 {
-		t.Errorf("protected phase: %v, want >= 99%% of 40", res.Protected.Load)
+	var names []string
+	for _, r := range res.Rows {
+		names = append(names, r.Defense.Name)
 	}
-	ev := func(k string) uint64 { return res.After.Events[k] - res.Before.Events[k] }
-	if ev("syn_answered") == 0 || ev("handshake") < uint64(res.Protected.Load.OK) {
-		t.Errorf("synwall answered %d SYNs and completed %d handshakes for %d successful clients", ev("syn_answered"), ev("handshake"), res.Protected.Load.OK)
+	if d := cmp.Diff([]string{NameDrop, NameNone, NameSynproxy, NameNFQueue, NameBPF}, names); d != "" {
+		t.Fatalf("demo rows (-want +got):\n%s", d)
 	}
-	t.Logf("synwall answered %d SYNs of a %d-packet flood", ev("syn_answered"), res.Protected.Flood.Sent)
+	for _, r := range res.Rows {
+		t.Run(r.Defense.Name, func(t *testing.T) {
+			if !r.CPU.Measured() {
+				if r.Defense.Name != NameBPF || r.CPU.NotMeasured != NotAvailable {
+					t.Fatalf("not measured: %q", r.CPU.NotMeasured)
+				}
+				return
+			}
+			c := r.CPU
+			if c.Sent < cfg.Rate*int(cfg.Measure/time.Second)/4 || c.SynAcks > uint64(c.Sent) || c.SynAcks > c.AllSynAcks || c.Busy <= 0 || c.BusyShare() > 1.05 {
+				t.Errorf("generator sent %d (want near %d), SYN-ACKs %d (at most that, and at most all %d), busy %v = %.2f of the machine",
+					c.Sent, cfg.Rate*int(cfg.Measure/time.Second), c.SynAcks, c.AllSynAcks, c.Busy, c.BusyShare())
+			}
+			switch r.Defense.Kind {
+			case DefenseDrop:
+				if c.SynAcks != 0 || r.HasExtra {
+					t.Errorf("baseline answered %d SYNs (has extra CPU %v), want none", c.SynAcks, r.HasExtra)
+				}
+				return
+			case DefenseNone:
+				if r.Legit.Load.Attempts != conns {
+					t.Errorf("client made %d connections, want %d", r.Legit.Load.Attempts, conns)
+				}
+				return
+			}
+			// A proxy answers (nearly) every spoofed SYN at this rate.
+			if float64(c.SynAcks) < 0.5*float64(c.Sent) {
+				t.Errorf("SYN-ACKs %d of %d offered, want at least half", c.SynAcks, c.Sent)
+			}
+			// Other work on the machine moves the figure; it cannot move it
+			// this far.
+			if !r.HasExtra || r.Extra.Abs() > time.Millisecond {
+				t.Errorf("CPU per SYN-ACK above baseline %v (has %v), want a figure within ±1ms", r.Extra, r.HasExtra)
+			}
+			if l := r.Legit.Load; l.Attempts != conns || l.SuccessRate() < 0.95 {
+				t.Errorf("legitimate: %v, want >= 95%% of %d", l, conns)
+			}
+			if r.Defense.Kind == DefenseSynwall && r.Legit.Delta("handshake") < uint64(r.Legit.Load.OK) && r.Defense.Name == NameNFQueue {
+				t.Errorf("synwall completed %d handshakes for %d successful clients", r.Legit.Delta("handshake"), r.Legit.Load.OK)
+			}
+			if r.Defense.Name == NameNFQueue && (r.Legit.InvalidSent == 0 || r.Legit.Dropped() == 0) {
+				t.Errorf("synwall dropped %d of %d invalid packets, want some", r.Legit.Dropped(), r.Legit.InvalidSent)
+			}
+			t.Logf("%.0f SYN-ACKs/s, %v per SYN-ACK above baseline", c.SynAckPPS(), r.Extra)
+		})
+	}
 }
 
 // TestIperf: iperf3 through the gateway without synwall (a reference for

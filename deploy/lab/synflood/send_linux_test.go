@@ -1,4 +1,4 @@
-package main
+package synflood_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/synwall/synwall/deploy/lab"
+	"github.com/synwall/synwall/deploy/lab/synflood"
 )
 
 // TestRunInNamespace sends a bounded burst in a network namespace of its
@@ -56,12 +57,12 @@ func TestRunInNamespace(t *testing.T) {
 
 func runInNamespace(t *testing.T, ns string, dst netip.AddrPort, src netip.Prefix) {
 	const count = 3000
-	cfg, err := Config{Dst: dst, Sources: src, Rate: 100_000, Duration: 10 * time.Second, Count: count, Seed: 3}.Validate()
+	cfg, err := synflood.Config{Dst: dst, Sources: src, Rate: 100_000, Duration: 10 * time.Second, Count: count, Seed: 3}.Validate()
 	if err != nil {
 		t.Fatal(err)
 	}
 	v6 := dst.Addr().Is6()
-	var res Result
+	var res synflood.Result
 	var got, bad int
 	err = lab.InNetns(ns, func() error {
 		family := unix.AF_INET
@@ -78,7 +79,7 @@ func runInNamespace(t *testing.T, ns string, dst netip.AddrPort, src netip.Prefi
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
-		if res, err = Run(ctx, cfg); err != nil {
+		if res, err = synflood.Run(ctx, cfg); err != nil {
 			return err
 		}
 		buf := make([]byte, 2048)
@@ -92,11 +93,11 @@ func runInNamespace(t *testing.T, ns string, dst netip.AddrPort, src netip.Prefi
 			}
 			p := buf[:n]
 			if !v6 {
-				if n < ipLen || p[9] != 6 || binary.BigEndian.Uint16(p[ipLen+2:]) != dst.Port() {
+				if n < synflood.IPLen || p[9] != 6 || binary.BigEndian.Uint16(p[synflood.IPLen+2:]) != dst.Port() {
 					continue // not ours (the kernel's answers have no route here)
 				}
 				s, _ := netip.AddrFromSlice(p[12:16])
-				if n != PacketLen || !src.Contains(s) || p[ipLen+13] != 0x02 || !tcpChecksumOK(p) {
+				if n != synflood.PacketLen || !src.Contains(s) || p[synflood.IPLen+13] != 0x02 || !tcpChecksumOK(p) {
 					bad++
 					continue
 				}
@@ -110,7 +111,7 @@ func runInNamespace(t *testing.T, ns string, dst netip.AddrPort, src netip.Prefi
 				continue
 			}
 			s := netip.AddrFrom16(sa.Addr)
-			if n != tcpLen || !src.Contains(s) || p[13] != 0x02 || !tcp6ChecksumOK(s, dst.Addr(), p) {
+			if n != synflood.TCPLen || !src.Contains(s) || p[13] != 0x02 || !tcp6ChecksumOK(s, dst.Addr(), p) {
 				bad++
 				continue
 			}
@@ -134,19 +135,19 @@ func runInNamespace(t *testing.T, ns string, dst netip.AddrPort, src netip.Prefi
 
 // tcpChecksumOK checks the TCP checksum of an IPv4 packet without options.
 func tcpChecksumOK(p []byte) bool {
-	tc := p[ipLen:]
+	tc := p[synflood.IPLen:]
 	var pseudo uint32
 	for i := 12; i < 20; i += 2 {
 		pseudo += uint32(binary.BigEndian.Uint16(p[i:]))
 	}
 	pseudo += 6 + uint32(len(tc))
-	return checksum(tc, pseudo) == 0
+	return synflood.Checksum(tc, pseudo) == 0
 }
 
 // tcp6ChecksumOK checks the TCP checksum of segment tc from src to dst
 // (RFC 8200 §8.1 pseudo-header).
 func tcp6ChecksumOK(src, dst netip.Addr, tc []byte) bool {
 	s, d := src.As16(), dst.As16()
-	pseudo := sum16(s[:]) + sum16(d[:]) + uint32(len(tc)) + 6
-	return checksum(tc, pseudo) == 0
+	pseudo := synflood.Sum16(s[:]) + synflood.Sum16(d[:]) + uint32(len(tc)) + 6
+	return synflood.Checksum(tc, pseudo) == 0
 }

@@ -1,4 +1,4 @@
-package main
+package synflood
 
 import (
 	"encoding/binary"
