@@ -5,6 +5,7 @@
 // set-ups in turn:
 //
 //   - kernel forwarding: the gateway forwards, nothing else (the ceiling);
+//
 //   - kernel SYNPROXY: the gateway's SYNPROXY target for the server's HTTP
 //     and iperf3 ports, as its documentation sets it up (raw PREROUTING
 //     `CT --notrack` for SYNs, FORWARD `SYNPROXY` for INVALID and
@@ -12,10 +13,12 @@
 //     the port the flood goes to (8080, guarded, nothing listens: the
 //     defenses answer the flood themselves, and without one the server
 //     answers with RSTs and keeps no half-open connections);
+//
 //   - synwall, conntrack hand-off: `synwall run` on handoff-policy.yaml
 //     (the server's options learned by advertise.discover, no SYN rate
 //     limits, so that it answers the flood as SYNPROXY does): established
 //     flows are carried by the kernel;
+//
 //   - synwall, user space: the same with --conntrack=false: every segment
 //     crosses NFQUEUE.
 //
@@ -243,7 +246,9 @@ const loose = "net.netfilter.nf_conntrack_tcp_loose"
 func installSynproxy(ctx context.Context, e *env) (func() error, error) {
 	l := e.l
 	var added [][]string
-	args := func(op string, r []string) []string { return append([]string{"-w", "10", r[0], r[1], op, r[2]}, r[3:]...) }
+	args := func(op string, r []string) []string {
+		return append([]string{"-w", "10", r[0], r[1], op, r[2]}, r[3:]...)
+	}
 	old, err := lab.Sysctl(l.Gateway, loose)
 	if err != nil {
 		return nil, err
