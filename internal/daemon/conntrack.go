@@ -207,6 +207,9 @@ type ConntrackStatus struct {
 	// SYN-ACK on their tuple.
 	RSTTranslated uint64 `json:"rst_translated"`
 	StaleRemoved  uint64 `json:"stale_removed"`
+	// ICMPTranslated counts ICMP errors toward servers, quoting a
+	// handed-off connection's segment, that synwall translated.
+	ICMPTranslated uint64 `json:"icmp_translated"`
 	// Engine is what the engine decided when handshakes completed:
 	// handed_off (a record for the kernel), or kept in user space by
 	// reason (wscale, sack, timestamps, mss).
@@ -231,6 +234,7 @@ func (d *Daemon) conntrackStatus() ConntrackStatus {
 	st := k.h.Stats()
 	s.Created, s.QueueFull, s.Known = st.Created, st.QueueFull, st.Known
 	s.RSTTranslated, s.StaleRemoved = k.path.rstTranslated.Load(), st.StaleRemoved
+	s.ICMPTranslated = k.path.icmpTranslated.Load()
 	for r := conntrack.FailReason(1); r < conntrack.NumFailReasons; r++ {
 		if st.Failed[r] > 0 {
 			if s.Failed == nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/synwall/synwall/internal/conntrack"
 	"github.com/synwall/synwall/internal/engine"
+	"github.com/synwall/synwall/internal/gateway/header"
 )
 
 // The packet path's side of the hand-off: a Processor around the engine's
@@ -23,7 +24,16 @@ import (
 //     would rewrite its sequence number to cookie ISN + 1 (package
 //     conntrack, the CLOSE case). The original is dropped and the
 //     translated copy injected (marked, so untracked: the kernel does not
-//     translate it again).
+//     translate it again);
+//   - translates an ICMP error toward a server that quotes one of its
+//     handed-off segments (fragmentation needed, packet too big: RFC 1191,
+//     RFC 8201), as the engine does for the flows it keeps (gateway's
+//     icmp.go): the quoted sequence number moves back into the server's
+//     space. The engine no longer knows such a flow, and the kernel would
+//     not translate the quote; worse, conntrack relates the error to the
+//     flow's entry and nf_confirm runs its sequence adjustment over the
+//     ICMP header as if it were TCP. So the original is dropped and the
+//     translated copy injected untracked, as for a RST.
 
 // carrier is what the packet path needs of the hand-off;
 // *conntrack.Handoff implements it.
@@ -44,6 +54,7 @@ const staleChecksPerSecond = 1000
 // workers.
 type kernelPathStats struct {
 	rstTranslated  atomic.Uint64 // server RSTs translated by synwall
+	icmpTranslated atomic.Uint64 // ICMP errors toward servers translated
 	staleChecked   atomic.Uint64 // SYNs on a handed-off tuple checked for a stale entry
 	staleRemoved   atomic.Uint64 // stale entries removed before a SYN-ACK
 	staleSkipped   atomic.Uint64 // over staleChecksPerSecond
@@ -62,6 +73,7 @@ type kernelPath struct {
 	buf       [maxRST]byte
 	inj       [1][]byte
 	flow      conntrack.Flow
+	icmp      header.ICMPError
 }
 
 // maxRST is the largest server RST translated (headers and any payload);
@@ -78,6 +90,9 @@ func newKernelPath(inner engine.Processor, c carrier, st *kernelPathStats) *kern
 func (k *kernelPath) Process(pkt []byte, meta engine.Meta, now time.Time, r *engine.Result) {
 	v, ok := peekTCP(pkt)
 	if ok && v.flags&tcpRST != 0 && k.serverRST(pkt, &v, r) {
+		return
+	}
+	if !ok && k.icmpError(pkt, r) {
 		return
 	}
 	k.inner.Process(pkt, meta, now, r)
@@ -116,6 +131,67 @@ func (k *kernelPath) serverRST(pkt []byte, v *tcpView, r *engine.Result) bool {
 	r.Verdict, r.Inject, r.Event, r.Dir = engine.Drop, k.inj[:1], engine.EventTranslated, engine.DirToClient
 	k.st.rstTranslated.Add(1)
 	return true
+}
+
+// icmpError translates an ICMP error that quotes a server's segment of a
+// handed-off connection; false when pkt is not one.
+func (k *kernelPath) icmpError(pkt []byte, r *engine.Result) bool {
+	ie := &k.icmp
+	if len(pkt) > maxRST || header.ParseICMPError(pkt, ie) != header.OK {
+		return false
+	}
+	server := netip.AddrPortFrom(addr16(&ie.InnerSrc, ie.V6), ie.InnerSrcPort)
+	client := netip.AddrPortFrom(addr16(&ie.InnerDst, ie.V6), ie.InnerDstPort)
+	off, known := k.c.Known(client, server)
+	if !known {
+		return false
+	}
+	b := k.buf[:len(pkt)]
+	copy(b, pkt)
+	binary.BigEndian.PutUint32(b[ie.SeqOffset:], binary.BigEndian.Uint32(b[ie.SeqOffset:])-off.Seq)
+	setICMPChecksum(b, ie)
+	k.inj[0] = b
+	r.Verdict, r.Inject, r.Event, r.Dir = engine.Drop, k.inj[:1], engine.EventTranslated, engine.DirToServer
+	k.st.icmpTranslated.Add(1)
+	return true
+}
+
+func addr16(a *[16]byte, v6 bool) netip.Addr {
+	if v6 {
+		return netip.AddrFrom16(*a)
+	}
+	return netip.AddrFrom4([4]byte(a[:4]))
+}
+
+// setICMPChecksum computes the whole checksum of the ICMP (RFC 792) or
+// ICMPv6 (RFC 4443 §2.3: with the pseudo-header) message in b.
+func setICMPChecksum(b []byte, ie *header.ICMPError) {
+	var end int
+	if ie.V6 {
+		end = 40 + int(binary.BigEndian.Uint16(b[4:]))
+	} else {
+		end = int(binary.BigEndian.Uint16(b[2:]))
+	}
+	msg := b[ie.ICMPOffset:end]
+	msg[header.ICMPChecksumOffset], msg[header.ICMPChecksumOffset+1] = 0, 0
+	var sum uint32
+	add := func(p []byte) {
+		for ; len(p) >= 2; p = p[2:] {
+			sum += uint32(p[0])<<8 | uint32(p[1])
+		}
+		if len(p) == 1 {
+			sum += uint32(p[0]) << 8
+		}
+	}
+	if ie.V6 {
+		add(b[8:40])
+		sum += uint32(len(msg)>>16) + uint32(len(msg)&0xffff) + 58
+	}
+	add(msg)
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	binary.BigEndian.PutUint16(msg[header.ICMPChecksumOffset:], ^uint16(sum))
 }
 
 // staleCheck removes a stale entry of a handed-off tuple before the

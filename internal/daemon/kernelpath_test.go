@@ -247,6 +247,16 @@ func TestKernelPathNoAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, func() { k.Process(pkt, engine.Meta{}, now, &r) }); n != 0 {
 		t.Errorf("Process allocates %v times per packet, want 0", n)
 	}
+	// A translated ICMP error and a translated RST allocate nothing either.
+	client, server := netip.MustParseAddrPort("[2001:db8:1::2]:40000"), netip.MustParseAddrPort("[2001:db8:3::2]:80")
+	c.known = map[[2]netip.AddrPort]conntrack.Offsets{{client, server}: {Seq: 7, TS: 3, Timestamps: true}}
+	icmp := icmpQuoting(t, netip.MustParseAddrPort("[2001:db8:1::1]:0"), server, client, 99)
+	rst := ktSegment(t, server, client, 5, 6, "RA", 10, 11)
+	for name, p := range map[string][]byte{"icmp": icmp, "rst": rst} {
+		if n := testing.AllocsPerRun(1000, func() { k.Process(p, engine.Meta{}, now, &r) }); n != 0 || r.Event != engine.EventTranslated {
+			t.Errorf("%s: %v allocs, event %v; want 0 and translated", name, n, r.Event)
+		}
+	}
 }
 
 func TestPeekTCPRefuses(t *testing.T) {
@@ -265,5 +275,103 @@ func TestPeekTCPRefuses(t *testing.T) {
 	}
 	if _, ok := peekTCP(good); !ok {
 		t.Error("peekTCP(good) refused")
+	}
+}
+
+// icmpQuoting builds an ICMP error (IPv4 fragmentation needed, IPv6
+// packet too big) from router to the server that quotes the server's
+// segment to the client with sequence number seq (the quote: the IP header
+// and the first 8 bytes of TCP, RFC 792).
+func icmpQuoting(t *testing.T, router, server, client netip.AddrPort, seq uint32) []byte {
+	t.Helper()
+	inner := ktSegment(t, server, client, seq, 1, "A", 0, 0)
+	hl := 20
+	if server.Addr().Is6() {
+		hl = 40
+	}
+	quote := inner[:hl+8]
+	buf := gopacket.NewSerializeBuffer()
+	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
+	var err error
+	if server.Addr().Is4() {
+		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: router.Addr().AsSlice(), DstIP: server.Addr().AsSlice()}
+		icmp := &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(3, 4), Seq: 1400} // next-hop MTU 1400
+		err = gopacket.SerializeLayers(buf, opts, ip, icmp, gopacket.Payload(quote))
+	} else {
+		ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolICMPv6, SrcIP: router.Addr().AsSlice(), DstIP: server.Addr().AsSlice()}
+		icmp := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(2, 0)}
+		icmp.SetNetworkLayerForChecksum(ip)
+		mtu := []byte{0, 0, 0x05, 0x00} // 1280
+		err = gopacket.SerializeLayers(buf, opts, ip, icmp, gopacket.Payload(append(mtu, quote...)))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// icmpChecks decodes an ICMP error with gopacket: the quoted sequence
+// number, and whether the checksum gopacket computes for it agrees.
+func icmpChecks(t *testing.T, b []byte) (seq uint32, checksumOK bool) {
+	t.Helper()
+	if b[0]>>4 == 4 {
+		p := gopacket.NewPacket(b, layers.LayerTypeIPv4, gopacket.Default)
+		ic := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+		seq = binary.BigEndian.Uint32(ic.Payload[20+4:])
+		re := *ic
+		buf := gopacket.NewSerializeBuffer()
+		gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true}, &re, gopacket.Payload(ic.Payload))
+		return seq, binary.BigEndian.Uint16(buf.Bytes()[2:]) == ic.Checksum
+	}
+	p := gopacket.NewPacket(b, layers.LayerTypeIPv6, gopacket.Default)
+	ip := p.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+	ic := p.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
+	seq = binary.BigEndian.Uint32(ic.Payload[4+40+4:])
+	re := *ic
+	re.SetNetworkLayerForChecksum(ip)
+	buf := gopacket.NewSerializeBuffer()
+	gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true}, &re, gopacket.Payload(ic.Payload))
+	return seq, binary.BigEndian.Uint16(buf.Bytes()[2:]) == ic.Checksum
+}
+
+func TestKernelPathICMPError(t *testing.T) {
+	for _, fam := range []struct {
+		name                   string
+		client, server, router netip.AddrPort
+	}{
+		{"ipv4", netip.MustParseAddrPort("198.18.1.2:40000"), netip.MustParseAddrPort("198.18.3.2:80"), netip.MustParseAddrPort("198.18.1.1:0")},
+		{"ipv6", netip.MustParseAddrPort("[2001:db8:1::2]:40000"), netip.MustParseAddrPort("[2001:db8:3::2]:80"), netip.MustParseAddrPort("[2001:db8:1::1]:0")},
+	} {
+		t.Run(fam.name, func(t *testing.T) {
+			off := conntrack.Offsets{Seq: 0x20000000}
+			c := &fakeCarrier{known: map[[2]netip.AddrPort]conntrack.Offsets{{fam.client, fam.server}: off}}
+			inner := &fakeInner{}
+			st := &kernelPathStats{}
+			k := newKernelPath(inner, c, st)
+			const cookieSeq = 0x10000005 // as the router saw it: in the cookie's space
+			pkt := icmpQuoting(t, fam.router, fam.server, fam.client, cookieSeq)
+			if seq, ok := icmpChecks(t, pkt); seq != cookieSeq || !ok {
+				t.Fatalf("crafted error: seq %#x checksum ok %v", seq, ok)
+			}
+			var r engine.Result
+			k.Process(pkt, engine.Meta{}, time.Now(), &r)
+			if inner.calls != 0 || r.Verdict != engine.Drop || len(r.Inject) != 1 || r.Dir != engine.DirToServer {
+				t.Fatalf("result %+v (engine called %d times), want the error dropped and a translated copy injected", r, inner.calls)
+			}
+			seq, ok := icmpChecks(t, r.Inject[0])
+			if want := uint32(cookieSeq) - off.Seq; seq != want || !ok {
+				t.Errorf("translated error: quoted seq %#x checksum ok %v; want %#x and a valid checksum", seq, ok, want)
+			}
+			if st.icmpTranslated.Load() != 1 {
+				t.Errorf("icmpTranslated = %d, want 1", st.icmpTranslated.Load())
+			}
+			// An error about a connection synwall does not know goes to
+			// the engine.
+			other := icmpQuoting(t, fam.router, fam.server, netip.AddrPortFrom(fam.client.Addr(), 40001), cookieSeq)
+			k.Process(other, engine.Meta{}, time.Now(), &r)
+			if inner.calls != 1 {
+				t.Errorf("an error about an unknown connection did not reach the engine")
+			}
+		})
 	}
 }

@@ -57,6 +57,7 @@ func (d *Daemon) snapshot() statsDoc {
 			doc.Conntrack["engine_"+k] = v
 		}
 		doc.Conntrack["rst_translated"], doc.Conntrack["stale_removed"] = cs.RSTTranslated, cs.StaleRemoved
+		doc.Conntrack["icmp_translated"] = cs.ICMPTranslated
 	}
 	for e := engine.Event(1); e < engine.NumEvents; e++ {
 		doc.Events[e.String()] = es.Events[e]
