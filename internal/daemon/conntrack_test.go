@@ -102,10 +102,13 @@ func TestConntrackInNamespace(t *testing.T) {
 	if !s.On || s.Flows != 1 || s.Created != 1 {
 		t.Errorf("status = %+v, want on, 1 flow, 1 created", s)
 	}
+	d.kflows.path.rstTranslated.Add(2)
 	got := pick(series(t, d.cfg.Registry), "synwall_conntrack_handoff_enabled", "synwall_conntrack_flows",
-		"synwall_conntrack_handoffs_total{result=created}", "synwall_conntrack_handoffs_total{result=exists}")
+		"synwall_conntrack_handoffs_total{result=created}", "synwall_conntrack_handoffs_total{result=exists}",
+		"synwall_conntrack_kernel_path_total{kind=rst_translated}", "synwall_engine_handoffs_total{result=handed_off}")
 	want := map[string]float64{"synwall_conntrack_handoff_enabled": 1, "synwall_conntrack_flows": 1,
-		"synwall_conntrack_handoffs_total{result=created}": 1, "synwall_conntrack_handoffs_total{result=exists}": 0}
+		"synwall_conntrack_handoffs_total{result=created}": 1, "synwall_conntrack_handoffs_total{result=exists}": 0,
+		"synwall_conntrack_kernel_path_total{kind=rst_translated}": 2, "synwall_engine_handoffs_total{result=handed_off}": 0}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("metrics = %v, want %v", got, want)
 	}

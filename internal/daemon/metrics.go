@@ -109,6 +109,8 @@ var (
 		"1 when established flows are handed to conntrack (the kernel carries them), 0 when every flow stays in user space (disabled, or unsupported: see the log and the status).")
 	descConntrackFlows = desc("conntrack_flows",
 		"Conntrack entries carrying synwall's mark, counted every few seconds: the connections the kernel carries for synwall, in every TCP state.")
+	descConntrackKernelPath = desc("conntrack_kernel_path_total",
+		"What synwall still does for connections the kernel carries: rst_translated (a server's RST, which the kernel would mistranslate), icmp_translated (an ICMP error quoting a server's segment), stale_removed (entries of ended connections removed, so that a new connection on the same ports is not let through unproxied).", "kind")
 	descEngineHandoffs = desc("engine_handoffs_total",
 		"Completed proxied handshakes by what the engine did with the hand-off on: handed_off (a record for conntrack), or kept in user space because the server differs from what the SYN-ACK told the client (wscale, sack, timestamps, mss).", "result")
 	descConntrackHandoffs = desc("conntrack_handoffs_total",
@@ -137,7 +139,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descQueueSends, descQueueInjected, descQueueErrors, descKernelDropped, descKernelWaiting,
 		descInject, descInjectCalls, descReloads, descServices, descStart, descBuild,
 		descCookies, descRateLimited, descDropSources, descProcessing, descPcap,
-		descConntrackOn, descConntrackFlows, descConntrackHandoffs, descEngineHandoffs,
+		descConntrackOn, descConntrackFlows, descConntrackHandoffs, descEngineHandoffs, descConntrackKernelPath,
 		descStageUp, descStagePackets, descStageDrops,
 	} {
 		ch <- d
@@ -265,6 +267,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for k, v := range cs.Engine {
 			counter(descEngineHandoffs, v, k)
 		}
+		counter(descConntrackKernelPath, cs.RSTTranslated, "rst_translated")
+		counter(descConntrackKernelPath, cs.ICMPTranslated, "icmp_translated")
+		counter(descConntrackKernelPath, cs.StaleRemoved, "stale_removed")
 	}
 	gauge(descConntrackOn, on)
 }
