@@ -1,8 +1,10 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,9 +14,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // End-to-end tests of the conntrack hand-off: established flows carried by
@@ -390,4 +395,157 @@ func TestConntrackServerReset(t *testing.T) {
 	if ct["created"] < 2 || ct["rst_translated"] < 2 {
 		t.Errorf("conntrack counters %v, want 2 entries created and 2 server RSTs translated by synwall", ct)
 	}
+}
+
+// TestConntrackICMPPathMTU: a router on the client's side of the gateway
+// that cannot forward a server's segment of a handed-off connection tells
+// the server (fragmentation needed, MTU 1300), quoting the segment as it
+// saw it: in the cookie's sequence space. synwall translates the quote, so
+// the server's kernel takes the error as being about its own connection
+// and lowers its path MTU to the client. Here the client namespace plays
+// the router, quoting the last sequence number it received.
+func TestConntrackICMPPathMTU(t *testing.T) {
+	l := newLab(t)
+	if _, err := l.StartServers(ServerConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	sw := startSynwall(t, l, SynwallConfig{Policy: writePolicy(t, handoffPolicy)})
+	// Capture what the server sends to the client, to learn the last
+	// sequence number in the client's (the cookie's) space.
+	var capFD int
+	if err := InNetns(l.Client, func() error {
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(htons16(unix.ETH_P_IP)))
+		if err != nil {
+			return err
+		}
+		ifi, err := net.InterfaceByName(IfUplink)
+		if err != nil {
+			return err
+		}
+		capFD = fd
+		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons16(unix.ETH_P_IP), Ifindex: ifi.Index})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(capFD)
+	var lastEnd atomic.Uint32
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, _, err := unix.Recvfrom(capFD, buf, 0)
+			if err != nil {
+				return
+			}
+			b := buf[:n]
+			if n < 40 || b[9] != 6 || !bytes.Equal(b[12:16], ServerV4.AsSlice()) {
+				continue
+			}
+			ihl := int(b[0]&0xf) * 4
+			tcp := b[ihl:]
+			if binary.BigEndian.Uint16(tcp) != BulkPort {
+				continue
+			}
+			plen := int(binary.BigEndian.Uint16(b[2:])) - ihl - int(tcp[12]>>4)*4
+			// The highest end so far: the server's window probes carry
+			// an old sequence number (RFC 9293 §3.8.6.1).
+			end := binary.BigEndian.Uint32(tcp[4:]) + uint32(plen)
+			if last := lastEnd.Load(); last == 0 || int32(end-last) > 0 {
+				lastEnd.Store(end)
+			}
+		}
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := DialIn(ctx, l.Client, "tcp", netip.AddrPortFrom(ServerV4, BulkPort).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := fmt.Fprintf(c, "source %d\n", 200_000_000); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(io.Discard, c, 1_000_000); err != nil {
+		t.Fatal(err)
+	}
+	// Stop reading: the windows fill and the server's sending stops with
+	// everything it sent acknowledged, so the next sequence number it
+	// would send is the last one the client received. Wait past the
+	// engine's hand-off grace (gateway.HandoffGrace, and a second of
+	// housekeeping): from then on only the kernel path knows the flow.
+	time.Sleep(4 * time.Second)
+	seq := lastEnd.Load()
+	clientPort := uint16(c.LocalAddr().(*net.TCPAddr).Port)
+	mtu := func() string {
+		out, _ := l.Exec(ctx, l.Server, "ip", "route", "get", ClientV4.String())
+		return strings.TrimSpace(out)
+	}
+	if strings.Contains(mtu(), "mtu 1300") {
+		t.Fatalf("the server has path MTU 1300 before the error: %s", mtu())
+	}
+	// The error, as a router at the client's side sends it: the quoted
+	// segment from the server to the client, sequence number seq. The
+	// server takes it if seq lies between what it has had acknowledged
+	// and what it has sent (RFC 5927 §4.1); it may still creep forward
+	// (window probes, a reopened window), so a few tries with the latest
+	// sequence number.
+	send := func(seq uint32) {
+		t.Helper()
+		quote := make([]byte, 28)
+		quote[0], quote[8], quote[9] = 0x45, 63, 6
+		binary.BigEndian.PutUint16(quote[2:], 1500)
+		copy(quote[12:16], ServerV4.AsSlice())
+		copy(quote[16:20], ClientV4.AsSlice())
+		binary.BigEndian.PutUint16(quote[20:], BulkPort)
+		binary.BigEndian.PutUint16(quote[22:], clientPort)
+		binary.BigEndian.PutUint32(quote[24:], seq)
+		icmp := []byte{3, 4, 0, 0, 0, 0, 1300 >> 8, 1300 & 0xff}
+		icmp = append(icmp, quote...)
+		binary.BigEndian.PutUint16(icmp[2:], ^onesSum16(icmp))
+		if err := InNetns(l.Client, func() error {
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			return unix.Sendto(fd, icmp, 0, &unix.SockaddrInet4{Addr: ServerV4.As4()})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tries := 0
+	for ; tries < 5 && !strings.Contains(mtu(), "mtu 1300"); tries++ {
+		seq = lastEnd.Load()
+		send(seq)
+		deadline := time.Now().Add(time.Second)
+		for !strings.Contains(mtu(), "mtu 1300") && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if got := mtu(); !strings.Contains(got, "mtu 1300") {
+		t.Errorf("after %d errors, the last quoting seq %d: the server's route to the client is %q, want mtu 1300", tries, seq, got)
+	} else {
+		t.Logf("the server took the error after %d tries: %s", tries, got)
+	}
+	st := statsAfter(t, sw)
+	if ct := st.Other["conntrack"]; ct["created"] < 1 || ct["icmp_translated"] != uint64(tries) {
+		t.Errorf("conntrack counters %v, want the connection handed off and %d ICMP errors translated", ct, tries)
+	}
+}
+
+func htons16(v uint16) uint16 { return v<<8 | v>>8 }
+
+// onesSum16 is the one's-complement sum of b (RFC 1071), not complemented.
+func onesSum16(b []byte) uint16 {
+	var sum uint32
+	for ; len(b) >= 2; b = b[2:] {
+		sum += uint32(b[0])<<8 | uint32(b[1])
+	}
+	if len(b) == 1 {
+		sum += uint32(b[0]) << 8
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	return uint16(sum)
 }
