@@ -94,7 +94,9 @@ func TestSynwallGracefulRestart(t *testing.T) {
 		stage      bool
 		// kernel: the download's flow is handed to conntrack (a policy
 		// that discovers the server's options): it lives on in the kernel
-		// across the restart, and the state carries none of it.
+		// across the restart, and the state carries none of it. Otherwise
+		// the flow stays in user space (--conntrack=false) and the state
+		// file carries it.
 		kernel bool
 	}{
 		{"handoff", "closed", true, false, false},
@@ -121,6 +123,8 @@ func TestSynwallGracefulRestart(t *testing.T) {
 			cfg.Binary = bin
 			if tc.kernel {
 				cfg.Policy = writePolicy(t, handoffPolicy)
+			} else {
+				cfg.Args = append(cfg.Args, "--conntrack=false")
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
