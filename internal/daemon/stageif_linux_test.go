@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -110,5 +111,54 @@ func TestSelectStageInterfacesNetns(t *testing.T) {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())
 		}
+	}
+}
+
+// TestSynStageAutoInterfaces runs the daemon's start-up with --syn-stage
+// tc and no --syn-stage-if in the lab's gateway namespace: it selects the
+// client-facing veths, attaches the stage there and not to the veth toward
+// the servers (the route to the default policy's 198.18.3.0/24 leaves
+// through it), and the status lists the chosen interfaces.
+func TestSynStageAutoInterfaces(t *testing.T) {
+	l := stageLab(t)
+	var logs bytes.Buffer
+	cfg := testConfig("")
+	cfg.Log = testLogger(&logs)
+	cfg.SynStage = SynStageConfig{Mode: "tc", Auto: true}
+	var d *Daemon
+	err := lab.InNetns(l.Gateway, func() error {
+		var err error
+		if d, err = New(cfg); err != nil {
+			return err
+		}
+		return d.syn.attach()
+	})
+	if err != nil {
+		t.Fatalf("New and attach in %s: %v\nlog:\n%s", l.Gateway, err, logs.String())
+	}
+	defer d.closeStage()
+	st := d.status(d.now())
+	if st.SynStage.Mode != "tc" {
+		t.Fatalf("status syn_stage = %+v, want tc\nlog:\n%s", st.SynStage, logs.String())
+	}
+	got := st.SynStage.Interfaces
+	for _, want := range []string{lab.IfClient, lab.IfAttacker} {
+		if !slices.Contains(got, want) {
+			t.Errorf("status syn_stage.interfaces = %q, want %s among them", got, want)
+		}
+		if ids := tcxLinks(t, l.Gateway, want); len(ids) != 1 {
+			t.Errorf("tcx links on %s: %v, want one", want, ids)
+		}
+	}
+	for _, no := range []string{lab.IfServer, "lo"} {
+		if slices.Contains(got, no) {
+			t.Errorf("status syn_stage.interfaces = %q, want no %s", got, no)
+		}
+	}
+	if ids := tcxLinks(t, l.Gateway, lab.IfServer); len(ids) != 0 {
+		t.Errorf("tcx links on %s (faces the servers): %v, want none", lab.IfServer, ids)
+	}
+	if want := "interface=" + lab.IfServer + " reason=\"faces the servers"; !strings.Contains(logs.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, logs.String())
 	}
 }
