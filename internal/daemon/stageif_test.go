@@ -76,7 +76,9 @@ func TestSelectStageInterfaces(t *testing.T) {
 		{Prefix: pf3, Err: errors.New("no route")},
 	}
 	left := func(name, reason string) stageIfChoice { return stageIfChoice{Interface: name, Reason: reason} }
-	pick := func(name, reason string) stageIfChoice { return stageIfChoice{Interface: name, Chosen: true, Reason: reason} }
+	pick := func(name, reason string) stageIfChoice {
+		return stageIfChoice{Interface: name, Chosen: true, Reason: reason}
+	}
 	const fwd = "up, not loopback, no guarded service routed through it"
 	const in = "up, not loopback (--hook input: this host is the server)"
 	tests := []struct {
