@@ -77,7 +77,7 @@ func (f *runFlags) register(fs *flag.FlagSet, run bool) {
 	fs.IntVar(&f.pcap.Files, "pcap-files", observe.DefaultFiles, "keep at most this many pcap `files`, the current one included")
 	fs.DurationVar(&f.logSummary, "log-summary", 10*time.Second, "log one summary line per drop reason every `INTERVAL` (count, distinct sources); 0 disables")
 	fs.StringVar(&f.synStage, "syn-stage", "auto", "BPF SYN stage on the --syn-stage-if interfaces: `auto` (tcx when it loads, else NFQUEUE alone), tc, xdp (native XDP; fail to start without it) or off")
-	fs.StringVar(&f.synStageIf, "syn-stage-if", "", "comma-separated `INTERFACES` that face clients, where the SYN stage answers SYNs; the stage is off without any")
+	fs.StringVar(&f.synStageIf, "syn-stage-if", "", "comma-separated `INTERFACES` that face clients, where the SYN stage answers SYNs; none (or off) for no interface; empty (the default) selects them: every interface that is up and not loopback, less, with --hook forward or both, those the kernel routes a guarded service's addresses through (they face the servers); the choice and reasons are logged")
 }
 
 // parseQueues reads "N" or "A-B".
@@ -147,11 +147,9 @@ func (f *runFlags) config(log *slog.Logger) (daemon.Config, error) {
 	if err != nil {
 		return daemon.Config{}, err
 	}
-	var ifs []string
-	for _, n := range strings.Split(f.synStageIf, ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			ifs = append(ifs, n)
-		}
+	ifs, autoIfs, err := daemon.ParseSynStageIf(f.synStageIf)
+	if err != nil {
+		return daemon.Config{}, err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -160,7 +158,7 @@ func (f *runFlags) config(log *slog.Logger) (daemon.Config, error) {
 		StatsFile: f.statsFile, PidFile: f.pidFile, StateDir: f.stateDir, Handoff: f.handoff,
 		ControlSocket: f.controlSocket, Pcap: f.pcap, LogSummary: f.logSummary, ConntrackDelay: f.conntrackDelay,
 		MetricsAddr: f.metricsAddr, Registry: reg,
-		SynStage: daemon.SynStageConfig{Mode: mode, Interfaces: ifs},
+		SynStage: daemon.SynStageConfig{Mode: mode, Interfaces: ifs, Auto: autoIfs},
 		Log:      log, Version: version,
 	}, nil
 }

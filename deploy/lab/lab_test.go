@@ -317,9 +317,9 @@ while :; do sleep 0.05; done
 	if err != nil {
 		t.Fatal(err)
 	}
-	// run --hook forward --fail closed --stats-file F --pid-file "" --queues 0-1 --backend raw
-	if st.Events["syn_answered"] != 1 || st.Other["args"]["n"] != 13 {
-		t.Errorf("Stats() = %+v, want syn_answered 1 and 13 arguments", st)
+	// run --hook forward --fail closed --stats-file F --pid-file "" --syn-stage-if none --queues 0-1 --backend raw
+	if st.Events["syn_answered"] != 1 || st.Other["args"]["n"] != 15 {
+		t.Errorf("Stats() = %+v, want syn_answered 1 and 15 arguments", st)
 	}
 	if err := sw.Stop(); err != nil {
 		t.Errorf("Stop: %v", err)

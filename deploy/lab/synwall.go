@@ -24,8 +24,10 @@ type SynwallConfig struct {
 	// StatsFile is --stats-file; empty puts one in a new temporary
 	// directory that Stop removes.
 	StatsFile string
-	Args      []string      // more flags, appended
-	Ready     time.Duration // how long to wait for the stats file; default 15 s
+	// Args are more flags, appended (later flags win). The SYN stage is
+	// off unless they name --syn-stage-if.
+	Args  []string
+	Ready time.Duration // how long to wait for the stats file; default 15 s
 }
 
 // Synwall is a running daemon, a child process of this one.
@@ -94,7 +96,11 @@ func (l *Lab) StartSynwall(ctx context.Context, cfg SynwallConfig) (*Synwall, er
 	}
 	// No pid file unless cfg.Args names one (later flags win): the
 	// default, /run/synwall/synwall.pid, belongs to the host's synwall.
-	args := []string{"run", "--hook", or(cfg.Hook, "forward"), "--fail", or(cfg.Fail, "closed"), "--stats-file", s.StatsFile, "--pid-file", ""}
+	// No SYN stage unless cfg.Args names its interfaces: without
+	// --syn-stage-if the daemon would attach it to the client-facing veths
+	// it selects, and the tests of the NFQUEUE path would see it take
+	// their SYNs and invalid segments.
+	args := []string{"run", "--hook", or(cfg.Hook, "forward"), "--fail", or(cfg.Fail, "closed"), "--stats-file", s.StatsFile, "--pid-file", "", "--syn-stage-if", "none"}
 	if cfg.Policy != "" {
 		args = append(args, "--policy", cfg.Policy)
 	}

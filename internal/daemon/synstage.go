@@ -27,9 +27,41 @@ type SynStageConfig struct {
 	// daemon fails to start when the stage cannot run) or "off" (also the
 	// empty string).
 	Mode string
-	// Interfaces are the interfaces that face clients. Without any the
-	// stage is off.
+	// Interfaces are the interfaces that face clients (--syn-stage-if).
+	// Without any the stage is off, unless Auto.
 	Interfaces []string
+	// Auto selects the interfaces that face clients when Interfaces names
+	// none (--syn-stage-if left empty, the default): every interface that
+	// is up and not loopback, less, with the forward hook, those the
+	// kernel routes a guarded service's addresses through (they face the
+	// servers). The choice and the reasons are logged.
+	Auto bool
+}
+
+// ParseSynStageIf reads the --syn-stage-if spelling: "" selects the
+// client-facing interfaces automatically, "none" (or "off") names no
+// interface, else a comma-separated list of interfaces.
+func ParseSynStageIf(s string) (ifs []string, auto bool, err error) {
+	switch strings.TrimSpace(s) {
+	case "":
+		return nil, true, nil
+	case "none", "off":
+		return nil, false, nil
+	}
+	for _, n := range strings.Split(s, ",") {
+		n = strings.TrimSpace(n)
+		switch n {
+		case "":
+			continue
+		case "none", "off":
+			return nil, false, fmt.Errorf("--syn-stage-if %q: %s stands alone", s, n)
+		}
+		ifs = append(ifs, n)
+	}
+	if len(ifs) == 0 {
+		return nil, false, fmt.Errorf("--syn-stage-if %q: no interface named", s)
+	}
+	return ifs, false, nil
 }
 
 // ParseSynStageMode checks the --syn-stage spelling.
@@ -115,6 +147,16 @@ func (d *Daemon) loadSynStage(p *policy.Policy) (_ *synStage, err error) {
 		ss.mode = synstage.AttachXDP
 	default:
 		return nil, fmt.Errorf("--syn-stage %q: want auto, tc, xdp or off", ss.cfg.Mode)
+	}
+	if len(ss.cfg.Interfaces) == 0 && ss.cfg.Auto {
+		ss.cfg.Interfaces = d.selectStageInterfaces(p)
+		if len(ss.cfg.Interfaces) == 0 {
+			if ss.strict() {
+				return nil, fmt.Errorf("--syn-stage %s: no client-facing interface found (see the log; name them with --syn-stage-if)", ss.cfg.Mode)
+			}
+			ss.reason = "off: no client-facing interface found by the automatic selection (see the log; name them with --syn-stage-if)"
+			return ss, nil
+		}
 	}
 	if len(ss.cfg.Interfaces) == 0 {
 		if ss.strict() {
@@ -324,7 +366,7 @@ func (d *Daemon) logStage() {
 		return
 	}
 	d.log.Info("SYN stage attached: SYNs to guarded services are answered in the kernel", "mode", mode,
-		"interfaces", strings.Join(d.cfg.SynStage.Interfaces, ","))
+		"interfaces", strings.Join(d.syn.cfg.Interfaces, ","))
 }
 
 // rotate gives the stage the keys of now (every housekeeping tick; the
@@ -367,7 +409,7 @@ func (d *Daemon) closeStage() {
 		if err == nil {
 			d.syn.handover = env
 			d.syn.off("handed over to the next process")
-			d.log.Info("SYN stage handed over to the next process: it stays attached", "interfaces", strings.Join(d.cfg.SynStage.Interfaces, ","))
+			d.log.Info("SYN stage handed over to the next process: it stays attached", "interfaces", strings.Join(d.syn.cfg.Interfaces, ","))
 			return
 		}
 		d.log.Error("SYN stage not handed over: it detaches and the next process attaches its own", "err", err)
@@ -420,7 +462,7 @@ func (d *Daemon) synStageStatus() SynStageStatus {
 	mode, reason := d.syn.describe()
 	s := SynStageStatus{Mode: mode, Reason: reason}
 	if st := d.syn.current(); st != nil {
-		s.Interfaces = d.cfg.SynStage.Interfaces
+		s.Interfaces = d.syn.cfg.Interfaces
 		s.Inherited = d.syn.inherited
 		if stats, err := st.Stats(); err == nil {
 			s.Counters, s.Drops = stageStats(stats)
