@@ -283,8 +283,14 @@ func TestNewDefaultsMatchFile(t *testing.T) {
 	}
 }
 
-// TestDefaultTakesDefaults: the embedded default names its service and
-// takes every other value from the defaults.
+// labWScale is the window scale the embedded default advertises: that of
+// the lab's Linux servers (tcp_rmem's maximum of 32 MiB), so that the
+// conntrack hand-off can carry their connections.
+const labWScale = 10
+
+// TestDefaultTakesDefaults: the embedded default names its service and the
+// window scale of the lab's servers, and takes every other value from the
+// defaults.
 func TestDefaultTakesDefaults(t *testing.T) {
 	p, err := Default()
 	if err != nil {
@@ -300,6 +306,7 @@ func TestDefaultTakesDefaults(t *testing.T) {
 		t.Errorf("Default() without its service differs from the defaults (-defaults +Default):\n%s", d)
 	}
 	ds := defaultService()
+	ds.Advertise.WScale = labWScale
 	if s := p.Services[0]; s.Mode != ds.Mode || s.Advertise != ds.Advertise || s.Limit != ds.Limit {
 		t.Errorf("Default() service = mode %v, %+v, %+v; want the defaults mode %v, %+v, %+v", s.Mode, s.Advertise, s.Limit, ds.Mode, ds.Advertise, ds.Limit)
 	}

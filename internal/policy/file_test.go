@@ -44,7 +44,7 @@ func TestDefault(t *testing.T) {
 		t.Fatalf("Default() has %d services, want 1", len(p.Services))
 	}
 	s := p.Services[0]
-	want := Advertise{MSS4: 1460, MSS6: 1440, WScale: 7, SACK: true, Timestamps: true, Window: 65535}
+	want := Advertise{MSS4: 1460, MSS6: 1440, WScale: labWScale, SACK: true, Timestamps: true, Window: 65535}
 	if s.Advertise != want || s.Mode != ModeProxy {
 		t.Errorf("Default() service = mode %v %+v, want proxy %+v", s.Mode, s.Advertise, want)
 	}
