@@ -308,12 +308,18 @@ static __always_inline void put32(__u8 *b, __u32 v)
 	b[0] = v >> 24; b[1] = v >> 16; b[2] = v >> 8; b[3] = v;
 }
 
-/* fold32 folds a one's-complement sum to 32 bits, for a csum_diff seed. */
-static __always_inline __u32 fold32(__u64 s)
+/* sum32 adds the n (a multiple of 4, at most max) bytes at b to a
+ * one's-complement sum as native 32-bit words, as bpf_csum_diff would
+ * (RFC 1071 §2: the sum is independent of byte order when folded and
+ * stored the same way), without a helper call. */
+static __always_inline __u64 sum32(const __u8 *b, __u32 n, __u32 max)
 {
-	s = (s & 0xffffffff) + (s >> 32);
-	s = (s & 0xffffffff) + (s >> 32);
-	return (__u32)s;
+	__u64 s = 0;
+#pragma unroll
+	for (__u32 i = 0; i < max; i += 4)
+		if (i < n)
+			s += le32(b + i);
+	return s;
 }
 
 static __always_inline __u16 fold(__u64 s)
@@ -929,7 +935,7 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 		count(SYNSTAGE_PASS_MARTIAN);
 		return ACT_PASS;
 	}
-	if (!v6 && fold(bpf_csum_diff(0, 0, (__be32 *)p->ip, 20, 0)) != 0xffff) {
+	if (!v6 && fold(sum32(p->ip, 20, 20)) != 0xffff) {
 		count(SYNSTAGE_PASS_BAD_IP_CSUM);
 		return ACT_PASS;
 	}
@@ -1145,7 +1151,7 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 		__builtin_memcpy(ip + 8, dst, 16);
 		__builtin_memcpy(ip + 24, src, 16);
 		/* RFC 8200 §8.1 pseudo-header: addresses, length, next header. */
-		sum = bpf_csum_diff(0, 0, (__be32 *)(ip + 8), 32, 0);
+		sum = sum32(ip + 8, 32, 32);
 		sum += bpf_htonl(thl) + bpf_htonl(6);
 	} else {
 		__u32 total = 20 + thl;
@@ -1158,12 +1164,12 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 		put16(ip + 10, 0);
 		__builtin_memcpy(ip + 12, dst, 4);
 		__builtin_memcpy(ip + 16, src, 4);
-		__u16 ipsum = ~fold(bpf_csum_diff(0, 0, (__be32 *)ip, 20, 0));
+		__u16 ipsum = ~fold(sum32(ip, 20, 20));
 		__builtin_memcpy(ip + 10, &ipsum, 2);
-		sum = bpf_csum_diff(0, 0, (__be32 *)(ip + 12), 8, 0);
+		sum = sum32(ip + 12, 8, 8);
 		sum += bpf_htons(thl) + bpf_htons(6);
 	}
-	sum = bpf_csum_diff(0, 0, (__be32 *)t, thl & 0x3c, fold32(sum));
+	sum += sum32(t, thl & 0x3c, 60);
 	__u16 tsum = ~fold(sum);
 	__builtin_memcpy(t + 16, &tsum, 2);
 
@@ -1219,8 +1225,10 @@ int synstage_tc(struct __sk_buff *skb)
 	default:
 		return TC_ACT_OK;
 	}
+	/* A SYN-ACK as long as the SYN (the usual Linux SYN) needs no
+	 * resizing. */
 	if (olen > sizeof(s->o.b) || olen < 14 + 40 ||
-	    bpf_skb_change_tail(skb, olen, 0) < 0 ||
+	    (olen != skb->len && bpf_skb_change_tail(skb, olen, 0) < 0) ||
 	    bpf_skb_store_bytes(skb, 0, s->o.b, olen, 0) < 0) {
 		/* Nothing was changed unless the store failed half way, which
 		 * leaves a packet the stack's checksums reject. */
