@@ -2,9 +2,9 @@ package queue
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
-	"context"
 	"testing"
 	"time"
 

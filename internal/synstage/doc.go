@@ -156,8 +156,10 @@
 //
 // # In the daemon
 //
-// synwall run --syn-stage auto|tc|xdp|off with --syn-stage-if naming the
-// client-facing interfaces (internal/daemon synstage.go): the stage is
+// synwall run --syn-stage auto|tc|xdp|off on the client-facing interfaces,
+// which --syn-stage-if names or, left empty, the daemon picks: every up,
+// non-loopback interface but those the kernel routes guarded prefixes
+// through (internal/daemon stageif.go, synstage.go). The stage is
 // loaded before the engine (whose SYN cache lives in its maps), given the
 // policy, the keys and the engine's seed, and attached once the firewall
 // rules are in place; reloads give it the new policy; Close detaches it
