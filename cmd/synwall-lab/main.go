@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,13 +9,15 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+
+	"github.com/synwall/synwall/internal/cli"
 )
 
 // Exit codes, as synwall's.
 const (
-	exitOK      = 0
+	exitOK      = cli.ExitOK
 	exitFailure = 1
-	exitUsage   = 2
+	exitUsage   = cli.ExitUsage
 	exitSetup   = 3 // could not start: privileges, tools, the synwall binary
 )
 
@@ -69,25 +70,11 @@ func mainArgs(args []string, stdout, stderr io.Writer) int {
 
 // newFlags returns a FlagSet whose -h prints a man-page-like help.
 func newFlags(name, args, about string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: synwall-lab %s %s\n\n%s\n\nFlags:\n", name, args, about)
-		fs.PrintDefaults()
-	}
-	return fs
+	return cli.NewFlags("synwall-lab", name, args, about, stderr)
 }
 
 // parseFlags parses args and maps the outcome to an exit code (-1: go on).
-func parseFlags(fs *flag.FlagSet, args []string) int {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	return -1
-}
+func parseFlags(fs *flag.FlagSet, args []string) int { return cli.ParseFlags(fs, args) }
 
 // synwallFlag registers --synwall: the synwall binary the lab runs.
 func synwallFlag(fs *flag.FlagSet) *string {

@@ -10,13 +10,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/synwall/synwall/internal/cli"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -24,10 +25,10 @@ var version = "dev"
 
 // Exit codes. They mean the same for every subcommand.
 const (
-	exitOK      = 0 // done, or a clean shutdown
-	exitFailure = 1 // the work failed (a check found errors, the gateway stopped on an error)
-	exitUsage   = 2 // bad command line
-	exitSetup   = 3 // could not start: policy, privileges, queue binding or firewall rules
+	exitOK      = cli.ExitOK    // done, or a clean shutdown
+	exitFailure = 1             // the work failed (a check found errors, the gateway stopped on an error)
+	exitUsage   = cli.ExitUsage // bad command line
+	exitSetup   = 3             // could not start: policy, privileges, queue binding or firewall rules
 )
 
 type command struct {
@@ -99,25 +100,11 @@ func mainArgs(args []string, stdout, stderr io.Writer) int {
 
 // newFlags returns a FlagSet whose -h prints a man-page-like help.
 func newFlags(name, args, about string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: synwall %s %s\n\n%s\n\nFlags:\n", name, args, about)
-		fs.PrintDefaults()
-	}
-	return fs
+	return cli.NewFlags("synwall", name, args, about, stderr)
 }
 
 // parseFlags parses args and maps the outcome to an exit code (-1: go on).
-func parseFlags(fs *flag.FlagSet, args []string) int {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	return -1
-}
+func parseFlags(fs *flag.FlagSet, args []string) int { return cli.ParseFlags(fs, args) }
 
 func cmdVersion(_ context.Context, _ []string, stdout, _ io.Writer) int {
 	fmt.Fprintf(stdout, "synwall %s\n", version)
