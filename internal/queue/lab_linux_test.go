@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synwall/synwall/internal/testnet"
+
 	"github.com/synwall/synwall/internal/firewall"
 
 	"golang.org/x/sys/unix"
@@ -36,28 +38,16 @@ const (
 	labSrv6 = "2001:db8:7::2"
 )
 
+// run runs a command and returns its output in the error.
 func run(t *testing.T, args ...string) error {
 	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return nil
+	return testnet.Run(args...)
 }
 
+// skipIfNoPrivilege: see testnet.SkipIfNoPrivilege.
 func skipIfNoPrivilege(t *testing.T, err error) {
 	t.Helper()
-	if err == nil {
-		return
-	}
-	if errors.Is(err, unix.EPERM) || strings.Contains(err.Error(), "Operation not permitted") ||
-		strings.Contains(err.Error(), "Permission denied") {
-		t.Skipf("needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN): %v", err)
-	}
-	if errors.Is(err, exec.ErrNotFound) {
-		t.Skipf("needs iproute2 and iptables: %v", err)
-	}
-	t.Fatal(err)
+	testnet.SkipIfNoPrivilege(t, err)
 }
 
 func newLab(t *testing.T, tag string) *lab {
