@@ -548,6 +548,18 @@ func (ft *flowTable) mayHave(i int, tag uint32) bool {
 	return false
 }
 
+// bucketFree reports, without the lock, whether every slot of bucket i is
+// free (tag 0) as of the call.
+func (ft *flowTable) bucketFree(i int) bool {
+	base := i * FlowBucketSize
+	for _, t := range ft.tags[base : base+FlowBucketSize] {
+		if t.Load() != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 func (ft *flowTable) slotsOf(i int) []flow {
 	return ft.slots[i*FlowBucketSize : (i+1)*FlowBucketSize]
 }
@@ -702,8 +714,6 @@ func (ft *flowTable) close(f *flow, nowNs int64) {
 }
 
 // expire removes every flow that has outlived its timeout at now and
-// returns how many.
-// expire removes every flow that has outlived its timeout at now and
 // returns how many. With idle not nil, an established flow idle past its
 // timeout is not removed but moved to closing, marked expiring, and idle is
 // called (after the bucket's lock is released) with what a probe to each
@@ -712,6 +722,12 @@ func (ft *flowTable) expire(now int64, idle func(ev []evicted)) int {
 	n := 0
 	var evs [FlowBucketSize]evicted
 	for i := range ft.locks {
+		if ft.bucketFree(i) {
+			// Tags are a sixteenth of the slots' memory: a sweep of a
+			// mostly empty table reads them, not every flow, and takes
+			// no lock. A flow added meanwhile waits for the next sweep.
+			continue
+		}
 		mu := ft.lock(i)
 		mu.Lock()
 		fs := ft.slotsOf(i)

@@ -479,3 +479,16 @@ func (h *harness) synSentFrom(port uint16) {
 	sa := decode(h.tb, r.Inject[0])
 	h.expect(h.craft(seg{sport: port, flags: header.ACK, seq: clientISN + 1, ack: sa.Seq + 1, win: 1000}), engine.Accept, engine.EventHandshake)
 }
+
+// BenchmarkExpire is the daemon's once-a-second sweep of a default-sized
+// flow table holding one flow: what an idle gateway pays for expiry.
+func BenchmarkExpire(b *testing.B) {
+	h := newHarness(b, false, testAdvertise(), func(c *Config) { c.Flows = DefaultFlows })
+	h.establish(7, "")
+	for b.Loop() {
+		h.e.Expire(h.now)
+	}
+	if h.e.Stats().FlowsActive != 1 {
+		b.Fatalf("Stats().FlowsActive = %d, want the flow kept", h.e.Stats().FlowsActive)
+	}
+}
