@@ -552,8 +552,9 @@ func (ft *flowTable) mayHave(i int, tag uint32) bool {
 // free (tag 0) as of the call.
 func (ft *flowTable) bucketFree(i int) bool {
 	base := i * FlowBucketSize
-	for _, t := range ft.tags[base : base+FlowBucketSize] {
-		if t.Load() != 0 {
+	tags := ft.tags[base : base+FlowBucketSize]
+	for j := range tags {
+		if tags[j].Load() != 0 {
 			return false
 		}
 	}
