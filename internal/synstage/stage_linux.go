@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"sync"
@@ -23,16 +25,17 @@ import (
 
 // Generated names, shortened.
 type (
-	bpfState     = synstageSynstageState
-	bpfKey       = synstageSynstageKey
-	bpfPolicy    = synstageSynstagePolicy
-	bpfLPMKey    = synstageSynstageLpmKey
-	bpfRange     = synstageSynstageRange
-	bpfPorts     = synstageSynstagePorts
-	bpfLimitKey  = synstageSynstageLimitKey
-	bpfCounter   = synstageSynstageCounter
-	bpfMode      = synstageSynstageMode
-	bpfAdvertise = synstageSynstageAdv
+	bpfState       = synstageSynstageState
+	bpfKey         = synstageSynstageKey
+	bpfPolicy      = synstageSynstagePolicy
+	bpfLPMKey      = synstageSynstageLpmKey
+	bpfRange       = synstageSynstageRange
+	bpfPorts       = synstageSynstagePorts
+	bpfLimitKey    = synstageSynstageLimitKey
+	bpfLimitConfig = synstageSynstageLimitConfig
+	bpfCounter     = synstageSynstageCounter
+	bpfMode        = synstageSynstageMode
+	bpfAdvertise   = synstageSynstageAdv
 )
 
 // Stage is the loaded BPF SYN stage: its program, maps and attachments. It
@@ -103,8 +106,13 @@ func Load(opts Options) (*Stage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading the object: %w", ErrUnavailable, err)
 	}
-	if opts.SourceLimitEntries > 0 {
-		spec.Maps["source_limits"].MaxEntries = uint32(opts.SourceLimitEntries)
+	limitSlots := int(spec.Maps["source_limits"].MaxEntries)
+	if opts.SourceLimitSlots > 0 {
+		if opts.SourceLimitSlots > 1<<24 {
+			return nil, fmt.Errorf("%w: %d per-source limiter slots are too many (at most 2^24)", ErrUnavailable, opts.SourceLimitSlots)
+		}
+		limitSlots = 1 << bits.Len(uint(opts.SourceLimitSlots-1))
+		spec.Maps["source_limits"].MaxEntries = uint32(limitSlots)
 	}
 	buckets, per := cacheSize(opts)
 	if buckets*per > 1<<26 || per > maxCachePer {
@@ -139,6 +147,18 @@ func Load(opts Options) (*Stage, error) {
 				return nil, fmt.Errorf("%w: the verifier refused the program: %+v", ErrUnavailable, ve)
 			}
 			return nil, fmt.Errorf("%w: loading: %w", ErrUnavailable, err)
+		}
+		// The limiter table's slot hash: keyed, so that a sender cannot
+		// aim its sources at another prefix's slot. Adopted maps keep
+		// theirs with their buckets.
+		var lc bpfLimitConfig
+		for i := range lc.Seed {
+			lc.Seed[i] = rand.Uint64()
+		}
+		lc.Mask = uint32(limitSlots - 1)
+		if err := s.objs.LimitConfig.Put(uint32(0), &lc); err != nil {
+			s.objs.Close()
+			return nil, fmt.Errorf("%w: writing the limiter configuration: %w", ErrUnavailable, err)
 		}
 	}
 	if in != nil {

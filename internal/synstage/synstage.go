@@ -49,9 +49,10 @@ func ParseAttachMode(s string) (AttachMode, error) {
 
 // Options set up Load.
 type Options struct {
-	// SourceLimitEntries sizes the LRU table of per-source SYN limiters
-	// (all services together); zero keeps the program's 65536.
-	SourceLimitEntries int
+	// SourceLimitSlots sizes the fixed table of per-source SYN limiters
+	// (all services together, rounded up to a power of two); zero keeps
+	// the program's 65536.
+	SourceLimitSlots int
 	// CacheBuckets and CacheEntries size the SYN cache the program shares
 	// with the engine (buckets rounded up to a power of two); zero takes
 	// the engine's defaults. They must be the engine's sizes.

@@ -18,6 +18,19 @@ type synstageFlowBucket struct {
 	Tag [16]uint32
 }
 
+type synstageLimitSlot struct {
+	_    structs.HostLayout
+	Lock struct {
+		_   structs.HostLayout
+		Val uint32
+	}
+	LimitId uint32
+	K0      uint64
+	K1      uint64
+	Tat     uint64
+	Fam     uint64
+}
+
 type synstageScratch struct {
 	_    structs.HostLayout
 	Drop uint32
@@ -164,6 +177,13 @@ type synstageSynstageKey struct {
 	TsNs    uint64
 }
 
+type synstageSynstageLimitConfig struct {
+	_    structs.HostLayout
+	Seed [3]uint64
+	Mask uint32
+	Pad  uint32
+}
+
 type synstageSynstageLimitKey struct {
 	_       structs.HostLayout
 	LimitId uint32
@@ -263,6 +283,7 @@ const (
 	synstageMapEnums        = "enums"
 	synstageMapFlowTags     = "flow_tags"
 	synstageMapKeys         = "keys"
+	synstageMapLimitConfig  = "limit_config"
 	synstageMapPolicy       = "policy"
 	synstageMapPrefixTrie   = "prefix_trie"
 	synstageMapSampleConfig = "sample_config"
@@ -338,6 +359,7 @@ type synstageMapSpecs struct {
 	Enums        *ebpf.MapSpec `ebpf:"enums"`
 	FlowTags     *ebpf.MapSpec `ebpf:"flow_tags"`
 	Keys         *ebpf.MapSpec `ebpf:"keys"`
+	LimitConfig  *ebpf.MapSpec `ebpf:"limit_config"`
 	Policy       *ebpf.MapSpec `ebpf:"policy"`
 	PrefixTrie   *ebpf.MapSpec `ebpf:"prefix_trie"`
 	SampleConfig *ebpf.MapSpec `ebpf:"sample_config"`
@@ -387,6 +409,7 @@ type synstageMaps struct {
 	Enums        *ebpf.Map `ebpf:"enums"`
 	FlowTags     *ebpf.Map `ebpf:"flow_tags"`
 	Keys         *ebpf.Map `ebpf:"keys"`
+	LimitConfig  *ebpf.Map `ebpf:"limit_config"`
 	Policy       *ebpf.Map `ebpf:"policy"`
 	PrefixTrie   *ebpf.Map `ebpf:"prefix_trie"`
 	SampleConfig *ebpf.Map `ebpf:"sample_config"`
@@ -412,6 +435,7 @@ func (m *synstageMaps) Close() error {
 		m.Enums,
 		m.FlowTags,
 		m.Keys,
+		m.LimitConfig,
 		m.Policy,
 		m.PrefixTrie,
 		m.SampleConfig,

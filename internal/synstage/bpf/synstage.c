@@ -88,12 +88,33 @@ struct {
 	__array(values, typeof(prefix_trie));
 } allow SEC(".maps");
 
+/* The per-source SYN limiters (limit.PerSource): a fixed table of token
+ * buckets, a slot per keyed hash of the limiter id and masked prefix, a
+ * new prefix taking a slot over with a full bucket. Fixed memory and no
+ * allocation whatever the sources: a random-source flood costs one slot
+ * write per SYN, where a hash map would insert and evict an element each.
+ * The size is set by the loader (a power of two). */
+struct limit_slot {
+	struct bpf_spin_lock lock;
+	__u32 limit_id;
+	__u64 k0, k1; /* the masked prefix as two little-endian words */
+	__u64 tat;    /* GCRA arrival time, CLOCK_MONOTONIC ns */
+	__u64 fam;    /* 4 or 6 */
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 65536);
-	__type(key, struct synstage_limit_key);
-	__type(value, __u64);
+	__type(key, __u32);
+	__type(value, struct limit_slot);
 } source_limits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct synstage_limit_config);
+} limit_config SEC(".maps");
 
 /* The global SYN-ACK limit's GCRA word (CLOCK_MONOTONIC ns): one budget
  * for the stage and the engine, which charges it through its own mapping
@@ -538,6 +559,44 @@ static __always_inline __u64 mix(__u64 a, __u64 b)
 	return hi ^ lo;
 }
 
+/* source_allow takes a token from the bucket of k (a limiter id and a
+ * masked prefix) at now and reports whether there was one: the engine's
+ * limit.PerSource.Allow, in a table of its own. A global function,
+ * verified once. */
+__attribute__((noinline)) int source_allow(struct synstage_limit_key *k, __u64 now, __u64 interval, __u64 tau)
+{
+	__u32 zero = 0;
+	if (!k)
+		return 1;
+	struct synstage_limit_config *cfg = bpf_map_lookup_elem(&limit_config, &zero);
+	if (!cfg)
+		return 1;
+	__u64 k0 = le64(&k->prefix[0]), k1 = le64(&k->prefix[8]);
+	__u64 fam = k->family;
+	__u32 id = k->limit_id;
+	__u32 i = (__u32)mix(mix(k0 ^ cfg->seed[0], k1 ^ cfg->seed[1]), cfg->seed[2] ^ (fam | (__u64)id << 8)) & cfg->mask;
+	struct limit_slot *sl = bpf_map_lookup_elem(&source_limits, &i);
+	if (!sl)
+		return 1;
+	int ok = 1;
+	bpf_spin_lock(&sl->lock);
+	if (sl->k0 != k0 || sl->k1 != k1 || sl->fam != fam || sl->limit_id != id) {
+		/* A new prefix takes the slot over with a full bucket. */
+		sl->k0 = k0;
+		sl->k1 = k1;
+		sl->fam = fam;
+		sl->limit_id = id;
+		sl->tat = 0;
+	}
+	__u64 t = (sl->tat > now ? sl->tat : now) + interval;
+	if (t - now > tau)
+		ok = 0;
+	else
+		sl->tat = t;
+	bpf_spin_unlock(&sl->lock);
+	return ok;
+}
+
 /* flow_hash sets fk->fp to the engine's tuple hash (flowTable.hash) with
  * the seed of the shared SYN cache's configuration, and returns 0, or -1
  * when no engine shares its memory yet. A global function, verified
@@ -975,17 +1034,8 @@ static __always_inline int synstage(void *ctx, int xdp, __u32 pktlen, int host,
 		else
 			__builtin_memcpy(lk.prefix, src, 4);
 		mask_prefix(&lk, v6 ? svc->limit_prefix6 : svc->limit_prefix4, v6 ? 16 : 4);
-		int ok;
-		__u64 *tat = bpf_map_lookup_elem(&source_limits, &lk);
-		if (tat) {
-			ok = gcra(tat, now, svc->limit_interval_ns, svc->limit_tau_ns);
-		} else {
-			/* A new prefix starts with a full bucket. */
-			__u64 t = now + svc->limit_interval_ns;
-			ok = 1;
-			bpf_map_update_elem(&source_limits, &lk, &t, BPF_NOEXIST);
-		}
-		if (!ok && !trie_lookup(&allow, gen, &sk)) {
+		if (!source_allow(&lk, now, svc->limit_interval_ns, svc->limit_tau_ns) &&
+		    !trie_lookup(&allow, gen, &sk)) {
 			return drop(sc, SYNSTAGE_DROP_SYN_LIMITED);
 		}
 	}

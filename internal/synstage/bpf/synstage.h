@@ -148,6 +148,15 @@ struct synstage_limit_key {
 	__u8 prefix[16];
 };
 
+/* The per-source limiter table's slot hash (limit.PerSource's seeded
+ * multiply-fold) and size: slot = hash & mask. Written once by the loader
+ * (random seed); a graceful restart that adopts the maps keeps it. */
+struct synstage_limit_config {
+	__u64 seed[3];
+	__u32 mask; /* slots - 1 (a power of two) */
+	__u32 pad;
+};
+
 /* One entry of the SYN cache the program shares with the engine
  * (internal/gateway syncache.go: cacheEntry, CacheMemory): what the engine
  * needs of an answered SYN to open the server side with the client's exact
