@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/synwall/synwall/deploy/lab/synflood"
@@ -196,6 +197,10 @@ type SynResult struct {
 	BusyShares  []float64
 	Load        LoadResult // Attempts 0 without legitimate connections
 	InvalidSent int        // packets with invalid flag sets (SynLoad.InvalidSets)
+	// TaskCPU is the exact CPU time of the flood's tasks (see TaskCPU),
+	// the least of the repetitions (other work adds little to it, but the
+	// run kept for Busy need not be the one of least TaskCPU).
+	TaskCPU TaskCPU
 	// Stats are synwall's counters before and after (DefenseSynwall).
 	Before, After Stats
 }
@@ -241,6 +246,18 @@ func ExtraCPUPerSynAck(r, base SynResult, minShare float64) (time.Duration, bool
 		return 0, false
 	}
 	extra := r.Busy.Seconds() - base.Busy.Seconds()*sent/baseSent
+	return time.Duration(extra / float64(r.SynAcks) * float64(time.Second)), true
+}
+
+// ExtraTaskCPUPerSynAck is ExtraCPUPerSynAck on the flood's tasks' exact
+// CPU time (TaskCPU) instead of the machine's busy ticks. Only the
+// generators' packets count (hping3's CPU is not measured).
+func ExtraTaskCPUPerSynAck(r, base SynResult, minShare float64) (time.Duration, bool) {
+	sent, baseSent := float64(r.Sent), float64(base.Sent)
+	if !r.Measured() || !base.Measured() || baseSent <= 0 || r.HpingSent+base.HpingSent > 0 || r.SynAcks == 0 || float64(r.SynAcks) < minShare*sent {
+		return 0, false
+	}
+	extra := r.TaskCPU.Total().Seconds() - base.TaskCPU.Total().Seconds()*sent/baseSent
 	return time.Duration(extra / float64(r.SynAcks) * float64(time.Second)), true
 }
 
@@ -471,14 +488,19 @@ func (l *Lab) measureOne(ctx context.Context, load SynLoad, sw *Synwall, res *Sy
 			return err
 		}
 		r := SynResult{Defense: res.Defense, CPUs: res.CPUs, Before: res.Before}
-		if err := l.offer(ctx, load, &r); err != nil {
+		if err := l.offer(ctx, load, sw, &r); err != nil {
 			return err
 		}
 		shares := append(res.BusyShares, r.BusyShare())
+		task := r.TaskCPU
+		if i > 0 && res.TaskCPU.Total() < task.Total() {
+			task = res.TaskCPU
+		}
 		if i == 0 || r.BusyShare() < res.BusyShare() {
 			*res = r
 		}
 		res.BusyShares = shares
+		res.TaskCPU = task
 	}
 	for _, flags := range InvalidFlagSets[:min(len(InvalidFlagSets), load.InvalidSets)] {
 		r, err := l.Flood(ctx, Flood{Target: load.Target.Addr(), Port: load.Target.Port(), Flags: flags, Count: 50, Interval: "u200", Duration: 5 * time.Second})
@@ -571,7 +593,7 @@ const settle = 300 * time.Millisecond
 
 // offer runs load's floods (and legitimate connections) and fills res's
 // counts.
-func (l *Lab) offer(ctx context.Context, load SynLoad, res *SynResult) error {
+func (l *Lab) offer(ctx context.Context, load SynLoad, sw *Synwall, res *SynResult) error {
 	if err := l.countSpoofed(ctx); err != nil {
 		return err
 	}
@@ -583,6 +605,12 @@ func (l *Lab) offer(ctx context.Context, load SynLoad, res *SynResult) error {
 	if err != nil {
 		return err
 	}
+	k0 := softirqThreadsCPU()
+	var d0 time.Duration
+	if sw != nil {
+		d0 = pidCPU(sw.PID())
+	}
+	var genCPU atomic.Int64
 	t0 := time.Now()
 	type done struct {
 		sent int
@@ -599,11 +627,13 @@ func (l *Lab) offer(ctx context.Context, load SynLoad, res *SynResult) error {
 			args := append(append([]string(nil), load.Generator[1:]...),
 				"-dst", load.Target.String(), "-sources", synflood.DefaultSources(load.Target.Addr()).String(),
 				"-rate", strconv.Itoa(load.Rate), "-duration", load.Duration.String(), "-count", strconv.Itoa(count))
-			out, err := l.Cmd(gctx, l.Attacker, load.Generator[0], args...).CombinedOutput()
+			cmd := l.Cmd(gctx, l.Attacker, load.Generator[0], args...)
+			out, err := cmd.CombinedOutput()
 			if err != nil {
 				dc <- done{0, time.Now(), fmt.Errorf("generator: %w: %s", err, strings.TrimSpace(string(out)))}
 				return
 			}
+			genCPU.Add(int64(processCPU(cmd.ProcessState)))
 			m := genSentRE.FindSubmatch(out)
 			if m == nil {
 				dc <- done{0, time.Now(), fmt.Errorf("generator: no packet count in %q", out)}
@@ -663,5 +693,82 @@ func (l *Lab) offer(ctx context.Context, load SynLoad, res *SynResult) error {
 	}
 	res.SynAcks, res.AllSynAcks = s1-min(s0, s1), a1-min(a0, a1)
 	res.Busy = time.Duration(c1.Busy-min(c0.Busy, c1.Busy)) * (time.Second / userHZ)
+	res.TaskCPU = TaskCPU{Generators: time.Duration(genCPU.Load()), Softirqd: max(softirqThreadsCPU()-k0, 0)}
+	if sw != nil {
+		res.TaskCPU.Synwall = max(pidCPU(sw.PID())-d0, 0)
+	}
 	return nil
+}
+
+// TaskCPU is the CPU time of the tasks that carry a spoofed flood, each
+// measured exactly (the scheduler's runtime of the task, not ticks): the
+// generators, whose sends run the whole path of a veth lab inline (the
+// gateway's tc and netfilter hooks, the SYN-ACK back into the attacker's
+// namespace); the kernel's ksoftirqd threads, which take the softirq work
+// a busy CPU defers; and the synwall daemon over the flood. Unlike the
+// machine's busy ticks (CPUTicks: the kernel here samples busy time at each
+// 4 ms tick), it holds nothing of other work on a shared machine.
+type TaskCPU struct {
+	Generators, Softirqd, Synwall time.Duration
+}
+
+// Total is the sum of the three.
+func (t TaskCPU) Total() time.Duration { return t.Generators + t.Softirqd + t.Synwall }
+
+// processCPU is the user and system time of an ended process (the kernel
+// scales the ticks' split so that the two add up to its exact runtime).
+func processCPU(ps *os.ProcessState) time.Duration {
+	if ps == nil {
+		return 0
+	}
+	return ps.UserTime() + ps.SystemTime()
+}
+
+// pidCPU is the user and system time of process pid so far, 0 when it
+// cannot be read.
+func pidCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	return parseStatCPU(string(b))
+}
+
+// parseStatCPU reads utime and stime (fields 14 and 15, USER_HZ) of a
+// /proc/PID/stat line.
+func parseStatCPU(line string) time.Duration {
+	i := strings.LastIndexByte(line, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(line[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(u+st) * (time.Second / userHZ)
+}
+
+// softirqThreadsCPU is the CPU time of the ksoftirqd threads so far.
+func softirqThreadsCPU() time.Duration {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	var t time.Duration
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil || !strings.Contains(string(b), "(ksoftirqd/") {
+			continue
+		}
+		t += parseStatCPU(string(b))
+	}
+	return t
 }
