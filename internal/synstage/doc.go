@@ -139,9 +139,10 @@
 // (/24 and /64 unless set), a new prefix starting with a full bucket,
 // sources in the allow list exempt (their token is still taken, as in
 // Worker.syn), proxy services only. The buckets live in a fixed table
-// (65536 slots, Options.SourceLimitSlots), a slot per keyed hash of a
-// limiter id and the masked prefix, as limit.PerSource keeps them: a new
-// prefix takes its slot over with a full bucket, so a random-source flood
+// (65536 slots of 16 bytes, Options.SourceLimitSlots), a slot per keyed
+// hash of a limiter id and the masked prefix, as limit.PerSource keeps
+// them (lock-free: the slot holds the hash, the bucket is a GCRA word): a
+// new prefix takes its slot over with a full bucket, so a random-source flood
 // costs a slot write per SYN and no allocation (an LRU hash inserted and
 // evicted an element per SYN: 0.45 µs more per SYN from 2^17 sources in
 // BenchmarkProgramSources). Ids stay with a service name and prefix lengths across reloads,

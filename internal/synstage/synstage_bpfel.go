@@ -19,16 +19,9 @@ type synstageFlowBucket struct {
 }
 
 type synstageLimitSlot struct {
-	_    structs.HostLayout
-	Lock struct {
-		_   structs.HostLayout
-		Val uint32
-	}
-	LimitId uint32
-	K0      uint64
-	K1      uint64
-	Tat     uint64
-	Fam     uint64
+	_   structs.HostLayout
+	Tag uint64
+	Tat uint64
 }
 
 type synstageScratch struct {

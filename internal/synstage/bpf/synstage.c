@@ -95,11 +95,8 @@ struct {
  * write per SYN, where a hash map would insert and evict an element each.
  * The size is set by the loader (a power of two). */
 struct limit_slot {
-	struct bpf_spin_lock lock;
-	__u32 limit_id;
-	__u64 k0, k1; /* the masked prefix as two little-endian words */
-	__u64 tat;    /* GCRA arrival time, CLOCK_MONOTONIC ns */
-	__u64 fam;    /* 4 or 6 */
+	__u64 tag; /* the keyed hash of its limiter id and prefix, | 1; 0: unused */
+	__u64 tat; /* GCRA arrival time, CLOCK_MONOTONIC ns */
 };
 
 struct {
@@ -561,8 +558,13 @@ static __always_inline __u64 mix(__u64 a, __u64 b)
 
 /* source_allow takes a token from the bucket of k (a limiter id and a
  * masked prefix) at now and reports whether there was one: the engine's
- * limit.PerSource.Allow, in a table of its own. A global function,
- * verified once. */
+ * limit.PerSource.Allow, in a table of its own. A slot belongs to the
+ * prefix whose 63-bit keyed hash it holds (the engine compares the prefix
+ * itself; two prefixes of one hash are as likely as a guessed key); a new
+ * prefix takes it over with a full bucket. Lock-free: the owner is
+ * changed with a compare-and-swap and the bucket is gcra's word, so a
+ * SYN racing a takeover may be judged by the old owner's bucket. A global
+ * function, verified once. */
 __attribute__((noinline)) int source_allow(struct synstage_limit_key *k, __u64 now, __u64 interval, __u64 tau)
 {
 	__u32 zero = 0;
@@ -572,29 +574,20 @@ __attribute__((noinline)) int source_allow(struct synstage_limit_key *k, __u64 n
 	if (!cfg)
 		return 1;
 	__u64 k0 = le64(&k->prefix[0]), k1 = le64(&k->prefix[8]);
-	__u64 fam = k->family;
-	__u32 id = k->limit_id;
-	__u32 i = (__u32)mix(mix(k0 ^ cfg->seed[0], k1 ^ cfg->seed[1]), cfg->seed[2] ^ (fam | (__u64)id << 8)) & cfg->mask;
+	__u64 h = mix(mix(k0 ^ cfg->seed[0], k1 ^ cfg->seed[1]), cfg->seed[2] ^ (k->family | (__u64)k->limit_id << 8));
+	__u32 i = (__u32)h & cfg->mask;
 	struct limit_slot *sl = bpf_map_lookup_elem(&source_limits, &i);
 	if (!sl)
 		return 1;
-	int ok = 1;
-	bpf_spin_lock(&sl->lock);
-	if (sl->k0 != k0 || sl->k1 != k1 || sl->fam != fam || sl->limit_id != id) {
-		/* A new prefix takes the slot over with a full bucket. */
-		sl->k0 = k0;
-		sl->k1 = k1;
-		sl->fam = fam;
-		sl->limit_id = id;
-		sl->tat = 0;
+	__u64 tag = h | 1;
+	__u64 cur = *(volatile __u64 *)&sl->tag;
+	if (cur != tag && __sync_val_compare_and_swap(&sl->tag, cur, tag) == cur) {
+		/* A new prefix takes the slot over with a full bucket: this
+		 * SYN's token is the first. */
+		*(volatile __u64 *)&sl->tat = now + interval;
+		return 1;
 	}
-	__u64 t = (sl->tat > now ? sl->tat : now) + interval;
-	if (t - now > tau)
-		ok = 0;
-	else
-		sl->tat = t;
-	bpf_spin_unlock(&sl->lock);
-	return ok;
+	return gcra(&sl->tat, now, interval, tau);
 }
 
 /* flow_hash sets fk->fp to the engine's tuple hash (flowTable.hash) with
