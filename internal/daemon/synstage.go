@@ -365,8 +365,17 @@ func (d *Daemon) logStage() {
 		d.log.Warn("SYN stage off: SYNs go through NFQUEUE", "reason", reason)
 		return
 	}
+	var peers []string
+	if st := d.syn.current(); st != nil {
+		for _, a := range st.Attachments() {
+			if a.Peer {
+				peers = append(peers, a.Interface)
+			}
+		}
+	}
 	d.log.Info("SYN stage attached: SYNs to guarded services are answered in the kernel", "mode", mode,
-		"interfaces", strings.Join(d.syn.cfg.Interfaces, ","))
+		"interfaces", strings.Join(d.syn.cfg.Interfaces, ","),
+		"via_veth_peer", strings.Join(peers, ","))
 }
 
 // rotate gives the stage the keys of now (every housekeeping tick; the

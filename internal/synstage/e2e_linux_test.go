@@ -90,8 +90,8 @@ func attachIn(t *testing.T, ns, ifname string, pol *policy.Policy, jar *cookies.
 	if err := lab.InNetns(ns, func() error { return s.Attach(ifname, AttachTCX) }); err != nil {
 		t.Fatalf("Attach: %v", err)
 	}
-	if got := s.Attachments(); len(got) != 1 || got[0] != (Attachment{ifname, AttachTCX}) {
-		t.Errorf("Attachments() = %v, want [{%s tc}]", got, ifname)
+	if got := s.Attachments(); len(got) != 1 || got[0] != (Attachment{ifname, AttachTCX, true}) {
+		t.Errorf("Attachments() = %v, want [{%s tc true}] (a lab veth: its peer is in another namespace)", got, ifname)
 	}
 	return s
 }
@@ -351,9 +351,21 @@ func TestAttachClose(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Attach: %v", err)
 	}
-	want := []Attachment{{lab.IfClient, AttachTCX}, {lab.IfAttacker, AttachXDP}}
+	// tcx on a veth whose peer is in another namespace answers through
+	// the peer; XDP never does.
+	want := []Attachment{{lab.IfClient, AttachTCX, true}, {lab.IfAttacker, AttachXDP, false}}
 	if diff := cmp.Diff(want, s.Attachments()); diff != "" {
 		t.Errorf("Attachments() (-want +got):\n%s", diff)
+	}
+	var marks []uint32
+	var k, v uint32
+	for it := s.objs.PeerIfs.Iterate(); it.Next(&k, &v); {
+		if v != 0 {
+			marks = append(marks, v)
+		}
+	}
+	if len(marks) != 1 {
+		t.Errorf("peer_ifs holds %v, want only %s's index", marks, lab.IfClient)
 	}
 	ctx := context.Background()
 	if n := tcxPrograms(t, l.Gateway, lab.IfClient); n != 1 {

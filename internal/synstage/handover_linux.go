@@ -102,7 +102,7 @@ func InheritFromEnv() (*Inherited, error) {
 			errs = append(errs, fmt.Errorf("link on %s (fd %d): %w", hl.Interface, hl.FD, err))
 			continue
 		}
-		in.links = append(in.links, attachment{hl.Interface, mode, l})
+		in.links = append(in.links, attachment{ifname: hl.Interface, mode: mode, l: l})
 	}
 	for fd := range raw {
 		closeBPF(fd)

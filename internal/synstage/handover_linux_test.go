@@ -95,7 +95,7 @@ func TestHandover(t *testing.T) {
 	}
 
 	in := handOver(t, p.s)
-	if got := in.Attachments(); len(got) != 1 || got[0] != (Attachment{lab.IfClient, AttachTCX}) {
+	if got := in.Attachments(); len(got) != 1 || got[0] != (Attachment{Interface: lab.IfClient, Mode: AttachTCX}) {
 		t.Errorf("Inherited.Attachments() = %v, want [{%s tc}]", got, lab.IfClient)
 	}
 	if n := tcxPrograms(t, l.Gateway, lab.IfClient); n != 1 {
@@ -225,7 +225,7 @@ func TestHandoverUnclaimed(t *testing.T) {
 		t.Fatalf("%d tcx programs on %s, want 1", n, lab.IfClient)
 	}
 	rel, err := s2.ReleaseInherited()
-	if err != nil || len(rel) != 1 || rel[0] != (Attachment{lab.IfClient, AttachTCX}) {
+	if err != nil || len(rel) != 1 || rel[0] != (Attachment{Interface: lab.IfClient, Mode: AttachTCX}) {
 		t.Errorf("ReleaseInherited() = %v, %v, want [{%s tc}]", rel, err, lab.IfClient)
 	}
 	if n := tcxPrograms(t, l.Gateway, lab.IfClient); n != 0 {

@@ -74,6 +74,16 @@ type attachment struct {
 	ifname string
 	mode   AttachMode
 	l      link.Link
+	peer   bool // marked in peer_ifs (markPeer)
+}
+
+// ifindex is the attachment's interface index now, 0 when it is gone.
+func (a attachment) ifindex() int {
+	ifi, err := net.InterfaceByName(a.ifname)
+	if err != nil {
+		return 0
+	}
+	return ifi.Index
 }
 
 // limitName identifies a per-source limiter across policy reloads: the
@@ -294,6 +304,7 @@ func (s *Stage) Attach(ifname string, mode AttachMode) error {
 		if a.ifname == ifname && a.mode == mode {
 			// Attached by an earlier process and handed over: it
 			// stays as it is, never detached in between.
+			a.peer = s.markPeer(ifi.Index, mode)
 			s.links = append(s.links, a)
 			s.inherited = append(s.inherited[:i], s.inherited[i+1:]...)
 			return nil
@@ -311,8 +322,44 @@ func (s *Stage) Attach(ifname string, mode AttachMode) error {
 	if err != nil {
 		return fmt.Errorf("%w: attaching %v to %s: %w", ErrUnavailable, mode, ifname, err)
 	}
-	s.links = append(s.links, attachment{ifname, mode, l})
+	s.links = append(s.links, attachment{ifname: ifname, mode: mode, l: l, peer: s.markPeer(ifi.Index, mode)})
 	return nil
+}
+
+// markPeer writes ifindex into the program's peer_ifs slot when the tcx
+// attachment there is on a veth whose peer is in another namespace, so
+// that its SYN-ACKs take bpf_redirect_peer, and clears a mark it finds for
+// the index otherwise (an adopted map may hold one for an index reused
+// since). When another attached veth holds the slot, the interface stays
+// unmarked: plain bpf_redirect is right everywhere. It reports whether the
+// interface is marked; a failed check counts as no.
+func (s *Stage) markPeer(ifindex int, mode AttachMode) bool {
+	if ifindex <= 0 {
+		return false
+	}
+	slot := uint32(ifindex) & 255
+	var cur uint32
+	if err := s.objs.PeerIfs.Lookup(slot, &cur); err != nil {
+		return false
+	}
+	ok := false
+	if mode == AttachTCX {
+		ok, _ = vethPeerElsewhere(ifindex)
+	}
+	if !ok {
+		if cur == uint32(ifindex) {
+			s.objs.PeerIfs.Put(slot, uint32(0))
+		}
+		return false
+	}
+	if cur != 0 && cur != uint32(ifindex) {
+		for _, a := range append(s.links[:len(s.links):len(s.links)], s.inherited...) {
+			if a.peer && a.ifindex() == int(cur) {
+				return false
+			}
+		}
+	}
+	return s.objs.PeerIfs.Put(slot, uint32(ifindex)) == nil
 }
 
 // Rotate gives the stage the cookie keys of jar around now: the keys of
@@ -644,7 +691,7 @@ func (s *Stage) Attachments() []Attachment {
 	defer s.mu.Unlock()
 	out := make([]Attachment, 0, len(s.links))
 	for _, a := range s.links {
-		out = append(out, Attachment{Interface: a.ifname, Mode: a.mode})
+		out = append(out, Attachment{Interface: a.ifname, Mode: a.mode, Peer: a.peer})
 	}
 	return out
 }

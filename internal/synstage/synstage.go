@@ -70,6 +70,10 @@ type Options struct {
 type Attachment struct {
 	Interface string
 	Mode      AttachMode
+	// Peer: a tcx attachment on a veth whose peer is in another network
+	// namespace, where SYN-ACKs go straight to the peer's ingress
+	// (bpf_redirect_peer) instead of out through the veth.
+	Peer bool
 }
 
 // Stats are the stage's counters since it was loaded (across graceful

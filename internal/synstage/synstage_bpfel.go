@@ -277,6 +277,7 @@ const (
 	synstageMapFlowTags     = "flow_tags"
 	synstageMapKeys         = "keys"
 	synstageMapLimitConfig  = "limit_config"
+	synstageMapPeerIfs      = "peer_ifs"
 	synstageMapPolicy       = "policy"
 	synstageMapPrefixTrie   = "prefix_trie"
 	synstageMapSampleConfig = "sample_config"
@@ -353,6 +354,7 @@ type synstageMapSpecs struct {
 	FlowTags     *ebpf.MapSpec `ebpf:"flow_tags"`
 	Keys         *ebpf.MapSpec `ebpf:"keys"`
 	LimitConfig  *ebpf.MapSpec `ebpf:"limit_config"`
+	PeerIfs      *ebpf.MapSpec `ebpf:"peer_ifs"`
 	Policy       *ebpf.MapSpec `ebpf:"policy"`
 	PrefixTrie   *ebpf.MapSpec `ebpf:"prefix_trie"`
 	SampleConfig *ebpf.MapSpec `ebpf:"sample_config"`
@@ -403,6 +405,7 @@ type synstageMaps struct {
 	FlowTags     *ebpf.Map `ebpf:"flow_tags"`
 	Keys         *ebpf.Map `ebpf:"keys"`
 	LimitConfig  *ebpf.Map `ebpf:"limit_config"`
+	PeerIfs      *ebpf.Map `ebpf:"peer_ifs"`
 	Policy       *ebpf.Map `ebpf:"policy"`
 	PrefixTrie   *ebpf.Map `ebpf:"prefix_trie"`
 	SampleConfig *ebpf.Map `ebpf:"sample_config"`
@@ -429,6 +432,7 @@ func (m *synstageMaps) Close() error {
 		m.FlowTags,
 		m.Keys,
 		m.LimitConfig,
+		m.PeerIfs,
 		m.Policy,
 		m.PrefixTrie,
 		m.SampleConfig,

@@ -188,6 +188,19 @@ struct {
 	__type(value, struct flow_bucket);
 } flow_tags SEC(".maps");
 
+/* The tcx attachments that answer through their veth's peer: slot
+ * ifindex & 255 holds the ifindex when the interface is a veth whose peer
+ * is in another network namespace (the loader checks; 0 elsewhere). There
+ * bpf_redirect_peer hands the SYN-ACK straight to the peer's ingress, as
+ * if it had arrived there, instead of transmitting it through the veth
+ * and the backlog queue. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u32);
+} peer_ifs SEC(".maps");
+
 /* Samples of dropped packets for the daemon's pcap file (Stage.Samples):
  * struct synstage_sample records, at most sample_config's rate (a GCRA
  * word per stage, like the SYN-ACK limit). */
@@ -1279,7 +1292,11 @@ int synstage_tc(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	}
 	count(SYNSTAGE_ANSWERED);
-	return bpf_redirect(skb->ifindex, 0);
+	__u32 ifx = skb->ifindex, pk = ifx & 255;
+	__u32 *peer = bpf_map_lookup_elem(&peer_ifs, &pk);
+	if (peer && *peer == ifx)
+		return bpf_redirect_peer(ifx, 0);
+	return bpf_redirect(ifx, 0);
 }
 
 SEC("xdp")
