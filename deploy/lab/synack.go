@@ -43,6 +43,9 @@ const (
 	DefenseSynproxy
 	// DefenseSynwall: `synwall run` with Defense.SynwallArgs.
 	DefenseSynwall
+	// DefenseCustom: Defense.Setup puts it in the gateway (the benchmarks'
+	// bare bounce, the floor of a kernel SYN stage).
+	DefenseCustom
 )
 
 // Defense is one row of the measurement.
@@ -51,6 +54,9 @@ type Defense struct {
 	Kind DefenseKind
 	// SynwallArgs are added to `synwall run` (DefenseSynwall).
 	SynwallArgs []string
+	// Setup puts a DefenseCustom in the gateway and returns what removes
+	// it.
+	Setup func(ctx context.Context, l *Lab) (undo func() error, err error)
 	// RequireFlag, if set, is a flag of `synwall run` the defense needs:
 	// when `synwall run -h` does not list it, the row is not measured and
 	// says NotAvailable.
@@ -395,6 +401,11 @@ func (l *Lab) setUp(ctx context.Context, d Defense, base SynwallConfig, sw **Syn
 	case DefenseSynproxy:
 		undo, _, err := l.InstallSynproxy(ctx)
 		return undo, err
+	case DefenseCustom:
+		if d.Setup == nil {
+			return nil, fmt.Errorf("lab: defense %q has no Setup", d.Name)
+		}
+		return d.Setup(ctx, l)
 	case DefenseSynwall:
 		if base.Binary == "" {
 			return nil, errors.New("lab: no synwall binary")
@@ -522,13 +533,18 @@ func (l *Lab) measureOne(ctx context.Context, load SynLoad, sw *Synwall, res *Sy
 }
 
 // LessBusy is the one of two runs of the same load in which the machine
-// was less busy, with the busy shares of both.
+// was less busy, with the busy shares of both and the lesser TaskCPU.
 func LessBusy(a, b SynResult) SynResult {
 	shares := append(append([]float64(nil), a.BusyShares...), b.BusyShares...)
+	task := a.TaskCPU
+	if b.TaskCPU.Total() < task.Total() {
+		task = b.TaskCPU
+	}
 	if b.BusyShare() < a.BusyShare() {
 		a = b
 	}
 	a.BusyShares = shares
+	a.TaskCPU = task
 	return a
 }
 
