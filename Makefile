@@ -38,10 +38,12 @@ bench:
 clean:
 	rm -rf bin
 
-# Rebuilds the BPF SYN stage's object and Go bindings from its C source
-# (needs clang, llvm and libbpf-dev: make setup). The results are committed.
+# Rebuilds the BPF SYN stage's object and Go bindings from its C source,
+# and the benchmarks' bare bounce (needs clang, llvm and libbpf-dev: make
+# setup). The results are committed.
 generate: setup
 	$(GO) generate ./internal/synstage/
+	cd bench && $(GO) generate ./internal/bounce/
 
 # Load test (root): flood-rate sweep of SYNPROXY and synwall and synwall's
 # memory under 10^3..10^6 distinct sources; writes bench/sweep.csv, the
@@ -56,6 +58,7 @@ loadtest-short: setup
 
 # SYN-path benchmark (root, ~8 min): CPU per SYN-ACK above a drop baseline
 # at 50k and 150k spoofed SYN/s, IPv4 and IPv6, kernel SYNPROXY against
-# synwall (NFQUEUE, and the BPF stage where built); writes bench/SYNACK.md.
+# synwall (NFQUEUE, and the BPF stage where built), beside the bare bounce
+# that is the floor of any kernel SYN stage; writes bench/SYNACK.md.
 synack: setup
 	cd bench && $(GO) run ./synack

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/synwall/synwall/bench/internal/bounce"
 	"github.com/synwall/synwall/bench/internal/host"
 	"github.com/synwall/synwall/deploy/lab"
 )
@@ -300,6 +301,9 @@ func run(ctx context.Context, o options, log io.Writer) (rep *report, err error)
 		}
 	}
 
+	// The fixed-rate runs also measure the bare bounce (the floor of any
+	// kernel SYN stage on this path), after SYNPROXY.
+	fixedDefenses := append(append(append([]lab.Defense(nil), defenses[:2]...), bounce.Defense()), defenses[2:]...)
 	for _, fam := range o.families {
 		for _, rate := range o.rates {
 			f := fixedRun{Rate: rate, Family: fam}
@@ -308,13 +312,13 @@ func run(ctx context.Context, o options, log io.Writer) (rep *report, err error)
 			// The baseline runs first and again last, and the less busy
 			// of the two counts: a burst of other work during one of them
 			// would make every defense look cheaper.
-			for _, d := range append(defenses, defenses[0]) {
+			for _, d := range append(fixedDefenses, fixedDefenses[0]) {
 				rs, err := l.MeasureSyn(ctx, d, base, load)
 				if err != nil {
 					return nil, fmt.Errorf("IPv%d %d pps: %w", fam, rate, err)
 				}
 				logRow(log, fmt.Sprintf("IPv%d %d pps", fam, rate), rs[0])
-				if len(f.Rows) == len(defenses) {
+				if len(f.Rows) == len(fixedDefenses) {
 					f.Rows[0] = lab.LessBusy(f.Rows[0], rs[0])
 					break
 				}
@@ -346,8 +350,8 @@ func logRow(w io.Writer, what string, r lab.SynResult) {
 		fmt.Fprintf(w, "%s: %s: %s\n", what, r.Defense.Name, r.NotMeasured)
 		return
 	}
-	fmt.Fprintf(w, "%s: %s: sent %d+%d in %v, SYN-ACKs %d spoofed / %d all (%.0f/s), busy %.0f%%",
-		what, r.Defense.Name, r.Sent, r.HpingSent, r.Elapsed.Round(time.Millisecond), r.SynAcks, r.AllSynAcks, r.AllSynAckPPS(), 100*r.BusyShare())
+	fmt.Fprintf(w, "%s: %s: sent %d+%d in %v, SYN-ACKs %d spoofed / %d all (%.0f/s), busy %.0f%%, tasks %v",
+		what, r.Defense.Name, r.Sent, r.HpingSent, r.Elapsed.Round(time.Millisecond), r.SynAcks, r.AllSynAcks, r.AllSynAckPPS(), 100*r.BusyShare(), r.TaskCPU.Total().Round(time.Millisecond))
 	if r.Load.Attempts > 0 {
 		fmt.Fprintf(w, ", legitimate %s", r.Load)
 	}

@@ -19,6 +19,29 @@ func (f fixedRun) extra(r lab.SynResult) (time.Duration, bool) {
 	return lab.ExtraCPUPerSynAck(r, base, minAnswered)
 }
 
+// taskExtra is r's exact task CPU per SYN-ACK above the baseline of its run.
+func (f fixedRun) taskExtra(r lab.SynResult) (time.Duration, bool) {
+	base, ok := f.find(lab.NameDrop)
+	if !ok || r.Defense.Kind == lab.DefenseDrop {
+		return 0, false
+	}
+	return lab.ExtraTaskCPUPerSynAck(r, base, minAnswered)
+}
+
+// taskRatio is r's task CPU per SYN-ACK over SYNPROXY's in the same run.
+func (f fixedRun) taskRatio(r lab.SynResult) (float64, bool) {
+	if r.Defense.Kind != lab.DefenseSynwall && r.Defense.Kind != lab.DefenseCustom {
+		return 0, false
+	}
+	sp, ok := f.find(lab.NameSynproxy)
+	if !ok {
+		return 0, false
+	}
+	a, ok1 := f.taskExtra(r)
+	b, ok2 := f.taskExtra(sp)
+	return ratio(float64(a), float64(b), ok1 && ok2)
+}
+
 // ratio is a/b when both are there and b is positive.
 func ratio(a, b float64, ok bool) (float64, bool) {
 	if !ok || b <= 0 {
@@ -29,7 +52,7 @@ func ratio(a, b float64, ok bool) (float64, bool) {
 
 // extraRatio is r's CPU per SYN-ACK over SYNPROXY's in the same run.
 func (f fixedRun) extraRatio(r lab.SynResult) (float64, bool) {
-	if r.Defense.Kind != lab.DefenseSynwall {
+	if r.Defense.Kind != lab.DefenseSynwall && r.Defense.Kind != lab.DefenseCustom {
 		return 0, false
 	}
 	sp, ok := f.find(lab.NameSynproxy)
@@ -74,7 +97,7 @@ func (rep *report) markdown() string {
 		stage = "no: `synwall run -h` lists no --syn-stage; its rows say " + lab.NotAvailable
 	}
 	fmt.Fprintf(&b, "- synwall binary has the BPF SYN stage: %s\n", stage)
-	fmt.Fprintf(&b, "- Method: one namespace lab (deploy/lab); the generator (bench/synflood) sends spoofed SYNs from random sources of %v / %v to the server's port %d at a fixed rate for %v, %d time(s) per defense (the drop baseline twice as often: first and last); SYN-ACKs are counted where they arrive (the attacker's raw-table rule for SYN-ACKs to the spoofed prefixes); CPU is the whole machine's busy time from /proc/stat over the run, the least busy of the repetitions (other work only adds). *CPU per SYN-ACK* is the run's busy CPU minus the drop baseline's (the gateway drops the spoofed SYNs in raw PREROUTING) for as many packets sent (its CPU per packet × the run's packets: where a defense saturates the machine the generator sends less), divided by the SYN-ACKs. Ratios are against kernel SYNPROXY of the same run.\n",
+	fmt.Fprintf(&b, "- Method: one namespace lab (deploy/lab); the generator (bench/synflood) sends spoofed SYNs from random sources of %v / %v to the server's port %d at a fixed rate for %v, %d time(s) per defense (the drop baseline twice as often: first and last); SYN-ACKs are counted where they arrive (the attacker's raw-table rule for SYN-ACKs to the spoofed prefixes); CPU is the whole machine's busy time from /proc/stat over the run, the least busy of the repetitions (other work only adds). *CPU per SYN-ACK* is the run's busy CPU minus the drop baseline's (the gateway drops the spoofed SYNs in raw PREROUTING) for as many packets sent (its CPU per packet × the run's packets: where a defense saturates the machine the generator sends less), divided by the SYN-ACKs. *Task CPU* is the same computed from the exact CPU time of the flood's tasks (the scheduler's runtime of the generator, whose sends carry the whole path of this veth lab inline, the ksoftirqd threads and the synwall daemon; the least of the repetitions): this kernel counts busy time by sampling it at each 4 ms tick, and the busy share swings with other work on the machine, which the tasks' runtime does not hold. Ratios are against kernel SYNPROXY of the same run. The *bare bounce* row is the floor of any kernel SYN stage on this path: a tc program that turns each SYN into a SYN-ACK in place and hands it back through the veth's peer as synwall's stage does here, without cookie, policy or state (bench/internal/bounce).\n",
 		lab.SpoofPrefix, lab.SpoofPrefix6, lab.HTTPPort, o.duration, o.repeat)
 	if o.quiet > 0 {
 		fmt.Fprintf(&b, "- Before each fixed-rate run the harness waited (up to 10 s) for the machine to be less than %.0f%% busy.\n", 100*o.quiet)
@@ -82,8 +105,8 @@ func (rep *report) markdown() string {
 	fmt.Fprintf(&b, "- SYNPROXY: %s. synwall: `synwall run` on the embedded default policy (hook forward, fail closed), plus the row's arguments.\n\n", lab.SynproxySetup)
 
 	fmt.Fprintf(&b, "## Fixed offered rate\n\n")
-	fmt.Fprintf(&b, "| offered | family | defense | sent/s | SYN-ACKs/s | machine busy (runs) | CPU per SYN-ACK above baseline | × SYNPROXY |\n")
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| offered | family | defense | sent/s | SYN-ACKs/s | machine busy (runs) | CPU per SYN-ACK above baseline | × SYNPROXY | task CPU per SYN-ACK above baseline | × SYNPROXY |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, f := range rep.fixed {
 		for _, r := range f.Rows {
 			name := r.Defense.Name
@@ -91,26 +114,36 @@ func (rep *report) markdown() string {
 				name += " (`" + a + "`)"
 			}
 			if !r.Measured() {
-				fmt.Fprintf(&b, "| %s pps | IPv%d | %s | %s | | | | |\n", k(float64(f.Rate)), f.Family, name, r.NotMeasured)
+				fmt.Fprintf(&b, "| %s pps | IPv%d | %s | %s | | | | | | |\n", k(float64(f.Rate)), f.Family, name, r.NotMeasured)
 				continue
 			}
-			per, x := "—", "—"
+			per, x, tper, tx := "—", "—", "—", "—"
 			if r.Defense.Kind == lab.DefenseDrop {
-				per = "(baseline)"
-			} else if e, ok := f.extra(r); ok {
-				per = us(e)
+				per, tper = "(baseline)", "(baseline)"
+			} else {
+				if e, ok := f.extra(r); ok {
+					per = us(e)
+				}
+				if e, ok := f.taskExtra(r); ok {
+					tper = us(e)
+				}
 			}
 			if v, ok := f.extraRatio(r); ok {
 				x = fmt.Sprintf("%.2f", v)
 			} else if r.Defense.Kind == lab.DefenseSynproxy {
 				x = "1"
 			}
+			if v, ok := f.taskRatio(r); ok {
+				tx = fmt.Sprintf("%.2f", v)
+			} else if r.Defense.Kind == lab.DefenseSynproxy {
+				tx = "1"
+			}
 			var runs []string
 			for _, s := range r.BusyShares {
 				runs = append(runs, fmt.Sprintf("%.0f", 100*s))
 			}
-			fmt.Fprintf(&b, "| %s pps | IPv%d | %s | %s | %s | %.0f%% (%s) | %s | %s |\n",
-				k(float64(f.Rate)), f.Family, name, k(r.OfferedPPS()), k(r.SynAckPPS()), 100*r.BusyShare(), strings.Join(runs, ", "), per, x)
+			fmt.Fprintf(&b, "| %s pps | IPv%d | %s | %s | %s | %.0f%% (%s) | %s | %s | %s | %s |\n",
+				k(float64(f.Rate)), f.Family, name, k(r.OfferedPPS()), k(r.SynAckPPS()), 100*r.BusyShare(), strings.Join(runs, ", "), per, x, tper, tx)
 		}
 	}
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synwall/synwall/bench/internal/bounce"
 	"github.com/synwall/synwall/deploy/lab"
 )
 
@@ -46,7 +47,7 @@ func TestShort(t *testing.T) {
 	}
 	t.Logf("report:\n%s", md)
 
-	want := []string{lab.NameDrop, lab.NameSynproxy, lab.NameNFQueue, lab.NameBPF}
+	want := []string{lab.NameDrop, lab.NameSynproxy, bounce.Name, lab.NameNFQueue, lab.NameBPF}
 	if got := len(rep.fixed); got != len(o.families)*len(o.rates) {
 		t.Fatalf("%d fixed-rate runs, want %d", got, len(o.families)*len(o.rates))
 	}
@@ -66,23 +67,34 @@ func TestShort(t *testing.T) {
 				if r.SynAcks != 0 {
 					t.Errorf("IPv%d %d pps: the drop baseline answered %d SYNs, want none", f.Family, f.Rate, r.SynAcks)
 				}
-			case lab.DefenseSynproxy, lab.DefenseSynwall:
+			case lab.DefenseSynproxy, lab.DefenseSynwall, lab.DefenseCustom:
 				if float64(r.SynAcks) < 0.5*float64(r.Sent) {
 					t.Errorf("IPv%d %d pps: %s answered %d of %d SYNs, want at least half", f.Family, f.Rate, r.Defense.Name, r.SynAcks, r.Sent)
 				}
 				if _, ok := f.extra(r); !ok {
 					t.Errorf("IPv%d %d pps: %s has no CPU per SYN-ACK", f.Family, f.Rate, r.Defense.Name)
 				}
+				if _, ok := f.taskExtra(r); !ok {
+					t.Errorf("IPv%d %d pps: %s has no task CPU per SYN-ACK", f.Family, f.Rate, r.Defense.Name)
+				}
 			}
-			if r.Defense.Kind == lab.DefenseSynwall {
+			if r.Defense.Kind == lab.DefenseSynwall || r.Defense.Kind == lab.DefenseCustom {
 				if _, ok := f.extraRatio(r); !ok {
 					t.Errorf("IPv%d %d pps: %s has no ratio to SYNPROXY", f.Family, f.Rate, r.Defense.Name)
 				}
+				if _, ok := f.taskRatio(r); !ok {
+					t.Errorf("IPv%d %d pps: %s has no task CPU ratio to SYNPROXY", f.Family, f.Rate, r.Defense.Name)
+				}
+			}
+			// The generator's own runtime is in every row.
+			if r.TaskCPU.Generators <= 0 {
+				t.Errorf("IPv%d %d pps: %s: generator CPU %v, want > 0", f.Family, f.Rate, r.Defense.Name, r.TaskCPU.Generators)
 			}
 		}
 	}
 	for _, rows := range [][]lab.SynResult{rep.sat, rep.legit} {
-		if got := names(rows); strings.Join(got, ",") != strings.Join(want[1:], ",") {
+		// Not the bounce: it is no defense.
+		if got := names(rows); strings.Join(got, ",") != strings.Join([]string{lab.NameSynproxy, lab.NameNFQueue, lab.NameBPF}, ",") {
 			t.Errorf("rows %v, want %v", got, want[1:])
 		}
 		for _, r := range rows {
