@@ -246,6 +246,22 @@ type report struct {
 	legit    []lab.SynResult // IPv4, generator + two hping3, clients
 }
 
+// nameNoLimits is the saturated run's row of the BPF stage without limits.
+const nameNoLimits = lab.NameBPF + ", limits off"
+
+// noLimitsPolicy is the embedded default policy without its global
+// SYN-ACK limit and per-source SYN limit.
+const noLimitsPolicy = `version: 1
+limits: {synack_rate: none}
+services:
+  - name: lab
+    addresses: [198.18.3.0/24, "2001:db8:3::/64"]
+    ports: ["1-65535"]
+    mode: proxy
+    advertise: {wscale: 10}
+    limits: {syn_per_source: none}
+`
+
 // minAnswered is the share of its offered SYNs a defense must answer for
 // a CPU-per-SYN-ACK figure.
 const minAnswered = 0.01
@@ -340,6 +356,23 @@ func run(ctx context.Context, o options, log io.Writer) (rep *report, err error)
 		logRow(log, "legitimate", rs[1])
 		rep.sat = append(rep.sat, rs[0])
 		rep.legit = append(rep.legit, rs[1])
+	}
+	// The default policy caps SYN-ACKs at 200k/s and hping3's one source at
+	// 1000/s: the saturated run measures the stage's capacity once more
+	// with both limits off, as SYNPROXY has none.
+	if d := defenses[len(defenses)-1]; d.Name == lab.NameBPF {
+		pol := filepath.Join(dir, "nolimits.yaml")
+		if err := os.WriteFile(pol, []byte(noLimitsPolicy), 0o644); err != nil {
+			return nil, err
+		}
+		d.Name = nameNoLimits
+		d.SynwallArgs = append([]string{"--policy", pol}, d.SynwallArgs...)
+		rs, err := l.MeasureSyn(ctx, d, base, sat)
+		if err != nil {
+			return nil, err
+		}
+		logRow(log, "saturated", rs[0])
+		rep.sat = append(rep.sat, rs[0])
 	}
 	rep.elapsed = time.Since(rep.started)
 	return rep, nil

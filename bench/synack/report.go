@@ -148,7 +148,7 @@ func (rep *report) markdown() string {
 	}
 
 	fmt.Fprintf(&b, "\n## Saturated machine (IPv4)\n\n")
-	fmt.Fprintf(&b, "Two generators at %d pps each plus one `hping3 -S --flood` (from the attacker's own address), %v. SYN-ACKs: every one that reached the attacker.\n\n", o.satRate, o.satDuration)
+	fmt.Fprintf(&b, "Two generators at %d pps each plus one `hping3 -S --flood` (from the attacker's own address), %v. SYN-ACKs: every one that reached the attacker. synwall runs the embedded default policy, which caps SYN-ACKs at 200k/s (burst 50k) and each source at 1000 SYNs/s, so hping3's one source is mostly refused; the last row is the BPF stage with both limits off (`limits: {synack_rate: none}`, `syn_per_source: none`), its capacity, as SYNPROXY has no limit.\n\n", o.satRate, o.satDuration)
 	fmt.Fprintf(&b, "| defense | offered/s (generators + hping3) | SYN-ACKs/s | machine busy | × SYNPROXY |\n|---|---|---|---|---|\n")
 	for _, r := range rep.sat {
 		if !r.Measured() {
