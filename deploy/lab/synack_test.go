@@ -89,6 +89,61 @@ func TestExtraCPUPerSynAck(t *testing.T) {
 	}
 }
 
+func TestExtraTaskCPUPerSynAck(t *testing.T) {
+	// The baseline's tasks: 2 CPU-s for 100k packets, 20 µs each.
+	base := SynResult{Sent: 100_000, TaskCPU: TaskCPU{Generators: 2 * time.Second}}
+	tests := []struct {
+		name   string
+		r      SynResult
+		want   time.Duration
+		wantOK bool
+	}{
+		// 2.5 + 0.2 + 0.3 CPU-s of tasks, 2 of them the baseline's: 10 µs.
+		{"above", SynResult{Sent: 100_000, SynAcks: 100_000, TaskCPU: TaskCPU{2500 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond}}, 10 * time.Microsecond, true},
+		// Half as many sent: the baseline counts for 1 CPU-s.
+		{"fewer sent", SynResult{Sent: 50_000, SynAcks: 50_000, TaskCPU: TaskCPU{Generators: 1500 * time.Millisecond}}, 10 * time.Microsecond, true},
+		// hping3's CPU is not measured: no figure.
+		{"hping3", SynResult{Sent: 50_000, HpingSent: 50_000, SynAcks: 100_000, TaskCPU: TaskCPU{Generators: 3 * time.Second}}, 0, false},
+		{"answers too little", SynResult{Sent: 100_000, SynAcks: 50, TaskCPU: TaskCPU{Generators: 3 * time.Second}}, 0, false},
+		{"not measured", SynResult{NotMeasured: NotAvailable}, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := ExtraTaskCPUPerSynAck(tt.r, base, 0.01)
+			if ok != tt.wantOK || (got-tt.want).Abs() > time.Nanosecond {
+				t.Errorf("ExtraTaskCPUPerSynAck(%+v) = %v, %v; want %v, %v", tt.r, got, ok, tt.want, tt.wantOK)
+			}
+		})
+	}
+}
+
+// TestParseStatCPU reads utime and stime from /proc/PID/stat lines, a
+// command name with spaces and parentheses among them.
+func TestParseStatCPU(t *testing.T) {
+	for _, tt := range []struct {
+		line string
+		want time.Duration
+	}{
+		{"4242 (synflood) S 1 4242 4242 0 -1 4194560 100 0 0 0 150 25 0 0 20 0 3 0 100 0 0", 1750 * time.Millisecond},
+		{"7 (a (b) c) R 1 7 7 0 -1 0 0 0 0 0 3 4 0 0 20 0 1 0 5 0 0", 70 * time.Millisecond},
+		{"garbage", 0},
+		{"1 (x) S 1 2", 0},
+	} {
+		if got := parseStatCPU(tt.line); got != tt.want {
+			t.Errorf("parseStatCPU(%q) = %v, want %v", tt.line, got, tt.want)
+		}
+	}
+	// This process, after spinning for 60 ms, has used at least 20 ms.
+	for end := time.Now().Add(60 * time.Millisecond); time.Now().Before(end); {
+	}
+	if got := pidCPU(os.Getpid()); got < 20*time.Millisecond {
+		t.Errorf("pidCPU(self) = %v after 60 ms of spinning, want at least 20 ms", got)
+	}
+	if got := pidCPU(-1); got != 0 {
+		t.Errorf("pidCPU(-1) = %v, want 0", got)
+	}
+}
+
 // TestSynwallHasFlag runs stand-ins for synwall that print a flag list
 // the way Go's flag package does.
 func TestSynwallHasFlag(t *testing.T) {
