@@ -83,6 +83,8 @@ type synStage struct {
 	mode   synstage.AttachMode
 	reason string // why the stage is off ("" when it runs)
 	keyErr bool   // a key rotation failed (logged once)
+	// peersAt is when the veth peers were last checked (RecheckPeers).
+	peersAt time.Time
 
 	released []synstage.Attachment // handed-over attachments detached by attach
 	handover string                // the environment entry handing the stage to the next process
@@ -389,7 +391,17 @@ func (d *Daemon) rotateStage(now time.Time) {
 		d.syn.keyErr = true
 		d.log.Error("SYN stage: writing the cookie keys failed; SYNs it cannot key pass to NFQUEUE", "err", err)
 	}
+	if now.Sub(d.syn.peersAt) >= peerCheckEvery {
+		d.syn.peersAt = now
+		for _, a := range st.RecheckPeers() {
+			d.log.Info("SYN stage: the veth peer of an attachment changed namespace", "interface", a.Interface, "via_veth_peer", a.Peer)
+		}
+	}
 }
+
+// peerCheckEvery is how often the stage's veth attachments are checked
+// for a peer that moved between namespaces.
+const peerCheckEvery = 5 * time.Second
 
 // setStagePolicy follows a reload. A stage that cannot take the new policy
 // is detached, so that it never answers for a policy the engine no longer

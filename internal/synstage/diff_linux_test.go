@@ -105,7 +105,19 @@ func newPairCache(tb testing.TB, pol *policy.Policy, shared bool) *pair {
 // the defaults).
 func newPairSized(tb testing.TB, pol *policy.Policy, shared bool, buckets, per int) *pair {
 	tb.Helper()
-	s := loadStage(tb, Options{Flows: 1024, CacheBuckets: buckets, CacheEntries: per})
+	return newPairLoaded(tb, pol, shared, Options{Flows: 1024, CacheBuckets: buckets, CacheEntries: per})
+}
+
+// newPairOpts is newPair with the stage loaded with opts.
+func newPairOpts(tb testing.TB, pol *policy.Policy, opts Options) *pair {
+	tb.Helper()
+	return newPairLoaded(tb, pol, false, opts)
+}
+
+func newPairLoaded(tb testing.TB, pol *policy.Policy, shared bool, opts Options) *pair {
+	tb.Helper()
+	buckets, per := opts.CacheBuckets, opts.CacheEntries
+	s := loadStage(tb, opts)
 	keys := cookies.Keys{Period: 30 * time.Second}
 	for i := range keys.Master {
 		keys.Master[i] = byte(i*7 + 3)

@@ -23,7 +23,11 @@
 // hands the SYN-ACK to the peer's ingress with bpf_redirect_peer instead,
 // skipping the veth's transmit and the backlog queue (0.5-0.8 µs less per
 // SYN-ACK in the lab; Stage.Attach checks the link over rtnetlink and
-// marks it in the peer_ifs map, Attachment.Peer). Stage.Attach picks one;
+// marks it in the peer_ifs map, Attachment.Peer; Stage.RecheckPeers, on
+// the daemon's housekeeping tick, unmarks a link whose peer has moved
+// into the same namespace, where bpf_redirect_peer would drop). Such a
+// SYN-ACK skips the gateway veth's egress: its qdisc and tc egress
+// programs do not see it. Stage.Attach picks one;
 // if the program cannot be loaded or attached (no BPF, no privileges, an
 // old kernel, a driver without native XDP) Load and Attach return an error
 // that wraps ErrUnavailable and synwall runs on NFQUEUE alone.
@@ -147,11 +151,17 @@
 // (65536 slots of 16 bytes, Options.SourceLimitSlots), a slot per keyed
 // hash of a limiter id and the masked prefix, as limit.PerSource keeps
 // them (lock-free: the slot holds the hash, the bucket is a GCRA word): a
-// new prefix takes its slot over with a full bucket, so a random-source flood
-// costs a slot write per SYN and no allocation (an LRU hash inserted and
-// evicted an element per SYN: 0.45 µs more per SYN from 2^17 sources in
-// BenchmarkProgramSources). Ids stay with a service name and prefix lengths across reloads,
-// so a reload keeps the buckets as the engine keeps its limiters. Both use the monotonic clock. The engine
+// new prefix takes its slot over with a full bucket, but only once the
+// owner's bucket is full again. The engine's table sees only the SYNs that
+// reach it; this one sees the whole spoofed flood, whose random sources
+// would otherwise hand a source over its limit a fresh burst many times a
+// second; a prefix that hashes to such a source's slot is charged to its
+// bucket (TestLimiterTakeover). A random-source flood costs a slot write
+// per SYN and no allocation (an LRU hash inserted and evicted an element
+// per SYN: about 0.45 µs more per SYN from 2^17 sources in
+// BenchmarkProgramSources). Ids stay with a service name and prefix
+// lengths across reloads, so a reload keeps the buckets as the engine
+// keeps its limiters. Both use the monotonic clock. The engine
 // keeps its own per-source limiters for the SYNs that reach it (those the
 // program passes).
 //

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/synwall/synwall/internal/engine"
 	"github.com/synwall/synwall/internal/policy"
@@ -192,5 +193,65 @@ limits:
 	}
 	if o := p.runBPF(p.s.objs.SynstageTc, false, ethernet(synPacket(t, syn(portFull, 13)))); o.Kind != "answer" {
 		t.Errorf("after a reload to /32 buckets: %+v, want an answer", o)
+	}
+}
+
+// takeoverYAML limits each /32 to a burst of 3 SYNs, refilled once an hour
+// (limited) or every 10 µs (fast).
+const takeoverYAML = `version: 1
+services:
+  - name: full
+    addresses: [198.18.1.0/24]
+    ports: ["80"]
+    mode: proxy
+    limits:
+      syn_per_source: {rate: %s, burst: 3, prefix4: 32}
+limits:
+  synack_rate: none
+`
+
+// TestLimiterTakeover holds the limiter table's slot ownership to its
+// rule with a table of one slot, where every prefix shares it: a source
+// over its limit keeps the slot (another prefix is charged to its bucket
+// and cannot hand it a fresh one), and a prefix takes the slot over, with
+// a full bucket, once the owner's bucket is full again.
+func TestLimiterTakeover(t *testing.T) {
+	run := func(p *pair, src string, n int) (answered int) {
+		for i := range n {
+			s := synSpec{src: netip.MustParseAddr(src), port: portFull, mss: 1460, ws: -1, isn: uint32(1000 + i), sport: uint16(2000 + i)}
+			if o := p.runBPF(p.s.objs.SynstageTc, false, ethernet(synPacket(t, s))); o.Kind == "answer" {
+				answered++
+			}
+		}
+		return answered
+	}
+	pol, err := policy.Parse("takeover.yaml", fmt.Appendf(nil, takeoverYAML, "1/h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPairOpts(t, pol, Options{Flows: 1024, SourceLimitSlots: 1})
+	if got := run(p, "198.18.0.5", 5); got != 3 {
+		t.Fatalf("source A: %d of 5 answered, want its burst of 3", got)
+	}
+	// B shares the slot; A's bucket is empty, so B is charged to it.
+	if got := run(p, "198.18.0.6", 3); got != 0 {
+		t.Errorf("source B on A's exhausted slot: %d answered, want 0", got)
+	}
+	if got := run(p, "198.18.0.5", 2); got != 0 {
+		t.Errorf("source A after B: %d answered, want 0 (B must not have handed the slot a full bucket)", got)
+	}
+
+	// Refilled every 10 µs: after a pause A's bucket is full again, and B
+	// takes the slot over with a full bucket of its own.
+	if pol, err = policy.Parse("takeover.yaml", fmt.Appendf(nil, takeoverYAML, "100k/s")); err != nil {
+		t.Fatal(err)
+	}
+	p = newPairOpts(t, pol, Options{Flows: 1024, SourceLimitSlots: 1})
+	if got := run(p, "198.18.0.5", 1); got != 1 {
+		t.Fatalf("fast: source A: %d answered, want 1", got)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if got := run(p, "198.18.0.6", 1); got != 1 {
+		t.Errorf("fast: source B after A's bucket refilled: %d answered, want 1", got)
 	}
 }

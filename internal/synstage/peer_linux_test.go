@@ -53,3 +53,51 @@ func TestVethPeerElsewhere(t *testing.T) {
 		}
 	}
 }
+
+// TestRecheckPeers attaches the program to a veth whose peer is in another
+// namespace (marked: SYN-ACKs take bpf_redirect_peer), then moves the peer
+// into the same namespace: RecheckPeers unmarks it, so that its SYN-ACKs
+// go out the plain way instead of being dropped.
+func TestRecheckPeers(t *testing.T) {
+	a, b := fmt.Sprintf("swrchk%da", os.Getpid()), fmt.Sprintf("swrchk%db", os.Getpid())
+	testnet.SkipIfNoPrivilege(t, testnet.Run("ip", "netns", "add", a))
+	t.Cleanup(func() { testnet.Run("ip", "netns", "del", a) })
+	if err := testnet.Run("ip", "netns", "add", b); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { testnet.Run("ip", "netns", "del", b) })
+	if err := testnet.Run("ip", "-n", a, "link", "add", "x0", "type", "veth", "peer", "name", "x1", "netns", b); err != nil {
+		t.Fatal(err)
+	}
+	s := loadStage(t)
+	marks := func() (n int) {
+		var k, v uint32
+		for it := s.objs.PeerIfs.Iterate(); it.Next(&k, &v); {
+			if v != 0 {
+				n++
+			}
+		}
+		return n
+	}
+	if err := lab.InNetns(a, func() error { return s.Attach("x0", AttachTCX) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Attachments(); len(got) != 1 || !got[0].Peer || marks() != 1 {
+		t.Fatalf("after Attach: %v, %d marks; want x0 marked", got, marks())
+	}
+	var changed []Attachment
+	lab.InNetns(a, func() error { changed = s.RecheckPeers(); return nil })
+	if len(changed) != 0 {
+		t.Errorf("RecheckPeers with nothing moved = %v, want none", changed)
+	}
+	if err := testnet.Run("ip", "-n", b, "link", "set", "x1", "netns", a); err != nil {
+		t.Fatal(err)
+	}
+	lab.InNetns(a, func() error { changed = s.RecheckPeers(); return nil })
+	if len(changed) != 1 || changed[0].Interface != "x0" || changed[0].Peer {
+		t.Errorf("RecheckPeers after the peer moved in = %v, want x0 unmarked", changed)
+	}
+	if got := s.Attachments(); len(got) != 1 || got[0].Peer || marks() != 0 {
+		t.Errorf("after RecheckPeers: %v, %d marks; want x0 unmarked", got, marks())
+	}
+}

@@ -326,6 +326,31 @@ func (s *Stage) Attach(ifname string, mode AttachMode) error {
 	return nil
 }
 
+// RecheckPeers checks again, for every tcx attachment, whether its veth's
+// peer is still in another namespace (a peer moved into the gateway's own
+// namespace would make bpf_redirect_peer drop every SYN-ACK), updates the
+// marks and returns the attachments whose mark changed, as they are now.
+// The daemon calls it on its housekeeping tick.
+func (s *Stage) RecheckPeers() []Attachment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	var changed []Attachment
+	for i := range s.links {
+		a := &s.links[i]
+		if a.mode != AttachTCX {
+			continue
+		}
+		if peer := s.markPeer(a.ifindex(), a.mode); peer != a.peer {
+			a.peer = peer
+			changed = append(changed, Attachment{Interface: a.ifname, Mode: a.mode, Peer: peer})
+		}
+	}
+	return changed
+}
+
 // markPeer writes ifindex into the program's peer_ifs slot when the tcx
 // attachment there is on a veth whose peer is in another namespace, so
 // that its SYN-ACKs take bpf_redirect_peer, and clears a mark it finds for

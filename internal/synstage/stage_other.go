@@ -32,6 +32,7 @@ func (*Stage) SetKeys(time.Time, uint64, [4]cookies.CounterKey) error { return E
 func (*Stage) SetPolicy(*policy.Policy) error                         { return ErrUnavailable }
 func (*Stage) Stats() (Stats, error)                                  { return Stats{}, ErrUnavailable }
 func (*Stage) Attachments() []Attachment                              { return nil }
+func (*Stage) RecheckPeers() []Attachment                             { return nil }
 func (*Stage) CacheMemory() (*gateway.CacheMemory, error)             { return nil, ErrUnavailable }
 func (*Stage) ShareCache([4]uint64, uint32) error                     { return ErrUnavailable }
 func (*Stage) FlowTagMemory() ([]byte, error)                         { return nil, ErrUnavailable }

@@ -573,11 +573,18 @@ static __always_inline __u64 mix(__u64 a, __u64 b)
  * masked prefix) at now and reports whether there was one: the engine's
  * limit.PerSource.Allow, in a table of its own. A slot belongs to the
  * prefix whose 63-bit keyed hash it holds (the engine compares the prefix
- * itself; two prefixes of one hash are as likely as a guessed key); a new
- * prefix takes it over with a full bucket. Lock-free: the owner is
- * changed with a compare-and-swap and the bucket is gcra's word, so a
- * SYN racing a takeover may be judged by the old owner's bucket. A global
- * function, verified once. */
+ * itself; two prefixes of one hash are as likely as a guessed key).
+ *
+ * Unlike the engine's table, which sees only the SYNs that reach it, this
+ * one sees the whole spoofed flood, whose sources would take over every
+ * slot many times a second: a new prefix takes a slot over (with a full
+ * bucket, as in the engine) only when the owner's bucket is full again
+ * (its arrival time not ahead of now). A source over its limit keeps its
+ * slot, and a prefix that hashes to it is charged to its bucket (one
+ * prefix in as many as there are slots). Lock-free: the owner changes
+ * with a compare-and-swap, and a SYN that loses that race is charged to
+ * the slot's bucket, whoever owns it by then. A global function, verified
+ * once. */
 __attribute__((noinline)) int source_allow(struct synstage_limit_key *k, __u64 now, __u64 interval, __u64 tau)
 {
 	__u32 zero = 0;
@@ -594,7 +601,8 @@ __attribute__((noinline)) int source_allow(struct synstage_limit_key *k, __u64 n
 		return 1;
 	__u64 tag = h | 1;
 	__u64 cur = *(volatile __u64 *)&sl->tag;
-	if (cur != tag && __sync_val_compare_and_swap(&sl->tag, cur, tag) == cur) {
+	if (cur != tag && *(volatile __u64 *)&sl->tat <= now &&
+	    __sync_val_compare_and_swap(&sl->tag, cur, tag) == cur) {
 		/* A new prefix takes the slot over with a full bucket: this
 		 * SYN's token is the first. */
 		*(volatile __u64 *)&sl->tat = now + interval;
