@@ -203,9 +203,9 @@ type SynResult struct {
 	BusyShares  []float64
 	Load        LoadResult // Attempts 0 without legitimate connections
 	InvalidSent int        // packets with invalid flag sets (SynLoad.InvalidSets)
-	// TaskCPU is the exact CPU time of the flood's tasks (see TaskCPU),
-	// the least of the repetitions (other work adds little to it, but the
-	// run kept for Busy need not be the one of least TaskCPU).
+	// TaskCPU is the CPU time of the flood's tasks (see TaskCPU) in the
+	// repetition of least CPU per packet, with that run's counts (other
+	// work adds little to it, but the run kept for Busy need not be it).
 	TaskCPU TaskCPU
 	// Stats are synwall's counters before and after (DefenseSynwall).
 	Before, After Stats
@@ -255,16 +255,18 @@ func ExtraCPUPerSynAck(r, base SynResult, minShare float64) (time.Duration, bool
 	return time.Duration(extra / float64(r.SynAcks) * float64(time.Second)), true
 }
 
-// ExtraTaskCPUPerSynAck is ExtraCPUPerSynAck on the flood's tasks' exact
-// CPU time (TaskCPU) instead of the machine's busy ticks. Only the
-// generators' packets count (hping3's CPU is not measured).
+// ExtraTaskCPUPerSynAck is ExtraCPUPerSynAck on the flood's tasks' CPU
+// time (TaskCPU, with the packet counts of the run it was measured in)
+// instead of the machine's busy ticks. Only the generators' packets count
+// (hping3's CPU is not measured).
 func ExtraTaskCPUPerSynAck(r, base SynResult, minShare float64) (time.Duration, bool) {
-	sent, baseSent := float64(r.Sent), float64(base.Sent)
-	if !r.Measured() || !base.Measured() || baseSent <= 0 || r.HpingSent+base.HpingSent > 0 || r.SynAcks == 0 || float64(r.SynAcks) < minShare*sent {
+	t, bt := r.TaskCPU, base.TaskCPU
+	sent := float64(t.Sent)
+	if !r.Measured() || !base.Measured() || bt.Sent <= 0 || r.HpingSent+base.HpingSent > 0 || t.SynAcks == 0 || float64(t.SynAcks) < minShare*sent {
 		return 0, false
 	}
-	extra := r.TaskCPU.Total().Seconds() - base.TaskCPU.Total().Seconds()*sent/baseSent
-	return time.Duration(extra / float64(r.SynAcks) * float64(time.Second)), true
+	extra := t.Total().Seconds() - bt.perPacket()*sent
+	return time.Duration(extra / float64(t.SynAcks) * float64(time.Second)), true
 }
 
 // attackerComment is the comment of the attacker's rule that drops the
@@ -504,8 +506,8 @@ func (l *Lab) measureOne(ctx context.Context, load SynLoad, sw *Synwall, res *Sy
 		}
 		shares := append(res.BusyShares, r.BusyShare())
 		task := r.TaskCPU
-		if i > 0 && res.TaskCPU.Total() < task.Total() {
-			task = res.TaskCPU
+		if i > 0 {
+			task = lessTaskCPU(res.TaskCPU, task)
 		}
 		if i == 0 || r.BusyShare() < res.BusyShare() {
 			*res = r
@@ -536,10 +538,7 @@ func (l *Lab) measureOne(ctx context.Context, load SynLoad, sw *Synwall, res *Sy
 // was less busy, with the busy shares of both and the lesser TaskCPU.
 func LessBusy(a, b SynResult) SynResult {
 	shares := append(append([]float64(nil), a.BusyShares...), b.BusyShares...)
-	task := a.TaskCPU
-	if b.TaskCPU.Total() < task.Total() {
-		task = b.TaskCPU
-	}
+	task := lessTaskCPU(a.TaskCPU, b.TaskCPU)
 	if b.BusyShare() < a.BusyShare() {
 		a = b
 	}
@@ -624,7 +623,10 @@ func (l *Lab) offer(ctx context.Context, load SynLoad, sw *Synwall, res *SynResu
 	k0 := softirqThreadsCPU()
 	var d0 time.Duration
 	if sw != nil {
-		d0 = pidCPU(sw.PID())
+		var err error
+		if d0, err = pidCPU(sw.PID()); err != nil {
+			return err
+		}
 	}
 	var genCPU atomic.Int64
 	t0 := time.Now()
@@ -709,23 +711,53 @@ func (l *Lab) offer(ctx context.Context, load SynLoad, sw *Synwall, res *SynResu
 	}
 	res.SynAcks, res.AllSynAcks = s1-min(s0, s1), a1-min(a0, a1)
 	res.Busy = time.Duration(c1.Busy-min(c0.Busy, c1.Busy)) * (time.Second / userHZ)
-	res.TaskCPU = TaskCPU{Generators: time.Duration(genCPU.Load()), Softirqd: max(softirqThreadsCPU()-k0, 0)}
+	res.TaskCPU = TaskCPU{Generators: time.Duration(genCPU.Load()), Softirqd: max(softirqThreadsCPU()-k0, 0), Sent: res.Sent, SynAcks: res.SynAcks}
 	if sw != nil {
-		res.TaskCPU.Synwall = max(pidCPU(sw.PID())-d0, 0)
+		d1, err := pidCPU(sw.PID())
+		if err != nil {
+			return err
+		}
+		res.TaskCPU.Synwall = max(d1-d0, 0)
 	}
 	return nil
 }
 
-// TaskCPU is the CPU time of the tasks that carry a spoofed flood, each
-// measured exactly (the scheduler's runtime of the task, not ticks): the
+// TaskCPU is the CPU time of the tasks that carry a spoofed flood, from
+// the scheduler's runtime of each task rather than ticks (the generators'
+// to the microsecond, from their exit status; the daemon's and the
+// ksoftirqd threads' to the 10 ms of /proc/PID/stat): the
 // generators, whose sends run the whole path of a veth lab inline (the
 // gateway's tc and netfilter hooks, the SYN-ACK back into the attacker's
 // namespace); the kernel's ksoftirqd threads, which take the softirq work
 // a busy CPU defers; and the synwall daemon over the flood. Unlike the
 // machine's busy ticks (CPUTicks: the kernel here samples busy time at each
-// 4 ms tick), it holds nothing of other work on a shared machine.
+// 4 ms tick), it holds little of other work on a shared machine. It
+// relies on softirq work being charged to the task it interrupts, as on
+// kernels without CONFIG_IRQ_TIME_ACCOUNTING (this one); with it, the
+// inline packet path would be missing from the generators' time.
 type TaskCPU struct {
 	Generators, Softirqd, Synwall time.Duration
+	// Sent and SynAcks are the generators' packets and the SYN-ACKs of
+	// the run these times were measured in (SynResult keeps another run's
+	// counts when the least busy run is not the least costly).
+	Sent    int
+	SynAcks uint64
+}
+
+// perPacket is the tasks' CPU time per packet sent, 0 without packets.
+func (t TaskCPU) perPacket() float64 {
+	if t.Sent <= 0 {
+		return 0
+	}
+	return t.Total().Seconds() / float64(t.Sent)
+}
+
+// lessTaskCPU is the one of a and b with less CPU per packet sent.
+func lessTaskCPU(a, b TaskCPU) TaskCPU {
+	if b.Sent > 0 && (a.Sent <= 0 || b.perPacket() < a.perPacket()) {
+		return b
+	}
+	return a
 }
 
 // Total is the sum of the three.
@@ -740,14 +772,17 @@ func processCPU(ps *os.ProcessState) time.Duration {
 	return ps.UserTime() + ps.SystemTime()
 }
 
-// pidCPU is the user and system time of process pid so far, 0 when it
-// cannot be read.
-func pidCPU(pid int) time.Duration {
+// pidCPU is the user and system time of process pid so far (to the
+// 10 ms of USER_HZ).
+func pidCPU(pid int) (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0
+		return 0, fmt.Errorf("lab: CPU time of process %d: %w", pid, err)
 	}
-	return parseStatCPU(string(b))
+	if strings.LastIndexByte(string(b), ')') < 0 {
+		return 0, fmt.Errorf("lab: CPU time of process %d: no command in %q", pid, b)
+	}
+	return parseStatCPU(string(b)), nil
 }
 
 // parseStatCPU reads utime and stime (fields 14 and 15, USER_HZ) of a

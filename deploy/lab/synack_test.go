@@ -91,7 +91,7 @@ func TestExtraCPUPerSynAck(t *testing.T) {
 
 func TestExtraTaskCPUPerSynAck(t *testing.T) {
 	// The baseline's tasks: 2 CPU-s for 100k packets, 20 µs each.
-	base := SynResult{Sent: 100_000, TaskCPU: TaskCPU{Generators: 2 * time.Second}}
+	base := SynResult{Sent: 90_000, TaskCPU: TaskCPU{Generators: 2 * time.Second, Sent: 100_000}}
 	tests := []struct {
 		name   string
 		r      SynResult
@@ -99,12 +99,13 @@ func TestExtraTaskCPUPerSynAck(t *testing.T) {
 		wantOK bool
 	}{
 		// 2.5 + 0.2 + 0.3 CPU-s of tasks, 2 of them the baseline's: 10 µs.
-		{"above", SynResult{Sent: 100_000, SynAcks: 100_000, TaskCPU: TaskCPU{2500 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond}}, 10 * time.Microsecond, true},
+		// The counts are the task run's, not the row's.
+		{"above", SynResult{Sent: 1, SynAcks: 1, TaskCPU: TaskCPU{2500 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond, 100_000, 100_000}}, 10 * time.Microsecond, true},
 		// Half as many sent: the baseline counts for 1 CPU-s.
-		{"fewer sent", SynResult{Sent: 50_000, SynAcks: 50_000, TaskCPU: TaskCPU{Generators: 1500 * time.Millisecond}}, 10 * time.Microsecond, true},
+		{"fewer sent", SynResult{Sent: 100_000, SynAcks: 100_000, TaskCPU: TaskCPU{Generators: 1500 * time.Millisecond, Sent: 50_000, SynAcks: 50_000}}, 10 * time.Microsecond, true},
 		// hping3's CPU is not measured: no figure.
-		{"hping3", SynResult{Sent: 50_000, HpingSent: 50_000, SynAcks: 100_000, TaskCPU: TaskCPU{Generators: 3 * time.Second}}, 0, false},
-		{"answers too little", SynResult{Sent: 100_000, SynAcks: 50, TaskCPU: TaskCPU{Generators: 3 * time.Second}}, 0, false},
+		{"hping3", SynResult{Sent: 50_000, HpingSent: 50_000, SynAcks: 100_000, TaskCPU: TaskCPU{Generators: 3 * time.Second, Sent: 50_000, SynAcks: 100_000}}, 0, false},
+		{"answers too little", SynResult{Sent: 100_000, SynAcks: 50, TaskCPU: TaskCPU{Generators: 3 * time.Second, Sent: 100_000, SynAcks: 50}}, 0, false},
 		{"not measured", SynResult{NotMeasured: NotAvailable}, 0, false},
 	}
 	for _, tt := range tests {
@@ -114,6 +115,21 @@ func TestExtraTaskCPUPerSynAck(t *testing.T) {
 				t.Errorf("ExtraTaskCPUPerSynAck(%+v) = %v, %v; want %v, %v", tt.r, got, ok, tt.want, tt.wantOK)
 			}
 		})
+	}
+}
+
+// TestLessTaskCPU keeps the run of least CPU per packet, with its counts.
+func TestLessTaskCPU(t *testing.T) {
+	a := TaskCPU{Generators: time.Second, Sent: 100_000}           // 10 µs per packet
+	b := TaskCPU{Generators: 600 * time.Millisecond, Sent: 50_000} // 12 µs: less CPU, more per packet
+	if got := lessTaskCPU(a, b); got != a {
+		t.Errorf("lessTaskCPU(a, b) = %+v, want a", got)
+	}
+	if got := lessTaskCPU(b, a); got != a {
+		t.Errorf("lessTaskCPU(b, a) = %+v, want a", got)
+	}
+	if got := lessTaskCPU(TaskCPU{}, b); got != b {
+		t.Errorf("lessTaskCPU(empty, b) = %+v, want b", got)
 	}
 }
 
@@ -136,11 +152,11 @@ func TestParseStatCPU(t *testing.T) {
 	// This process, after spinning for 60 ms, has used at least 20 ms.
 	for end := time.Now().Add(60 * time.Millisecond); time.Now().Before(end); {
 	}
-	if got := pidCPU(os.Getpid()); got < 20*time.Millisecond {
-		t.Errorf("pidCPU(self) = %v after 60 ms of spinning, want at least 20 ms", got)
+	if got, err := pidCPU(os.Getpid()); err != nil || got < 20*time.Millisecond {
+		t.Errorf("pidCPU(self) = %v, %v after 60 ms of spinning, want at least 20 ms", got, err)
 	}
-	if got := pidCPU(-1); got != 0 {
-		t.Errorf("pidCPU(-1) = %v, want 0", got)
+	if got, err := pidCPU(-1); err == nil {
+		t.Errorf("pidCPU(-1) = %v, want an error", got)
 	}
 }
 
