@@ -29,18 +29,7 @@ func (f fixedRun) taskExtra(r lab.SynResult) (time.Duration, bool) {
 }
 
 // taskRatio is r's task CPU per SYN-ACK over SYNPROXY's in the same run.
-func (f fixedRun) taskRatio(r lab.SynResult) (float64, bool) {
-	if r.Defense.Kind != lab.DefenseSynwall && r.Defense.Kind != lab.DefenseCustom {
-		return 0, false
-	}
-	sp, ok := f.find(lab.NameSynproxy)
-	if !ok {
-		return 0, false
-	}
-	a, ok1 := f.taskExtra(r)
-	b, ok2 := f.taskExtra(sp)
-	return ratio(float64(a), float64(b), ok1 && ok2)
-}
+func (f fixedRun) taskRatio(r lab.SynResult) (float64, bool) { return f.ratioTo(r, f.taskExtra) }
 
 // ratio is a/b when both are there and b is positive.
 func ratio(a, b float64, ok bool) (float64, bool) {
@@ -51,7 +40,11 @@ func ratio(a, b float64, ok bool) (float64, bool) {
 }
 
 // extraRatio is r's CPU per SYN-ACK over SYNPROXY's in the same run.
-func (f fixedRun) extraRatio(r lab.SynResult) (float64, bool) {
+func (f fixedRun) extraRatio(r lab.SynResult) (float64, bool) { return f.ratioTo(r, f.extra) }
+
+// ratioTo is per(r) over per(SYNPROXY's row), for the rows that have a
+// ratio: synwall's and the bare bounce.
+func (f fixedRun) ratioTo(r lab.SynResult, per func(lab.SynResult) (time.Duration, bool)) (float64, bool) {
 	if r.Defense.Kind != lab.DefenseSynwall && r.Defense.Kind != lab.DefenseCustom {
 		return 0, false
 	}
@@ -59,8 +52,8 @@ func (f fixedRun) extraRatio(r lab.SynResult) (float64, bool) {
 	if !ok {
 		return 0, false
 	}
-	a, ok1 := f.extra(r)
-	b, ok2 := f.extra(sp)
+	a, ok1 := per(r)
+	b, ok2 := per(sp)
 	return ratio(float64(a), float64(b), ok1 && ok2)
 }
 

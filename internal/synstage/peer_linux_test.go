@@ -17,13 +17,7 @@ import (
 // one namespace and the loopback do not (bpf_redirect_peer would drop
 // their packets).
 func TestVethPeerElsewhere(t *testing.T) {
-	a, b := fmt.Sprintf("swpeer%da", os.Getpid()), fmt.Sprintf("swpeer%db", os.Getpid())
-	testnet.SkipIfNoPrivilege(t, testnet.Run("ip", "netns", "add", a))
-	t.Cleanup(func() { testnet.Run("ip", "netns", "del", a) })
-	if err := testnet.Run("ip", "netns", "add", b); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { testnet.Run("ip", "netns", "del", b) })
+	a, b := twoNetns(t, "swpeer")
 	for _, c := range [][]string{
 		{"ip", "-n", a, "link", "add", "x0", "type", "veth", "peer", "name", "x1", "netns", b},
 		{"ip", "-n", a, "link", "add", "y0", "type", "veth", "peer", "name", "y1"},
@@ -59,13 +53,7 @@ func TestVethPeerElsewhere(t *testing.T) {
 // into the same namespace: RecheckPeers unmarks it, so that its SYN-ACKs
 // go out the plain way instead of being dropped.
 func TestRecheckPeers(t *testing.T) {
-	a, b := fmt.Sprintf("swrchk%da", os.Getpid()), fmt.Sprintf("swrchk%db", os.Getpid())
-	testnet.SkipIfNoPrivilege(t, testnet.Run("ip", "netns", "add", a))
-	t.Cleanup(func() { testnet.Run("ip", "netns", "del", a) })
-	if err := testnet.Run("ip", "netns", "add", b); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { testnet.Run("ip", "netns", "del", b) })
+	a, b := twoNetns(t, "swrchk")
 	if err := testnet.Run("ip", "-n", a, "link", "add", "x0", "type", "veth", "peer", "name", "x1", "netns", b); err != nil {
 		t.Fatal(err)
 	}
@@ -100,4 +88,18 @@ func TestRecheckPeers(t *testing.T) {
 	if got := s.Attachments(); len(got) != 1 || got[0].Peer || marks() != 0 {
 		t.Errorf("after RecheckPeers: %v, %d marks; want x0 unmarked", got, marks())
 	}
+}
+
+// twoNetns makes two network namespaces named after prefix and the
+// process, removed when t ends; it skips t without the privilege.
+func twoNetns(t *testing.T, prefix string) (a, b string) {
+	t.Helper()
+	a, b = fmt.Sprintf("%s%da", prefix, os.Getpid()), fmt.Sprintf("%s%db", prefix, os.Getpid())
+	testnet.SkipIfNoPrivilege(t, testnet.Run("ip", "netns", "add", a))
+	t.Cleanup(func() { testnet.Run("ip", "netns", "del", a) })
+	if err := testnet.Run("ip", "netns", "add", b); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { testnet.Run("ip", "netns", "del", b) })
+	return a, b
 }
