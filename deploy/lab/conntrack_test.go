@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synwall/synwall/internal/gateway/header"
 	"golang.org/x/sys/unix"
 )
 
@@ -459,7 +460,7 @@ func TestConntrackICMPPathMTU(t *testing.T) {
 		binary.BigEndian.PutUint32(quote[24:], seq)
 		icmp := []byte{3, 4, 0, 0, 0, 0, 1300 >> 8, 1300 & 0xff}
 		icmp = append(icmp, quote...)
-		binary.BigEndian.PutUint16(icmp[2:], ^onesSum16(icmp))
+		binary.BigEndian.PutUint16(icmp[2:], ^header.Checksum(icmp, 0))
 		if err := InNetns(l.Client, func() error {
 			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
 			if err != nil {
@@ -538,19 +539,4 @@ func rcvNext(c net.Conn) (uint32, error) {
 		return 0, err
 	}
 	return uint32(seq), serr
-}
-
-// onesSum16 is the one's-complement sum of b (RFC 1071), not complemented.
-func onesSum16(b []byte) uint16 {
-	var sum uint32
-	for ; len(b) >= 2; b = b[2:] {
-		sum += uint32(b[0])<<8 | uint32(b[1])
-	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return uint16(sum)
 }

@@ -27,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/synwall/synwall/deploy/lab"
+	"github.com/synwall/synwall/internal/gateway/header"
 )
 
 // gatewayRules are the rules of the proof, in iptables-restore syntax for
@@ -205,7 +206,7 @@ func parseSegment(b []byte) (segment, bool, error) {
 	} else {
 		binary.BigEndian.PutUint32(pseudo[32:], uint32(len(seg)))
 	}
-	if sum := onesSum(append(pseudo, seg...)); sum != 0xffff {
+	if sum := header.Checksum(append(pseudo, seg...), 0); sum != 0xffff {
 		return segment{}, true, fmt.Errorf("bad TCP checksum (sum %#x) in %x", sum, b)
 	}
 	s.Src = netip.AddrPortFrom(src, uint16(tl.SrcPort))
@@ -232,20 +233,6 @@ func parseSegment(b []byte) (segment, bool, error) {
 	}
 	s.Payload = string(tl.Payload)
 	return s, true, nil
-}
-
-func onesSum(b []byte) uint16 {
-	var sum uint32
-	for ; len(b) >= 2; b = b[2:] {
-		sum += uint32(b[0])<<8 | uint32(b[1])
-	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return uint16(sum)
 }
 
 // capture is an AF_PACKET socket on an interface of a namespace.
