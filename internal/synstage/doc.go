@@ -21,7 +21,7 @@
 // GSO from it, so the lab and the default use tcx. On a veth whose peer is
 // in another namespace (a container's or a lab's link) the tcx program
 // hands the SYN-ACK to the peer's ingress with bpf_redirect_peer instead,
-// skipping the veth's transmit and the backlog queue (0.5-0.8 µs less per
+// skipping the veth's transmit and the backlog queue (0.4-0.8 µs less per
 // SYN-ACK in the lab; Stage.Attach checks the link over rtnetlink and
 // marks it in the peer_ifs map, Attachment.Peer; Stage.RecheckPeers, on
 // the daemon's housekeeping tick, unmarks a link whose peer has moved
